@@ -1,0 +1,505 @@
+#!/usr/bin/env bash
+# Edgeway load benchmark: the same fixed-response origin behind Edgeway, nginx and HAProxy, each
+# proxy pinned to one core with one worker, loaded by wrk from the other core. Prints a markdown
+# table: requests/s, p50/p99 latency and the proxy's CPU time per request.
+#
+#   bench/run.sh                                  # everything, 10 s per row, 64 connections
+#   DURATION=30 CONNECTIONS=128 bench/run.sh
+#   ROWS="origin edgeway" bench/run.sh            # a subset of rows, in that order
+#
+# Environment (defaults in brackets):
+#   DURATION      seconds of measured load per row [10]
+#   WARMUP        seconds of unmeasured load per row before that [2]
+#   CONNECTIONS   wrk connections [64]
+#   THREADS       wrk threads [1]
+#   ROWS          rows to run, space separated [origin edgeway nginx haproxy]
+#   PROXY_CPU     core the proxy under test is pinned to [0]
+#   LOAD_CPU      core wrk and the origin are pinned to [1]
+#   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
+#                 none does (Edgeway's stdout then goes to /dev/null) [file]
+#   BODY_BYTES    origin response body size in bytes [~100-byte JSON]
+#   NO_INSTALL=1  don't apt-get install missing nginx/haproxy/wrk (fail instead)
+#   NO_BUILD=1    use the binaries already in the target directory
+#   KEEP_RUNDIR=1 keep the scratch directory (configs, logs) after the run
+#   RESULTS       also write the table to this file
+#
+# How it measures, per row: start the server(s), check one request answers 200, run wrk for
+# WARMUP seconds, then read utime+stime of the measured processes (a process and all its
+# descendants, e.g. nginx's master and worker) from /proc/PID/stat, run wrk for DURATION seconds,
+# read them again. CPU µs/request = ticks delta / CLK_TCK / requests wrk completed. "proxy CPU %"
+# is that CPU time over the wall time: near 100 % means the proxy's core was the bottleneck,
+# lower means the load side (wrk + origin sharing one core) was. "proxy core busy %" and "load
+# core busy %" are how busy each core was in all (from /proc/stat): the proxy core's busy time
+# beyond the proxy's own CPU is someone else's work (a compile, say) stealing from the proxy.
+# "origin µs/req" is the origin's own CPU per request (it jumps if a proxy doesn't reuse its
+# origin connections).
+#
+# Adding a row: write a function `row_<name>` (dashes in the name become underscores) that starts
+# what it needs with `spawn`, then sets ROW_URL (the URL wrk loads), ROW_PIDS (the processes whose
+# CPU is counted; their descendants are added) and ROW_DESC (one line for the table's notes).
+# Everything `spawn`ed is stopped after the row and, whatever happens, when the script exits.
+# Row functions and traps are called indirectly; PID lists are split on purpose.
+# shellcheck disable=SC2317,SC2086
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+
+DURATION=${DURATION:-10}; DURATION=${DURATION%s}
+WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+ROWS=${ROWS:-"origin edgeway nginx haproxy"}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+ACCESS_LOG=${ACCESS_LOG:-file}
+BODY_BYTES=${BODY_BYTES:-}
+STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-15}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+for v in DURATION WARMUP CONNECTIONS THREADS PROXY_CPU LOAD_CPU STARTUP_TIMEOUT BUILD_TIMEOUT; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
+done
+[[ -z $BODY_BYTES || $BODY_BYTES =~ ^[0-9]+$ ]] || die "BODY_BYTES must be a whole number"
+case $ACCESS_LOG in file | off) ;; *) die "ACCESS_LOG must be 'file' or 'off'" ;; esac
+((DURATION > 0)) || die "DURATION must be at least 1"
+
+# ---------------------------------------------------------------------------------------------
+# Processes: everything started goes through `spawn` and is stopped by `stop_all` on exit.
+
+STARTED=()      # every PID spawned, for the EXIT trap
+ROW_STARTED=()  # PIDs spawned by the current row
+RUNDIR=""
+
+# descendants PID...: the PIDs and all their descendants, from /proc.
+descendants() {
+    local -A keep=() parent=()
+    local p f stat rest
+    local -a fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r stat <"$f"; } 2>/dev/null || continue
+        rest=${stat##*) }
+        read -r -a fields <<<"$rest"
+        parent[${stat%% *}]=${fields[1]}
+    done
+    for p in "$@"; do [[ -n ${parent[$p]:-} ]] && keep[$p]=1; done
+    local changed=1
+    while ((changed)); do
+        changed=0
+        for p in "${!parent[@]}"; do
+            if [[ -z ${keep[$p]:-} && -n ${keep[${parent[$p]}]:-} ]]; then keep[$p]=1; changed=1; fi
+        done
+    done
+    echo "${!keep[@]}"
+}
+
+# running PID: whether the process exists and is not a zombie.
+running() {
+    local stat rest
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    rest=${stat##*) }
+    [[ ${rest:0:1} != Z ]]
+}
+
+# stop_pids PID...: SIGTERM the processes and their descendants, SIGKILL what's left after 5 s.
+stop_pids() {
+    (($#)) || return 0
+    local pids p i alive
+    pids=$(descendants "$@")
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for p in $pids; do running "$p" && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for p in $pids; do running "$p" && kill -KILL "$p" 2>/dev/null; done
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+    forget "$@"
+}
+
+# forget PID...: drop stopped processes from STARTED, so that the EXIT trap never signals a
+# process that later got the same PID.
+forget() {
+    local remaining=() p q gone
+    for p in "${STARTED[@]}"; do
+        gone=0
+        for q in "$@"; do [[ $p == "$q" ]] && gone=1; done
+        ((gone)) || remaining+=("$p")
+    done
+    STARTED=("${remaining[@]}")
+}
+
+stop_all() {
+    local status=$?
+    trap - EXIT INT TERM
+    stop_pids "${STARTED[@]}"
+    if [[ -n $RUNDIR && -d $RUNDIR ]]; then
+        if [[ ${KEEP_RUNDIR:-0} == 1 || $status -ne 0 ]]; then
+            log "configs and logs kept in $RUNDIR"
+        else
+            rm -rf "$RUNDIR"
+        fi
+    fi
+    exit "$status"
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# spawn CPU NAME CMD...: start CMD pinned to core CPU, stdout to $RUNDIR/NAME.out and stderr to
+# $RUNDIR/NAME.err (unless the caller sets SPAWN_STDOUT), and set SPAWNED to its PID.
+spawn() {
+    local cpu=$1 name=$2
+    shift 2
+    local out=${SPAWN_STDOUT:-$RUNDIR/$name.out}
+    taskset -c "$cpu" "$@" >"$out" 2>"$RUNDIR/$name.err" </dev/null &
+    SPAWNED=$!
+    STARTED+=("$SPAWNED")
+    ROW_STARTED+=("$SPAWNED")
+}
+
+# alive PID NAME: fail with the process's stderr if it has exited.
+alive() {
+    if ! kill -0 "$1" 2>/dev/null; then
+        log "$2 exited early; its stderr:"
+        tail -n 20 "$RUNDIR/$2.err" >&2 || true
+        return 1
+    fi
+}
+
+# port_in_use PORT: whether something on 127.0.0.1 accepts connections on PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port: a port in 20000-59999 that nothing listens on.
+free_port() {
+    local i port
+    for ((i = 0; i < 100; i++)); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found"
+}
+
+# wait_port PID NAME PORT: wait until PORT accepts connections (or the process dies).
+wait_port() {
+    local deadline=$((SECONDS + STARTUP_TIMEOUT))
+    while ! port_in_use "$3"; do
+        alive "$1" "$2" || return 1
+        ((SECONDS < deadline)) || { log "$2 did not listen on 127.0.0.1:$3 within ${STARTUP_TIMEOUT}s"; return 1; }
+        sleep 0.05
+    done
+}
+
+# render TEMPLATE OUT KEY=VALUE...: copy TEMPLATE to OUT with each @KEY@ replaced by VALUE.
+render() {
+    local template=$1 out=$2 kv
+    shift 2
+    local text
+    text=$(<"$template")
+    for kv in "$@"; do text=${text//@${kv%%=*}@/${kv#*=}}; done
+    printf '%s\n' "$text" >"$out"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rows. Each sets ROW_URL, ROW_PIDS and ROW_DESC; see "Adding a row" above.
+
+ORIGIN_PID=""
+ORIGIN_ADDR=""
+
+start_origin() {
+    local args=(--addr 127.0.0.1:0)
+    [[ -n $BODY_BYTES ]] && args+=(--body-bytes "$BODY_BYTES")
+    ROW_STARTED=()
+    spawn "$LOAD_CPU" origin "$ORIGIN_BIN" "${args[@]}"
+    ROW_STARTED=()  # the origin outlives the rows
+    ORIGIN_PID=$SPAWNED
+    local deadline=$((SECONDS + STARTUP_TIMEOUT))
+    until ORIGIN_ADDR=$(sed -n 's/^listening on //p' "$RUNDIR/origin.out") && [[ -n $ORIGIN_ADDR ]]; do
+        alive "$ORIGIN_PID" origin || die "the origin did not start"
+        ((SECONDS < deadline)) || die "the origin did not report its address within ${STARTUP_TIMEOUT}s"
+        sleep 0.05
+    done
+    log "origin listening on $ORIGIN_ADDR (pid $ORIGIN_PID, core $LOAD_CPU)"
+}
+
+row_origin() {
+    ROW_URL="http://$ORIGIN_ADDR/bench/hello"
+    ROW_PIDS="$ORIGIN_PID"
+    ROW_DESC="the origin alone, no proxy (shares core $LOAD_CPU with wrk; CPU is the origin's)"
+}
+
+# edgeway_row NAME CONFIG: Edgeway with CONFIG (its `origin:` line pointed at the bench origin);
+# the building block for Edgeway rows with other configs (plugins, cache, ...).
+edgeway_row() {
+    local name=$1 config="$RUNDIR/$1.yaml"
+    sed "s|^origin: .*|origin: http://$ORIGIN_ADDR|" "$2" >"$config"
+    local out=/dev/null
+    [[ $ACCESS_LOG == file ]] && out="$RUNDIR/$name-access.log"
+    SPAWN_STDOUT=$out spawn "$PROXY_CPU" "$name" "$EDGEWAY_BIN" serve --config "$config" --no-watch
+    local pid=$SPAWNED addr="" deadline=$((SECONDS + STARTUP_TIMEOUT))
+    # Edgeway binds port 0 and logs {"fields":{"message":"listening","name":"listen[0]","addr":...}}.
+    until [[ -n $addr ]]; do
+        alive "$pid" "$name" || return 1
+        ((SECONDS < deadline)) || { log "$name logged no 'listening' for listen[0] within ${STARTUP_TIMEOUT}s"; return 1; }
+        sleep 0.05
+        addr=$(grep '"message":"listening"' "$RUNDIR/$name.err" | grep -F '"name":"listen[0]"' |
+            sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' | head -n 1 || true)
+    done
+    ROW_URL="http://$addr/bench/hello"
+    ROW_PIDS="$pid"
+}
+
+row_edgeway() {
+    edgeway_row edgeway "$BENCH/edgeway/proxy.yaml" || return 1
+    ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: stdout → $(access_log_desc)"
+}
+
+row_nginx() {
+    local port
+    port=$(free_port)
+    mkdir -p "$RUNDIR/nginx-tmp"
+    local access="off"
+    [[ $ACCESS_LOG == file ]] && access="$RUNDIR/nginx-access.log bench"
+    render "$BENCH/nginx/nginx.conf" "$RUNDIR/nginx.conf" \
+        "RUNDIR=$RUNDIR" "LISTEN=127.0.0.1:$port" "ORIGIN=$ORIGIN_ADDR" "ACCESS_LOG=$access"
+    spawn "$PROXY_CPU" nginx nginx -p "$RUNDIR" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log"
+    wait_port "$SPAWNED" nginx "$port" || return 1
+    ROW_URL="http://127.0.0.1:$port/bench/hello"
+    ROW_PIDS="$SPAWNED"
+    ROW_DESC="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||'), worker_processes 1 (master + worker counted), upstream keepalive 64; access log: $(access_log_desc)"
+}
+
+row_haproxy() {
+    local port
+    port=$(free_port)
+    local logline=""
+    [[ $ACCESS_LOG == file ]] && logline="log stdout format raw local0 info"
+    render "$BENCH/haproxy/haproxy.cfg" "$RUNDIR/haproxy.cfg" \
+        "LISTEN=127.0.0.1:$port" "ORIGIN=$ORIGIN_ADDR" "LOG=$logline"
+    haproxy -c -q -f "$RUNDIR/haproxy.cfg" >"$RUNDIR/haproxy-check.err" 2>&1 ||
+        { log "haproxy rejected its config:"; cat "$RUNDIR/haproxy-check.err" >&2; return 1; }
+    local out=/dev/null
+    [[ $ACCESS_LOG == file ]] && out="$RUNDIR/haproxy-access.log"
+    SPAWN_STDOUT=$out spawn "$PROXY_CPU" haproxy haproxy -db -f "$RUNDIR/haproxy.cfg"
+    wait_port "$SPAWNED" haproxy "$port" || return 1
+    ROW_URL="http://127.0.0.1:$port/bench/hello"
+    ROW_PIDS="$SPAWNED"
+    ROW_DESC="HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p'), nbthread 1, http-reuse always; access log: $(access_log_desc)"
+}
+
+access_log_desc() { [[ $ACCESS_LOG == file ]] && echo "a file (one JSON line per request)" || echo "off"; }
+
+# ---------------------------------------------------------------------------------------------
+# Measurement.
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID...: utime+stime (clock ticks) summed over the processes, threads included.
+cpu_ticks() {
+    local p stat rest total=0
+    local -a f
+    for p in "$@"; do
+        { read -r stat <"/proc/$p/stat"; } 2>/dev/null || continue
+        rest=${stat##*) }
+        read -r -a f <<<"$rest"
+        # Fields after "comm)": f[0] is field 3 (state), so utime (14) is f[11], stime (15) f[12].
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# core_ticks CPU: "busy total" jiffies of one core from /proc/stat.
+core_ticks() {
+    local line
+    local -a f
+    line=$(grep "^cpu$1 " /proc/stat)
+    read -r -a f <<<"$line"
+    local idle=$((f[4] + f[5])) total=0 i
+    for ((i = 1; i <= 8 && i < ${#f[@]}; i++)); do total=$((total + f[i])); done
+    echo "$((total - idle)) $total"
+}
+
+# to_ms VALUE: a wrk latency ("301.00us", "1.06ms", "2.00s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+# wrk_run SECONDS URL OUT: load URL from the load core, wrk's report to OUT. Run in the background
+# and waited for, so that a signal to the script stops it at once rather than after wrk ends.
+wrk_run() {
+    local seconds=$1 url=$2 out=$3 pid status=0
+    timeout --kill-after=5 $((seconds + 30)) taskset -c "$LOAD_CPU" \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "$url" >"$out" 2>&1 </dev/null &
+    pid=$!
+    STARTED+=("$pid")
+    wait "$pid" || status=$?
+    forget "$pid"
+    return "$status"
+}
+
+RESULT_ROWS=()
+NOTES=()
+FAILED=0
+
+fail_row() {
+    log "row $1 FAILED: $2"
+    RESULT_ROWS+=("| $1 | FAILED: $2 | | | | | | | | |")
+    FAILED=1
+}
+
+# run_row NAME: start the row's servers, load them, record a table row, stop them.
+run_row() {
+    local name=$1 fn="row_${1//-/_}"
+    declare -F "$fn" >/dev/null || { fail_row "$name" "no function $fn in bench/run.sh"; return 1; }
+    ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=()
+    log "── $name"
+    if ! "$fn" || [[ -z $ROW_URL || -z $ROW_PIDS ]]; then
+        stop_pids "${ROW_STARTED[@]}"
+        fail_row "$name" "did not start (see $RUNDIR/$name.err)"
+        return 1
+    fi
+    local status
+    status=$(curl -s -o "$RUNDIR/$name.probe" -w '%{http_code}' --max-time 5 "$ROW_URL" || true)
+    if [[ $status != 200 ]]; then
+        log "GET $ROW_URL answered '$status': $(head -c 300 "$RUNDIR/$name.probe" 2>/dev/null)"
+        stop_pids "${ROW_STARTED[@]}"
+        fail_row "$name" "GET $ROW_URL answered $status"
+        return 1
+    fi
+
+    if ((WARMUP > 0)); then
+        wrk_run "$WARMUP" "$ROW_URL" "$RUNDIR/$name.warmup.txt" ||
+            log "warm-up wrk exited non-zero (see $RUNDIR/$name.warmup.txt)"
+    fi
+
+    local pids
+    pids=$(descendants $ROW_PIDS)
+    local origin_before cpu_before core_before pcore_before t0 t1
+    cpu_before=$(cpu_ticks $pids)
+    origin_before=$(cpu_ticks "$ORIGIN_PID")
+    core_before=$(core_ticks "$LOAD_CPU")
+    pcore_before=$(core_ticks "$PROXY_CPU")
+    t0=$(date +%s.%N)
+    if ! wrk_run "$DURATION" "$ROW_URL" "$RUNDIR/$name.wrk.txt"; then
+        cat "$RUNDIR/$name.wrk.txt" >&2 || true
+        stop_pids "${ROW_STARTED[@]}"
+        fail_row "$name" "wrk failed"
+        return 1
+    fi
+    t1=$(date +%s.%N)
+    local cpu_after origin_after core_after pcore_after
+    cpu_after=$(cpu_ticks $pids)
+    origin_after=$(cpu_ticks "$ORIGIN_PID")
+    core_after=$(core_ticks "$LOAD_CPU")
+    pcore_after=$(core_ticks "$PROXY_CPU")
+    stop_pids "${ROW_STARTED[@]}"
+
+    local w="$RUNDIR/$name.wrk.txt"
+    sed 's/^/    /' "$w" >&2
+    local requests rps p50 p99 errors non2xx
+    requests=$(awk '/ requests in / {print $1}' "$w")
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$w")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$w")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$w")")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$w")
+    errors=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$w")
+    errors=$(( ${errors:-0} + ${non2xx:-0} ))
+    [[ -n $requests && $requests -gt 0 ]] || { fail_row "$name" "wrk completed no requests"; return 1; }
+
+    local row
+    row=$(awk -v name="$name" -v req="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+        -v cpu=$((cpu_after - cpu_before)) -v ocpu=$((origin_after - origin_before)) \
+        -v tck="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v errors="$errors" \
+        -v cb="$core_before" -v ca="$core_after" -v pb="$pcore_before" -v pa="$pcore_after" '
+        function busy(before, after,   b, a) {
+            split(before, b, " "); split(after, a, " ")
+            return (a[2] - b[2]) > 0 ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+        }
+        BEGIN {
+            printf "| %s | %s | %s | %s | %.1f | %.0f %% | %.0f %% | %.0f %% | %.1f | %d |",
+                name, rps, p50, p99, cpu / tck * 1e6 / req, 100 * cpu / tck / (t1 - t0),
+                busy(pb, pa), busy(cb, ca), ocpu / tck * 1e6 / req, errors }')
+    RESULT_ROWS+=("$row")
+    NOTES+=("- **$name**: $ROW_DESC")
+    log "$row"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup: tools, build, scratch directory.
+
+need_edgeway=0
+for r in $ROWS; do [[ $r == edgeway* ]] && need_edgeway=1; done
+
+ensure_tools() {
+    local missing=() pkgs=()
+    command -v wrk >/dev/null || { missing+=(wrk); pkgs+=(wrk); }
+    [[ " $ROWS " == *" nginx"* ]] && ! command -v nginx >/dev/null && { missing+=(nginx); pkgs+=(nginx); }
+    [[ " $ROWS " == *" haproxy"* ]] && ! command -v haproxy >/dev/null && { missing+=(haproxy); pkgs+=(haproxy); }
+    for t in taskset curl getconf; do command -v "$t" >/dev/null || die "$t is required (Debian: util-linux, curl, libc-bin)"; done
+    ((${#missing[@]})) || return 0
+    [[ ${NO_INSTALL:-0} != 1 ]] || die "missing: ${missing[*]} (NO_INSTALL=1 set)"
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    log "installing ${pkgs[*]} with apt-get"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
+        die "apt-get update failed"
+    # The Debian packages try to start system services; there is no init here, and we want none.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 ||
+        die "apt-get install ${pkgs[*]} failed"
+    for t in "${missing[@]}"; do command -v "$t" >/dev/null || die "$t still missing after apt-get install"; done
+}
+
+ensure_tools
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+ORIGIN_BIN="$TARGET_DIR/release/edgeway-bench-origin"
+EDGEWAY_BIN="$TARGET_DIR/release/edgeway"
+if [[ ${NO_BUILD:-0} != 1 ]]; then
+    packages=(-p edgeway-bench-origin)
+    ((need_edgeway)) && packages=(-p edgeway "${packages[@]}")
+    log "cargo build --release ${packages[*]}"
+    (cd "$ROOT" && timeout "$BUILD_TIMEOUT" cargo build --release "${packages[@]}") ||
+        die "cargo build --release ${packages[*]} failed"
+fi
+[[ -x $ORIGIN_BIN ]] || die "$ORIGIN_BIN not built"
+((need_edgeway == 0)) || [[ -x $EDGEWAY_BIN ]] || die "$EDGEWAY_BIN not built"
+
+ncpu=$(nproc --all)
+((PROXY_CPU < ncpu && LOAD_CPU < ncpu)) || die "PROXY_CPU=$PROXY_CPU / LOAD_CPU=$LOAD_CPU: this machine has $ncpu core(s)"
+((PROXY_CPU != LOAD_CPU)) || log "warning: PROXY_CPU and LOAD_CPU are the same core"
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/edgeway-bench.XXXXXX")
+chmod 755 "$RUNDIR"  # nginx's worker may run as another user
+log "scratch directory: $RUNDIR"
+
+start_origin
+
+for r in $ROWS; do
+    run_row "$r" || true
+done
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+table() {
+    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP}s warm-up); proxy on core $PROXY_CPU, wrk + origin on core $LOAD_CPU; $(nproc --all) cores, $(uname -r)"
+    echo
+    echo "| row | req/s | p50 ms | p99 ms | CPU µs/req | proxy CPU % | proxy core busy % | load core busy % | origin µs/req | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${RESULT_ROWS[@]}"
+    echo
+    ((${#NOTES[@]} == 0)) || printf '%s\n' "${NOTES[@]}"
+}
+
+echo
+table
+[[ -z ${RESULTS:-} ]] || table >"$RESULTS"
+exit "$FAILED"

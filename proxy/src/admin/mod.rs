@@ -1,0 +1,128 @@
+//! The admin listener: health for load balancers and orchestrators, and the operator API.
+//!
+//! `GET /healthz` (the process is up) and `GET /readyz` (it takes traffic; 503 while draining)
+//! need no token. Everything under `/admin/` needs `Authorization: Bearer <token>`, the token
+//! being the value of the environment variable named by `admin.token_env`; without that
+//! variable every `/admin/` request is refused.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::node::Shared;
+
+/// Serves the admin API until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    token_env: Option<String>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let token: Option<Arc<str>> = token_env
+        .as_deref()
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|t| !t.is_empty())
+        .map(Into::into);
+    if token.is_none() {
+        tracing::warn!(
+            token_env = token_env.as_deref(),
+            "no admin token is set; /admin/ requests will be refused"
+        );
+    }
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|&stop| stop) => break,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let shared = shared.clone();
+        let token = token.clone();
+        let service = service_fn(move |request| {
+            let response = handle(&shared, token.as_deref(), &request);
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = watched.await;
+        });
+    }
+    graceful.shutdown().await;
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Compares without returning early, so response timing does not reveal the token.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorized(token: Option<&str>, request: &Request<Incoming>) -> bool {
+    let Some(token) = token else { return false };
+    request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .is_some_and(|given| same_secret(given, token.as_bytes()))
+}
+
+fn handle(shared: &Shared, token: Option<&str>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if request.method() != Method::GET {
+        return json(StatusCode::METHOD_NOT_ALLOWED, r#"{"message":"Method Not Allowed"}"#);
+    }
+    match path {
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if shared.draining.load(Ordering::Relaxed) => {
+            json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+        }
+        "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
+        _ if path.starts_with("/admin/") && !authorized(token, request) => {
+            json(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#)
+        }
+        "/admin/config" => {
+            let gateway = shared.gateway.load();
+            let mut response = json(StatusCode::OK, gateway.redacted_config.clone());
+            response.headers_mut().insert(
+                "x-edgeway-config-generation",
+                HeaderValue::from(gateway.generation),
+            );
+            response
+        }
+        _ => json(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secret_comparison() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+    }
+}

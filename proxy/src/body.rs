@@ -1,0 +1,247 @@
+//! The bodies that stream through the gateway, never buffered whole.
+//!
+//! [`RequestBody`] carries the client's body to the origin, counting bytes and cutting the
+//! stream off with an error once it passes `limits.max_body_bytes`: the origin's connection is
+//! then aborted mid-body, so it never sees a complete request. [`ResponseBody`] carries a
+//! response to the client and writes the access-log line when it ends (or is dropped), so the
+//! line has the real byte count and total time.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::telemetry::{AccessLog, AccessRecord};
+
+/// The error type of gateway bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body passed the configured limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds the limit of {limit} bytes")]
+pub struct BodyTooLarge {
+    pub limit: u64,
+}
+
+/// What the pipeline learns about a request body while it streams.
+#[derive(Debug, Default)]
+pub struct BodyStats {
+    bytes: AtomicU64,
+    over_limit: AtomicBool,
+}
+
+impl BodyStats {
+    /// Bytes read from the client so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// True once the body passed the limit.
+    pub fn over_limit(&self) -> bool {
+        self.over_limit.load(Ordering::Relaxed)
+    }
+}
+
+/// The client's body on its way to the origin.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    seen: u64,
+    stats: Option<Arc<BodyStats>>,
+}
+
+impl RequestBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self {
+            inner: None,
+            limit: 0,
+            seen: 0,
+            stats: None,
+        }
+    }
+
+    /// Streams `incoming`, failing once more than `limit` bytes have passed. Returns the body
+    /// and the stats it updates; an already finished body needs neither.
+    pub fn limited(incoming: Incoming, limit: u64) -> (Self, Option<Arc<BodyStats>>) {
+        if incoming.is_end_stream() {
+            return (Self::empty(), None);
+        }
+        let stats = Arc::new(BodyStats::default());
+        let body = Self {
+            inner: Some(incoming),
+            limit,
+            seen: 0,
+            stats: Some(stats.clone()),
+        };
+        (body, Some(stats))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            None => return Poll::Ready(None),
+        };
+        if let Some(data) = frame.data_ref() {
+            this.seen += data.len() as u64;
+            if let Some(stats) = &this.stats {
+                stats.bytes.store(this.seen, Ordering::Relaxed);
+            }
+            if this.seen > this.limit {
+                if let Some(stats) = &this.stats {
+                    stats.over_limit.store(true, Ordering::Relaxed);
+                }
+                this.inner = None;
+                return Poll::Ready(Some(Err(BodyTooLarge { limit: this.limit }.into())));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// Where a response's bytes come from.
+#[derive(Debug)]
+pub enum ResponseSource {
+    /// A body the gateway made (mocks, errors); `None` once sent.
+    Full(Option<Bytes>),
+    /// The origin's body, streamed.
+    Upstream(Incoming),
+}
+
+/// A response body on its way to the client; logs the request when it ends.
+#[derive(Debug)]
+pub struct ResponseBody {
+    source: ResponseSource,
+    sent: u64,
+    log: Option<PendingLog>,
+}
+
+#[derive(Debug)]
+struct PendingLog {
+    log: Arc<AccessLog>,
+    record: AccessRecord,
+    request: Option<Arc<BodyStats>>,
+}
+
+impl ResponseBody {
+    /// A complete body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::from_source(ResponseSource::Full(Some(bytes.into())))
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::from_source(ResponseSource::Full(None))
+    }
+
+    /// The origin's body.
+    pub fn upstream(incoming: Incoming) -> Self {
+        Self::from_source(ResponseSource::Upstream(incoming))
+    }
+
+    fn from_source(source: ResponseSource) -> Self {
+        Self {
+            source,
+            sent: 0,
+            log: None,
+        }
+    }
+
+    /// Writes `record` to `log` when this body ends or is dropped.
+    pub fn log_on_end(
+        &mut self,
+        log: Arc<AccessLog>,
+        record: AccessRecord,
+        request: Option<Arc<BodyStats>>,
+    ) {
+        self.log = Some(PendingLog {
+            log,
+            record,
+            request,
+        });
+    }
+
+    fn finish(&mut self) {
+        if let Some(pending) = self.log.take() {
+            let bytes_in = pending.request.as_ref().map_or(0, |s| s.bytes());
+            pending.log.write(&pending.record, bytes_in, self.sent);
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.source {
+            ResponseSource::Full(bytes) => bytes.take().map(|b| Ok(Frame::data(b))),
+            ResponseSource::Upstream(incoming) => {
+                ready!(Pin::new(incoming).poll_frame(cx)).map(|r| r.map_err(BoxError::from))
+            }
+        };
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Some(Err(_)) | None => this.finish(),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.source {
+            ResponseSource::Full(bytes) => bytes.is_none(),
+            ResponseSource::Upstream(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.source {
+            ResponseSource::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ResponseSource::Upstream(incoming) => incoming.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The `edgeway` command line: `serve` runs a node, `validate` checks a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::node::{self, ServeOptions};
+
+/// Edgeway: a self-hosted API gateway and edge proxy.
+#[derive(Debug, Parser)]
+#[command(name = "edgeway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node on a config file (reloaded on SIGHUP and when the file changes).
+    Serve {
+        /// The config file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not watch the config file; reload only on SIGHUP.
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Check a config file and print every error with its key path and line.
+    Validate {
+        /// The config file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match config::load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} error(s)", config.display(), errors.errors.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, no_watch } => {
+            crate::telemetry::init_logging();
+            let loaded = match config::load(&config) {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("{}: {} error(s); not starting", config.display(), errors.errors.len());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = ServeOptions {
+                config_path: config,
+                watch: !no_watch,
+            };
+            match node::serve(options, loaded) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "edgeway stopped");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

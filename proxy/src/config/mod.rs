@@ -1,0 +1,167 @@
+//! Configuration: the YAML file → a validated, typed [`Config`].
+//!
+//! Two stages, as everywhere in Edgeway: `raw` (serde types that reject unknown keys) and
+//! `validate` (checks every value, fills defaults, loads certificates, compiles integration
+//! URIs). Errors carry the key path and line, e.g.
+//! `edgeway.yaml:12: apis[0].routes[1].route: unknown method "FETCH" ...`.
+
+mod model;
+pub mod raw;
+mod redact;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Key path, e.g. `apis[0].routes[1].route`; empty for the whole file.
+    pub path: String,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = e.line {
+                write!(f, ":{line}")?;
+            }
+            if !e.path.is_empty() {
+                write!(f, ": {}", e.path)?;
+            }
+            write!(f, ": {}", e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigErrors {
+        file: file.to_owned(),
+        errors: vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read the config file: {e}"),
+        }],
+    })?;
+    parse(&text, file)
+}
+
+/// Validates config text; `file` names it in errors and anchors relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        file: file.to_owned(),
+        errors,
+    };
+    let raw = parse_raw(text).map_err(|e| fail(vec![e]))?;
+    let redacted = serde_saphyr::from_str_with_options::<serde_json::Value>(text, yaml_options())
+        .map(redact::redact)
+        .unwrap_or(serde_json::Value::Null);
+    let base_dir = file.parent().unwrap_or(Path::new("."));
+    validate::validate(raw, base_dir, redacted).map_err(fail)
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    // Only `true`/`false` are booleans: `y`, `no` and `on` stay strings, as a user means them.
+    serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+    }
+}
+
+/// YAML → raw types, with the key path of the first error (serde stops at the first).
+fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
+    let mut path = String::new();
+    let result = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    result.map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        ConfigError {
+            path: if path == "." { String::new() } else { path },
+            line,
+            message: strip_location(&e.to_string()),
+        }
+    })
+}
+
+/// The YAML error text without its "line L column C: " prefix (the line is reported apart).
+fn strip_location(message: &str) -> String {
+    let message = message.trim().trim_start_matches("error: ");
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some((_, after)) = rest.split_once(": ")
+        && rest.split_once(": ").is_some_and(|(loc, _)| loc.contains("column"))
+    {
+        return after.to_owned();
+    }
+    message.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(yaml: &str) -> Vec<String> {
+        match parse(yaml, Path::new("t.yaml")) {
+            Ok(_) => vec![],
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_is_valid_with_defaults() {
+        let config = parse(
+            "listen: [{ addr: 127.0.0.1:0 }]\napis:\n  - name: a\n    stages: { prod: {} }\n    routes:\n      - route: GET /x\n        integration: { mock: { body: hi } }\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        assert_eq!(config.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.limits.integration_timeout, DEFAULT_INTEGRATION_TIMEOUT);
+        assert_eq!(config.apis[0].routes[0].key, "GET /x");
+    }
+
+    #[test]
+    fn unknown_key_names_key_path_and_line() {
+        let e = errors("listen: [{ addr: 127.0.0.1:0 }]\nlimits:\n  max_body: 5\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("t.yaml:3: limits.max_body: unknown field `max_body`, expected one of"), "{e:?}");
+    }
+
+    #[test]
+    fn all_semantic_errors_are_reported() {
+        let e = errors(
+            "listen: [{ addr: nope }]\norigin: ftp://x\napis:\n  - name: a\n    stages: { prod: {} }\n    routes:\n      - route: FETCH /x\n        integration: { mock: {} }\n      - route: GET /y\n        integration: { http_proxy: \"${stageVariables.v}/y\" }\n",
+        );
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].starts_with("t.yaml:1: listen[0].addr: invalid address"), "{e:?}");
+        assert!(e[1].starts_with("t.yaml:2: origin: invalid origin"), "{e:?}");
+        assert!(e[2].contains("apis[0].routes[0].route: unknown method \"FETCH\""), "{e:?}");
+        assert!(e[3].contains("stage variable \"v\" is not defined in stage \"prod\""), "{e:?}");
+    }
+
+    #[test]
+    fn strips_yaml_location_prefix() {
+        assert_eq!(strip_location("error: line 3 column 7: invalid u16"), "invalid u16");
+        assert_eq!(strip_location("something else"), "something else");
+    }
+}

@@ -1,0 +1,132 @@
+//! The validated config: every value checked, defaults filled in, files loaded.
+//!
+//! A `Config` is what `validate` produces from the raw file and what the gateway is built from;
+//! holding one means the config is good. TLS material and the upstream trust roots are loaded
+//! here, so a missing or unreadable certificate is a config error, found by `edgeway validate`
+//! and refused on reload like any other.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+
+use crate::router::{RouteMethod, RoutePattern};
+use crate::upstream::UriTemplate;
+
+/// Default for `limits.max_body_bytes`: 10 MiB, as API Gateway.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default for `limits.max_header_bytes`.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The HTTP/1 parser cannot work with a smaller header buffer than this.
+pub const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+/// Default for `limits.integration_timeout_ms`: 29 s, as API Gateway.
+pub const DEFAULT_INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
+/// Default for `limits.header_read_timeout_ms`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for `drain_timeout_s`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for `upstream.connect_timeout_ms`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for `upstream.pool_idle_timeout_s`.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A node's whole configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: Vec<Listener>,
+    pub admin: Option<Admin>,
+    pub upstream: Upstream,
+    pub limits: Limits,
+    /// How long SIGTERM waits for in-flight requests before exiting anyway.
+    pub drain_timeout: Duration,
+    /// Runtime worker threads; 0 means one per core.
+    pub workers: usize,
+    pub apis: Vec<Api>,
+    /// The file as JSON with secrets replaced, for `GET /admin/config`.
+    pub redacted: serde_json::Value,
+}
+
+/// One `listen` entry.
+#[derive(Debug)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    /// Present for a TLS listener: certificates chosen by SNI, ALPN h2 and http/1.1.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The admin listener.
+#[derive(Debug)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    /// The environment variable holding the bearer token for `/admin/*`. Unset: every
+    /// `/admin/*` request is refused.
+    pub token_env: Option<String>,
+}
+
+/// How the gateway connects to origins.
+#[derive(Debug)]
+pub struct Upstream {
+    /// System roots plus `ca_file`, for https origins.
+    pub tls: Arc<rustls::ClientConfig>,
+    pub connect_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    /// Identifies the settings above, so a reload that keeps them keeps warm connections.
+    pub fingerprint: String,
+}
+
+/// Request limits (`limits`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
+    pub integration_timeout: Duration,
+    pub header_read_timeout: Duration,
+}
+
+/// One API: its stages and routes.
+#[derive(Debug)]
+pub struct Api {
+    pub name: String,
+    pub stages: Vec<Stage>,
+    pub routes: Vec<Route>,
+}
+
+/// A stage of an API; its name is the first path segment of every request to it.
+#[derive(Debug)]
+pub struct Stage {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// One route of an API.
+#[derive(Debug)]
+pub struct Route {
+    pub method: RouteMethod,
+    pub pattern: RoutePattern,
+    /// The route as written, `"GET /pets/{id}"`; used in logs.
+    pub key: String,
+    pub integration: Integration,
+    /// Overrides `limits.integration_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// Where a route's requests go.
+#[derive(Debug)]
+pub enum Integration {
+    /// Pass the request through to this URI; one template per stage of the API, in the order of
+    /// `Api::stages`, with `${origin}` and stage variables already filled in.
+    HttpProxy { per_stage: Vec<UriTemplate> },
+    /// Answer from config.
+    Mock(Mock),
+}
+
+/// A fixed response.
+#[derive(Debug, Clone)]
+pub struct Mock {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}

@@ -1,0 +1,130 @@
+//! The config file exactly as written: serde types that reject unknown keys.
+//!
+//! Values a validation error may point at are wrapped in [`Spanned`] so the error can name the
+//! line. Nothing here is checked beyond its YAML type; `validate` turns these into the typed
+//! model in `model`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Spanned<Vec<RawListener>>,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub origin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub drain_timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub workers: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub apis: Vec<RawApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub addr: Spanned<String>,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub certs: Spanned<Vec<RawCert>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCert {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub addr: Spanned<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    #[serde(default)]
+    pub ca_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub pool_idle_timeout_s: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_body_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_header_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub integration_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub header_read_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub stages: BTreeMap<String, RawStage>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub route: Spanned<String>,
+    pub integration: Spanned<RawIntegration>,
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegration {
+    #[serde(default)]
+    pub http_proxy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub mock: Option<RawMock>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMock {
+    #[serde(default)]
+    pub status: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: String,
+}

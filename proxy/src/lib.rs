@@ -1,0 +1,18 @@
+//! Edgeway: a self-hosted API gateway and edge proxy.
+//!
+//! The crate is the gateway; the `edgeway` binary is a thin `main` over [`cli::main`]. Start
+//! reading at [`pipeline::run`], the function every request goes through; [`node`] runs a
+//! process (listeners, reload, drain); [`config`] turns the YAML file into a validated model
+//! that [`gateway::Gateway::build`] compiles into what requests use.
+
+pub mod admin;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod listener;
+pub mod node;
+pub mod pipeline;
+pub mod router;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,240 @@
+//! A running node: binds the listeners, serves, reloads config, drains on SIGTERM.
+//!
+//! Reload triggers are SIGHUP and (unless disabled) a change of the config file. A reload
+//! parses and validates the file off the request path, builds a new [`Gateway`] and swaps it
+//! in atomically; a config that fails is refused with the error logged and the running one
+//! keeps serving. Listener addresses are bound once at startup: a reload that changes them is
+//! applied for everything else, and the new addresses take effect at the next restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{self, Config};
+use crate::gateway::Gateway;
+use crate::telemetry::AccessLog;
+
+/// State shared by every connection of the node.
+#[derive(Debug)]
+pub struct Shared {
+    pub gateway: ArcSwap<Gateway>,
+    pub log: Arc<AccessLog>,
+    /// Set once SIGTERM arrives; `/readyz` then answers 503.
+    pub draining: AtomicBool,
+}
+
+/// How `edgeway serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: PathBuf,
+    /// Reload when the config file changes.
+    pub watch: bool,
+}
+
+/// Runs a node until SIGTERM or SIGINT, on a runtime sized by the config's `workers`.
+pub fn serve(options: ServeOptions, config: Config) -> anyhow::Result<()> {
+    let runtime = match config.workers {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
+    runtime.block_on(run(options, config))
+}
+
+async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
+    let gateway = Gateway::build(&config, 1, None).map_err(anyhow::Error::msg)?;
+    let shared = Arc::new(Shared {
+        gateway: ArcSwap::from_pointee(gateway),
+        log: AccessLog::stdout(),
+        draining: AtomicBool::new(false),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let mut servers = tokio::task::JoinSet::new();
+    for (index, listen) in config.listen.iter().enumerate() {
+        let listener = TcpListener::bind(listen.addr)
+            .await
+            .with_context(|| format!("listen[{index}]: cannot bind {}", listen.addr))?;
+        tracing::info!(
+            name = format!("listen[{index}]"),
+            addr = %listener.local_addr()?,
+            tls = listen.tls.is_some(),
+            "listening"
+        );
+        servers.spawn(crate::listener::serve(
+            listener,
+            index,
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+    if let Some(admin) = &config.admin {
+        let listener = TcpListener::bind(admin.addr)
+            .await
+            .with_context(|| format!("admin: cannot bind {}", admin.addr))?;
+        tracing::info!(name = "admin", addr = %listener.local_addr()?, tls = false, "listening");
+        servers.spawn(crate::admin::serve(
+            listener,
+            admin.token_env.clone(),
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+    tracing::info!(generation = 1u64, "config reloaded");
+
+    let reloader = Reloader {
+        path: options.config_path.clone(),
+        shared: shared.clone(),
+        last_text: std::fs::read_to_string(&options.config_path).ok(),
+        generation: 1,
+    };
+    let reloads = tokio::spawn(reload_loop(reloader, options.watch));
+
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+
+    let drain_timeout = shared.gateway.load().drain_timeout;
+    tracing::info!(drain_timeout_s = drain_timeout.as_secs(), "draining");
+    shared
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    reloads.abort();
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(drain_timeout, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain timeout passed with requests still in flight; exiting");
+    } else {
+        tracing::info!("drained");
+    }
+    shared.log.flush();
+    Ok(())
+}
+
+struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    /// The text of the last reload attempt: a watch event that changes nothing is ignored.
+    last_text: Option<String>,
+    generation: u64,
+}
+
+impl Reloader {
+    async fn reload(&mut self, force: bool) {
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::error!(error = %format!("{}: cannot read the config file: {e}", self.path.display()), "config refused");
+                return;
+            }
+        };
+        if !force && self.last_text.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        self.last_text = Some(text.clone());
+        let path = self.path.clone();
+        // Parsing loads certificates and trust roots: keep it off the request threads.
+        let parsed = tokio::task::spawn_blocking(move || config::parse(&text, &path)).await;
+        let config = match parsed {
+            Ok(Ok(config)) => config,
+            Ok(Err(errors)) => {
+                tracing::error!(error = %errors, "config refused");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config refused");
+                return;
+            }
+        };
+        let current = self.shared.gateway.load_full();
+        let generation = self.generation + 1;
+        match Gateway::build(&config, generation, Some(&current)) {
+            Ok(gateway) => {
+                if gateway.listen_addrs != current.listen_addrs {
+                    tracing::warn!("`listen` changed; new listener addresses take effect at the next restart");
+                }
+                self.shared.gateway.store(Arc::new(gateway));
+                self.generation = generation;
+                tracing::info!(generation, "config reloaded");
+            }
+            Err(e) => tracing::error!(error = %e, "config refused"),
+        }
+    }
+}
+
+async fn reload_loop(mut reloader: Reloader, watch_file: bool) {
+    let (tx, mut file_events) = mpsc::unbounded_channel();
+    let _watcher = if watch_file {
+        match watch_config(&reloader.path, tx) {
+            Ok(watcher) => Some(watcher),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+                None
+            }
+        }
+    } else {
+        drop(tx);
+        None
+    };
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install the SIGHUP handler");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hangup.recv() => reloader.reload(true).await,
+            Some(()) = file_events.recv() => {
+                // Editors write in several steps; act once the burst is over.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while file_events.try_recv().is_ok() {}
+                reloader.reload(false).await;
+            }
+            else => break,
+        }
+    }
+}
+
+/// Watches the config file's folder (editors replace files rather than write them in place)
+/// and signals changes to the file.
+fn watch_config(
+    path: &Path,
+    events: mpsc::UnboundedSender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
+    let name = path.file_name().map(ToOwned::to_owned);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+            let _ = events.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}

@@ -1,0 +1,105 @@
+//! Phase 10, integration: the response, from the origin or from config.
+//!
+//! `http_proxy` streams the request to the origin and the origin's response back, each body
+//! passing through without being buffered. The integration timeout covers the wait for the
+//! response head; the body then streams for as long as it takes.
+
+use http::request::Parts;
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+
+use super::{GatewayError, RequestContext};
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::Mock;
+use crate::gateway::{Gateway, Target};
+use crate::upstream::OriginPool;
+use crate::upstream::UriTemplate;
+use crate::upstream::headers::{self, Forwarded};
+
+/// Calls the matched route's integration.
+pub async fn call(
+    gateway: &Gateway,
+    ctx: &mut RequestContext<'_>,
+    parts: Parts,
+    body: Incoming,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let Some(route) = ctx.route else {
+        return Err(GatewayError::Internal("integration reached without a route".into()));
+    };
+    match &route.target {
+        Target::Mock(mock) => Ok(mock_response(mock)),
+        Target::Proxy { uri, pool } => {
+            let timeout = route.timeout;
+            proxy(gateway, ctx, uri, pool, timeout, parts, body).await
+        }
+    }
+}
+
+fn mock_response(mock: &Mock) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(mock.body.clone()));
+    *response.status_mut() = mock.status;
+    *response.headers_mut() = mock.headers.clone();
+    response
+}
+
+async fn proxy(
+    gateway: &Gateway,
+    ctx: &mut RequestContext<'_>,
+    template: &UriTemplate,
+    pool: &OriginPool,
+    timeout: std::time::Duration,
+    mut parts: Parts,
+    body: Incoming,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let uri = {
+        let params = ctx.param_values(parts.uri.path());
+        template
+            .render(&params, parts.uri.query())
+            .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))?
+    };
+    let authority = parts.uri.authority().and_then(|a| a.as_str().parse().ok());
+    headers::rewrite_request(
+        &mut parts.headers,
+        &Forwarded {
+            client_ip: ctx.conn.remote.ip(),
+            proto: ctx.conn.proto,
+            host: authority.as_ref(),
+            request_id: &ctx.request_id,
+        },
+    );
+    let (body, stats) = RequestBody::limited(body, gateway.limits.max_body_bytes);
+    ctx.request_body = stats.clone();
+
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = parts.headers;
+
+    let sent = std::time::Instant::now();
+    let outcome = tokio::time::timeout(timeout, pool.client.request(request)).await;
+    ctx.integration_latency = Some(sent.elapsed());
+    let response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            if stats.is_some_and(|s| s.over_limit()) {
+                return Err(GatewayError::PayloadTooLarge {
+                    limit: gateway.limits.max_body_bytes,
+                });
+            }
+            return Err(GatewayError::Upstream {
+                origin: pool.origin.clone(),
+                source: error.into(),
+            });
+        }
+        Err(_elapsed) => {
+            return Err(GatewayError::Timeout {
+                origin: pool.origin.clone(),
+                after: timeout,
+            });
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    headers::rewrite_response(&mut parts.headers, &ctx.request_id);
+    Ok(Response::from_parts(parts, ResponseBody::upstream(body)))
+}

@@ -1,0 +1,33 @@
+//! Phase 2, route: which API, stage and route serve this request.
+
+use http::request::Parts;
+
+use super::{Flow, GatewayError, RequestContext};
+use crate::gateway::Gateway;
+use crate::router::RouteMiss;
+
+/// Finds the route; a miss is a 404, or a 405 when the path exists for other methods.
+pub fn resolve<'g>(
+    gateway: &'g Gateway,
+    ctx: &mut RequestContext<'g>,
+    parts: &Parts,
+) -> Result<Flow, GatewayError> {
+    let path = parts.uri.path();
+    match gateway.router.lookup(&parts.method, path) {
+        Ok(found) => {
+            ctx.route = Some(found.route);
+            let base = path.as_ptr() as usize;
+            ctx.params = found
+                .params
+                .iter()
+                .map(|value| {
+                    let start = value.as_ptr() as usize - base;
+                    (start, start + value.len())
+                })
+                .collect();
+            Ok(Flow::Continue)
+        }
+        Err(RouteMiss::NotFound) => Err(GatewayError::NotFound),
+        Err(RouteMiss::MethodNotAllowed(allow)) => Err(GatewayError::MethodNotAllowed { allow }),
+    }
+}

@@ -1,0 +1,221 @@
+//! Integration URI templates: `${origin}/${stageVariables.version}/pets/{id}`.
+//!
+//! `${...}` references are filled in when config loads (they are fixed per stage); what is left
+//! is compiled into literal parts and path-parameter slots, so a request only concatenates.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use http::Uri;
+
+/// A compiled integration URI for one route in one stage.
+#[derive(Clone)]
+pub struct UriTemplate {
+    parts: Vec<Part>,
+    /// `scheme://authority` of the target: which origin's connection pool serves it.
+    origin: String,
+    /// Sum of the literal parts, to size the output once.
+    literal_len: usize,
+    has_query: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    /// Index into the route's parameter values.
+    Param(usize),
+}
+
+impl fmt::Debug for UriTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UriTemplate")
+            .field("origin", &self.origin)
+            .field("parts", &self.parts)
+            .finish()
+    }
+}
+
+/// Fills `${origin}` and `${stageVariables.NAME}` in an integration URI.
+pub fn substitute(
+    template: &str,
+    origin: Option<&str>,
+    stage: &str,
+    variables: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("unclosed \"${{\" in \"{template}\""));
+        };
+        let reference = &after[..end];
+        if reference == "origin" {
+            let origin = origin.ok_or_else(|| {
+                "uses ${origin} but the config has no `origin`; add `origin: http://HOST:PORT`"
+                    .to_owned()
+            })?;
+            out.push_str(origin.trim_end_matches('/'));
+        } else if let Some(name) = reference.strip_prefix("stageVariables.") {
+            let value = variables.get(name).ok_or_else(|| {
+                format!("stage variable \"{name}\" is not defined in stage \"{stage}\"")
+            })?;
+            out.push_str(value);
+        } else {
+            return Err(format!(
+                "unknown reference \"${{{reference}}}\"; expected ${{origin}} or ${{stageVariables.NAME}}"
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl UriTemplate {
+    /// Compiles a substituted URI whose `{name}` / `{name+}` placeholders refer to `params`,
+    /// the route's parameter names in match order.
+    pub fn compile(text: &str, params: &[&str]) -> Result<Self, String> {
+        let after_scheme = text
+            .strip_prefix("http://")
+            .or_else(|| text.strip_prefix("https://"))
+            .ok_or_else(|| format!("\"{text}\" must be an absolute http:// or https:// URL"))?;
+        let authority_end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
+        let authority = &after_scheme[..authority_end];
+        if authority.is_empty() || authority.contains(['{', '}', '@']) {
+            return Err(format!(
+                "\"{text}\" must name a fixed host (no parameters or credentials in the host)"
+            ));
+        }
+        let origin_len = text.len() - after_scheme.len() + authority_end;
+
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut probe = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            literal.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in \"{text}\""))?;
+            let name = after[..close].trim_end_matches('+');
+            let index = params.iter().position(|p| *p == name).ok_or_else(|| {
+                format!("\"{{{name}}}\" in \"{text}\" is not a parameter of the route")
+            })?;
+            probe.push_str(&literal);
+            probe.push('x');
+            parts.push(Part::Literal(std::mem::take(&mut literal)));
+            parts.push(Part::Param(index));
+            rest = &after[close + 1..];
+        }
+        literal.push_str(rest);
+        probe.push_str(&literal);
+        if literal.contains('}') {
+            return Err(format!("unbalanced '}}' in \"{text}\""));
+        }
+        parts.push(Part::Literal(literal));
+        parts.retain(|p| !matches!(p, Part::Literal(s) if s.is_empty()));
+
+        let uri: Uri = probe
+            .parse()
+            .map_err(|e| format!("\"{text}\" is not a valid URL: {e}"))?;
+        if uri.host().is_none() {
+            return Err(format!("\"{text}\" has no host"));
+        }
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.len(),
+                Part::Param(_) => 0,
+            })
+            .sum();
+        Ok(Self {
+            parts,
+            origin: text[..origin_len].to_owned(),
+            literal_len,
+            has_query: uri.query().is_some(),
+        })
+    }
+
+    /// `scheme://authority` of the target.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The URI for one request: parameters filled in, the client's query string appended.
+    pub fn render(&self, params: &[&str], query: Option<&str>) -> Result<Uri, http::Error> {
+        let mut len = self.literal_len + query.map_or(0, |q| q.len() + 1);
+        for part in &self.parts {
+            if let Part::Param(i) = part {
+                len += params.get(*i).map_or(0, |p| p.len());
+            }
+        }
+        let mut out = String::with_capacity(len);
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Param(i) => out.push_str(params.get(*i).copied().unwrap_or_default()),
+            }
+        }
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            out.push(if self.has_query { '&' } else { '?' });
+            out.push_str(query);
+        }
+        Ok(Uri::try_from(out)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_origin_and_stage_variables() {
+        let vars = BTreeMap::from([("version".to_owned(), "v1".to_owned())]);
+        let s = substitute(
+            "${origin}/${stageVariables.version}/pets/{id}",
+            Some("http://127.0.0.1:9000/"),
+            "prod",
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(s, "http://127.0.0.1:9000/v1/pets/{id}");
+        let err = substitute("${stageVariables.nope}", None, "prod", &vars).unwrap_err();
+        assert!(err.contains("\"nope\" is not defined in stage \"prod\""), "{err}");
+        assert!(substitute("${origin}/x", None, "prod", &vars).is_err());
+        assert!(substitute("${foo}", None, "prod", &vars).is_err());
+    }
+
+    #[test]
+    fn renders_params_and_query() {
+        let t = UriTemplate::compile("http://o:9000/v1/pets/{id}/{proxy+}", &["id", "proxy"])
+            .unwrap();
+        assert_eq!(t.origin(), "http://o:9000");
+        let uri = t.render(&["7", "a/b"], Some("x=1&y=2")).unwrap();
+        assert_eq!(uri.to_string(), "http://o:9000/v1/pets/7/a/b?x=1&y=2");
+        let t = UriTemplate::compile("https://o/search?fixed=1", &[]).unwrap();
+        assert_eq!(
+            t.render(&[], Some("q=a")).unwrap().to_string(),
+            "https://o/search?fixed=1&q=a"
+        );
+        assert_eq!(t.render(&[], None).unwrap().to_string(), "https://o/search?fixed=1");
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        for (text, needle) in [
+            ("ftp://o/x", "absolute http"),
+            ("/x", "absolute http"),
+            ("http://{id}/x", "fixed host"),
+            ("http://o/{nope}", "not a parameter"),
+            ("http://o/{id", "unclosed"),
+            ("http://o/id}", "unbalanced"),
+            ("http:///x", "fixed host"),
+        ] {
+            let err = UriTemplate::compile(text, &["id"]).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}
