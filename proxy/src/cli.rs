@@ -37,7 +37,16 @@ enum Command {
 
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_with_args(std::env::args_os())
+}
+
+/// Runs the command line with these arguments (the first is the program name).
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Validate { config } => match config::load(&config) {
             Ok(_) => {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs Edgeway's whole test suite, from a clean clone, on a machine with only rustup and cargo:
+# builds the gateway, then runs unit tests, end-to-end tests (the real binary against real
+# origins on loopback), config golden tests, and each criterion bench once as a test.
+#
+# Anything the tests need that the machine lacks is installed here; an install that fails
+# stops the run with an error, so a missing piece never turns into a skipped test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_tool() { # need_tool COMMAND DEBIAN_PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    echo "test.sh: installing $2 (for $1)" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is still missing after installing $2" >&2; exit 1; }
+}
+need_tool curl curl
+
+# One profile (release) for the binary, the tests and the benches: built once, shared.
+cargo build --release --locked -p edgeway
+cargo test --release --locked --workspace --all-targets
