@@ -1,4 +1,5 @@
 //! Header rewriting on the proxy path: a browser-like request toward the origin, and an
+#![allow(clippy::expect_used)] // a bench with a bad fixture should stop at once
 //! origin's response toward the client. Each iteration rewrites a fresh copy of the map.
 //!
 //! `cargo bench -p edgeway --bench headers`
@@ -22,11 +23,17 @@ fn map(pairs: &[(&str, &str)]) -> HeaderMap {
 fn rewrite(c: &mut Criterion) {
     let request = map(&[
         ("host", "api.example.com"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+        ),
         ("accept", "application/json, text/plain, */*"),
         ("accept-language", "en-GB,en;q=0.9"),
         ("accept-encoding", "gzip, deflate, br"),
-        ("authorization", "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig"),
+        (
+            "authorization",
+            "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+        ),
         ("content-type", "application/json"),
         ("origin", "https://app.example.com"),
         ("referer", "https://app.example.com/dashboard"),

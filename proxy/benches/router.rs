@@ -1,4 +1,5 @@
 //! Route lookup in a table of 1,000 routes: literal, parameter, greedy-fallback and miss paths.
+#![allow(clippy::expect_used)] // a bench with a bad fixture should stop at once
 //!
 //! `cargo bench -p edgeway --bench router`
 
@@ -25,7 +26,9 @@ fn table() -> Router<usize> {
             format!("ANY /resource{r}/files/{{proxy+}}"),
         ] {
             let (method, pattern) = parse_route_key(&key).expect("valid route");
-            router.insert("prod", method, &pattern, n).expect("unique route");
+            router
+                .insert("prod", method, &pattern, n)
+                .expect("unique route");
             n += 1;
         }
     }
@@ -39,9 +42,17 @@ fn lookup(c: &mut Criterion) {
     for (name, method, path) in [
         ("literal", Method::GET, "/prod/resource57/search"),
         ("param", Method::GET, "/prod/resource57/12345"),
-        ("two_params", Method::GET, "/prod/resource99/12345/items/678"),
+        (
+            "two_params",
+            Method::GET,
+            "/prod/resource99/12345/items/678",
+        ),
         ("greedy", Method::GET, "/prod/resource3/files/a/b/c.txt"),
-        ("method_not_allowed", Method::PATCH, "/prod/resource57/12345"),
+        (
+            "method_not_allowed",
+            Method::PATCH,
+            "/prod/resource57/12345",
+        ),
         ("not_found", Method::GET, "/prod/nothing/here"),
     ] {
         group.bench_function(name, |b| {

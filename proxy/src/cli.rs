@@ -65,7 +65,11 @@ where
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     eprintln!("{errors}");
-                    eprintln!("{}: {} error(s); not starting", config.display(), errors.errors.len());
+                    eprintln!(
+                        "{}: {} error(s); not starting",
+                        config.display(),
+                        errors.errors.len()
+                    );
                     return ExitCode::FAILURE;
                 }
             };

@@ -56,7 +56,11 @@ pub enum Target {
 impl Gateway {
     /// Builds a generation from a validated config, reusing `previous`'s origin pools where the
     /// origin and upstream settings are unchanged.
-    pub fn build(config: &Config, generation: u64, previous: Option<&Gateway>) -> Result<Self, String> {
+    pub fn build(
+        config: &Config,
+        generation: u64,
+        previous: Option<&Gateway>,
+    ) -> Result<Self, String> {
         let mut pools = OriginPools::default();
         let mut router = Router::new();
         for api in &config.apis {
@@ -102,9 +106,9 @@ impl Gateway {
             .header_read_timeout(config.limits.header_read_timeout)
             .max_buf_size(config.limits.max_header_bytes)
             .keep_alive(true);
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(config.limits.max_header_bytes).unwrap_or(u32::MAX));
+        http.http2().timer(TokioTimer::new()).max_header_list_size(
+            u32::try_from(config.limits.max_header_bytes).unwrap_or(u32::MAX),
+        );
 
         Ok(Self {
             generation,
@@ -114,7 +118,9 @@ impl Gateway {
             listener_tls: config.listen.iter().map(|l| l.tls.clone()).collect(),
             listen_addrs: config.listen.iter().map(|l| l.addr).collect(),
             drain_timeout: config.drain_timeout,
-            redacted_config: Bytes::from(serde_json::to_vec_pretty(&config.redacted).unwrap_or_default()),
+            redacted_config: Bytes::from(
+                serde_json::to_vec_pretty(&config.redacted).unwrap_or_default(),
+            ),
             pools,
         })
     }

@@ -44,7 +44,9 @@ pub fn serve(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
         n => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)
             .enable_all()
@@ -170,7 +172,9 @@ impl Reloader {
         match Gateway::build(&config, generation, Some(&current)) {
             Ok(gateway) => {
                 if gateway.listen_addrs != current.listen_addrs {
-                    tracing::warn!("`listen` changed; new listener addresses take effect at the next restart");
+                    tracing::warn!(
+                        "`listen` changed; new listener addresses take effect at the next restart"
+                    );
                 }
                 self.shared.gateway.store(Arc::new(gateway));
                 self.generation = generation;

@@ -40,7 +40,12 @@ fn main() -> ExitCode {
          config: {} (edits are reloaded live); Ctrl-C stops\n",
         config_path.display()
     );
-    edgeway::cli::main_with_args(["edgeway", "serve", "--config"].into_iter().map(Into::into).chain([config_path.into_os_string()]))
+    edgeway::cli::main_with_args(
+        ["edgeway", "serve", "--config"]
+            .into_iter()
+            .map(Into::into)
+            .chain([config_path.into_os_string()]),
+    )
 }
 
 fn run_origin(listener: std::net::TcpListener) -> anyhow::Result<()> {
@@ -75,12 +80,16 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     let (status, body) = if path == "/v1/pets" {
         (StatusCode::OK, pets())
     } else if let Some(id) = path.strip_prefix("/v1/pets/") {
-        match pets()
-            .as_array()
-            .and_then(|all| all.iter().find(|p| p["id"].to_string() == id).cloned())
-        {
+        match pets().as_array().and_then(|all| {
+            all.iter()
+                .find(|p| id.parse::<u64>().is_ok_and(|id| p["id"] == id))
+                .cloned()
+        }) {
             Some(pet) => (StatusCode::OK, pet),
-            None => (StatusCode::NOT_FOUND, json!({ "message": format!("no pet {id}") })),
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "message": format!("no pet {id}") }),
+            ),
         }
     } else if path.starts_with("/echo/") {
         let method = request.method().to_string();
@@ -105,8 +114,9 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     };
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }

@@ -88,10 +88,17 @@ fn authorized(token: Option<&str>, request: &Request<Incoming>) -> bool {
         .is_some_and(|given| same_secret(given, token.as_bytes()))
 }
 
-fn handle(shared: &Shared, token: Option<&str>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(
+    shared: &Shared,
+    token: Option<&str>,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     if request.method() != Method::GET {
-        return json(StatusCode::METHOD_NOT_ALLOWED, r#"{"message":"Method Not Allowed"}"#);
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"message":"Method Not Allowed"}"#,
+        );
     }
     match path {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),

@@ -89,12 +89,13 @@ fn yaml_options() -> serde_saphyr::Options {
 /// YAML → raw types, with the key path of the first error (serde stops at the first).
 fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
     let mut path = String::new();
-    let result = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            path = e.path().to_string();
-            e.into_inner()
-        })
-    });
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        });
     result.map_err(|e| {
         let line = e.location().map(|l| l.line());
         ConfigError {
@@ -110,7 +111,9 @@ fn strip_location(message: &str) -> String {
     let message = message.trim().trim_start_matches("error: ");
     if let Some(rest) = message.strip_prefix("line ")
         && let Some((_, after)) = rest.split_once(": ")
-        && rest.split_once(": ").is_some_and(|(loc, _)| loc.contains("column"))
+        && rest
+            .split_once(": ")
+            .is_some_and(|(loc, _)| loc.contains("column"))
     {
         return after.to_owned();
     }
@@ -136,7 +139,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert_eq!(config.limits.integration_timeout, DEFAULT_INTEGRATION_TIMEOUT);
+        assert_eq!(
+            config.limits.integration_timeout,
+            DEFAULT_INTEGRATION_TIMEOUT
+        );
         assert_eq!(config.apis[0].routes[0].key, "GET /x");
     }
 
@@ -144,7 +150,12 @@ mod tests {
     fn unknown_key_names_key_path_and_line() {
         let e = errors("listen: [{ addr: 127.0.0.1:0 }]\nlimits:\n  max_body: 5\n");
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].starts_with("t.yaml:3: limits.max_body: unknown field `max_body`, expected one of"), "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "t.yaml:3: limits.max_body: unknown field `max_body`, expected one of"
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -153,15 +164,30 @@ mod tests {
             "listen: [{ addr: nope }]\norigin: ftp://x\napis:\n  - name: a\n    stages: { prod: {} }\n    routes:\n      - route: FETCH /x\n        integration: { mock: {} }\n      - route: GET /y\n        integration: { http_proxy: \"${stageVariables.v}/y\" }\n",
         );
         assert_eq!(e.len(), 4, "{e:?}");
-        assert!(e[0].starts_with("t.yaml:1: listen[0].addr: invalid address"), "{e:?}");
-        assert!(e[1].starts_with("t.yaml:2: origin: invalid origin"), "{e:?}");
-        assert!(e[2].contains("apis[0].routes[0].route: unknown method \"FETCH\""), "{e:?}");
-        assert!(e[3].contains("stage variable \"v\" is not defined in stage \"prod\""), "{e:?}");
+        assert!(
+            e[0].starts_with("t.yaml:1: listen[0].addr: invalid address"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("t.yaml:2: origin: invalid origin"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("apis[0].routes[0].route: unknown method \"FETCH\""),
+            "{e:?}"
+        );
+        assert!(
+            e[3].contains("stage variable \"v\" is not defined in stage \"prod\""),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn strips_yaml_location_prefix() {
-        assert_eq!(strip_location("error: line 3 column 7: invalid u16"), "invalid u16");
+        assert_eq!(
+            strip_location("error: line 3 column 7: invalid u16"),
+            "invalid u16"
+        );
         assert_eq!(strip_location("something else"), "something else");
     }
 }

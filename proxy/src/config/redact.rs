@@ -14,9 +14,17 @@ fn is_secret_key(key: &str) -> bool {
         return false;
     }
     key == "key"
-        || ["secret", "password", "passwd", "token", "private", "api_key", "credential"]
-            .iter()
-            .any(|s| key.contains(s))
+        || [
+            "secret",
+            "password",
+            "passwd",
+            "token",
+            "private",
+            "api_key",
+            "credential",
+        ]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 /// Strips `user:password@` from a URL-looking string.
@@ -24,7 +32,10 @@ fn redact_url(text: &str) -> Option<String> {
     let (scheme, rest) = text.split_once("://")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (_, host) = rest[..authority_end].rsplit_once('@')?;
-    Some(format!("{scheme}://{REDACTED}@{host}{}", &rest[authority_end..]))
+    Some(format!(
+        "{scheme}://{REDACTED}@{host}{}",
+        &rest[authority_end..]
+    ))
 }
 
 /// Returns `value` with secrets replaced.

@@ -21,7 +21,12 @@ use crate::upstream::{UriTemplate, client_tls, substitute};
 struct Errors(Vec<ConfigError>);
 
 impl Errors {
-    fn add<T>(&mut self, path: impl Into<String>, at: Option<&Spanned<T>>, message: impl Into<String>) {
+    fn add<T>(
+        &mut self,
+        path: impl Into<String>,
+        at: Option<&Spanned<T>>,
+        message: impl Into<String>,
+    ) {
         self.0.push(ConfigError {
             path: path.into(),
             line: at.map(|s| s.referenced.line()),
@@ -71,7 +76,12 @@ fn positive<T: Copy + Into<u64>>(
     }
 }
 
-fn millis(errors: &mut Errors, path: &str, raw: Option<&Spanned<u64>>, default: Duration) -> Duration {
+fn millis(
+    errors: &mut Errors,
+    path: &str,
+    raw: Option<&Spanned<u64>>,
+    default: Duration,
+) -> Duration {
     let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
     Duration::from_millis(positive(errors, path, raw, default_ms))
 }
@@ -86,7 +96,11 @@ pub(super) fn validate(
     let resolve = |p: &str| -> PathBuf { base_dir.join(p) };
 
     if raw.listen.value.is_empty() {
-        errors.add("listen", Some(&raw.listen), "at least one listener is required");
+        errors.add(
+            "listen",
+            Some(&raw.listen),
+            "at least one listener is required",
+        );
     }
     let mut listen = Vec::new();
     for (i, l) in raw.listen.value.iter().enumerate() {
@@ -95,7 +109,11 @@ pub(super) fn validate(
         let tls = l.tls.as_ref().and_then(|t| {
             let path = format!("{path}.tls.certs");
             if t.certs.value.is_empty() {
-                errors.add(&path, Some(&t.certs), "a TLS listener needs at least one certificate");
+                errors.add(
+                    &path,
+                    Some(&t.certs),
+                    "a TLS listener needs at least one certificate",
+                );
                 return None;
             }
             let mut loaded: Vec<LoadedCert> = Vec::new();
@@ -224,13 +242,18 @@ pub(super) fn validate(
             DEFAULT_HEADER_READ_TIMEOUT,
         ),
     };
-    let drain_timeout = Duration::from_secs(raw.drain_timeout_s.as_ref().map_or(
-        DEFAULT_DRAIN_TIMEOUT.as_secs(),
-        |d| d.value,
-    ));
+    let drain_timeout = Duration::from_secs(
+        raw.drain_timeout_s
+            .as_ref()
+            .map_or(DEFAULT_DRAIN_TIMEOUT.as_secs(), |d| d.value),
+    );
     let workers = raw.workers.as_ref().map_or(0, |w| w.value);
     if let Some(w) = raw.workers.as_ref().filter(|w| w.value > 1024) {
-        errors.add("workers", Some(w), "must be at most 1024 (0 means one per core)");
+        errors.add(
+            "workers",
+            Some(w),
+            "must be at most 1024 (0 means one per core)",
+        );
     }
 
     let apis = validate_apis(&mut errors, &raw.apis, origin.as_deref());
@@ -271,7 +294,11 @@ fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<&str>) -> V
         let path = format!("apis[{a}]");
         let name = raw_api.name.value.trim();
         if name.is_empty() {
-            errors.add(format!("{path}.name"), Some(&raw_api.name), "must not be empty");
+            errors.add(
+                format!("{path}.name"),
+                Some(&raw_api.name),
+                "must not be empty",
+            );
         } else if let Some(first) = api_names.insert(name, a) {
             errors.add(
                 format!("{path}.name"),
@@ -309,7 +336,11 @@ fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<&str>) -> V
             let path = format!("{path}.routes[{r}]");
             if let Some(route) = validate_route(errors, &path, raw_route, &stages, origin) {
                 for stage in &stages {
-                    let key = (stage.name.clone(), route.method.to_string(), route.pattern.shape());
+                    let key = (
+                        stage.name.clone(),
+                        route.method.to_string(),
+                        route.pattern.shape(),
+                    );
                     if let Some(first) = claimed.insert(key, path.clone()) {
                         errors.add(
                             format!("{path}.route"),
@@ -350,7 +381,11 @@ fn validate_route(
     };
     let timeout = raw.timeout_ms.as_ref().and_then(|t| {
         if t.value == 0 {
-            errors.add(format!("{path}.timeout_ms"), Some(t), "must be greater than 0");
+            errors.add(
+                format!("{path}.timeout_ms"),
+                Some(t),
+                "must be greater than 0",
+            );
             None
         } else {
             Some(Duration::from_millis(t.value))
@@ -375,7 +410,12 @@ fn validate_route(
             }
             Integration::HttpProxy { per_stage }
         }
-        (None, Some(mock)) => Integration::Mock(validate_mock(errors, &format!("{ipath}.mock"), &raw.integration, mock)?),
+        (None, Some(mock)) => Integration::Mock(validate_mock(
+            errors,
+            &format!("{ipath}.mock"),
+            &raw.integration,
+            mock,
+        )?),
         (Some(_), Some(_)) | (None, None) => {
             errors.add(
                 &ipath,
@@ -387,7 +427,14 @@ fn validate_route(
     };
     Some(Route {
         method,
-        key: format!("{method} {}", raw.route.value.trim().split_once(' ').map_or("", |(_, p)| p.trim())),
+        key: format!(
+            "{method} {}",
+            raw.route
+                .value
+                .trim()
+                .split_once(' ')
+                .map_or("", |(_, p)| p.trim())
+        ),
         pattern,
         integration,
         timeout,
@@ -405,7 +452,11 @@ fn validate_mock(
         Some(s) => match StatusCode::from_u16(s.value) {
             Ok(status) if (200..=599).contains(&s.value) => status,
             _ => {
-                errors.add(format!("{path}.status"), Some(s), format!("status {} is not between 200 and 599", s.value));
+                errors.add(
+                    format!("{path}.status"),
+                    Some(s),
+                    format!("status {} is not between 200 and 599", s.value),
+                );
                 return None;
             }
         },
@@ -413,12 +464,19 @@ fn validate_mock(
     let mut headers = HeaderMap::new();
     let mut ok = true;
     for (name, value) in &raw.headers {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);
             }
             _ => {
-                errors.add(format!("{path}.headers.{name}"), Some(at), format!("invalid header \"{name}: {value}\""));
+                errors.add(
+                    format!("{path}.headers.{name}"),
+                    Some(at),
+                    format!("invalid header \"{name}: {value}\""),
+                );
                 ok = false;
             }
         }
@@ -429,4 +487,3 @@ fn validate_mock(
         body: Bytes::from(raw.body.clone()),
     })
 }
-

@@ -88,11 +88,9 @@ async fn serve_connection(
         }
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            let handshake = tokio::time::timeout(
-                gateway.limits.header_read_timeout,
-                acceptor.accept(stream),
-            )
-            .await;
+            let handshake =
+                tokio::time::timeout(gateway.limits.header_read_timeout, acceptor.accept(stream))
+                    .await;
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {

@@ -33,14 +33,25 @@ pub fn provider() -> Arc<CryptoProvider> {
 pub fn load_cert(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, String> {
     let chain = CertificateDer::pem_file_iter(cert_path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificate {}: {}", cert_path.display(), pem_error(&e)))?;
+        .map_err(|e| {
+            format!(
+                "cannot read certificate {}: {}",
+                cert_path.display(),
+                pem_error(&e)
+            )
+        })?;
     let Some(leaf) = chain.first() else {
         return Err(format!("{} holds no PEM certificate", cert_path.display()));
     };
     let names = dns_names(leaf)
         .map_err(|e| format!("cannot parse certificate {}: {e}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| format!("cannot read private key {}: {}", key_path.display(), pem_error(&e)))?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+        format!(
+            "cannot read private key {}: {}",
+            key_path.display(),
+            pem_error(&e)
+        )
+    })?;
     let signing_key = provider()
         .key_provider
         .load_private_key(key)
@@ -88,7 +99,8 @@ fn dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 
 /// Builds a listener's server config from loaded certificates (at least one).
 pub fn server_config(certs: &[LoadedCert]) -> Result<Arc<ServerConfig>, String> {
-    let resolver = SniResolver::new(certs).ok_or("a TLS listener needs at least one certificate")?;
+    let resolver =
+        SniResolver::new(certs).ok_or("a TLS listener needs at least one certificate")?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

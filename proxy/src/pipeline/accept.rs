@@ -18,7 +18,11 @@ pub fn new_request_id() -> HeaderValue {
 }
 
 /// Refuses a declared body over the limit before any of it is read.
-pub fn check(gateway: &Gateway, _ctx: &mut RequestContext<'_>, parts: &Parts) -> Result<Flow, GatewayError> {
+pub fn check(
+    gateway: &Gateway,
+    _ctx: &mut RequestContext<'_>,
+    parts: &Parts,
+) -> Result<Flow, GatewayError> {
     let limit = gateway.limits.max_body_bytes;
     let declared = parts
         .headers

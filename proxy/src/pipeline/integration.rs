@@ -24,7 +24,9 @@ pub async fn call(
     body: Incoming,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let Some(route) = ctx.route else {
-        return Err(GatewayError::Internal("integration reached without a route".into()));
+        return Err(GatewayError::Internal(
+            "integration reached without a route".into(),
+        ));
     };
     match &route.target {
         Target::Mock(mock) => Ok(mock_response(mock)),

@@ -32,6 +32,8 @@ use crate::upstream::headers::X_REQUEST_ID;
 
 /// What a phase decided.
 #[derive(Debug)]
+// `Respond` ends the pipeline at once; boxing it would allocate on that path for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Flow {
     /// Go on to the next phase.
     Continue,

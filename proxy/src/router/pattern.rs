@@ -157,7 +157,10 @@ impl RoutePattern {
         let mut names: Vec<&str> = segments.iter().filter_map(Segment::param_name).collect();
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("parameter \"{}\" appears twice in \"{path}\"", pair[0]));
+            return Err(format!(
+                "parameter \"{}\" appears twice in \"{path}\"",
+                pair[0]
+            ));
         }
         Ok(Self { segments })
     }

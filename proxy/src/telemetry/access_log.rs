@@ -143,7 +143,10 @@ impl AccessLog {
         let pending = std::mem::take(&mut *self.lock());
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            tracing::warn!(dropped, "access-log lines dropped: stdout is not keeping up");
+            tracing::warn!(
+                dropped,
+                "access-log lines dropped: stdout is not keeping up"
+            );
         }
         if pending.is_empty() {
             return;

@@ -126,7 +126,14 @@ mod tests {
                 request_id: &id,
             },
         );
-        for gone in ["connection", "x-private", "keep-alive", "te", "upgrade", "host"] {
+        for gone in [
+            "connection",
+            "x-private",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "host",
+        ] {
             assert!(!headers.contains_key(gone), "{gone} still there");
         }
         assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");

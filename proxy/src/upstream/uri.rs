@@ -183,15 +183,18 @@ mod tests {
         .unwrap();
         assert_eq!(s, "http://127.0.0.1:9000/v1/pets/{id}");
         let err = substitute("${stageVariables.nope}", None, "prod", &vars).unwrap_err();
-        assert!(err.contains("\"nope\" is not defined in stage \"prod\""), "{err}");
+        assert!(
+            err.contains("\"nope\" is not defined in stage \"prod\""),
+            "{err}"
+        );
         assert!(substitute("${origin}/x", None, "prod", &vars).is_err());
         assert!(substitute("${foo}", None, "prod", &vars).is_err());
     }
 
     #[test]
     fn renders_params_and_query() {
-        let t = UriTemplate::compile("http://o:9000/v1/pets/{id}/{proxy+}", &["id", "proxy"])
-            .unwrap();
+        let t =
+            UriTemplate::compile("http://o:9000/v1/pets/{id}/{proxy+}", &["id", "proxy"]).unwrap();
         assert_eq!(t.origin(), "http://o:9000");
         let uri = t.render(&["7", "a/b"], Some("x=1&y=2")).unwrap();
         assert_eq!(uri.to_string(), "http://o:9000/v1/pets/7/a/b?x=1&y=2");
@@ -200,7 +203,10 @@ mod tests {
             t.render(&[], Some("q=a")).unwrap().to_string(),
             "https://o/search?fixed=1&q=a"
         );
-        assert_eq!(t.render(&[], None).unwrap().to_string(), "https://o/search?fixed=1");
+        assert_eq!(
+            t.render(&[], None).unwrap().to_string(),
+            "https://o/search?fixed=1"
+        );
     }
 
     #[test]
