@@ -12,6 +12,8 @@
 #   WARMUP        seconds of unmeasured load per row before that [2]
 #   CONNECTIONS   wrk connections [64]
 #   THREADS       wrk threads [1]
+#   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
+#                 evens out other work on the machine (a compile, say) [1]
 #   ROWS          rows to run, space separated [origin edgeway nginx haproxy]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
@@ -49,6 +51,7 @@ DURATION=${DURATION:-10}; DURATION=${DURATION%s}
 WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
+REPEAT=${REPEAT:-1}
 ROWS=${ROWS:-"origin edgeway nginx haproxy"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -60,12 +63,13 @@ BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
-for v in DURATION WARMUP CONNECTIONS THREADS PROXY_CPU LOAD_CPU STARTUP_TIMEOUT BUILD_TIMEOUT; do
+for v in DURATION WARMUP CONNECTIONS THREADS REPEAT PROXY_CPU LOAD_CPU STARTUP_TIMEOUT BUILD_TIMEOUT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 [[ -z $BODY_BYTES || $BODY_BYTES =~ ^[0-9]+$ ]] || die "BODY_BYTES must be a whole number"
 case $ACCESS_LOG in file | off) ;; *) die "ACCESS_LOG must be 'file' or 'off'" ;; esac
 ((DURATION > 0)) || die "DURATION must be at least 1"
+((REPEAT > 0)) || die "REPEAT must be at least 1"
 
 # ---------------------------------------------------------------------------------------------
 # Processes: everything started goes through `spawn` and is stopped by `stop_all` on exit.
@@ -255,39 +259,52 @@ edgeway_row() {
 
 row_edgeway() {
     edgeway_row edgeway "$BENCH/edgeway/proxy.yaml" || return 1
-    ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: stdout → $(access_log_desc)"
+    local log="stdout → a file (one JSON line per request)"
+    [[ $ACCESS_LOG == file ]] || log="stdout → /dev/null (still written: Edgeway has no switch)"
+    ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: $log"
+}
+
+# nginx_row NAME TEMPLATE: nginx from TEMPLATE (placeholders: see bench/nginx/nginx.conf); the
+# building block for nginx rows with other configs (proxy_cache, ...).
+nginx_row() {
+    local name=$1 port
+    port=$(free_port)
+    mkdir -p "$RUNDIR/$name-tmp"
+    local access="off"
+    [[ $ACCESS_LOG == file ]] && access="$RUNDIR/$name-access.log bench"
+    render "$2" "$RUNDIR/$name.conf" "RUNDIR=$RUNDIR" "NAME=$name" \
+        "LISTEN=127.0.0.1:$port" "ORIGIN=$ORIGIN_ADDR" "ACCESS_LOG=$access"
+    spawn "$PROXY_CPU" "$name" nginx -p "$RUNDIR" -c "$RUNDIR/$name.conf" -e "$RUNDIR/$name-error.log"
+    wait_port "$SPAWNED" "$name" "$port" || return 1
+    ROW_URL="http://127.0.0.1:$port/bench/hello"
+    ROW_PIDS="$SPAWNED"
 }
 
 row_nginx() {
-    local port
-    port=$(free_port)
-    mkdir -p "$RUNDIR/nginx-tmp"
-    local access="off"
-    [[ $ACCESS_LOG == file ]] && access="$RUNDIR/nginx-access.log bench"
-    render "$BENCH/nginx/nginx.conf" "$RUNDIR/nginx.conf" \
-        "RUNDIR=$RUNDIR" "LISTEN=127.0.0.1:$port" "ORIGIN=$ORIGIN_ADDR" "ACCESS_LOG=$access"
-    spawn "$PROXY_CPU" nginx nginx -p "$RUNDIR" -c "$RUNDIR/nginx.conf" -e "$RUNDIR/nginx-error.log"
-    wait_port "$SPAWNED" nginx "$port" || return 1
-    ROW_URL="http://127.0.0.1:$port/bench/hello"
-    ROW_PIDS="$SPAWNED"
+    nginx_row nginx "$BENCH/nginx/nginx.conf" || return 1
     ROW_DESC="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||'), worker_processes 1 (master + worker counted), upstream keepalive 64; access log: $(access_log_desc)"
 }
 
-row_haproxy() {
-    local port
+# haproxy_row NAME TEMPLATE: HAProxy from TEMPLATE (placeholders: see bench/haproxy/haproxy.cfg).
+haproxy_row() {
+    local name=$1 port
     port=$(free_port)
     local logline=""
     [[ $ACCESS_LOG == file ]] && logline="log stdout format raw local0 info"
-    render "$BENCH/haproxy/haproxy.cfg" "$RUNDIR/haproxy.cfg" \
+    render "$2" "$RUNDIR/$name.cfg" "RUNDIR=$RUNDIR" "NAME=$name" \
         "LISTEN=127.0.0.1:$port" "ORIGIN=$ORIGIN_ADDR" "LOG=$logline"
-    haproxy -c -q -f "$RUNDIR/haproxy.cfg" >"$RUNDIR/haproxy-check.err" 2>&1 ||
-        { log "haproxy rejected its config:"; cat "$RUNDIR/haproxy-check.err" >&2; return 1; }
+    haproxy -c -q -f "$RUNDIR/$name.cfg" >"$RUNDIR/$name-check.err" 2>&1 ||
+        { log "haproxy rejected its config:"; cat "$RUNDIR/$name-check.err" >&2; return 1; }
     local out=/dev/null
-    [[ $ACCESS_LOG == file ]] && out="$RUNDIR/haproxy-access.log"
-    SPAWN_STDOUT=$out spawn "$PROXY_CPU" haproxy haproxy -db -f "$RUNDIR/haproxy.cfg"
-    wait_port "$SPAWNED" haproxy "$port" || return 1
+    [[ $ACCESS_LOG == file ]] && out="$RUNDIR/$name-access.log"
+    SPAWN_STDOUT=$out spawn "$PROXY_CPU" "$name" haproxy -db -f "$RUNDIR/$name.cfg"
+    wait_port "$SPAWNED" "$name" "$port" || return 1
     ROW_URL="http://127.0.0.1:$port/bench/hello"
     ROW_PIDS="$SPAWNED"
+}
+
+row_haproxy() {
+    haproxy_row haproxy "$BENCH/haproxy/haproxy.cfg" || return 1
     ROW_DESC="HAProxy $(haproxy -v | sed -n '1s/^HAProxy version \([^ ]*\).*/\1/p'), nbthread 1, http-reuse always; access log: $(access_log_desc)"
 }
 
@@ -310,6 +327,24 @@ cpu_ticks() {
         total=$((total + f[11] + f[12]))
     done
     echo "$total"
+}
+
+# thread_ticks PID...: "name ticks" per thread name (threads of the same name summed), over all
+# threads of the processes, for the CPU-by-thread note.
+thread_ticks() {
+    local p t stat comm rest
+    local -a f
+    local -A by=()
+    for p in "$@"; do
+        for t in "/proc/$p/task/"[0-9]*; do
+            { read -r stat <"$t/stat"; } 2>/dev/null || continue
+            comm=${stat#*(}; comm=${comm%) *}; comm=${comm// /_}
+            rest=${stat##*) }
+            read -r -a f <<<"$rest"
+            by[$comm]=$(( ${by[$comm]:-0} + f[11] + f[12] ))
+        done
+    done
+    for comm in "${!by[@]}"; do echo "$comm ${by[$comm]}"; done
 }
 
 # core_ticks CPU: "busy total" jiffies of one core from /proc/stat.
@@ -344,14 +379,23 @@ wrk_run() {
     return "$status"
 }
 
-RESULT_ROWS=()
-NOTES=()
+# Per row name: its measured rounds, one per line, tab-separated
+# "cpu_us rps p50 p99 proxy_cpu% proxy_core% load_core% origin_us errors"; its last failure; its note.
+declare -A MEASURED=() FAILURE=() NOTE=()
 FAILED=0
+ROUND=1
 
 fail_row() {
     log "row $1 FAILED: $2"
-    RESULT_ROWS+=("| $1 | FAILED: $2 | | | | | | | | |")
+    FAILURE[$1]=$2
     FAILED=1
+}
+
+# table_row NAME FIELDS RANGE: one markdown row from a round's tab-separated fields.
+table_row() {
+    local cpu rps p50 p99 pcpu pcore lcore ocpu errors
+    IFS=$'\t' read -r cpu rps p50 p99 pcpu pcore lcore ocpu errors <<<"$2"
+    echo "| $1 | $rps | $p50 | $p99 | $cpu$3 | $pcpu % | $pcore % | $lcore % | $ocpu | $errors |"
 }
 
 # run_row NAME: start the row's servers, load them, record a table row, stop them.
@@ -375,20 +419,22 @@ run_row() {
     fi
 
     if ((WARMUP > 0)); then
-        wrk_run "$WARMUP" "$ROW_URL" "$RUNDIR/$name.warmup.txt" ||
-            log "warm-up wrk exited non-zero (see $RUNDIR/$name.warmup.txt)"
+        wrk_run "$WARMUP" "$ROW_URL" "$RUNDIR/$name.$ROUND.warmup.txt" ||
+            log "warm-up wrk exited non-zero (see $RUNDIR/$name.$ROUND.warmup.txt)"
     fi
 
     local pids
     pids=$(descendants $ROW_PIDS)
+    local threads_before threads_after split
     local origin_before cpu_before core_before pcore_before t0 t1
     cpu_before=$(cpu_ticks $pids)
+    threads_before=$(thread_ticks $pids)
     origin_before=$(cpu_ticks "$ORIGIN_PID")
     core_before=$(core_ticks "$LOAD_CPU")
     pcore_before=$(core_ticks "$PROXY_CPU")
     t0=$(date +%s.%N)
-    if ! wrk_run "$DURATION" "$ROW_URL" "$RUNDIR/$name.wrk.txt"; then
-        cat "$RUNDIR/$name.wrk.txt" >&2 || true
+    if ! wrk_run "$DURATION" "$ROW_URL" "$RUNDIR/$name.$ROUND.wrk.txt"; then
+        cat "$RUNDIR/$name.$ROUND.wrk.txt" >&2 || true
         stop_pids "${ROW_STARTED[@]}"
         fail_row "$name" "wrk failed"
         return 1
@@ -396,12 +442,13 @@ run_row() {
     t1=$(date +%s.%N)
     local cpu_after origin_after core_after pcore_after
     cpu_after=$(cpu_ticks $pids)
+    threads_after=$(thread_ticks $pids)
     origin_after=$(cpu_ticks "$ORIGIN_PID")
     core_after=$(core_ticks "$LOAD_CPU")
     pcore_after=$(core_ticks "$PROXY_CPU")
     stop_pids "${ROW_STARTED[@]}"
 
-    local w="$RUNDIR/$name.wrk.txt"
+    local w="$RUNDIR/$name.$ROUND.wrk.txt"
     sed 's/^/    /' "$w" >&2
     local requests rps p50 p99 errors non2xx
     requests=$(awk '/ requests in / {print $1}' "$w")
@@ -414,7 +461,7 @@ run_row() {
     [[ -n $requests && $requests -gt 0 ]] || { fail_row "$name" "wrk completed no requests"; return 1; }
 
     local row
-    row=$(awk -v name="$name" -v req="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
+    row=$(awk -v req="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
         -v cpu=$((cpu_after - cpu_before)) -v ocpu=$((origin_after - origin_before)) \
         -v tck="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v errors="$errors" \
         -v cb="$core_before" -v ca="$core_after" -v pb="$pcore_before" -v pa="$pcore_after" '
@@ -423,12 +470,19 @@ run_row() {
             return (a[2] - b[2]) > 0 ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
         }
         BEGIN {
-            printf "| %s | %s | %s | %s | %.1f | %.0f %% | %.0f %% | %.0f %% | %.1f | %d |",
-                name, rps, p50, p99, cpu / tck * 1e6 / req, 100 * cpu / tck / (t1 - t0),
+            printf "%.1f\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%d\n",
+                cpu / tck * 1e6 / req, rps, p50, p99, 100 * cpu / tck / (t1 - t0),
                 busy(pb, pa), busy(cb, ca), ocpu / tck * 1e6 / req, errors }')
-    RESULT_ROWS+=("$row")
-    NOTES+=("- **$name**: $ROW_DESC")
-    log "$row"
+    # Where the proxy's CPU went, by thread (or process) name, as a share of the proxy's CPU
+    # (only when there is more than one name).
+    split=$(awk -v total=$((cpu_after - cpu_before)) '
+        NR == FNR { before[$1] = $2; next }
+        { n++; d = $2 - before[$1]; if (total > 0 && d > 0) { out = out sep sprintf("%s %.0f %%", $1, 100 * d / total); sep = ", " } }
+        END { if (n > 1) print out }' \
+        <(echo "$threads_before") <(echo "$threads_after" | sort -k2,2nr))
+    MEASURED[$name]+="$row"$'\n'
+    NOTE[$name]="$ROW_DESC${split:+; CPU by thread: $split}"
+    log "$name (round $ROUND): $(table_row "$name" "$row" "")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -482,21 +536,40 @@ log "scratch directory: $RUNDIR"
 
 start_origin
 
-for r in $ROWS; do
-    run_row "$r" || true
+for ((ROUND = 1; ROUND <= REPEAT; ROUND++)); do
+    ((REPEAT == 1)) || log "════ round $ROUND of $REPEAT"
+    for r in $ROWS; do
+        run_row "$r" || true
+    done
 done
 
 # ---------------------------------------------------------------------------------------------
 # Report.
 
 table() {
-    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP}s warm-up); proxy on core $PROXY_CPU, wrk + origin on core $LOAD_CPU; $(nproc --all) cores, $(uname -r)"
+    local rounds=""
+    ((REPEAT == 1)) || rounds="; each row the median of $REPEAT rounds by CPU µs/req (min–max in brackets)"
+    echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP}s warm-up); proxy on core $PROXY_CPU, wrk + origin on core $LOAD_CPU; $(nproc --all) cores, $(uname -r)$rounds"
     echo
     echo "| row | req/s | p50 ms | p99 ms | CPU µs/req | proxy CPU % | proxy core busy % | load core busy % | origin µs/req | errors |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    printf '%s\n' "${RESULT_ROWS[@]}"
+    local r sorted n range
+    for r in $ROWS; do
+        if [[ -z ${MEASURED[$r]:-} ]]; then
+            echo "| $r | FAILED: ${FAILURE[$r]:-not run} | | | | | | | | |"
+            continue
+        fi
+        sorted=$(printf '%s' "${MEASURED[$r]}" | sort -t$'\t' -k1,1n)
+        n=$(wc -l <<<"$sorted")
+        range=""
+        ((n == 1)) || range=" ($(head -n 1 <<<"$sorted" | cut -f1)–$(tail -n 1 <<<"$sorted" | cut -f1))"
+        table_row "$r" "$(sed -n "$(((n + 1) / 2))p" <<<"$sorted")" "$range"
+    done
     echo
-    ((${#NOTES[@]} == 0)) || printf '%s\n' "${NOTES[@]}"
+    for r in $ROWS; do
+        [[ -z ${NOTE[$r]:-} ]] || echo "- **$r**: ${NOTE[$r]}"
+        [[ -z ${FAILURE[$r]:-} || -z ${MEASURED[$r]:-} ]] || echo "- **$r**: a round failed: ${FAILURE[$r]}"
+    done
 }
 
 echo

@@ -83,17 +83,20 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
             shutdown_rx.clone(),
         ));
     }
+    // The admin listener outlives the drain, so `/readyz` can say 503 while it lasts.
+    let (admin_stop, admin_stop_rx) = watch::channel(false);
+    let mut admin_task = None;
     if let Some(admin) = &config.admin {
         let listener = TcpListener::bind(admin.addr)
             .await
             .with_context(|| format!("admin: cannot bind {}", admin.addr))?;
         tracing::info!(name = "admin", addr = %listener.local_addr()?, tls = false, "listening");
-        servers.spawn(crate::admin::serve(
+        admin_task = Some(tokio::spawn(crate::admin::serve(
             listener,
             admin.token_env.clone(),
             shared.clone(),
-            shutdown_rx.clone(),
-        ));
+            admin_stop_rx,
+        )));
     }
     tracing::info!(generation = 1u64, "config reloaded");
 
@@ -127,6 +130,10 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         tracing::warn!("drain timeout passed with requests still in flight; exiting");
     } else {
         tracing::info!("drained");
+    }
+    let _ = admin_stop.send(true);
+    if let Some(task) = admin_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
     shared.log.flush();
     Ok(())

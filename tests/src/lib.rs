@@ -80,10 +80,7 @@ pub fn unique_temp_dir(prefix: &str) -> PathBuf {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let n = UNIQUE.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{n}-{nanos}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
@@ -227,10 +224,12 @@ impl Gateway {
         loop {
             for ev in gw.events("listening") {
                 let f = &ev["fields"];
-                if let (Some(name), Some(addr)) = (f["name"].as_str(), f["addr"].as_str()) {
-                    if let Ok(addr) = addr.parse::<SocketAddr>() {
-                        gw.addrs.insert(name.to_string(), addr);
-                    }
+                let name = f["name"].as_str();
+                let addr = f["addr"]
+                    .as_str()
+                    .and_then(|a| a.parse::<SocketAddr>().ok());
+                if let (Some(name), Some(addr)) = (name, addr) {
+                    gw.addrs.insert(name.to_string(), addr);
                 }
             }
             if !expected.is_empty() && expected.iter().all(|n| gw.addrs.contains_key(n)) {
@@ -506,8 +505,9 @@ impl Recorded {
     }
 }
 
-type Handler =
-    Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response<OriginBody>> + Send>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response<OriginBody>> + Send>> + Send + Sync,
+>;
 
 #[derive(Debug, Default)]
 struct OriginState {
@@ -642,7 +642,11 @@ impl Origin {
     /// The only request received; panics unless exactly one.
     pub fn single_request(&self) -> Recorded {
         let reqs = self.requests();
-        assert_eq!(reqs.len(), 1, "origin expected exactly one request, got {reqs:#?}");
+        assert_eq!(
+            reqs.len(),
+            1,
+            "origin expected exactly one request, got {reqs:#?}"
+        );
         reqs.into_iter().next().unwrap()
     }
 
@@ -673,7 +677,11 @@ impl Drop for Origin {
     }
 }
 
-async fn handle(st: Arc<OriginState>, handler: Handler, req: Request<Incoming>) -> Response<OriginBody> {
+async fn handle(
+    st: Arc<OriginState>,
+    handler: Handler,
+    req: Request<Incoming>,
+) -> Response<OriginBody> {
     st.started.fetch_add(1, Ordering::SeqCst);
     let (parts, mut body) = req.into_parts();
     let mut buf = Vec::new();
@@ -727,7 +735,10 @@ pub fn pattern_byte(i: u64) -> u8 {
 
 /// `len` bytes of the test pattern starting at `offset`.
 pub fn pattern_chunk(offset: u64, len: usize) -> Bytes {
-    (0..len as u64).map(|i| pattern_byte(offset + i)).collect::<Vec<u8>>().into()
+    (0..len as u64)
+        .map(|i| pattern_byte(offset + i))
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Check `data` against the pattern at `offset`.
@@ -857,7 +868,10 @@ pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> std::io::Result<Ra
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    format!("closed before a full response head: {:?}", String::from_utf8_lossy(&buf)),
+                    format!(
+                        "closed before a full response head: {:?}",
+                        String::from_utf8_lossy(&buf)
+                    ),
                 ));
             }
             buf.extend_from_slice(&tmp[..n]);
@@ -957,17 +971,34 @@ pub async fn assert_gateway_error(
     message: &str,
     error_type: &str,
 ) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "status; headers {:?}", resp.headers());
+    assert_eq!(
+        resp.status().as_u16(),
+        status,
+        "status; headers {:?}",
+        resp.headers()
+    );
     let h = resp.headers().clone();
-    let ct = h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(ct.starts_with("application/json"), "content-type {ct:?} for {status}");
+    let ct = h
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        ct.starts_with("application/json"),
+        "content-type {ct:?} for {status}"
+    );
     assert_eq!(
         h.get("x-edgeway-error-type").and_then(|v| v.to_str().ok()),
         Some(error_type),
         "x-edgeway-error-type for {status}"
     );
-    let rid = h.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(is_uuid(rid), "x-request-id {rid:?} is not a UUID on a {status} response");
+    let rid = h
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        is_uuid(rid),
+        "x-request-id {rid:?} is not a UUID on a {status} response"
+    );
     let text = resp.text().await.expect("body");
     let v: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{status} body is not JSON ({e}): {text:?}"));
@@ -1089,4 +1120,10 @@ impl Leaf {
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         cfg
     }
+}
+
+/// A response body parsed as JSON; panics with the text if it is not JSON.
+pub async fn json_body(r: reqwest::Response) -> Value {
+    let text = r.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?}"))
 }

@@ -1,5 +1,6 @@
 //! Headers: x-request-id (UUID, per request, same at the origin), forwarded headers,
 //! Host rewritten to the origin authority, hop-by-hop headers removed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::collections::HashSet;
 
@@ -47,14 +48,22 @@ async fn request_id_is_a_fresh_uuid_shared_with_the_origin() {
     let c = client();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = c.get(gw.url(&format!("/prod/p/r{i}"))).send().await.unwrap();
+        let r = c
+            .get(gw.url(&format!("/prod/p/r{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         ids.push(request_id(&r));
     }
     let at_origin: Vec<String> = origin
         .requests()
         .iter()
-        .map(|r| r.header("x-request-id").expect("origin got no x-request-id").to_string())
+        .map(|r| {
+            r.header("x-request-id")
+                .expect("origin got no x-request-id")
+                .to_string()
+        })
         .collect();
     assert_eq!(ids, at_origin, "the origin sees the id the client gets");
 
@@ -88,10 +97,17 @@ async fn forwarded_headers_are_set_and_host_is_the_origin() {
     assert_eq!(reqs.len(), 2);
 
     let a = &reqs[0];
-    assert_eq!(a.header("host"), Some(origin.addr.to_string().as_str()), "Host = origin authority");
+    assert_eq!(
+        a.header("host"),
+        Some(origin.addr.to_string().as_str()),
+        "Host = origin authority"
+    );
     assert_eq!(a.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(a.header("x-forwarded-proto"), Some("http"));
-    assert_eq!(a.header("x-forwarded-host"), Some(gw_addr.to_string().as_str()));
+    assert_eq!(
+        a.header("x-forwarded-host"),
+        Some(gw_addr.to_string().as_str())
+    );
 
     let b = &reqs[1];
     assert_eq!(b.header("host"), Some(origin.addr.to_string().as_str()));
@@ -101,7 +117,11 @@ async fn forwarded_headers_are_set_and_host_is_the_origin() {
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
-    assert_eq!(xff, ["10.1.2.3", "127.0.0.1"], "client IP appended to the existing value");
+    assert_eq!(
+        xff,
+        ["10.1.2.3", "127.0.0.1"],
+        "client IP appended to the existing value"
+    );
     assert_eq!(b.header("x-forwarded-proto"), Some("http"));
     assert_eq!(b.header("x-forwarded-host"), Some("api.example.test"));
 }
@@ -122,7 +142,9 @@ async fn hop_by_hop_headers_are_removed() {
                Upgrade: h2c-not-really\r\n\
                X-Keep: yes\r\n\
                \r\n";
-    let r = raw_request(gw.addr("listen[0]"), req.as_bytes()).await.unwrap();
+    let r = raw_request(gw.addr("listen[0]"), req.as_bytes())
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.head);
     let rec = origin.single_request();
     for h in [

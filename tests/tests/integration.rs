@@ -1,6 +1,7 @@
 //! Integrations: http_proxy URI substitution (${origin}, ${stageVariables.X}, {param},
 //! {proxy+}), query pass-through, what the origin receives (method, path+query, headers, body),
 //! the origin's response passed back, and mock integrations.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use edgeway_tests::*;
 
@@ -63,10 +64,18 @@ async fn stage_variables_and_path_params_are_substituted() {
     assert_eq!(r.text().await.unwrap(), "origin GET /v1/pets/7");
     let r = c.get(gw.url("/beta/pets/8")).send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "origin GET /v2/pets/8");
-    let r = c.get(gw.url("/beta/owners/ann/pets/rex")).send().await.unwrap();
+    let r = c
+        .get(gw.url("/beta/owners/ann/pets/rex"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), "origin GET /o/ann/p/rex/blue");
 
-    let paths: Vec<String> = origin.requests().iter().map(|r| r.path_and_query()).collect();
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query())
+        .collect();
     assert_eq!(paths, ["/v1/pets/7", "/v2/pets/8", "/o/ann/p/rex/blue"]);
 }
 
@@ -80,7 +89,10 @@ async fn query_string_passes_through_unchanged() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let req = origin.single_request();
-    assert_eq!(req.path_and_query(), "/v1/pets/7?color=red&x=a%20b&x=2&empty=");
+    assert_eq!(
+        req.path_and_query(),
+        "/v1/pets/7?color=red&x=a%20b&x=2&empty="
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,8 +109,15 @@ async fn greedy_proxy_forwards_method_path_query_headers_and_body() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["x-origin"], "1", "origin response headers reach the client");
-    assert_eq!(r.text().await.unwrap(), "origin POST /store/blue/a/b/c.txt?v=1&w=two");
+    assert_eq!(
+        r.headers()["x-origin"],
+        "1",
+        "origin response headers reach the client"
+    );
+    assert_eq!(
+        r.text().await.unwrap(),
+        "origin POST /store/blue/a/b/c.txt?v=1&w=two"
+    );
 
     let req = origin.single_request();
     assert_eq!(req.method, "POST");
@@ -110,14 +129,21 @@ async fn greedy_proxy_forwards_method_path_query_headers_and_body() {
     assert!(req.complete);
 
     // other methods and a single segment
-    for m in [reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+    for m in [
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
         let r = client()
             .request(m.clone(), gw.url("/prod/files/one"))
             .body("x")
             .send()
             .await
             .unwrap();
-        assert_eq!(r.text().await.unwrap(), format!("origin {m} /store/red/one"));
+        assert_eq!(
+            r.text().await.unwrap(),
+            format!("origin {m} /store/red/one")
+        );
     }
 }
 
@@ -143,13 +169,22 @@ async fn mock_integration_returns_status_headers_and_body() {
     assert_eq!(r.text().await.unwrap(), r#"{"ok":true}"#);
 
     // over HTTP/2 (h2c) as well
-    let r = h2c_client().get(gw.url("/beta/health")).send().await.unwrap();
+    let r = h2c_client()
+        .get(gw.url("/beta/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.version(), http::Version::HTTP_2);
     assert_eq!(r.status(), 202);
     assert_eq!(r.text().await.unwrap(), r#"{"ok":true}"#);
 
     // status only, no body
-    let r = client().post(gw.url("/prod/empty")).body("ignored").send().await.unwrap();
+    let r = client()
+        .post(gw.url("/prod/empty"))
+        .body("ignored")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(r.bytes().await.unwrap().len(), 0);
 

@@ -1,5 +1,6 @@
 //! Limits and bad input: 413 (declared Content-Length and chunked), 431 oversized headers,
 //! 400 malformed HTTP; none of these reach the origin as a complete request.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::time::{Duration, Instant};
 
@@ -73,7 +74,10 @@ async fn declared_content_length_over_limit_is_413_and_origin_gets_nothing() {
         .expect("a response without sending the body");
     assert_eq!(raw.status, 413, "{}", raw.head);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(raw.header("x-edgeway-error-type"), Some("REQUEST_TOO_LARGE"));
+    assert_eq!(
+        raw.header("x-edgeway-error-type"),
+        Some("REQUEST_TOO_LARGE")
+    );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(origin.request_count(), 0, "origin must receive nothing");
@@ -86,10 +90,16 @@ async fn chunked_body_over_limit_is_413_and_origin_never_sees_it_complete() {
     // would) so the gateway has read everything sent when it answers
     let body = futures_util::stream::unfold(0usize, |i| async move {
         if i < 6 {
-            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'c'; 4096])), i + 1))
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'c'; 4096])),
+                i + 1,
+            ))
         } else if i == 6 {
             tokio::time::sleep(Duration::from_secs(10)).await;
-            Some((Err(std::io::Error::other("gateway did not answer in 10 s")), i + 1))
+            Some((
+                Err(std::io::Error::other("gateway did not answer in 10 s")),
+                i + 1,
+            ))
         } else {
             None
         }
@@ -101,7 +111,10 @@ async fn chunked_body_over_limit_is_413_and_origin_never_sees_it_complete() {
         .send()
         .await
         .expect("client gets a response, not a connection error");
-    assert!(started.elapsed() < Duration::from_secs(9), "413 came only after the client gave up");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "413 came only after the client gave up"
+    );
     assert_gateway_error(r, 413, "Request Too Long", "REQUEST_TOO_LARGE").await;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -154,15 +167,24 @@ async fn oversized_headers_are_431() {
         .await
         .expect("client gets a 431, not a connection error");
     assert_eq!(r.status(), 431);
-    assert!(r.bytes().await.unwrap().is_empty(), "431 from the parser has an empty body");
+    assert!(
+        r.bytes().await.unwrap().is_empty(),
+        "431 from the parser has an empty body"
+    );
 
     // over the limit, head never finished: the parser still answers 431
     let mut head = b"GET /prod/h HTTP/1.1\r\nHost: gw\r\nx-big: ".to_vec();
     head.extend(std::iter::repeat_n(b'a', LIMIT + 1024));
-    let raw = raw_request(gw.addr("listen[0]"), &head).await.expect("431 response");
+    let raw = raw_request(gw.addr("listen[0]"), &head)
+        .await
+        .expect("431 response");
     assert_eq!(raw.status, 431, "{}", raw.head);
 
-    assert_eq!(origin.request_count(), 1, "only the small request reached the origin");
+    assert_eq!(
+        origin.request_count(),
+        1,
+        "only the small request reached the origin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,9 +200,53 @@ async fn malformed_http_is_400_and_never_forwarded() {
         let raw = raw_request(gw.addr("listen[0]"), case)
             .await
             .unwrap_or_else(|e| panic!("no response to {:?}: {e}", String::from_utf8_lossy(case)));
-        assert_eq!(raw.status, 400, "for {:?}: {}", String::from_utf8_lossy(case), raw.head);
+        assert_eq!(
+            raw.status,
+            400,
+            "for {:?}: {}",
+            String::from_utf8_lossy(case),
+            raw.head
+        );
         assert!(raw.body.is_empty(), "400 from the parser has an empty body");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(origin.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_header_sender_is_cut_off_after_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = Origin::echo().await;
+    let cfg = config(&origin).replace(
+        "  max_header_bytes: 16384\n",
+        "  max_header_bytes: 16384\n  header_read_timeout_ms: 300\n",
+    );
+    let gw = Gateway::start(&cfg).await;
+    let mut s = tokio::net::TcpStream::connect(gw.addr("listen[0]"))
+        .await
+        .unwrap();
+    s.write_all(b"GET /prod/x HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    // the gateway answers (408) or closes; either way the read ends
+    let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let took = started.elapsed();
+    assert!(
+        r.is_ok(),
+        "connection still open 5 s after a 300 ms header read timeout"
+    );
+    assert!(
+        took >= Duration::from_millis(250),
+        "cut off after {took:?}, before the timeout"
+    );
+    if !buf.is_empty() {
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            text.starts_with("HTTP/1.1 408"),
+            "unexpected response {text:?}"
+        );
+    }
     assert_eq!(origin.request_count(), 0);
 }

@@ -1,5 +1,6 @@
 //! Routing: precedence (literal > {param} > {proxy+}), method fallback, 404, 405 + Allow,
 //! HEAD served by GET, ANY, stage as the first path segment.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use edgeway_tests::*;
 
@@ -46,7 +47,10 @@ async fn literal_beats_param_beats_greedy() {
     let (origin, gw) = setup().await;
 
     // literal /pets/mine is declared after {id} and {proxy+} and still wins
-    assert_eq!(get_text(&gw.url("/prod/pets/mine")).await, (200, "literal".into()));
+    assert_eq!(
+        get_text(&gw.url("/prod/pets/mine")).await,
+        (200, "literal".into())
+    );
     // one segment: {param}
     assert_eq!(
         get_text(&gw.url("/prod/pets/7")).await,
@@ -62,7 +66,11 @@ async fn literal_beats_param_beats_greedy() {
         get_text(&gw.url("/beta/pets/9")).await,
         (200, "origin GET /param/9".into())
     );
-    let paths: Vec<String> = origin.requests().iter().map(|r| r.path_and_query()).collect();
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query())
+        .collect();
     assert_eq!(paths, ["/param/7", "/greedy/7/toys/1", "/param/9"]);
 }
 
@@ -70,7 +78,11 @@ async fn literal_beats_param_beats_greedy() {
 async fn method_mismatch_falls_back_to_less_specific_route() {
     let (origin, gw) = setup().await;
     // literal /pets/mine has only GET; DELETE falls back to DELETE /pets/{id}
-    let r = client().delete(gw.url("/prod/pets/mine")).send().await.unwrap();
+    let r = client()
+        .delete(gw.url("/prod/pets/mine"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "deleted by param route");
     assert_eq!(origin.request_count(), 0);
@@ -89,7 +101,11 @@ async fn unknown_path_is_404() {
         let r = client().get(gw.url(path)).send().await.unwrap();
         assert_gateway_error(r, 404, "Not Found", "RESOURCE_NOT_FOUND").await;
     }
-    assert_eq!(origin.request_count(), 0, "nothing may reach the origin on a 404");
+    assert_eq!(
+        origin.request_count(),
+        0,
+        "nothing may reach the origin on a 404"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,28 +113,53 @@ async fn wrong_method_is_405_with_allow() {
     let (origin, gw) = setup().await;
 
     // /pets/7 matches GET /pets/{id}, DELETE /pets/{id} and GET /pets/{proxy+}
-    let r = client().put(gw.url("/prod/pets/7")).body("x").send().await.unwrap();
+    let r = client()
+        .put(gw.url("/prod/pets/7"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     let allow = r
         .headers()
         .get("allow")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_else(|| panic!("405 without Allow header: {:?}", r.headers()));
     assert_gateway_error(r, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED").await;
-    let methods: Vec<String> = allow.split(',').map(|m| m.trim().to_ascii_uppercase()).collect();
+    let methods: Vec<String> = allow
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .collect();
     assert!(methods.contains(&"GET".into()), "Allow {allow:?} lacks GET");
-    assert!(methods.contains(&"DELETE".into()), "Allow {allow:?} lacks DELETE");
-    assert!(!methods.contains(&"PUT".into()) && !methods.contains(&"POST".into()), "Allow {allow:?}");
+    assert!(
+        methods.contains(&"DELETE".into()),
+        "Allow {allow:?} lacks DELETE"
+    );
+    assert!(
+        !methods.contains(&"PUT".into()) && !methods.contains(&"POST".into()),
+        "Allow {allow:?}"
+    );
 
     // /pets matches only POST /pets ({proxy+} needs at least one segment)
     let r = client().get(gw.url("/prod/pets")).send().await.unwrap();
-    let allow = r.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|v| v.to_str().unwrap().to_string());
     assert_gateway_error(r, 405, "Method Not Allowed", "METHOD_NOT_ALLOWED").await;
     let allow = allow.expect("405 without Allow header");
-    let methods: Vec<String> = allow.split(',').map(|m| m.trim().to_ascii_uppercase()).collect();
+    let methods: Vec<String> = allow
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .collect();
     assert_eq!(methods, ["POST"], "Allow for /pets");
 
     // and POST /pets works
-    let r = client().post(gw.url("/prod/pets")).body("{}").send().await.unwrap();
+    let r = client()
+        .post(gw.url("/prod/pets"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.text().await.unwrap(), "created");
     assert_eq!(origin.request_count(), 0);
@@ -132,7 +173,11 @@ async fn head_is_served_by_get() {
     let r = client().head(gw.url("/prod/things")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-request-id"));
-    assert_eq!(r.bytes().await.unwrap().len(), 0, "HEAD response has no body");
+    assert_eq!(
+        r.bytes().await.unwrap().len(),
+        0,
+        "HEAD response has no body"
+    );
 
     // proxied GET route: the origin is asked with HEAD
     let r = client().head(gw.url("/prod/pets/7")).send().await.unwrap();

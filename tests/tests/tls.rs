@@ -1,6 +1,7 @@
 //! TLS: a listener with two certificates chosen by SNI, over HTTP/1.1 and HTTP/2 (ALPN);
 //! h2c with prior knowledge on the plain listener; https origins verified against
 //! `upstream.ca_file`, refused without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use edgeway_tests::*;
 
@@ -47,7 +48,13 @@ async fn setup() -> Setup {
         .file("b.key", b.key_pem.clone())
         .start(&config(&origin))
         .await;
-    Setup { ca, a, b, origin, gw }
+    Setup {
+        ca,
+        a,
+        b,
+        origin,
+        gw,
+    }
 }
 
 fn tls_client(s: &Setup, http1_only: bool) -> reqwest::Client {
@@ -88,7 +95,11 @@ async fn sni_case(http1_only: bool, want: http::Version) {
             .unwrap_or_else(|e| panic!("https://{name}: {e:?}"));
         assert_eq!(r.status(), 200, "{name}");
         assert_eq!(r.version(), want, "{name}: negotiated version");
-        assert_eq!(peer_cert(&r), leaf.cert_der, "{name}: certificate chosen by SNI");
+        assert_eq!(
+            peer_cert(&r),
+            leaf.cert_der,
+            "{name}: certificate chosen by SNI"
+        );
         assert_eq!(r.text().await.unwrap(), "hello");
 
         let r = c
@@ -105,7 +116,10 @@ async fn sni_case(http1_only: bool, want: http::Version) {
     assert_eq!(reqs.len(), 3);
     for (rec, name) in reqs.iter().zip(["a.test", "b.test", "www.b.test"]) {
         assert_eq!(rec.header("x-forwarded-proto"), Some("https"));
-        assert_eq!(rec.header("x-forwarded-host"), Some(format!("{name}:{port}").as_str()));
+        assert_eq!(
+            rec.header("x-forwarded-host"),
+            Some(format!("{name}:{port}").as_str())
+        );
         assert_eq!(rec.body, "payload");
     }
 }
@@ -203,7 +217,88 @@ async fn https_origin_with_unknown_ca_is_502() {
     let (_ca, origin) = https_origin().await;
     let gw = Gateway::start(&https_origin_config(&origin, false)).await;
     let r = client().get(gw.url("/prod/x")).send().await.unwrap();
-    assert_gateway_error(r, 502, "Network error communicating with endpoint", "INTEGRATION_FAILURE")
-        .await;
-    assert_eq!(origin.request_count(), 0, "no request over an unverified connection");
+    assert_gateway_error(
+        r,
+        502,
+        "Network error communicating with endpoint",
+        "INTEGRATION_FAILURE",
+    )
+    .await;
+    assert_eq!(
+        origin.request_count(),
+        0,
+        "no request over an unverified connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_certificates_are_reloaded() {
+    let s = setup().await;
+    let port = s.gw.addr("listen[1]").port();
+    let url = format!("https://a.test:{port}/prod/hello");
+    let r = tls_client(&s, true).get(&url).send().await.unwrap();
+    assert_eq!(peer_cert(&r), s.a.cert_der);
+
+    // a renewed certificate for a.test in new files; the config points at them
+    let renewed = s.ca.issue(&["a.test"]);
+    std::fs::write(s.gw.dir.join("a2.pem"), &renewed.cert_pem).unwrap();
+    std::fs::write(s.gw.dir.join("a2.key"), &renewed.key_pem).unwrap();
+    let cfg = config(&s.origin)
+        .replace("$DIR/a.pem", "$DIR/a2.pem")
+        .replace("$DIR/a.key", "$DIR/a2.key");
+    s.gw.write_config(&cfg);
+    s.gw.signal("HUP");
+    s.gw.wait_event("config reloaded", std::time::Duration::from_secs(10), |e| {
+        e["fields"]["generation"] == 2
+    })
+    .await;
+
+    // a new client (new connection) gets the renewed certificate; b.test is unchanged
+    let c = tls_client(&s, true);
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        peer_cert(&r),
+        renewed.cert_der,
+        "renewed certificate served after reload"
+    );
+    let r = c
+        .get(format!("https://b.test:{port}/prod/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(peer_cert(&r), s.b.cert_der);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_certificate_is_the_default_without_a_matching_sni() {
+    let s = setup().await;
+    let tls = s.gw.addr("listen[1]");
+    // no verification here: the point is which certificate is presented
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .resolve("c.test", tls)
+        .http1_only()
+        .build()
+        .unwrap();
+    // an unknown name, and an IP address (no SNI at all)
+    for url in [
+        format!("https://c.test:{}/prod/hello", tls.port()),
+        format!("https://{tls}/prod/hello"),
+    ] {
+        let r = c
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(
+            peer_cert(&r),
+            s.a.cert_der,
+            "{url}: default (first) certificate"
+        );
+    }
 }

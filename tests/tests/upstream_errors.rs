@@ -1,5 +1,6 @@
 //! Integration failures: 502 when the origin refuses or resets, 504 on a per-route
 //! `timeout_ms` and on `limits.integration_timeout_ms`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -37,8 +38,13 @@ async fn origin_refusing_connections_is_502() {
     let addr = refused_addr().await;
     let gw = Gateway::start(&config(&format!("http://{addr}"))).await;
     let r = client().get(gw.url("/prod/x")).send().await.unwrap();
-    assert_gateway_error(r, 502, "Network error communicating with endpoint", "INTEGRATION_FAILURE")
-        .await;
+    assert_gateway_error(
+        r,
+        502,
+        "Network error communicating with endpoint",
+        "INTEGRATION_FAILURE",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,9 +52,17 @@ async fn origin_resetting_connections_is_502() {
     let (addr, accepted, _task) = resetting_server().await;
     let gw = Gateway::start(&config(&format!("http://{addr}"))).await;
     let r = client().get(gw.url("/prod/x")).send().await.unwrap();
-    assert_gateway_error(r, 502, "Network error communicating with endpoint", "INTEGRATION_FAILURE")
-        .await;
-    assert!(accepted.load(Ordering::SeqCst) >= 1, "the gateway did connect to the origin");
+    assert_gateway_error(
+        r,
+        502,
+        "Network error communicating with endpoint",
+        "INTEGRATION_FAILURE",
+    )
+    .await;
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the gateway did connect to the origin"
+    );
 }
 
 async fn sleepy_origin() -> Origin {
@@ -72,8 +86,14 @@ async fn per_route_timeout_is_504() {
     let r = client().get(gw.url("/prod/slow")).send().await.unwrap();
     let took = started.elapsed();
     assert_gateway_error(r, 504, "Endpoint request timed out", "INTEGRATION_TIMEOUT").await;
-    assert!(took >= Duration::from_millis(180), "504 after {took:?}, before the 200 ms timeout");
-    assert!(took < Duration::from_millis(1500), "504 after {took:?}, 200 ms timeout");
+    assert!(
+        took >= Duration::from_millis(180),
+        "504 after {took:?}, before the 200 ms timeout"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "504 after {took:?}, 200 ms timeout"
+    );
     assert_eq!(origin.request_count(), 1);
 }
 
@@ -82,10 +102,17 @@ async fn global_integration_timeout_is_504_and_route_timeout_overrides_it() {
     let origin = sleepy_origin().await;
     let gw = Gateway::start(&config(&origin.url())).await;
     let started = Instant::now();
-    let r = client().get(gw.url("/prod/slow-default")).send().await.unwrap();
+    let r = client()
+        .get(gw.url("/prod/slow-default"))
+        .send()
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert_gateway_error(r, 504, "Endpoint request timed out", "INTEGRATION_TIMEOUT").await;
-    assert!(took >= Duration::from_millis(380) && took < Duration::from_millis(2000), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(380) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
 
     // 600 ms origin, 400 ms global limit, 3 s route timeout: the route wins
     let r = client().get(gw.url("/prod/slowish")).send().await.unwrap();

@@ -33,8 +33,7 @@ const USAGE: &str = "usage: edgeway-bench-origin --addr HOST:PORT [--body-bytes 
     Port 0 picks a free port; the bound address is printed as `listening on ADDR`.";
 
 /// The default body: a small, realistic JSON document of about 100 bytes.
-const DEFAULT_BODY: &str =
-    r#"{"id":7,"name":"edgeway-bench","status":"ok","tags":["fast","small"],"message":"hello from the origin"}"#;
+const DEFAULT_BODY: &str = r#"{"id":7,"name":"edgeway-bench","status":"ok","tags":["fast","small"],"message":"hello from the origin"}"#;
 
 /// Command-line options; parsed by hand, there are only two.
 #[derive(Debug)]
@@ -105,7 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("edgeway-bench-origin: tokio runtime: {e}");
@@ -147,7 +149,9 @@ async fn serve(options: Options) -> std::io::Result<()> {
         tokio::spawn(async move {
             let service = service_fn(move |_req: Request<Incoming>| {
                 let mut response = Response::new(Full::new(body.clone()));
-                response.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, content_type.clone());
                 async move { Ok::<_, Infallible>(response) }
             });
             // Errors here are clients going away mid-request; nothing to report.
@@ -165,7 +169,10 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> impl Iterator<Item = String> {
-        list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into_iter()
+        list.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]

@@ -97,27 +97,129 @@ fn parse_raw(text: &str) -> Result<raw::RawConfig, ConfigError> {
             })
         });
     result.map_err(|e| {
-        let line = e.location().map(|l| l.line());
+        let location = e.location();
+        let found = location.and_then(|l| scalar_at(text, l.line(), l.column()));
         ConfigError {
-            path: if path == "." { String::new() } else { path },
-            line,
-            message: strip_location(&e.to_string()),
+            path: clean_path(&path),
+            line: location.map(|l| l.line()),
+            message: explain(&strip_location(&e.to_string()), found),
         }
     })
 }
 
-/// The YAML error text without its "line L column C: " prefix (the line is reported apart).
+/// The serde path without the parts only Edgeway's own wrappers add: `Spanned`'s `.value`
+/// and the `?` of a key that could not be read.
+fn clean_path(path: &str) -> String {
+    let path = path
+        .replace(".value[", "[")
+        .replace(".value.", ".")
+        .replace(".?", "");
+    let path = path.strip_suffix(".value").unwrap_or(&path);
+    match path {
+        "." | "?" => String::new(),
+        other => other.to_owned(),
+    }
+}
+
+/// The YAML error text without the location it repeats (the line is reported apart).
 fn strip_location(message: &str) -> String {
-    let message = message.trim().trim_start_matches("error: ");
+    let mut message = message.trim().trim_start_matches("error: ");
     if let Some(rest) = message.strip_prefix("line ")
-        && let Some((_, after)) = rest.split_once(": ")
-        && rest
-            .split_once(": ")
-            .is_some_and(|(loc, _)| loc.contains("column"))
+        && let Some((location, after)) = rest.split_once(": ")
+        && location.contains("column")
     {
-        return after.to_owned();
+        message = after;
+    }
+    if let Some(at) = message.rfind(" at line ")
+        && message[at..].contains("column")
+    {
+        message = &message[..at];
     }
     message.to_owned()
+}
+
+/// The plain scalar that starts at a 1-based line and column, for "got ..." in messages.
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<String> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest: String = line
+        .chars()
+        .skip(usize::try_from(column).ok()?.checked_sub(1)?)
+        .collect();
+    let value = rest.split([',', '}', ']', '#']).next()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// Rewrites serde's type-level wording into what a config author needs to read.
+fn explain(message: &str, found: Option<String>) -> String {
+    let got = found.map(|f| format!(", got {f}")).unwrap_or_default();
+    if let Some(kind) = message.strip_prefix("invalid ") {
+        let expected = match kind {
+            "u8" | "u16" | "u32" | "u64" | "usize" => Some("a whole number (0 or more)"),
+            "i8" | "i16" | "i32" | "i64" | "isize" => Some("a whole number"),
+            "f32" | "f64" => Some("a number"),
+            "bool" | "boolean" => Some("true or false"),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            return format!("expected {expected}{got}");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once("`, expected ")
+    {
+        let valid: Vec<&str> = expected
+            .trim_start_matches("one of ")
+            .split([',', ' '])
+            .map(|v| v.trim_matches('`'))
+            .filter(|v| !v.is_empty() && *v != "or")
+            .collect();
+        let hint = did_you_mean(field, valid.iter().copied())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return format!(
+            "unknown key `{field}`{hint} (valid keys: {})",
+            valid.join(", ")
+        );
+    }
+    message.to_owned()
+}
+
+/// The candidate closest to `given` by edit distance, if it is close enough to be a typo.
+pub(crate) fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (given.chars().count() / 3).max(1);
+    candidates
+        .map(|c| {
+            // A key cut short (`max_body` for `max_body_bytes`) is as likely as a typo.
+            let distance = if c.len() > given.len() + 2 && c.starts_with(given) {
+                1
+            } else {
+                edit_distance(given, c)
+            };
+            (distance, c)
+        })
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -149,12 +251,11 @@ mod tests {
     #[test]
     fn unknown_key_names_key_path_and_line() {
         let e = errors("listen: [{ addr: 127.0.0.1:0 }]\nlimits:\n  max_body: 5\n");
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].starts_with(
-                "t.yaml:3: limits.max_body: unknown field `max_body`, expected one of"
-            ),
-            "{e:?}"
+        assert_eq!(
+            e,
+            vec![
+                "t.yaml:3: limits.max_body: unknown key `max_body`; did you mean `max_body_bytes`? (valid keys: max_body_bytes, max_header_bytes, integration_timeout_ms, header_read_timeout_ms)"
+            ]
         );
     }
 
@@ -183,11 +284,38 @@ mod tests {
     }
 
     #[test]
-    fn strips_yaml_location_prefix() {
+    fn strips_yaml_location() {
         assert_eq!(
             strip_location("error: line 3 column 7: invalid u16"),
             "invalid u16"
         );
+        assert_eq!(strip_location("bad thing at line 9, column 5"), "bad thing");
         assert_eq!(strip_location("something else"), "something else");
+    }
+
+    #[test]
+    fn wrong_type_says_what_was_expected_and_found() {
+        let e = errors("listen: [{ addr: 127.0.0.1:0 }]\nlimits:\n  max_body_bytes: lots\n");
+        assert_eq!(
+            e,
+            vec!["t.yaml:3: limits.max_body_bytes: expected a whole number (0 or more), got lots"]
+        );
+    }
+
+    #[test]
+    fn typo_suggestions() {
+        let e = errors("listen: [{ addr: 127.0.0.1:0 }]\nlimts: {}\n");
+        assert!(
+            e[0].starts_with(
+                "t.yaml:2: limts: unknown key `limts`; did you mean `limits`? (valid keys: listen,"
+            ),
+            "{e:?}"
+        );
+        assert_eq!(did_you_mean("zzzz", ["limits", "listen"].into_iter()), None);
+        assert_eq!(
+            did_you_mean("version", ["versions"].into_iter()),
+            Some("versions")
+        );
+        assert_eq!(edit_distance("versoin", "version"), 2);
     }
 }

@@ -15,7 +15,7 @@ use super::model::*;
 use super::raw::*;
 use crate::listener::tls::{self, LoadedCert};
 use crate::router::parse_route_key;
-use crate::upstream::{UriTemplate, client_tls, substitute};
+use crate::upstream::{SubstituteError, UriTemplate, client_tls, substitute};
 
 #[derive(Default)]
 struct Errors(Vec<ConfigError>);
@@ -289,7 +289,7 @@ fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<&str>) -> V
     let mut apis = Vec::new();
     let mut api_names: HashMap<&str, usize> = HashMap::new();
     // (stage, method, shape) → the route that claimed it, across all APIs.
-    let mut claimed: HashMap<(String, String, String), String> = HashMap::new();
+    let mut claimed: HashMap<(String, String, String), (String, usize)> = HashMap::new();
     for (a, raw_api) in raw.iter().enumerate() {
         let path = format!("apis[{a}]");
         let name = raw_api.name.value.trim();
@@ -341,15 +341,19 @@ fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<&str>) -> V
                         route.method.to_string(),
                         route.pattern.shape(),
                     );
-                    if let Some(first) = claimed.insert(key, path.clone()) {
-                        errors.add(
-                            format!("{path}.route"),
-                            Some(&raw_route.route),
+                    if let Some((first, first_api)) = claimed.insert(key, (path.clone(), a)) {
+                        let message = if first_api == a {
                             format!(
-                                "duplicate route \"{}\" in stage \"{}\": {first} already has this method and path",
+                                "duplicate route \"{}\": {first} already has this method and path",
+                                route.key
+                            )
+                        } else {
+                            format!(
+                                "route \"{}\" clashes with {first}: both APIs serve this method and path in stage \"{}\"",
                                 route.key, stage.name
-                            ),
-                        );
+                            )
+                        };
+                        errors.add(format!("{path}.route"), Some(&raw_route.route), message);
                         break;
                     }
                 }
@@ -395,19 +399,9 @@ fn validate_route(
     let ipath = format!("{path}.integration");
     let integration = match (&raw_integration.http_proxy, &raw_integration.mock) {
         (Some(target), None) => {
-            let params: Vec<&str> = pattern.param_names().collect();
-            let mut per_stage = Vec::with_capacity(stages.len());
-            for stage in stages {
-                let compiled = substitute(&target.value, origin, &stage.name, &stage.variables)
-                    .and_then(|text| UriTemplate::compile(&text, &params));
-                match compiled {
-                    Ok(template) => per_stage.push(template),
-                    Err(e) => {
-                        errors.add(format!("{ipath}.http_proxy"), Some(target), e);
-                        return None;
-                    }
-                }
-            }
+            let per_stage = compile_per_stage(&target.value, &pattern, stages, origin)
+                .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e))
+                .ok()?;
             Integration::HttpProxy { per_stage }
         }
         (None, Some(mock)) => Integration::Mock(validate_mock(
@@ -416,11 +410,19 @@ fn validate_route(
             &raw.integration,
             mock,
         )?),
-        (Some(_), Some(_)) | (None, None) => {
+        (Some(_), Some(_)) => {
             errors.add(
                 &ipath,
                 Some(&raw.integration),
-                "needs exactly one of `http_proxy: URL` or `mock: {status, headers, body}`",
+                "has both `http_proxy` and `mock`; a route has one integration",
+            );
+            return None;
+        }
+        (None, None) => {
+            errors.add(
+                &ipath,
+                Some(&raw.integration),
+                "is empty; give it `http_proxy: URL` or `mock: {status, headers, body}`",
             );
             return None;
         }
@@ -439,6 +441,52 @@ fn validate_route(
         integration,
         timeout,
     })
+}
+
+/// Compiles an `http_proxy` URI for every stage of the API; an undefined stage variable is
+/// reported once, naming every stage that lacks it.
+fn compile_per_stage(
+    template: &str,
+    pattern: &crate::router::RoutePattern,
+    stages: &[Stage],
+    origin: Option<&str>,
+) -> Result<Vec<UriTemplate>, String> {
+    let params: Vec<&str> = pattern.param_names().collect();
+    let mut per_stage = Vec::with_capacity(stages.len());
+    let mut missing: Option<(String, Vec<&str>)> = None;
+    for stage in stages {
+        match substitute(template, origin, &stage.variables) {
+            Ok(text) => per_stage.push(UriTemplate::compile(&text, &params)?),
+            Err(SubstituteError::MissingVariable(name)) => {
+                missing
+                    .get_or_insert_with(|| (name, Vec::new()))
+                    .1
+                    .push(&stage.name);
+            }
+            Err(SubstituteError::Invalid(e)) => return Err(e),
+        }
+    }
+    let Some((name, lacking)) = missing else {
+        return Ok(per_stage);
+    };
+    let defined: Vec<&str> = {
+        let mut all: Vec<&str> = stages
+            .iter()
+            .flat_map(|s| s.variables.keys().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    let hint = super::did_you_mean(&name, defined.iter().copied())
+        .map(|d| format!("; did you mean \"{d}\"?"))
+        .unwrap_or_default();
+    let stages_text: Vec<String> = lacking.iter().map(|s| format!("\"{s}\"")).collect();
+    Err(format!(
+        "stage variable \"{name}\" is not defined in stage{} {}{hint}",
+        if lacking.len() > 1 { "s" } else { "" },
+        stages_text.join(", ")
+    ))
 }
 
 fn validate_mock(

@@ -20,7 +20,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-pub use uri::{UriTemplate, substitute};
+pub use uri::{SubstituteError, UriTemplate, substitute};
 
 use crate::body::RequestBody;
 use crate::config::Upstream;

@@ -35,37 +35,48 @@ impl fmt::Debug for UriTemplate {
     }
 }
 
+/// Why `substitute` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubstituteError {
+    /// `${stageVariables.NAME}` names a variable the stage does not define.
+    MissingVariable(String),
+    /// Anything else, explained.
+    Invalid(String),
+}
+
 /// Fills `${origin}` and `${stageVariables.NAME}` in an integration URI.
 pub fn substitute(
     template: &str,
     origin: Option<&str>,
-    stage: &str,
     variables: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, SubstituteError> {
+    use SubstituteError::{Invalid, MissingVariable};
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!("unclosed \"${{\" in \"{template}\""));
+            return Err(Invalid(format!("unclosed \"${{\" in \"{template}\"")));
         };
         let reference = &after[..end];
         if reference == "origin" {
             let origin = origin.ok_or_else(|| {
-                "uses ${origin} but the config has no `origin`; add `origin: http://HOST:PORT`"
-                    .to_owned()
+                Invalid(
+                    "uses ${origin} but the config has no valid `origin`; add `origin: http://HOST:PORT`"
+                        .to_owned(),
+                )
             })?;
             out.push_str(origin.trim_end_matches('/'));
         } else if let Some(name) = reference.strip_prefix("stageVariables.") {
-            let value = variables.get(name).ok_or_else(|| {
-                format!("stage variable \"{name}\" is not defined in stage \"{stage}\"")
-            })?;
+            let value = variables
+                .get(name)
+                .ok_or_else(|| MissingVariable(name.to_owned()))?;
             out.push_str(value);
         } else {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "unknown reference \"${{{reference}}}\"; expected ${{origin}} or ${{stageVariables.NAME}}"
-            ));
+            )));
         }
         rest = &after[end + 1..];
     }
@@ -102,7 +113,13 @@ impl UriTemplate {
                 .ok_or_else(|| format!("unclosed '{{' in \"{text}\""))?;
             let name = after[..close].trim_end_matches('+');
             let index = params.iter().position(|p| *p == name).ok_or_else(|| {
-                format!("\"{{{name}}}\" in \"{text}\" is not a parameter of the route")
+                let known = if params.is_empty() {
+                    "the route has no parameters".to_owned()
+                } else {
+                    let names: Vec<String> = params.iter().map(|p| format!("{{{p}}}")).collect();
+                    format!("the route's parameters are {}", names.join(", "))
+                };
+                format!("\"{{{name}}}\" is not a parameter of the route; {known}")
             })?;
             probe.push_str(&literal);
             probe.push('x');
@@ -177,18 +194,22 @@ mod tests {
         let s = substitute(
             "${origin}/${stageVariables.version}/pets/{id}",
             Some("http://127.0.0.1:9000/"),
-            "prod",
             &vars,
         )
         .unwrap();
         assert_eq!(s, "http://127.0.0.1:9000/v1/pets/{id}");
-        let err = substitute("${stageVariables.nope}", None, "prod", &vars).unwrap_err();
-        assert!(
-            err.contains("\"nope\" is not defined in stage \"prod\""),
-            "{err}"
+        assert_eq!(
+            substitute("${stageVariables.nope}", None, &vars),
+            Err(SubstituteError::MissingVariable("nope".into()))
         );
-        assert!(substitute("${origin}/x", None, "prod", &vars).is_err());
-        assert!(substitute("${foo}", None, "prod", &vars).is_err());
+        assert!(matches!(
+            substitute("${origin}/x", None, &vars),
+            Err(SubstituteError::Invalid(_))
+        ));
+        assert!(matches!(
+            substitute("${foo}", None, &vars),
+            Err(SubstituteError::Invalid(_))
+        ));
     }
 
     #[test]
