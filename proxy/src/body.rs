@@ -16,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::telemetry::{AccessLog, AccessRecord};
+use crate::upstream::PooledBody;
 
 /// The error type of gateway bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -133,7 +134,7 @@ pub enum ResponseSource {
     /// A body the gateway made (mocks, errors); `None` once sent.
     Full(Option<Bytes>),
     /// The origin's body, streamed.
-    Upstream(Incoming),
+    Upstream(PooledBody),
 }
 
 /// A response body on its way to the client; logs the request when it ends.
@@ -163,8 +164,8 @@ impl ResponseBody {
     }
 
     /// The origin's body.
-    pub fn upstream(incoming: Incoming) -> Self {
-        Self::from_source(ResponseSource::Upstream(incoming))
+    pub fn upstream(body: PooledBody) -> Self {
+        Self::from_source(ResponseSource::Upstream(body))
     }
 
     fn from_source(source: ResponseSource) -> Self {

@@ -74,7 +74,7 @@ impl Gateway {
                                 uri.origin(),
                                 &config.upstream,
                                 previous.map(|p| &p.pools),
-                            );
+                            )?;
                             Target::Proxy { uri, pool }
                         }
                     };

@@ -5,6 +5,8 @@
 //! response head; the body then streams for as long as it takes.
 
 use http::request::Parts;
+use std::sync::Arc;
+
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 
@@ -48,7 +50,7 @@ async fn proxy(
     gateway: &Gateway,
     ctx: &mut RequestContext<'_>,
     template: &UriTemplate,
-    pool: &OriginPool,
+    pool: &Arc<OriginPool>,
     timeout: std::time::Duration,
     mut parts: Parts,
     body: Incoming,
@@ -79,7 +81,7 @@ async fn proxy(
     *request.headers_mut() = parts.headers;
 
     let sent = std::time::Instant::now();
-    let outcome = tokio::time::timeout(timeout, pool.client.request(request)).await;
+    let outcome = tokio::time::timeout(timeout, pool.send(request)).await;
     ctx.integration_latency = Some(sent.elapsed());
     let response = match outcome {
         Ok(Ok(response)) => response,
@@ -91,7 +93,7 @@ async fn proxy(
             }
             return Err(GatewayError::Upstream {
                 origin: pool.origin.clone(),
-                source: error.into(),
+                source: error,
             });
         }
         Err(_elapsed) => {

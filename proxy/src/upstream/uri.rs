@@ -133,6 +133,15 @@ impl UriTemplate {
             return Err(format!("unbalanced '}}' in \"{text}\""));
         }
         parts.push(Part::Literal(literal));
+        // Requests carry the origin form (`/path?query`); the pool knows the origin.
+        if let Some(Part::Literal(first)) = parts.first_mut() {
+            let rest = first.get(origin_len..).unwrap_or_default();
+            *first = if rest.starts_with('/') {
+                rest.to_owned()
+            } else {
+                format!("/{rest}")
+            };
+        }
         parts.retain(|p| !matches!(p, Part::Literal(s) if s.is_empty()));
 
         let uri: Uri = probe
@@ -161,7 +170,8 @@ impl UriTemplate {
         &self.origin
     }
 
-    /// The URI for one request: parameters filled in, the client's query string appended.
+    /// The origin-form URI (`/path?query`) for one request: parameters filled in, the client's
+    /// query string appended.
     pub fn render(&self, params: &[&str], query: Option<&str>) -> Result<Uri, http::Error> {
         let mut len = self.literal_len + query.map_or(0, |q| q.len() + 1);
         for part in &self.parts {
@@ -218,16 +228,23 @@ mod tests {
             UriTemplate::compile("http://o:9000/v1/pets/{id}/{proxy+}", &["id", "proxy"]).unwrap();
         assert_eq!(t.origin(), "http://o:9000");
         let uri = t.render(&["7", "a/b"], Some("x=1&y=2")).unwrap();
-        assert_eq!(uri.to_string(), "http://o:9000/v1/pets/7/a/b?x=1&y=2");
+        assert_eq!(uri.to_string(), "/v1/pets/7/a/b?x=1&y=2");
         let t = UriTemplate::compile("https://o/search?fixed=1", &[]).unwrap();
         assert_eq!(
             t.render(&[], Some("q=a")).unwrap().to_string(),
-            "https://o/search?fixed=1&q=a"
+            "/search?fixed=1&q=a"
         );
-        assert_eq!(
-            t.render(&[], None).unwrap().to_string(),
-            "https://o/search?fixed=1"
-        );
+        assert_eq!(t.render(&[], None).unwrap().to_string(), "/search?fixed=1");
+    }
+
+    #[test]
+    fn origin_only_targets_the_root() {
+        for text in ["http://o:9000", "http://o:9000/"] {
+            let t = UriTemplate::compile(text, &[]).unwrap();
+            assert_eq!(t.render(&[], Some("a=1")).unwrap().to_string(), "/?a=1");
+        }
+        let t = UriTemplate::compile("http://o?x=1", &[]).unwrap();
+        assert_eq!(t.render(&[], None).unwrap().to_string(), "/?x=1");
     }
 
     #[test]

@@ -1,0 +1,300 @@
+//! One origin's connections: HTTP/1.1 keep-alive connections reused newest-first, or one
+//! multiplexed HTTP/2 connection when TLS negotiates h2.
+//!
+//! The pool is deliberately small. A request takes the most recently used idle connection (or
+//! opens one), sends, and the connection goes back to the pool when the response body has been
+//! read to its end; a response dropped half-read closes its connection. A request that finds a
+//! pooled connection already closed by the origin, before anything was written, is retried
+//! once on a fresh connection. Idle connections past `upstream.pool_idle_timeout` are dropped
+//! when found, and at most `MAX_IDLE` wait per origin.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::body::{BoxError, RequestBody};
+use crate::config::Upstream;
+
+/// Idle HTTP/1 connections kept per origin.
+const MAX_IDLE: usize = 256;
+
+/// The connection pool for one origin (`scheme://authority`).
+#[derive(Debug)]
+pub struct OriginPool {
+    /// `scheme://authority`, for logs and errors.
+    pub origin: String,
+    scheme: Scheme,
+    authority: Authority,
+    host_header: HeaderValue,
+    host: String,
+    port: u16,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    idle: Mutex<Vec<IdleConnection>>,
+    h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
+    pub(super) fingerprint: String,
+}
+
+#[derive(Debug)]
+struct IdleConnection {
+    sender: http1::SendRequest<RequestBody>,
+    since: Instant,
+}
+
+enum Connection {
+    Http1 {
+        sender: http1::SendRequest<RequestBody>,
+        reused: bool,
+    },
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+/// The origin's response body; gives its connection back to the pool once read to the end.
+#[derive(Debug)]
+pub struct PooledBody {
+    inner: Incoming,
+    give_back: Option<(http1::SendRequest<RequestBody>, Arc<OriginPool>)>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data is a list of connections; a panic elsewhere cannot leave it inconsistent.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl OriginPool {
+    /// A pool for `origin` (`http://host:port` or `https://host:port`).
+    pub fn new(origin: &str, upstream: &Upstream) -> Result<Self, String> {
+        let uri: Uri = origin
+            .parse()
+            .map_err(|e| format!("origin {origin}: {e}"))?;
+        let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("origin {origin} has no host"))?;
+        let https = scheme == Scheme::HTTPS;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            let mut config = (*upstream.tls).clone();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            let name =
+                ServerName::try_from(host.clone()).map_err(|e| format!("origin {origin}: {e}"))?;
+            Some((Arc::new(config), name))
+        } else {
+            None
+        };
+        let host_header = HeaderValue::from_str(authority.as_str())
+            .map_err(|e| format!("origin {origin}: {e}"))?;
+        Ok(Self {
+            origin: origin.to_owned(),
+            scheme,
+            authority,
+            host_header,
+            host,
+            port,
+            tls,
+            connect_timeout: upstream.connect_timeout,
+            idle_timeout: upstream.pool_idle_timeout,
+            idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(None),
+            fingerprint: upstream.fingerprint.clone(),
+        })
+    }
+
+    /// Sends a request whose URI is in origin form (`/path?query`) and returns the response
+    /// head; the body streams afterwards.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, BoxError> {
+        request.headers_mut().insert(HOST, self.host_header.clone());
+        loop {
+            let connection = match self.checkout().await {
+                Some(connection) => connection,
+                None => self.connect().await?,
+            };
+            match connection {
+                Connection::Http2(mut sender) => {
+                    let mut parts = request.uri().clone().into_parts();
+                    parts.scheme = Some(self.scheme.clone());
+                    parts.authority = Some(self.authority.clone());
+                    *request.uri_mut() = Uri::from_parts(parts)?;
+                    let response = sender.send_request(request).await?;
+                    return Ok(response.map(|inner| PooledBody {
+                        inner,
+                        give_back: None,
+                    }));
+                }
+                Connection::Http1 { mut sender, reused } => {
+                    match sender.try_send_request(request).await {
+                        Ok(response) => {
+                            let pool = self.clone();
+                            return Ok(response.map(|inner| PooledBody {
+                                inner,
+                                give_back: Some((sender, pool)),
+                            }));
+                        }
+                        Err(mut error) => match error.take_message() {
+                            // Never written: the pooled connection had closed. Try a new one.
+                            Some(unsent) if reused => request = unsent,
+                            _ => return Err(error.into_error().into()),
+                        },
+                    }
+                }
+            }
+        }
+    }
+
+    async fn checkout(&self) -> Option<Connection> {
+        {
+            let mut h2 = lock(&self.h2);
+            match h2.as_ref() {
+                Some(sender) if !sender.is_closed() => {
+                    return Some(Connection::Http2(sender.clone()));
+                }
+                Some(_) => *h2 = None,
+                None => {}
+            }
+        }
+        loop {
+            let candidate = lock(&self.idle).pop()?;
+            if candidate.sender.is_closed() || candidate.since.elapsed() > self.idle_timeout {
+                continue;
+            }
+            let mut sender = candidate.sender;
+            // Ready as soon as the connection has finished the previous exchange.
+            if sender.ready().await.is_ok() {
+                return Some(Connection::Http1 {
+                    sender,
+                    reused: true,
+                });
+            }
+        }
+    }
+
+    fn give_back(&self, sender: http1::SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(IdleConnection {
+                sender,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, BoxError> {
+        let address = format!("{}:{}", self.host, self.port);
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "connect {address}: timed out after {} ms",
+                self.connect_timeout.as_millis()
+            )
+        })?
+        .map_err(|e| format!("connect {address}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let Some((tls, name)) = &self.tls else {
+            return self.handshake_http1(TokioIo::new(stream)).await;
+        };
+        let connector = TlsConnector::from(tls.clone());
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            connector.connect(name.clone(), stream),
+        )
+        .await
+        .map_err(|_| format!("TLS handshake with {address}: timed out"))?
+        .map_err(|e| format!("TLS handshake with {address}: {e}"))?;
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(stream))
+                .await?;
+            tokio::spawn(connection);
+            *lock(&self.h2) = Some(sender.clone());
+            return Ok(Connection::Http2(sender));
+        }
+        self.handshake_http1(TokioIo::new(stream)).await
+    }
+
+    async fn handshake_http1<T>(&self, io: TokioIo<T>) -> Result<Connection, BoxError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = http1::Builder::new().handshake(io).await?;
+        tokio::spawn(connection);
+        Ok(Connection::Http1 {
+            sender,
+            reused: false,
+        })
+    }
+}
+
+impl PooledBody {
+    fn finished(&mut self) {
+        if let Some((sender, pool)) = self.give_back.take() {
+            pool.give_back(sender);
+        }
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // A body nobody read (HEAD, 204, 304) still leaves a reusable connection.
+        if self.inner.is_end_stream() {
+            self.finished();
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &polled {
+            None => self.finished(),
+            // A broken body means a broken connection: never reuse it.
+            Some(Err(_)) => self.give_back = None,
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
