@@ -78,11 +78,7 @@ impl Gateway {
                             Target::Proxy { uri, pool }
                         }
                     };
-                    let labels = Arc::new(RouteLabels {
-                        api: api.name.as_str().into(),
-                        stage: stage.name.as_str().into(),
-                        route: route.key.as_str().into(),
-                    });
+                    let labels = Arc::new(RouteLabels::new(&api.name, &stage.name, &route.key));
                     let entry = RouteTarget {
                         labels,
                         target,

@@ -55,6 +55,20 @@ pub struct RouteLabels {
     pub api: Box<str>,
     pub stage: Box<str>,
     pub route: Box<str>,
+    /// The three as access-log JSON members, rendered once.
+    pub json: Box<str>,
+}
+
+impl RouteLabels {
+    /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
+    pub fn new(api: &str, stage: &str, route: &str) -> Self {
+        Self {
+            api: api.into(),
+            stage: stage.into(),
+            route: route.into(),
+            json: crate::telemetry::access_log::labels_json(api, stage, route),
+        }
+    }
 }
 
 /// Everything the pipeline knows about one request, passed from phase to phase.

@@ -5,7 +5,7 @@
 //! stdout stalls, the buffer stops growing at 16 MiB and further lines are counted as dropped
 //! rather than holding memory without bound.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
 use http::uri::PathAndQuery;
-use serde::Serialize;
 
 use crate::pipeline::RouteLabels;
 
@@ -42,25 +41,74 @@ pub struct AccessRecord {
     pub source_ip: IpAddr,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    request_id: &'a str,
-    api: Option<&'a str>,
-    stage: Option<&'a str>,
-    route: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    latency_ms: f64,
-    integration_latency_ms: Option<f64>,
-    source_ip: IpAddr,
+/// Appends `text` as a JSON string; request paths rarely need escaping, so check first.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else if serde_json::to_writer(&mut *out, text).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
-fn millis(d: Duration) -> f64 {
-    (d.as_micros() as f64) / 1000.0
+/// Appends a duration in milliseconds with microsecond precision: `1.234`.
+fn push_millis(out: &mut Vec<u8>, d: Duration) {
+    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut digits = itoa::Buffer::new();
+    out.extend_from_slice(digits.format(micros / 1000).as_bytes());
+    let fraction = micros % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
+}
+
+/// `2026-11-21T08:27:01.` for the current second, formatted once per second per thread.
+fn push_time(out: &mut Vec<u8>, time: SystemTime) {
+    thread_local! {
+        static PREFIX: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since_epoch = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    PREFIX.with_borrow_mut(|(cached_second, prefix)| {
+        if *cached_second != seconds {
+            let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+            let text = humantime::format_rfc3339_seconds(whole).to_string();
+            *prefix = format!("{}.", text.trim_end_matches('Z'));
+            *cached_second = seconds;
+        }
+        out.extend_from_slice(prefix.as_bytes());
+    });
+    let millis = since_epoch.subsec_millis();
+    out.extend_from_slice(&[
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
+}
+
+/// The `"api":...,"stage":...,"route":...` part of a line, rendered once per route.
+pub fn labels_json(api: &str, stage: &str, route: &str) -> Box<str> {
+    let mut out = Vec::new();
+    for (key, value) in [("api", api), ("stage", stage), ("route", route)] {
+        if !out.is_empty() {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        push_json_str(&mut out, value);
+    }
+    String::from_utf8_lossy(&out).into()
 }
 
 impl AccessLog {
@@ -106,33 +154,47 @@ impl AccessLog {
         if !self.to_stdout {
             return;
         }
-        let labels = record.route.as_deref();
-        let line = Line {
-            time: humantime::format_rfc3339_millis(record.time).to_string(),
-            request_id: record.request_id.to_str().unwrap_or_default(),
-            api: labels.map(|l| &*l.api),
-            stage: labels.map(|l| &*l.stage),
-            route: labels.map(|l| &*l.route),
-            method: record.method.as_str(),
-            path: record.path.as_ref().map_or("", PathAndQuery::path),
-            status: record.status,
-            bytes_in,
-            bytes_out,
-            latency_ms: millis(record.start.elapsed()),
-            integration_latency_ms: record.integration_latency.map(millis),
-            source_ip: record.source_ip,
-        };
-        let mut out = Vec::with_capacity(384);
-        if serde_json::to_writer(&mut out, &line).is_err() {
-            return;
+        let mut line = Vec::with_capacity(384);
+        line.extend_from_slice(b"{\"time\":\"");
+        push_time(&mut line, record.time);
+        line.extend_from_slice(b"\",\"request_id\":");
+        push_json_str(&mut line, record.request_id.to_str().unwrap_or_default());
+        line.push(b',');
+        match &record.route {
+            Some(labels) => line.extend_from_slice(labels.json.as_bytes()),
+            None => line.extend_from_slice(b"\"api\":null,\"stage\":null,\"route\":null"),
         }
-        out.push(b'\n');
+        line.extend_from_slice(b",\"method\":");
+        push_json_str(&mut line, record.method.as_str());
+        line.extend_from_slice(b",\"path\":");
+        push_json_str(
+            &mut line,
+            record.path.as_ref().map_or("", PathAndQuery::path),
+        );
+        let mut digits = itoa::Buffer::new();
+        line.extend_from_slice(b",\"status\":");
+        line.extend_from_slice(digits.format(record.status).as_bytes());
+        line.extend_from_slice(b",\"bytes_in\":");
+        line.extend_from_slice(digits.format(bytes_in).as_bytes());
+        line.extend_from_slice(b",\"bytes_out\":");
+        line.extend_from_slice(digits.format(bytes_out).as_bytes());
+        line.extend_from_slice(b",\"latency_ms\":");
+        push_millis(&mut line, record.start.elapsed());
+        line.extend_from_slice(b",\"integration_latency_ms\":");
+        match record.integration_latency {
+            Some(latency) => push_millis(&mut line, latency),
+            None => line.extend_from_slice(b"null"),
+        }
+        line.extend_from_slice(b",\"source_ip\":\"");
+        let _ = write!(line, "{}", record.source_ip);
+        line.extend_from_slice(b"\"}\n");
+
         let mut buffer = self.lock();
-        if buffer.len() + out.len() > MAX_BUFFERED {
+        if buffer.len() + line.len() > MAX_BUFFERED {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        buffer.extend_from_slice(&out);
+        buffer.extend_from_slice(&line);
     }
 
     /// Writes buffered lines to stdout now.
@@ -154,5 +216,45 @@ impl AccessLog {
         let mut stdout = std::io::stdout().lock();
         // Nowhere to report a closed stdout; the lines are lost either way.
         let _ = stdout.write_all(&pending).and_then(|()| stdout.flush());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_have_microsecond_precision() {
+        let mut out = Vec::new();
+        push_millis(&mut out, Duration::from_micros(1_234_567));
+        assert_eq!(out, b"1234.567");
+        out.clear();
+        push_millis(&mut out, Duration::from_micros(5));
+        assert_eq!(out, b"0.005");
+    }
+
+    #[test]
+    fn time_is_rfc3339_with_millis() {
+        let mut out = Vec::new();
+        push_time(
+            &mut out,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_790_000_000_042),
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), "2026-09-21T14:13:20.042Z");
+    }
+
+    #[test]
+    fn strings_are_escaped_only_when_needed() {
+        let mut out = Vec::new();
+        push_json_str(&mut out, "/prod/pets/7");
+        push_json_str(&mut out, "/a\"b\\c");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""/prod/pets/7""/a\"b\\c""#
+        );
+        let labels = labels_json("a\"pi", "prod", "GET /x");
+        let parsed: serde_json::Value = serde_json::from_str(&format!("{{{labels}}}")).unwrap();
+        assert_eq!(parsed["api"], "a\"pi");
+        assert_eq!(parsed["route"], "GET /x");
     }
 }
