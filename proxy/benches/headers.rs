@@ -53,8 +53,9 @@ fn rewrite(c: &mut Criterion) {
     ]);
     let request_id = HeaderValue::from_static("0b7a4c3e-9f51-4a8e-8d1e-6c2f3a9b7d10");
     let authority = HeaderValue::from_static("api.example.com");
+    let client_ip = HeaderValue::from_static("198.51.100.23");
     let forwarded = Forwarded {
-        client_ip: "198.51.100.23".parse().expect("ip"),
+        client_ip: &client_ip,
         proto: "https",
         host: Some(&authority),
         request_id: &request_id,

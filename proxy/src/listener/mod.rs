@@ -62,14 +62,12 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let gateway = shared.gateway.load_full();
     let tls = gateway.listener_tls.get(index).cloned().flatten();
-    let conn = ConnInfo {
-        remote,
-        proto: if tls.is_some() { "https" } else { "http" },
-    };
+    let conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
     let service = {
         let shared = shared.clone();
         service_fn(move |request| {
             let shared = shared.clone();
+            let conn = conn.clone();
             async move {
                 let gateway = shared.gateway.load_full();
                 Ok::<_, std::convert::Infallible>(

@@ -65,7 +65,7 @@ async fn proxy(
     headers::rewrite_request(
         &mut parts.headers,
         &Forwarded {
-            client_ip: ctx.conn.remote.ip(),
+            client_ip: &ctx.conn.client_ip,
             proto: ctx.conn.proto,
             host: authority.as_ref(),
             request_id: &ctx.request_id,

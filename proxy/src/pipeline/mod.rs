@@ -42,9 +42,12 @@ pub enum Flow {
 }
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
+    /// The client's IP address as text (IPv4-mapped addresses unmapped), formatted once per
+    /// connection for `X-Forwarded-For` and the access log.
+    pub client_ip: HeaderValue,
     /// `"http"` or `"https"`.
     pub proto: &'static str,
 }
@@ -86,6 +89,19 @@ pub struct RequestContext<'g> {
     pub request_body: Option<Arc<BodyStats>>,
     /// Time from sending to the origin until its response head arrived.
     pub integration_latency: Option<Duration>,
+}
+
+impl ConnInfo {
+    /// Describes a connection from `remote`; `proto` is `"http"` or `"https"`.
+    pub fn new(remote: SocketAddr, proto: &'static str) -> Self {
+        let ip = remote.ip().to_canonical().to_string();
+        Self {
+            remote,
+            client_ip: HeaderValue::from_str(&ip)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto,
+        }
+    }
 }
 
 impl RequestContext<'_> {
@@ -147,7 +163,7 @@ pub async fn run(
         path,
         status: response.status().as_u16(),
         integration_latency: ctx.integration_latency,
-        source_ip: ctx.conn.remote.ip().to_canonical(),
+        source_ip: ctx.conn.client_ip.clone(),
     };
     response
         .body_mut()
@@ -168,4 +184,17 @@ async fn phases<'g>(
         return Ok(response);
     }
     integration::call(gateway, ctx, parts, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnInfo;
+
+    #[test]
+    fn client_ip_is_unmapped_text() {
+        let conn = ConnInfo::new("[::ffff:10.1.2.3]:5000".parse().unwrap(), "http");
+        assert_eq!(conn.client_ip, "10.1.2.3");
+        let conn = ConnInfo::new("[2001:db8::1]:443".parse().unwrap(), "https");
+        assert_eq!(conn.client_ip, "2001:db8::1");
+    }
 }

@@ -6,7 +6,6 @@
 //! rather than holding memory without bound.
 
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -38,7 +37,7 @@ pub struct AccessRecord {
     pub path: Option<PathAndQuery>,
     pub status: u16,
     pub integration_latency: Option<Duration>,
-    pub source_ip: IpAddr,
+    pub source_ip: http::HeaderValue,
 }
 
 /// Appends `text` as a JSON string; request paths rarely need escaping, so check first.
@@ -185,9 +184,9 @@ impl AccessLog {
             Some(latency) => push_millis(&mut line, latency),
             None => line.extend_from_slice(b"null"),
         }
-        line.extend_from_slice(b",\"source_ip\":\"");
-        let _ = write!(line, "{}", record.source_ip);
-        line.extend_from_slice(b"\"}\n");
+        line.extend_from_slice(b",\"source_ip\":");
+        push_json_str(&mut line, record.source_ip.to_str().unwrap_or_default());
+        line.extend_from_slice(b"}\n");
 
         let mut buffer = self.lock();
         if buffer.len() + line.len() > MAX_BUFFERED {

@@ -7,9 +7,6 @@
 //! there), `X-Forwarded-Proto`, `X-Forwarded-Host` (the host the client used; `Host` itself
 //! becomes the origin's authority) and `X-Request-Id`.
 
-use std::io::Write as _;
-use std::net::IpAddr;
-
 use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -24,7 +21,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// What the origin is told about the client.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address as text.
+    pub client_ip: &'a HeaderValue,
     /// `"http"` or `"https"`: how the client reached the gateway.
     pub proto: &'static str,
     /// The host the client asked for (`Host`, or the HTTP/2 `:authority`).
@@ -78,13 +76,16 @@ pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded<'_>) {
     if let Some(host) = client_host.as_ref().or(forwarded.host) {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
-    let mut xff = Vec::with_capacity(64);
-    if let Some(previous) = headers.get(&X_FORWARDED_FOR) {
-        xff.extend_from_slice(previous.as_bytes());
-        xff.extend_from_slice(b", ");
-    }
-    let _ = write!(xff, "{}", forwarded.client_ip.to_canonical());
-    let xff = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff));
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        None => Ok(forwarded.client_ip.clone()),
+        Some(previous) => {
+            let mut joined = Vec::with_capacity(previous.len() + 2 + forwarded.client_ip.len());
+            joined.extend_from_slice(previous.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(forwarded.client_ip.as_bytes());
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
+        }
+    };
     if let Ok(xff) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), xff);
     }
@@ -132,7 +133,7 @@ mod tests {
         rewrite_request(
             &mut headers,
             &Forwarded {
-                client_ip: "::ffff:127.0.0.1".parse().unwrap(),
+                client_ip: &HeaderValue::from_static("127.0.0.1"),
                 proto: "https",
                 host: None,
                 request_id: &id,
@@ -163,7 +164,7 @@ mod tests {
         rewrite_request(
             &mut headers,
             &Forwarded {
-                client_ip: "127.0.0.1".parse().unwrap(),
+                client_ip: &HeaderValue::from_static("127.0.0.1"),
                 proto: "https",
                 host: Some(&authority),
                 request_id: &id,
