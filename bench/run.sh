@@ -178,11 +178,14 @@ alive() {
 # port_in_use PORT: whether something on 127.0.0.1 accepts connections on PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# free_port: a port in 20000-59999 that nothing listens on.
+# free_port: a port that nothing listens on, below the kernel's ephemeral range so that no
+# client socket (wrk's, a proxy's connection to the origin) can be holding it.
 free_port() {
-    local i port
+    local i port low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    ((low > 11000)) || die "the ephemeral port range starts at $low; no room for fixed ports below it"
     for ((i = 0; i < 100; i++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + RANDOM % (low - 10000)))
         port_in_use "$port" || { echo "$port"; return 0; }
     done
     die "no free port found"
@@ -317,16 +320,23 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_ticks PID...: utime+stime (clock ticks) summed over the processes, threads included.
 cpu_ticks() {
-    local p stat rest total=0
+    local user sys
+    read -r user sys <<<"$(cpu_split_ticks "$@")"
+    echo $((user + sys))
+}
+
+# cpu_split_ticks PID...: "utime stime" (clock ticks) summed over the processes.
+cpu_split_ticks() {
+    local p stat rest user=0 sys=0
     local -a f
     for p in "$@"; do
         { read -r stat <"/proc/$p/stat"; } 2>/dev/null || continue
         rest=${stat##*) }
         read -r -a f <<<"$rest"
         # Fields after "comm)": f[0] is field 3 (state), so utime (14) is f[11], stime (15) f[12].
-        total=$((total + f[11] + f[12]))
+        user=$((user + f[11])) sys=$((sys + f[12]))
     done
-    echo "$total"
+    echo "$user $sys"
 }
 
 # thread_ticks PID...: "name ticks" per thread name (threads of the same name summed), over all
@@ -393,9 +403,9 @@ fail_row() {
 
 # table_row NAME FIELDS RANGE: one markdown row from a round's tab-separated fields.
 table_row() {
-    local cpu rps p50 p99 pcpu pcore lcore ocpu errors
-    IFS=$'\t' read -r cpu rps p50 p99 pcpu pcore lcore ocpu errors <<<"$2"
-    echo "| $1 | $rps | $p50 | $p99 | $cpu$3 | $pcpu % | $pcore % | $lcore % | $ocpu | $errors |"
+    local cpu rps p50 p99 pcpu pcore lcore ocpu errors user sys
+    IFS=$'\t' read -r cpu rps p50 p99 pcpu pcore lcore ocpu errors user sys <<<"$2"
+    echo "| $1 | $rps | $p50 | $p99 | $cpu$3 | $user | $sys | $pcpu % | $pcore % | $lcore % | $ocpu | $errors |"
 }
 
 # run_row NAME: start the row's servers, load them, record a table row, stop them.
@@ -426,8 +436,9 @@ run_row() {
     local pids
     pids=$(descendants $ROW_PIDS)
     local threads_before threads_after split
-    local origin_before cpu_before core_before pcore_before t0 t1
+    local origin_before cpu_before core_before pcore_before t0 t1 split_before split_after
     cpu_before=$(cpu_ticks $pids)
+    split_before=$(cpu_split_ticks $pids)
     threads_before=$(thread_ticks $pids)
     origin_before=$(cpu_ticks "$ORIGIN_PID")
     core_before=$(core_ticks "$LOAD_CPU")
@@ -442,6 +453,7 @@ run_row() {
     t1=$(date +%s.%N)
     local cpu_after origin_after core_after pcore_after
     cpu_after=$(cpu_ticks $pids)
+    split_after=$(cpu_split_ticks $pids)
     threads_after=$(thread_ticks $pids)
     origin_after=$(cpu_ticks "$ORIGIN_PID")
     core_after=$(core_ticks "$LOAD_CPU")
@@ -464,15 +476,18 @@ run_row() {
     row=$(awk -v req="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
         -v cpu=$((cpu_after - cpu_before)) -v ocpu=$((origin_after - origin_before)) \
         -v tck="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v errors="$errors" \
-        -v cb="$core_before" -v ca="$core_after" -v pb="$pcore_before" -v pa="$pcore_after" '
+        -v cb="$core_before" -v ca="$core_after" -v pb="$pcore_before" -v pa="$pcore_after" \
+        -v sb="$split_before" -v sa="$split_after" '
         function busy(before, after,   b, a) {
             split(before, b, " "); split(after, a, " ")
             return (a[2] - b[2]) > 0 ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
         }
         BEGIN {
-            printf "%.1f\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%d\n",
+            split(sb, b, " "); split(sa, a, " ")
+            printf "%.1f\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%d\t%.1f\t%.1f\n",
                 cpu / tck * 1e6 / req, rps, p50, p99, 100 * cpu / tck / (t1 - t0),
-                busy(pb, pa), busy(cb, ca), ocpu / tck * 1e6 / req, errors }')
+                busy(pb, pa), busy(cb, ca), ocpu / tck * 1e6 / req, errors,
+                (a[1] - b[1]) / tck * 1e6 / req, (a[2] - b[2]) / tck * 1e6 / req }')
     # Where the proxy's CPU went, by thread (or process) name, as a share of the proxy's CPU
     # (only when there is more than one name).
     split=$(awk -v total=$((cpu_after - cpu_before)) '
@@ -551,12 +566,12 @@ table() {
     ((REPEAT == 1)) || rounds="; each row the median of $REPEAT rounds by CPU µs/req (min–max in brackets)"
     echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP}s warm-up); proxy on core $PROXY_CPU, wrk + origin on core $LOAD_CPU; $(nproc --all) cores, $(uname -r)$rounds"
     echo
-    echo "| row | req/s | p50 ms | p99 ms | CPU µs/req | proxy CPU % | proxy core busy % | load core busy % | origin µs/req | errors |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| row | req/s | p50 ms | p99 ms | CPU µs/req | user µs/req | sys µs/req | proxy CPU % | proxy core busy % | load core busy % | origin µs/req | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     local r sorted n range
     for r in $ROWS; do
         if [[ -z ${MEASURED[$r]:-} ]]; then
-            echo "| $r | FAILED: ${FAILURE[$r]:-not run} | | | | | | | | |"
+            echo "| $r | FAILED: ${FAILURE[$r]:-not run} | | | | | | | | | | |"
             continue
         fi
         sorted=$(printf '%s' "${MEASURED[$r]}" | sort -t$'\t' -k1,1n)
