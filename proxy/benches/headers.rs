@@ -80,7 +80,9 @@ fn rewrite(c: &mut Criterion) {
             })
         });
     }
-    group.bench_function("clone_only/response", |b| b.iter(|| black_box(response.clone())));
+    group.bench_function("clone_only/response", |b| {
+        b.iter(|| black_box(response.clone()))
+    });
     group.bench_function("rewrite_response", |b| {
         b.iter(|| {
             let mut headers = response.clone();

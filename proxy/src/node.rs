@@ -115,11 +115,12 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         _ = interrupt.recv() => {}
     }
 
-    let drain_timeout = shared.gateway.load().drain_timeout;
-    tracing::info!(drain_timeout_s = drain_timeout.as_secs(), "draining");
+    // `/readyz` turns 503 before the log says so: whoever reads the log can rely on it.
     shared
         .draining
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    let drain_timeout = shared.gateway.load().drain_timeout;
+    tracing::info!(drain_timeout_s = drain_timeout.as_secs(), "draining");
     reloads.abort();
     let _ = shutdown_tx.send(true);
     let drained = tokio::time::timeout(drain_timeout, async {
