@@ -217,3 +217,35 @@ async fn any_matches_every_method() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segments_are_refused_before_routing() {
+    let (origin, gw) = setup().await;
+    for path in [
+        "/prod/any/../pets/mine",
+        "/prod/any/%2e%2e/secret",
+        "/prod/any/./x",
+        "/prod/any/a/.%2E/b",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let raw = raw_request(gw.addr("listen[0]"), request.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(raw.status, 400, "{path}: {}", raw.head);
+        assert_eq!(raw.header("x-edgeway-error-type"), Some("BAD_REQUEST_PATH"));
+        assert_eq!(raw.body, br#"{"message":"Invalid request path"}"#);
+    }
+    // Dots inside a segment are ordinary characters.
+    let (status, _) = get_text(&gw.url("/prod/any/v1.2/file..txt")).await;
+    assert_eq!(status, 200);
+    let paths: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|r| r.path_and_query())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/any/v1.2/file..txt"],
+        "dot segments never reach the origin"
+    );
+}

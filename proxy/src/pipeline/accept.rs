@@ -1,7 +1,12 @@
-//! Phase 1, accept: the request id and the limits that can be checked before reading the body.
+//! Phase 1, accept: the request id, and what can be refused before routing or reading the body.
 //!
 //! Header size is enforced earlier, by the HTTP parser (431); a body without a declared length
 //! is counted as it streams (see `body::RequestBody`).
+//!
+//! A path with a `.` or `..` segment (also percent-encoded) is refused: it would match a route
+//! by its literal text, and an origin that resolves it would serve a path outside the route,
+//! e.g. `/prod/files/../admin` through `ANY /files/{proxy+}`. Clients resolve dot segments before
+//! sending (RFC 3986 §5.2.4), so one on the wire is a mistake or a probe.
 
 use http::HeaderValue;
 use http::header::CONTENT_LENGTH;
@@ -17,12 +22,25 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Refuses a declared body over the limit before any of it is read.
+/// True if a path segment is `.` or `..`, written plainly or percent-encoded.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// Refuses dot segments, and a declared body over the limit before any of it is read.
 pub fn check(
     gateway: &Gateway,
     _ctx: &mut RequestContext<'_>,
     parts: &Parts,
 ) -> Result<Flow, GatewayError> {
+    let path = parts.uri.path();
+    // Only a path with '.' (or an encoded one) can have a dot segment; most skip the scan.
+    if (path.contains('.') || path.contains('%')) && has_dot_segment(path) {
+        return Err(GatewayError::DotSegment);
+    }
     let limit = gateway.limits.max_body_bytes;
     let declared = parts
         .headers
@@ -33,4 +51,32 @@ pub fn check(
         return Err(GatewayError::PayloadTooLarge { limit });
     }
     Ok(Flow::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_plain_and_encoded() {
+        for path in [
+            "/prod/files/../admin",
+            "/prod/./x",
+            "/prod/a/%2e%2e/b",
+            "/prod/a/.%2E",
+            "/prod/..",
+            "/prod/%2e",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/prod/files/a.txt",
+            "/prod/...",
+            "/prod/.well-known/x",
+            "/prod/a..b",
+            "/prod/v1.2",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
 }

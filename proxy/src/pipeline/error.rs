@@ -18,6 +18,8 @@ pub static X_EDGEWAY_ERROR_TYPE: HeaderName = HeaderName::from_static("x-edgeway
 /// Why the gateway answered a request itself.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error("request path has a dot segment")]
+    DotSegment,
     #[error("no route matches the path")]
     NotFound,
     #[error("the path has no route for this method")]
@@ -60,6 +62,11 @@ impl GatewayError {
     /// Status, error type and client-facing body.
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
+            Self::DotSegment => (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST_PATH",
+                json_message!("Invalid request path"),
+            ),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 "RESOURCE_NOT_FOUND",
