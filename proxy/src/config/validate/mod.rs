@@ -1,0 +1,278 @@
+//! Raw config → validated model. Every problem is collected, not just the first, each with the
+//! key path and line it belongs to. Node settings are checked here, APIs in `apis`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use serde_saphyr::Spanned;
+
+mod apis;
+
+use super::ConfigError;
+use super::model::*;
+use super::raw::*;
+use crate::listener::tls::{self, LoadedCert};
+use crate::upstream::client_tls;
+
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn add<T>(
+        &mut self,
+        path: impl Into<String>,
+        at: Option<&Spanned<T>>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(ConfigError {
+            path: path.into(),
+            line: at.map(|s| s.referenced.line()),
+            message: message.into(),
+        });
+    }
+}
+
+fn socket_addr(errors: &mut Errors, path: &str, raw: &Spanned<String>) -> Option<SocketAddr> {
+    match raw.value.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.add(
+                path,
+                Some(raw),
+                format!(
+                    "invalid address \"{}\"; expected IP:PORT such as 0.0.0.0:8080 or [::1]:8443",
+                    raw.value
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn positive<T: Copy + Into<u64>>(
+    errors: &mut Errors,
+    path: &str,
+    raw: Option<&Spanned<T>>,
+    default: u64,
+) -> u64 {
+    match raw {
+        Some(v) if v.value.into() == 0 => {
+            errors.add(path, Some(v), "must be greater than 0");
+            default
+        }
+        Some(v) => v.value.into(),
+        None => default,
+    }
+}
+
+fn millis(
+    errors: &mut Errors,
+    path: &str,
+    raw: Option<&Spanned<u64>>,
+    default: Duration,
+) -> Duration {
+    let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(positive(errors, path, raw, default_ms))
+}
+
+/// Validates `raw`. Relative file paths are taken from `base_dir` (the config file's folder).
+pub(super) fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    redacted: serde_json::Value,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Errors::default();
+    let resolve = |p: &str| -> PathBuf { base_dir.join(p) };
+
+    if raw.listen.value.is_empty() {
+        errors.add(
+            "listen",
+            Some(&raw.listen),
+            "at least one listener is required",
+        );
+    }
+    let mut listen = Vec::new();
+    for (i, l) in raw.listen.value.iter().enumerate() {
+        let path = format!("listen[{i}]");
+        let addr = socket_addr(&mut errors, &format!("{path}.addr"), &l.addr);
+        let tls = l.tls.as_ref().and_then(|t| {
+            let path = format!("{path}.tls.certs");
+            if t.certs.value.is_empty() {
+                errors.add(
+                    &path,
+                    Some(&t.certs),
+                    "a TLS listener needs at least one certificate",
+                );
+                return None;
+            }
+            let mut loaded: Vec<LoadedCert> = Vec::new();
+            for (j, c) in t.certs.value.iter().enumerate() {
+                match tls::load_cert(&resolve(&c.cert.value), &resolve(&c.key.value)) {
+                    Ok(cert) => loaded.push(cert),
+                    Err(e) => {
+                        let (field, at) = if e.contains("private key") {
+                            ("key", &c.key)
+                        } else {
+                            ("cert", &c.cert)
+                        };
+                        errors.add(format!("{path}[{j}].{field}"), Some(at), e);
+                    }
+                }
+            }
+            if loaded.len() != t.certs.value.len() {
+                return None;
+            }
+            match tls::server_config(&loaded) {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    errors.add(&path, Some(&t.certs), e);
+                    None
+                }
+            }
+        });
+        if let Some(addr) = addr {
+            listen.push(Listener { addr, tls });
+        }
+    }
+    let mut seen_addrs = HashMap::new();
+    for (i, l) in listen.iter().enumerate() {
+        if l.addr.port() != 0
+            && let Some(first) = seen_addrs.insert(l.addr, i)
+        {
+            errors.add(
+                format!("listen[{i}].addr"),
+                raw.listen.value.get(i).map(|l| &l.addr),
+                format!("{} is already used by listen[{first}]", l.addr),
+            );
+        }
+    }
+
+    let admin = raw.admin.as_ref().and_then(|a| {
+        let addr = socket_addr(&mut errors, "admin.addr", &a.addr)?;
+        Some(Admin {
+            addr,
+            token_env: a.token_env.clone(),
+        })
+    });
+
+    let origin = raw.origin.as_ref().and_then(|o| match o.value.parse::<Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some_and(|h| !h.is_empty())
+                && !o.value.contains('@') =>
+        {
+            Some(o.value.trim_end_matches('/').to_owned())
+        }
+        _ => {
+            errors.add(
+                "origin",
+                Some(o),
+                format!(
+                    "invalid origin \"{}\"; expected an http:// or https:// URL such as http://10.0.0.7:9000",
+                    o.value
+                ),
+            );
+            None
+        }
+    });
+
+    let ca_file = raw.upstream.ca_file.as_ref();
+    let upstream_tls = match client_tls(ca_file.map(|c| resolve(&c.value)).as_deref()) {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            errors.add("upstream.ca_file", ca_file, e);
+            None
+        }
+    };
+    let connect_timeout = millis(
+        &mut errors,
+        "upstream.connect_timeout_ms",
+        raw.upstream.connect_timeout_ms.as_ref(),
+        DEFAULT_CONNECT_TIMEOUT,
+    );
+    let pool_idle_timeout = Duration::from_secs(positive(
+        &mut errors,
+        "upstream.pool_idle_timeout_s",
+        raw.upstream.pool_idle_timeout_s.as_ref(),
+        DEFAULT_POOL_IDLE_TIMEOUT.as_secs(),
+    ));
+
+    let max_header_bytes = positive(
+        &mut errors,
+        "limits.max_header_bytes",
+        raw.limits.max_header_bytes.as_ref(),
+        DEFAULT_MAX_HEADER_BYTES as u64,
+    );
+    if max_header_bytes < MIN_MAX_HEADER_BYTES as u64 {
+        errors.add(
+            "limits.max_header_bytes",
+            raw.limits.max_header_bytes.as_ref(),
+            format!("must be at least {MIN_MAX_HEADER_BYTES} (the smallest header buffer HTTP/1 parsing works with)"),
+        );
+    }
+    let limits = Limits {
+        max_body_bytes: positive(
+            &mut errors,
+            "limits.max_body_bytes",
+            raw.limits.max_body_bytes.as_ref(),
+            DEFAULT_MAX_BODY_BYTES,
+        ),
+        max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+        integration_timeout: millis(
+            &mut errors,
+            "limits.integration_timeout_ms",
+            raw.limits.integration_timeout_ms.as_ref(),
+            DEFAULT_INTEGRATION_TIMEOUT,
+        ),
+        header_read_timeout: millis(
+            &mut errors,
+            "limits.header_read_timeout_ms",
+            raw.limits.header_read_timeout_ms.as_ref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        ),
+    };
+    let drain_timeout = Duration::from_secs(
+        raw.drain_timeout_s
+            .as_ref()
+            .map_or(DEFAULT_DRAIN_TIMEOUT.as_secs(), |d| d.value),
+    );
+    let workers = raw.workers.as_ref().map_or(0, |w| w.value);
+    if let Some(w) = raw.workers.as_ref().filter(|w| w.value > 1024) {
+        errors.add(
+            "workers",
+            Some(w),
+            "must be at most 1024 (0 means one per core)",
+        );
+    }
+
+    let apis = apis::validate_apis(&mut errors, &raw.apis, origin.as_deref());
+
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    let Some(tls) = upstream_tls else {
+        return Err(errors.0);
+    };
+    let fingerprint = format!(
+        "ca={:?};connect={connect_timeout:?};idle={pool_idle_timeout:?}",
+        ca_file.map(|c| &c.value)
+    );
+    Ok(Config {
+        listen,
+        admin,
+        upstream: Upstream {
+            tls,
+            connect_timeout,
+            pool_idle_timeout,
+            fingerprint,
+        },
+        limits,
+        drain_timeout,
+        workers,
+        apis,
+        redacted,
+    })
+}
