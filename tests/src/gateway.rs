@@ -46,7 +46,43 @@ pub fn edgeway_bin() -> PathBuf {
             bin.display()
         );
     }
+    // `cargo test` does not rebuild another package's binary: refuse to test a stale one.
+    let built = modified(&bin);
+    let gateway_sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proxy/src");
+    if let Some((_, newer)) = newest_source(&gateway_sources).filter(|(t, _)| *t > built) {
+        panic!(
+            "{} is older than {}: run `cargo build --release -p edgeway` (scripts/test.sh does)",
+            bin.display(),
+            newer.display()
+        );
+    }
     bin
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(UNIX_EPOCH)
+}
+
+/// The most recently modified Rust source below `dir`, with its time.
+fn newest_source(dir: &Path) -> Option<(SystemTime, PathBuf)> {
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let t = modified(&path);
+                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
+                    newest = Some((t, path));
+                }
+            }
+        }
+    }
+    newest
 }
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
