@@ -40,6 +40,14 @@ pub struct AccessRecord {
     pub source_ip: http::HeaderValue,
 }
 
+/// Appends text the gateway knows needs no JSON escaping (its own request ids, method tokens,
+/// IP addresses) as a JSON string.
+fn push_plain_str(out: &mut Vec<u8>, text: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(text);
+    out.push(b'"');
+}
+
 /// Appends `text` as a JSON string; request paths rarely need escaping, so check first.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
     if text
@@ -157,14 +165,15 @@ impl AccessLog {
         line.extend_from_slice(b"{\"time\":\"");
         push_time(&mut line, record.time);
         line.extend_from_slice(b"\",\"request_id\":");
-        push_json_str(&mut line, record.request_id.to_str().unwrap_or_default());
+        push_plain_str(&mut line, record.request_id.as_bytes());
         line.push(b',');
         match &record.route {
             Some(labels) => line.extend_from_slice(labels.json.as_bytes()),
             None => line.extend_from_slice(b"\"api\":null,\"stage\":null,\"route\":null"),
         }
         line.extend_from_slice(b",\"method\":");
-        push_json_str(&mut line, record.method.as_str());
+        // A method is an HTTP token: no quote, backslash or control character.
+        push_plain_str(&mut line, record.method.as_str().as_bytes());
         line.extend_from_slice(b",\"path\":");
         push_json_str(
             &mut line,
@@ -185,7 +194,7 @@ impl AccessLog {
             None => line.extend_from_slice(b"null"),
         }
         line.extend_from_slice(b",\"source_ip\":");
-        push_json_str(&mut line, record.source_ip.to_str().unwrap_or_default());
+        push_plain_str(&mut line, record.source_ip.as_bytes());
         line.extend_from_slice(b"}\n");
 
         let mut buffer = self.lock();
