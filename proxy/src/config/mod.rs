@@ -319,3 +319,28 @@ mod tests {
         assert_eq!(edit_distance("versoin", "version"), 2);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever the file holds, loading it answers with a config or with errors.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(.|\n){0,200}") {
+            let _ = parse(&text, Path::new("p.yaml"));
+        }
+
+        /// A valid config with one value changed to arbitrary YAML scalars still answers.
+        #[test]
+        fn arbitrary_values_never_panic(value in "[ -~]{0,24}") {
+            let yaml = format!(
+                "listen: [{{ addr: 127.0.0.1:0 }}]\nlimits: {{ max_body_bytes: {value} }}\napis:\n  - name: a\n    stages: {{ prod: {{}} }}\n    routes:\n      - route: GET /x\n        integration: {{ mock: {{ status: 200, body: \"{value}\" }} }}\n"
+            );
+            let _ = parse(&yaml, Path::new("p.yaml"));
+        }
+    }
+}

@@ -80,3 +80,21 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::has_dot_segment;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn paths_without_dot_segments_pass(segments in prop::collection::vec("[a-z0-9._%-]{1,8}", 0..6)) {
+            let path = format!("/{}", segments.join("/"));
+            let expected = segments.iter().any(|s| {
+                let d = s.replace("%2e", ".").replace("%2E", ".");
+                d == "." || d == ".."
+            });
+            prop_assert_eq!(has_dot_segment(&path), expected);
+        }
+    }
+}

@@ -388,3 +388,59 @@ mod tests {
         assert!(r.insert("beta", method, &pattern, String::new()).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_.~-]{1,12}".prop_filter("not a dot segment", |s| s != "." && s != "..")
+    }
+
+    proptest! {
+        #[test]
+        fn route_keys_never_panic(key in ".{0,64}") {
+            let _ = parse_route_key(&key);
+        }
+
+        #[test]
+        fn lookup_never_panics(path in "(/[^/]{0,8}){0,6}/?", method in "[A-Z]{1,8}") {
+            let mut router = Router::new();
+            for key in ["GET /a/{id}", "ANY /{proxy+}", "POST /a/b", "GET /"] {
+                let (m, p) = parse_route_key(key).unwrap();
+                router.insert("prod", m, &p, key).unwrap();
+            }
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let _ = router.lookup(&method, &format!("/prod{path}"));
+        }
+
+        #[test]
+        fn literal_routes_find_themselves(segments in prop::collection::vec(segment(), 1..5)) {
+            let path = format!("/{}", segments.join("/"));
+            let (m, p) = parse_route_key(&format!("GET {path}")).unwrap();
+            let mut router = Router::new();
+            router.insert("prod", m, &p, path.clone()).unwrap();
+            let full = format!("/prod{path}");
+            let found = router.lookup(&Method::GET, &full).unwrap();
+            prop_assert_eq!(found.route, &path);
+            prop_assert!(found.params.is_empty());
+        }
+
+        #[test]
+        fn params_and_greedy_capture_exactly(id in segment(), rest in prop::collection::vec(segment(), 1..4)) {
+            let mut router = Router::new();
+            for key in ["GET /pets/{id}", "GET /files/{id}/{proxy+}"] {
+                let (m, p) = parse_route_key(key).unwrap();
+                router.insert("prod", m, &p, key).unwrap();
+            }
+            let pets = format!("/prod/pets/{id}");
+            let found = router.lookup(&Method::GET, &pets).unwrap();
+            prop_assert_eq!(found.params, vec![id.as_str()]);
+            let tail = rest.join("/");
+            let files = format!("/prod/files/{id}/{tail}");
+            let found = router.lookup(&Method::GET, &files).unwrap();
+            prop_assert_eq!(found.params, vec![id.as_str(), tail.as_str()]);
+        }
+    }
+}

@@ -266,3 +266,19 @@ mod tests {
         assert_eq!(parsed["route"], "GET /x");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::push_json_str;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_path_is_written_as_a_json_string_that_round_trips(text in ".{0,64}") {
+            let mut out = Vec::new();
+            push_json_str(&mut out, &text);
+            let parsed: String = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(parsed, text);
+        }
+    }
+}

@@ -263,3 +263,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn compile_and_render_never_panic(text in ".{0,80}", value in "[^/]{0,16}") {
+            if let Ok(t) = UriTemplate::compile(&text, &["id"]) {
+                let _ = t.render(&[value.as_str()], Some("q=1"));
+            }
+        }
+
+        #[test]
+        fn parameters_land_verbatim(prefix in "(/[a-z0-9]{1,6}){0,3}", value in "[a-zA-Z0-9%._~-]{1,16}") {
+            let t = UriTemplate::compile(&format!("http://o:9000{prefix}/{{id}}"), &["id"]).unwrap();
+            let uri = t.render(&[value.as_str()], None).unwrap();
+            prop_assert_eq!(uri.to_string(), format!("{prefix}/{value}"));
+        }
+    }
+}
