@@ -25,8 +25,19 @@ pub fn new_request_id() -> HeaderValue {
 /// True if a path segment is `.` or `..`, written plainly or percent-encoded.
 pub fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
+        let dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+        // A dot segment is one or two dots, each written as `.` or `%2e`.
+        (1..=2).any(|dots| {
+            let mut rest = segment;
+            for _ in 0..dots {
+                let len = if rest.starts_with('.') { 1 } else { 3 };
+                match rest.get(..len) {
+                    Some(one) if dot(one) => rest = &rest[len..],
+                    _ => return false,
+                }
+            }
+            rest.is_empty()
+        })
     })
 }
 
