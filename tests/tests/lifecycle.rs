@@ -35,6 +35,21 @@ async fn slow_origin(delay: Duration) -> Origin {
     .await
 }
 
+/// Sends `GET /prod/slow` in the background and returns once the origin has it.
+async fn slow_request_in_flight(
+    gw: &Gateway,
+    origin: &Origin,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let url = gw.url("/prod/slow");
+    let inflight = tokio::spawn(async move { client().get(url).send().await });
+    eventually(Duration::from_secs(5), || async {
+        (origin.request_count() == 1).then_some(())
+    })
+    .await
+    .expect("slow request reached the origin");
+    inflight
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_logs_listeners_and_generation_1() {
     let origin = Origin::echo().await;
@@ -71,13 +86,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
     let mut gw = Gateway::start(&config(&origin)).await;
     let listen = gw.addr("listen[0]");
     let admin = gw.admin_url("/readyz");
-    let url = gw.url("/prod/slow");
-    let inflight = tokio::spawn(async move { client().get(url).send().await });
-    let arrived = eventually(Duration::from_secs(5), || async {
-        (origin.request_count() == 1).then_some(())
-    })
-    .await;
-    assert!(arrived.is_some(), "slow request never reached the origin");
+    let inflight = slow_request_in_flight(&gw, &origin).await;
 
     gw.signal("TERM");
     gw.wait_event("draining", Duration::from_secs(5), |_| true)
@@ -118,13 +127,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_0() {
 async fn readyz_is_503_while_draining() {
     let origin = slow_origin(Duration::from_millis(2500)).await;
     let gw = Gateway::start(&config(&origin)).await;
-    let url = gw.url("/prod/slow");
-    let _inflight = tokio::spawn(async move { client().get(url).send().await });
-    eventually(Duration::from_secs(5), || async {
-        (origin.request_count() == 1).then_some(())
-    })
-    .await
-    .expect("slow request reached the origin");
+    let _inflight = slow_request_in_flight(&gw, &origin).await;
     gw.signal("TERM");
     gw.wait_event("draining", Duration::from_secs(5), |_| true)
         .await;
@@ -141,13 +144,7 @@ async fn drain_timeout_bounds_the_wait() {
     let origin = slow_origin(Duration::from_secs(30)).await;
     let mut gw =
         Gateway::start(&config(&origin).replace("drain_timeout_s: 10", "drain_timeout_s: 1")).await;
-    let url = gw.url("/prod/slow");
-    let _inflight = tokio::spawn(async move { client().get(url).send().await });
-    eventually(Duration::from_secs(5), || async {
-        (origin.request_count() == 1).then_some(())
-    })
-    .await
-    .expect("slow request reached the origin");
+    let _inflight = slow_request_in_flight(&gw, &origin).await;
     gw.signal("TERM");
     let status = gw.wait_exit(Duration::from_secs(6)).await;
     let status = status.unwrap_or_else(|| panic!("did not exit after drain_timeout_s: 1"));
