@@ -73,7 +73,8 @@ pub struct Upstream {
     pub tls: Arc<rustls::ClientConfig>,
     pub connect_timeout: Duration,
     pub pool_idle_timeout: Duration,
-    /// Identifies the settings above, so a reload that keeps them keeps warm connections.
+    /// Identifies the settings above (the trust roots by a digest of their contents), so a
+    /// reload that keeps them keeps warm connections.
     pub fingerprint: String,
 }
 

@@ -53,11 +53,16 @@ impl OriginPools {
     }
 }
 
-/// TLS settings for origins: the system's roots plus the PEM certificates in `ca_file`.
-pub fn client_tls(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+/// TLS settings for origins: the system's roots plus the PEM certificates in `ca_file`, and
+/// a digest of those roots. Pools are carried across a reload only when the digest is the
+/// same, so a CA file rotated in place (or updated system roots) takes effect on reload.
+pub fn client_tls(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, u64), String> {
+    use std::hash::{Hash, Hasher};
+    let mut digest = std::hash::DefaultHasher::new();
     let mut roots = RootCertStore::empty();
     // A machine without system roots can still reach origins signed by `ca_file`.
     for cert in rustls_native_certs::load_native_certs().certs {
+        cert.as_ref().hash(&mut digest);
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
@@ -68,6 +73,7 @@ pub fn client_tls(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
             return Err(format!("{} holds no PEM certificate", path.display()));
         }
         for cert in certs {
+            cert.as_ref().hash(&mut digest);
             roots
                 .add(cert)
                 .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
@@ -78,5 +84,34 @@ pub fn client_tls(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), digest.finish()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_tls;
+
+    #[test]
+    fn roots_digest_follows_the_ca_file_contents() {
+        let dir = std::env::temp_dir().join(format!("edgeway-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ca.pem");
+        let ca_pem = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.self_signed(&key).unwrap().pem()
+        };
+        std::fs::write(&path, ca_pem("one.test")).unwrap();
+        let (_, first) = client_tls(Some(&path)).unwrap();
+        let (_, again) = client_tls(Some(&path)).unwrap();
+        assert_eq!(first, again, "same roots, same digest");
+        std::fs::write(&path, ca_pem("two.test")).unwrap();
+        let (_, rotated) = client_tls(Some(&path)).unwrap();
+        assert_ne!(
+            first, rotated,
+            "a CA file rotated in place changes the digest"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

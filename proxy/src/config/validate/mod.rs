@@ -256,10 +256,9 @@ pub(super) fn validate(
     let Some(tls) = upstream_tls else {
         return Err(errors.0);
     };
-    let fingerprint = format!(
-        "ca={:?};connect={connect_timeout:?};idle={pool_idle_timeout:?}",
-        ca_file.map(|c| &c.value)
-    );
+    let (tls, roots_digest) = tls;
+    let fingerprint =
+        format!("roots={roots_digest:x};connect={connect_timeout:?};idle={pool_idle_timeout:?}");
     Ok(Config {
         listen,
         admin,
