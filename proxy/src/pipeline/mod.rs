@@ -55,10 +55,9 @@ pub struct ConnInfo {
 /// Names of a matched route, shared by every request to it (for logs).
 #[derive(Debug)]
 pub struct RouteLabels {
-    pub api: Box<str>,
-    pub stage: Box<str>,
+    /// The route as written, `GET /pets/{id}`, for operational logs.
     pub route: Box<str>,
-    /// The three as access-log JSON members, rendered once.
+    /// `"api":...,"stage":...,"route":...` for the access log, rendered once.
     pub json: Box<str>,
 }
 
@@ -66,8 +65,6 @@ impl RouteLabels {
     /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
     pub fn new(api: &str, stage: &str, route: &str) -> Self {
         Self {
-            api: api.into(),
-            stage: stage.into(),
             route: route.into(),
             json: crate::telemetry::access_log::labels_json(api, stage, route),
         }
