@@ -27,7 +27,6 @@ pub struct Gateway {
     pub http: auto::Builder<TokioExecutor>,
     /// Per `listen` entry: its TLS settings, if it is a TLS listener.
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
-    pub listen_addrs: Vec<std::net::SocketAddr>,
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
     pub redacted_config: Bytes,
@@ -112,7 +111,6 @@ impl Gateway {
             limits: config.limits,
             http,
             listener_tls: config.listen.iter().map(|l| l.tls.clone()).collect(),
-            listen_addrs: config.listen.iter().map(|l| l.addr).collect(),
             drain_timeout: config.drain_timeout,
             redacted_config: Bytes::from(
                 serde_json::to_vec_pretty(&config.redacted).unwrap_or_default(),

@@ -6,6 +6,7 @@
 //! keeps serving. Listener addresses are bound once at startup: a reload that changes them is
 //! applied for everything else, and the new addresses take effect at the next restart.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -104,7 +105,7 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         path: options.config_path.clone(),
         shared: shared.clone(),
         last_text: std::fs::read_to_string(&options.config_path).ok(),
-        generation: 1,
+        bound: config.listen.iter().map(|l| l.addr).collect(),
     };
     let reloads = tokio::spawn(reload_loop(reloader, options.watch));
 
@@ -145,7 +146,8 @@ struct Reloader {
     shared: Arc<Shared>,
     /// The text of the last reload attempt: a watch event that changes nothing is ignored.
     last_text: Option<String>,
-    generation: u64,
+    /// The `listen` addresses bound at startup; they stay until the next restart.
+    bound: Vec<SocketAddr>,
 }
 
 impl Reloader {
@@ -176,16 +178,20 @@ impl Reloader {
             }
         };
         let current = self.shared.gateway.load_full();
-        let generation = self.generation + 1;
+        let generation = current.generation + 1;
         match Gateway::build(&config, generation, Some(&current)) {
             Ok(gateway) => {
-                if gateway.listen_addrs != current.listen_addrs {
+                if !config
+                    .listen
+                    .iter()
+                    .map(|l| l.addr)
+                    .eq(self.bound.iter().copied())
+                {
                     tracing::warn!(
-                        "`listen` changed; new listener addresses take effect at the next restart"
+                        "`listen` differs from the addresses bound at startup; they take effect at the next restart"
                     );
                 }
                 self.shared.gateway.store(Arc::new(gateway));
-                self.generation = generation;
                 tracing::info!(generation, "config reloaded");
             }
             Err(e) => tracing::error!(error = %e, "config refused"),
