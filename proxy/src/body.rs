@@ -51,6 +51,8 @@ impl BodyStats {
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Option<Incoming>,
+    /// A body the gateway holds whole (from a plugin, or buffered for one); sent first.
+    buffered: Option<Bytes>,
     limit: u64,
     seen: u64,
     stats: Option<Arc<BodyStats>>,
@@ -61,9 +63,18 @@ impl RequestBody {
     pub fn empty() -> Self {
         Self {
             inner: None,
+            buffered: None,
             limit: 0,
             seen: 0,
             stats: None,
+        }
+    }
+
+    /// A body held whole.
+    pub fn full(bytes: Bytes) -> Self {
+        Self {
+            buffered: (!bytes.is_empty()).then_some(bytes),
+            ..Self::empty()
         }
     }
 
@@ -76,6 +87,7 @@ impl RequestBody {
         let stats = Arc::new(BodyStats::default());
         let body = Self {
             inner: Some(incoming),
+            buffered: None,
             limit,
             seen: 0,
             stats: Some(stats.clone()),
@@ -93,6 +105,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(bytes) = this.buffered.take() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -118,10 +133,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.buffered.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(bytes) = &self.buffered {
+            return SizeHint::with_exact(bytes.len() as u64);
+        }
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)

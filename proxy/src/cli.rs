@@ -49,10 +49,22 @@ where
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Validate { config } => match config::load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
-            }
+            // Plugins are compiled and checked against their role's world too: a component
+            // that would be refused at startup fails validation.
+            Ok(loaded) => match crate::plugins::PluginHost::new()
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|host| host.load(&loaded.plugins, &loaded.upstream).map(|_| ()))
+            {
+                Ok(()) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    eprintln!("{}: plugins refused", config.display());
+                    ExitCode::FAILURE
+                }
+            },
             Err(errors) => {
                 eprintln!("{errors}");
                 eprintln!("{}: {} error(s)", config.display(), errors.errors.len());

@@ -11,8 +11,10 @@ use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use crate::config::{Config, Integration, Limits, Mock};
+use crate::auth::PluginAuthorizer;
+use crate::config::{Config, Integration, Isolation, Limits, Mock};
 use crate::pipeline::RouteLabels;
+use crate::plugins::{Plugin, PluginSet};
 use crate::router::Router;
 use crate::upstream::{OriginPool, OriginPools, UriTemplate};
 
@@ -40,6 +42,25 @@ pub struct RouteTarget {
     pub target: Target,
     /// The integration timeout for this route.
     pub timeout: Duration,
+    /// The route's path parameter names, in the order the router returns their values.
+    pub param_names: Box<[Box<str>]>,
+    /// The stage's variables, for plugins.
+    pub stage_variables: Arc<[(String, String)]>,
+    /// Runs before everything else when set (`auth`).
+    pub auth: Option<Arc<PluginAuthorizer>>,
+    pub isolation: Isolation,
+    pub request_transforms: Box<[Arc<Plugin>]>,
+    pub response_transforms: Box<[Arc<Plugin>]>,
+}
+
+impl RouteTarget {
+    /// True when the request goes through any plugin.
+    pub fn uses_plugins(&self) -> bool {
+        self.auth.is_some()
+            || !self.request_transforms.is_empty()
+            || !self.response_transforms.is_empty()
+            || matches!(self.target, Target::Function(_))
+    }
 }
 
 /// Where a route's requests go.
@@ -50,23 +71,70 @@ pub enum Target {
         pool: Arc<OriginPool>,
     },
     Mock(Mock),
+    /// A handler plugin answers.
+    Function(Arc<Plugin>),
 }
 
 impl Gateway {
-    /// Builds a generation from a validated config, reusing `previous`'s origin pools where the
-    /// origin and upstream settings are unchanged.
+    /// Builds a generation from a validated config and its loaded `plugins`, reusing
+    /// `previous`'s origin pools where the origin and upstream settings are unchanged.
     pub fn build(
         config: &Config,
+        plugins: &PluginSet,
         generation: u64,
         previous: Option<&Gateway>,
     ) -> Result<Self, String> {
+        let plugin = |name: &str| -> Result<Arc<Plugin>, String> {
+            plugins
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("plugin {name} is not loaded"))
+        };
         let mut pools = OriginPools::default();
         let mut router = Router::new();
         for api in &config.apis {
+            let mut authorizers = std::collections::HashMap::new();
+            for (name, authorizer) in &api.authorizers {
+                let runtime =
+                    PluginAuthorizer::new(authorizer.clone(), plugin(&authorizer.plugin)?);
+                authorizers.insert(name.as_str(), Arc::new(runtime));
+            }
+            let stage_variables: Vec<Arc<[(String, String)]>> = api
+                .stages
+                .iter()
+                .map(|s| {
+                    s.variables
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .collect();
             for route in &api.routes {
+                let auth = match &route.auth {
+                    Some(name) => Some(
+                        authorizers
+                            .get(name.as_str())
+                            .cloned()
+                            .ok_or_else(|| format!("authorizer {name} is not defined"))?,
+                    ),
+                    None => None,
+                };
+                let request_transforms = route
+                    .request_transforms
+                    .iter()
+                    .map(|n| plugin(n))
+                    .collect::<Result<Box<[_]>, _>>()?;
+                let response_transforms = route
+                    .response_transforms
+                    .iter()
+                    .map(|n| plugin(n))
+                    .collect::<Result<Box<[_]>, _>>()?;
+                let param_names: Box<[Box<str>]> =
+                    route.pattern.param_names().map(Into::into).collect();
                 for (s, stage) in api.stages.iter().enumerate() {
                     let target = match &route.integration {
                         Integration::Mock(mock) => Target::Mock(mock.clone()),
+                        Integration::Function { plugin: name } => Target::Function(plugin(name)?),
                         Integration::HttpProxy { per_stage } => {
                             let uri = per_stage[s].clone();
                             let pool = pools.get_or_create(
@@ -82,6 +150,12 @@ impl Gateway {
                         labels,
                         target,
                         timeout: route.timeout.unwrap_or(config.limits.integration_timeout),
+                        param_names: param_names.clone(),
+                        stage_variables: stage_variables[s].clone(),
+                        auth: auth.clone(),
+                        isolation: route.isolation,
+                        request_transforms: request_transforms.clone(),
+                        response_transforms: response_transforms.clone(),
                     };
                     router
                         .insert(&stage.name, route.method, &route.pattern, entry)

@@ -6,6 +6,7 @@
 //! that [`gateway::Gateway::build`] compiles into what requests use.
 
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod gateway;
 pub mod listener;
 pub mod node;
 pub mod pipeline;
+pub mod plugins;
 pub mod router;
 pub mod telemetry;
 pub mod upstream;

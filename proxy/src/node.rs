@@ -5,6 +5,10 @@
 //! in atomically; a config that fails is refused with the error logged and the running one
 //! keeps serving. Listener addresses are bound once at startup: a reload that changes them is
 //! applied for everything else, and the new addresses take effect at the next restart.
+//!
+//! With watching on, the plugin folder (`plugins.dir`) is watched too: a changed `.wasm` file
+//! is compiled off the request path and swapped in for every plugin loaded from it ("plugin
+//! swapped"), or refused with the old version still serving ("plugin refused").
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{self, Config};
 use crate::gateway::Gateway;
+use crate::plugins::PluginHost;
 use crate::telemetry::AccessLog;
 
 /// State shared by every connection of the node.
@@ -29,6 +34,8 @@ pub struct Shared {
     pub log: Arc<AccessLog>,
     /// Set once SIGTERM arrives; `/readyz` then answers 503.
     pub draining: AtomicBool,
+    /// The plugin runtime; its plugins are those of the current gateway.
+    pub plugins: Arc<PluginHost>,
 }
 
 /// How `edgeway serve` was asked to run.
@@ -58,11 +65,21 @@ pub fn serve(options: ServeOptions, config: Config) -> anyhow::Result<()> {
 }
 
 async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
-    let gateway = Gateway::build(&config, 1, None).map_err(anyhow::Error::msg)?;
+    let plugins = Arc::new(PluginHost::new().context("cannot start the plugin engine")?);
+    let set = {
+        let plugins = plugins.clone();
+        let (specs, upstream) = (config.plugins.clone(), config.upstream.clone());
+        tokio::task::spawn_blocking(move || plugins.load(&specs, &upstream))
+            .await?
+            .map_err(anyhow::Error::msg)?
+    };
+    let gateway = Gateway::build(&config, &set, 1, None).map_err(anyhow::Error::msg)?;
+    plugins.install(set);
     let shared = Arc::new(Shared {
         gateway: ArcSwap::from_pointee(gateway),
         log: AccessLog::stdout(),
         draining: AtomicBool::new(false),
+        plugins,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
@@ -164,10 +181,17 @@ impl Reloader {
         }
         self.last_text = Some(text.clone());
         let path = self.path.clone();
-        // Parsing loads certificates and trust roots: keep it off the request threads.
-        let parsed = tokio::task::spawn_blocking(move || config::parse(&text, &path)).await;
-        let config = match parsed {
-            Ok(Ok(config)) => config,
+        let plugins = self.shared.plugins.clone();
+        // Parsing loads certificates and trust roots, and plugins may need compiling: keep it
+        // off the request threads.
+        let parsed = tokio::task::spawn_blocking(move || {
+            let config = config::parse(&text, &path).map_err(|e| e.to_string())?;
+            let set = plugins.load(&config.plugins, &config.upstream)?;
+            Ok::<_, String>((config, set))
+        })
+        .await;
+        let (config, set) = match parsed {
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
                 tracing::error!(error = %errors, "config refused");
                 return;
@@ -179,7 +203,7 @@ impl Reloader {
         };
         let current = self.shared.gateway.load_full();
         let generation = current.generation + 1;
-        match Gateway::build(&config, generation, Some(&current)) {
+        match Gateway::build(&config, &set, generation, Some(&current)) {
             Ok(gateway) => {
                 if !config
                     .listen
@@ -192,6 +216,7 @@ impl Reloader {
                     );
                 }
                 self.shared.gateway.store(Arc::new(gateway));
+                self.shared.plugins.install(set);
                 tracing::info!(generation, "config reloaded");
             }
             Err(e) => tracing::error!(error = %e, "config refused"),
@@ -200,6 +225,23 @@ impl Reloader {
 }
 
 async fn reload_loop(mut reloader: Reloader, watch_file: bool) {
+    let (plugin_tx, mut plugin_events) = mpsc::unbounded_channel::<PathBuf>();
+    let mut plugin_watch: Option<(PathBuf, notify::RecommendedWatcher)> = None;
+    let watch_plugin_dir = |plugin_watch: &mut Option<(PathBuf, notify::RecommendedWatcher)>,
+                            shared: &Shared| {
+        let dir = shared.plugins.current().config.dir.clone();
+        if !watch_file || plugin_watch.as_ref().map(|(d, _)| d) == dir.as_ref() {
+            return;
+        }
+        *plugin_watch = dir.and_then(|dir| match watch_plugins(&dir, plugin_tx.clone()) {
+            Ok(watcher) => Some((dir, watcher)),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the plugin folder");
+                None
+            }
+        });
+    };
+    watch_plugin_dir(&mut plugin_watch, &reloader.shared);
     let (tx, mut file_events) = mpsc::unbounded_channel();
     let _watcher = if watch_file {
         match watch_config(&reloader.path, tx) {
@@ -222,16 +264,70 @@ async fn reload_loop(mut reloader: Reloader, watch_file: bool) {
     };
     loop {
         tokio::select! {
-            Some(()) = hangup.recv() => reloader.reload(true).await,
+            Some(()) = hangup.recv() => {
+                reloader.reload(true).await;
+                watch_plugin_dir(&mut plugin_watch, &reloader.shared);
+            }
             Some(()) = file_events.recv() => {
                 // Editors write in several steps; act once the burst is over.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 while file_events.try_recv().is_ok() {}
                 reloader.reload(false).await;
+                watch_plugin_dir(&mut plugin_watch, &reloader.shared);
+            }
+            Some(first) = plugin_events.recv() => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let mut changed = vec![first];
+                while let Ok(path) = plugin_events.try_recv() {
+                    if !changed.contains(&path) {
+                        changed.push(path);
+                    }
+                }
+                swap_changed_plugins(&reloader.shared, changed).await;
             }
             else => break,
         }
     }
+}
+
+async fn swap_changed_plugins(shared: &Shared, paths: Vec<PathBuf>) {
+    let host = shared.plugins.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .flat_map(|path| host.file_changed(path))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    for (plugin, result) in outcome.unwrap_or_default() {
+        match result {
+            Ok(version) => tracing::info!(plugin, version, source = "file", "plugin swapped"),
+            Err(error) => {
+                tracing::warn!(plugin, error = %error, source = "file", "plugin refused");
+            }
+        }
+    }
+}
+
+/// Watches the plugin folder and signals each `.wasm` file created, written or renamed into it.
+fn watch_plugins(
+    dir: &Path,
+    events: mpsc::UnboundedSender<PathBuf>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if !matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+            return;
+        }
+        for path in event.paths {
+            if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
+                let _ = events.send(path);
+            }
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
 }
 
 /// Watches the config file's folder (editors replace files rather than write them in place)

@@ -4,6 +4,11 @@
 //! need no token. Everything under `/admin/` needs `Authorization: Bearer <token>`, the token
 //! being the value of the environment variable named by `admin.token_env`; without that
 //! variable every `/admin/` request is refused.
+//!
+//! Plugins (`plugins.rs`): `GET /admin/plugins` lists them with version and call statistics;
+//! `PUT /admin/plugins/{name}` with a component as the body swaps in a new version.
+
+mod plugins;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,8 +56,11 @@ pub async fn serve(
         let shared = shared.clone();
         let token = token.clone();
         let service = service_fn(move |request| {
-            let response = handle(&shared, token.as_deref(), &request);
-            async move { Ok::<_, std::convert::Infallible>(response) }
+            let shared = shared.clone();
+            let token = token.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(handle(&shared, token.as_deref(), request).await)
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -65,7 +73,7 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
@@ -88,12 +96,21 @@ fn authorized(token: Option<&str>, request: &Request<Incoming>) -> bool {
         .is_some_and(|given| same_secret(given, token.as_bytes()))
 }
 
-fn handle(
-    shared: &Shared,
+async fn handle(
+    shared: &Arc<Shared>,
     token: Option<&str>,
-    request: &Request<Incoming>,
+    request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
+    let path = request.uri().path().to_owned();
+    let path = path.as_str();
+    if path.starts_with("/admin/") && !authorized(token, &request) {
+        return json(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#);
+    }
+    if let Some(name) = path.strip_prefix("/admin/plugins/")
+        && request.method() == Method::PUT
+    {
+        return plugins::put(shared, name, request.into_body()).await;
+    }
     if request.method() != Method::GET {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -106,9 +123,7 @@ fn handle(
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
         }
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
-        _ if path.starts_with("/admin/") && !authorized(token, request) => {
-            json(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#)
-        }
+        "/admin/plugins" => plugins::list(shared),
         "/admin/config" => {
             let gateway = shared.gateway.load();
             let mut response = json(StatusCode::OK, gateway.redacted_config.clone());

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+pub use crate::plugins::{Isolation, PluginRole, PluginSpec, PluginsConfig};
 use crate::router::{RouteMethod, RoutePattern};
 use crate::upstream::UriTemplate;
 
@@ -45,6 +46,8 @@ pub struct Config {
     /// Runtime worker threads; 0 means one per core.
     pub workers: usize,
     pub apis: Vec<Api>,
+    /// The plugins to load (`plugins`).
+    pub plugins: PluginsConfig,
     /// The file as JSON with secrets replaced, for `GET /admin/config`.
     pub redacted: serde_json::Value,
 }
@@ -67,7 +70,7 @@ pub struct Admin {
 }
 
 /// How the gateway connects to origins.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Upstream {
     /// System roots plus `ca_file`, for https origins.
     pub tls: Arc<rustls::ClientConfig>,
@@ -92,7 +95,51 @@ pub struct Limits {
 pub struct Api {
     pub name: String,
     pub stages: Vec<Stage>,
+    /// The API's authorizers, by name.
+    pub authorizers: BTreeMap<String, Authorizer>,
     pub routes: Vec<Route>,
+}
+
+/// Default for an authorizer's `result_ttl_s`: 300 s, as API Gateway.
+pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
+/// Default for an authorizer's `principal_header`.
+pub const DEFAULT_PRINCIPAL_HEADER: &str = "x-edgeway-principal";
+
+/// An authorizer of an API: a plugin, what identifies a caller, and what reaches the origin.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    pub name: String,
+    /// The plugin's name (a plugin with role `authorizer`).
+    pub plugin: String,
+    /// Read before the plugin is called; a missing one is 401 without a call.
+    pub identity_source: Vec<IdentitySource>,
+    /// How long a decision is cached per identity; zero disables the cache.
+    pub result_ttl: Duration,
+    /// Carries the principal id to the origin.
+    pub principal_header: http::HeaderName,
+    /// Context key → header that carries its value to the origin.
+    pub context_headers: Vec<(String, http::HeaderName)>,
+}
+
+/// Where an identity value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    Header(http::HeaderName),
+    Query(String),
+    Path(String),
+    StageVariable(String),
+}
+
+impl IdentitySource {
+    /// The source as plugins see it: `header.authorization`, `query.token`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Self::Header(name) => format!("header.{name}"),
+            Self::Query(name) => format!("query.{name}"),
+            Self::Path(name) => format!("path.{name}"),
+            Self::StageVariable(name) => format!("stage.{name}"),
+        }
+    }
 }
 
 /// A stage of an API; its name is the first path segment of every request to it.
@@ -112,6 +159,14 @@ pub struct Route {
     pub integration: Integration,
     /// Overrides `limits.integration_timeout`.
     pub timeout: Option<Duration>,
+    /// The API authorizer that runs first (`auth`).
+    pub auth: Option<String>,
+    /// Whether plugin calls share instances (`isolation`).
+    pub isolation: Isolation,
+    /// Transformer plugins run on the request, in order.
+    pub request_transforms: Vec<String>,
+    /// Transformer plugins run on the response, in order.
+    pub response_transforms: Vec<String>,
 }
 
 /// Where a route's requests go.
@@ -122,6 +177,8 @@ pub enum Integration {
     HttpProxy { per_stage: Vec<UriTemplate> },
     /// Answer from config.
     Mock(Mock),
+    /// Answer from a handler plugin.
+    Function { plugin: String },
 }
 
 /// A fixed response.

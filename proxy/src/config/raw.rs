@@ -27,7 +27,56 @@ pub struct RawConfig {
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,
     #[serde(default)]
+    pub plugins: Option<RawPlugins>,
+    #[serde(default)]
     pub apis: Vec<RawApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    #[serde(default)]
+    pub dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cache_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub load: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    pub name: Spanned<String>,
+    pub role: Spanned<String>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub memory_mib: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub body: bool,
+    #[serde(default)]
+    pub allowed_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub http_timeout_ms: Option<Spanned<u64>>,
+    /// Passed to the plugin as JSON; any shape.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorizer {
+    pub plugin: Spanned<String>,
+    #[serde(default)]
+    pub identity_source: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub result_ttl_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub principal_header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub context_headers: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +139,8 @@ pub struct RawApi {
     #[serde(default)]
     pub stages: BTreeMap<String, RawStage>,
     #[serde(default)]
+    pub authorizers: BTreeMap<String, Spanned<RawAuthorizer>>,
+    #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
@@ -107,6 +158,14 @@ pub struct RawRoute {
     pub integration: Spanned<RawIntegration>,
     #[serde(default)]
     pub timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub auth: Option<Spanned<String>>,
+    #[serde(default)]
+    pub isolation: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_transforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub response_transforms: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +173,8 @@ pub struct RawRoute {
 pub struct RawIntegration {
     #[serde(default)]
     pub http_proxy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub function: Option<Spanned<String>>,
     #[serde(default)]
     pub mock: Option<RawMock>,
 }

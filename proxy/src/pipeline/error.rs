@@ -33,8 +33,22 @@ pub enum GatewayError {
         origin: String,
         after: std::time::Duration,
     },
+    #[error("no identity, or the authorizer found it not valid")]
+    Unauthorized,
+    #[error("the authorizer denied the request: {0}")]
+    AccessDenied(String),
+    #[error("{1}")]
+    Plugin(PluginPhase, crate::plugins::PluginError),
     #[error("{0}")]
     Internal(String),
+}
+
+/// Where in the pipeline a plugin failed: it names the error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginPhase {
+    Authorizer,
+    Transformer,
+    Function,
 }
 
 /// An error and its causes on one line: "client error (Connect): tcp connect error: Connection refused".
@@ -92,6 +106,25 @@ impl GatewayError {
                 "INTEGRATION_TIMEOUT",
                 json_message!("Endpoint request timed out"),
             ),
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                json_message!("Unauthorized"),
+            ),
+            Self::AccessDenied(_) => (
+                StatusCode::FORBIDDEN,
+                "ACCESS_DENIED",
+                json_message!("Forbidden"),
+            ),
+            Self::Plugin(phase, _) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                match phase {
+                    PluginPhase::Authorizer => "AUTHORIZER_FAILURE",
+                    PluginPhase::Transformer => "TRANSFORM_FAILURE",
+                    PluginPhase::Function => "FUNCTION_FAILURE",
+                },
+                json_message!("Internal server error"),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -105,14 +138,21 @@ impl GatewayError {
     pub fn is_server_side(&self) -> bool {
         matches!(
             self,
-            Self::Upstream { .. } | Self::Timeout { .. } | Self::Internal(_)
+            Self::Upstream { .. } | Self::Timeout { .. } | Self::Internal(_) | Self::Plugin(..)
         )
     }
 
     /// The gateway response for this error (the request id is added by the pipeline).
     pub fn into_response(self) -> Response<ResponseBody> {
         let (status, kind, body) = self.parts();
-        let mut response = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
+        let body = match &self {
+            // The authorizer's own words, as API Gateway passes a Lambda authorizer's message.
+            Self::AccessDenied(message) if !message.is_empty() => {
+                Bytes::from(serde_json::json!({ "message": message }).to_string())
+            }
+            _ => Bytes::from_static(body.as_bytes()),
+        };
+        let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -8,9 +8,8 @@ use http::request::Parts;
 use std::sync::Arc;
 
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 
-use super::{GatewayError, RequestContext};
+use super::{GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::Mock;
 use crate::gateway::{Gateway, Target};
@@ -23,7 +22,7 @@ pub async fn call(
     gateway: &Gateway,
     ctx: &mut RequestContext<'_>,
     parts: Parts,
-    body: Incoming,
+    body: InBody,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let Some(route) = ctx.route else {
         return Err(GatewayError::Internal(
@@ -32,6 +31,29 @@ pub async fn call(
     };
     match &route.target {
         Target::Mock(mock) => Ok(mock_response(mock)),
+        Target::Function(plugin) => {
+            let mut body = body;
+            let given = if plugin.spec.body {
+                Some(body.buffer(gateway.limits.max_body_bytes).await?)
+            } else {
+                None
+            };
+            let request = plugin_request(ctx, &parts, given.as_ref());
+            let started = std::time::Instant::now();
+            let outcome = plugin.handle(route.isolation, &request).await;
+            ctx.integration_latency = Some(started.elapsed());
+            let response = outcome.map_err(|e| GatewayError::Plugin(PluginPhase::Function, e))?;
+            let response = crate::plugins::convert::response_from_wit(response).map_err(|e| {
+                GatewayError::Plugin(
+                    PluginPhase::Function,
+                    crate::plugins::PluginError::BadOutput {
+                        plugin: plugin.spec.name.clone(),
+                        message: e.0,
+                    },
+                )
+            })?;
+            Ok(response.map(ResponseBody::full))
+        }
         Target::Proxy { uri, pool } => {
             let timeout = route.timeout;
             proxy(gateway, ctx, uri, pool, timeout, parts, body).await
@@ -53,7 +75,7 @@ async fn proxy(
     pool: &Arc<OriginPool>,
     timeout: std::time::Duration,
     mut parts: Parts,
-    body: Incoming,
+    body: InBody,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let uri = {
         let params = ctx.param_values(parts.uri.path());
@@ -71,7 +93,12 @@ async fn proxy(
             request_id: &ctx.request_id,
         },
     );
-    let (body, stats) = RequestBody::limited(body, gateway.limits.max_body_bytes);
+    let (body, stats) = match body {
+        InBody::Streaming(incoming) => {
+            RequestBody::limited(incoming, gateway.limits.max_body_bytes)
+        }
+        InBody::Buffered(bytes) => (RequestBody::full(bytes), None),
+    };
     ctx.request_body = stats.clone();
 
     let mut request = Request::new(body);

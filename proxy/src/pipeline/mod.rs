@@ -1,19 +1,25 @@
 //! The request pipeline: every request goes through [`run`], which calls each phase in order
 //! and turns any error into a gateway response in one place.
 //!
-//! Phases (DESIGN.md §3; later phases slot in between `route` and `integration`):
+//! Phases (DESIGN.md §3; the numbers are the design's, phases not built yet are skipped):
 //! 1. `accept`: request id, source address, declared body size;
 //! 2. `route`: stage + path + method → route and path parameters;
-//! 3. `integration`: answer from the origin (`http_proxy`) or from config (`mock`);
-//! 4. finish: `x-request-id` on the response, access-log line when the body ends.
+//! 5. `authorize`: the route's authorizer plugin (401 / 403 / 500);
+//! 9. `transform::request`: the route's request transforms;
+//! 10. `integration`: answer from the origin (`http_proxy`), a handler plugin (`function`)
+//!     or config (`mock`);
+//! 11. `transform::response`: the route's response transforms;
+//! 13. finish: `x-request-id` on the response, access-log line when the body ends.
 //!
 //! A phase returns `Ok(Flow::Continue)` to go on, `Ok(Flow::Respond(response))` to answer now,
 //! or an error, which becomes a gateway response.
 
 mod accept;
+mod authorize;
 mod error;
 mod integration;
 mod route;
+mod transform;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +29,13 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
-pub use error::{GatewayError, X_EDGEWAY_ERROR_TYPE, chain};
+pub use error::{GatewayError, PluginPhase, X_EDGEWAY_ERROR_TYPE, chain};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::body::{BodyTooLarge, RequestBody};
+use crate::plugins::bindings::{Principal, Request as PluginRequest};
 
 use crate::body::{BodyStats, ResponseBody};
 use crate::gateway::{Gateway, RouteTarget};
@@ -55,6 +67,8 @@ pub struct ConnInfo {
 /// Names of a matched route, shared by every request to it (for logs).
 #[derive(Debug)]
 pub struct RouteLabels {
+    pub api: Box<str>,
+    pub stage: Box<str>,
     /// The route as written, `GET /pets/{id}`, for operational logs.
     pub route: Box<str>,
     /// `"api":...,"stage":...,"route":...` for the access log, rendered once.
@@ -65,6 +79,8 @@ impl RouteLabels {
     /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
     pub fn new(api: &str, stage: &str, route: &str) -> Self {
         Self {
+            api: api.into(),
+            stage: stage.into(),
             route: route.into(),
             json: crate::telemetry::access_log::labels_json(api, stage, route),
         }
@@ -86,6 +102,46 @@ pub struct RequestContext<'g> {
     pub request_body: Option<Arc<BodyStats>>,
     /// Time from sending to the origin until its response head arrived.
     pub integration_latency: Option<Duration>,
+    /// Set by `authorize` when the authorizer allowed the request.
+    pub principal: Option<Arc<Principal>>,
+    /// The API key an authorizer named for usage plans.
+    pub usage_key: Option<String>,
+    /// Path parameters as a request transform last set them; they replace the routed ones.
+    pub param_overrides: Option<Vec<(String, String)>>,
+}
+
+/// The request body: streaming from the client, or held whole once a plugin needed it.
+#[derive(Debug)]
+pub enum InBody {
+    Streaming(Incoming),
+    Buffered(Bytes),
+}
+
+impl InBody {
+    /// The whole body, read now if it was still streaming; 413 past `limit`.
+    pub async fn buffer(&mut self, limit: u64) -> Result<Bytes, GatewayError> {
+        if let Self::Buffered(bytes) = self {
+            return Ok(bytes.clone());
+        }
+        let Self::Streaming(incoming) = std::mem::replace(self, Self::Buffered(Bytes::new()))
+        else {
+            return Ok(Bytes::new());
+        };
+        let (limited, _) = RequestBody::limited(incoming, limit);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<BodyTooLarge>() {
+                    GatewayError::PayloadTooLarge { limit }
+                } else {
+                    GatewayError::Internal(format!("reading the request body: {e}"))
+                }
+            })?
+            .to_bytes();
+        *self = Self::Buffered(bytes.clone());
+        Ok(bytes)
+    }
 }
 
 impl ConnInfo {
@@ -102,12 +158,74 @@ impl ConnInfo {
 }
 
 impl RequestContext<'_> {
-    /// Parameter values as text, given the request path they were taken from.
-    pub fn param_values<'p>(&self, path: &'p str) -> Vec<&'p str> {
-        self.params
+    /// Parameter values as text, given the request path they were taken from, with any
+    /// values a request transform set instead.
+    pub fn param_values<'p>(&'p self, path: &'p str) -> Vec<&'p str> {
+        let routed = self
+            .params
             .iter()
-            .map(|&(start, end)| path.get(start..end).unwrap_or_default())
+            .map(|&(start, end)| path.get(start..end).unwrap_or_default());
+        match (&self.param_overrides, self.route) {
+            (Some(overrides), Some(route)) => routed
+                .zip(route.param_names.iter())
+                .map(|(value, name)| {
+                    overrides
+                        .iter()
+                        .find(|(n, _)| **n == **name)
+                        .map_or(value, |(_, v)| v.as_str())
+                })
+                .collect(),
+            _ => routed.collect(),
+        }
+    }
+
+    /// `(name, value)` of each path parameter.
+    pub fn named_params<'p>(&'p self, path: &'p str) -> Vec<(&'p str, &'p str)> {
+        let Some(route) = self.route else {
+            return Vec::new();
+        };
+        route
+            .param_names
+            .iter()
+            .map(|n| &**n)
+            .zip(self.param_values(path))
             .collect()
+    }
+}
+
+/// The request as plugins see it; `body` only for plugins whose config asks for it.
+pub fn plugin_request(
+    ctx: &RequestContext<'_>,
+    parts: &Parts,
+    body: Option<&Bytes>,
+) -> PluginRequest {
+    let route = ctx.route;
+    let pairs = |items: Vec<(&str, &str)>| -> Vec<(String, String)> {
+        items
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    PluginRequest {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: crate::plugins::convert::headers_to_wit(&parts.headers),
+        path_params: pairs(ctx.named_params(parts.uri.path())),
+        stage_variables: route
+            .map(|r| r.stage_variables.to_vec())
+            .unwrap_or_default(),
+        api: route.map(|r| r.labels.api.to_string()).unwrap_or_default(),
+        stage: route
+            .map(|r| r.labels.stage.to_string())
+            .unwrap_or_default(),
+        route: route
+            .map(|r| r.labels.route.to_string())
+            .unwrap_or_default(),
+        request_id: ctx.request_id.to_str().unwrap_or_default().to_owned(),
+        source_ip: ctx.conn.client_ip.to_str().unwrap_or_default().to_owned(),
+        principal: ctx.principal.as_deref().cloned(),
+        body: body.map(|b| b.to_vec()),
     }
 }
 
@@ -128,6 +246,9 @@ pub async fn run(
         params: Vec::new(),
         request_body: None,
         integration_latency: None,
+        principal: None,
+        usage_key: None,
+        param_overrides: None,
     };
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
@@ -171,7 +292,7 @@ pub async fn run(
 async fn phases<'g>(
     gateway: &'g Gateway,
     ctx: &mut RequestContext<'g>,
-    parts: Parts,
+    mut parts: Parts,
     body: Incoming,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     if let Flow::Respond(response) = accept::check(gateway, ctx, &parts)? {
@@ -180,7 +301,32 @@ async fn phases<'g>(
     if let Flow::Respond(response) = route::resolve(gateway, ctx, &parts)? {
         return Ok(response);
     }
-    integration::call(gateway, ctx, parts, body).await
+    let mut body = InBody::Streaming(body);
+    let Some(route) = ctx.route.filter(|r| r.uses_plugins()) else {
+        return integration::call(gateway, ctx, parts, body).await;
+    };
+    if let Flow::Respond(response) = authorize::check(ctx, &mut parts).await? {
+        return Ok(response);
+    }
+    let limit = gateway.limits.max_body_bytes;
+    if let Flow::Respond(response) = transform::request(ctx, &mut parts, &mut body, limit).await? {
+        return Ok(response);
+    }
+    if route.response_transforms.is_empty() {
+        return integration::call(gateway, ctx, parts, body).await;
+    }
+    let plugin_parts = response_transform_view(&parts);
+    let response = integration::call(gateway, ctx, parts, body).await?;
+    transform::response(ctx, &plugin_parts, response, limit).await
+}
+
+/// What response transforms see of the request: its head as sent to the integration.
+fn response_transform_view(parts: &Parts) -> Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
 use serde_saphyr::Spanned;
 
 use super::Errors;
@@ -22,7 +23,12 @@ fn valid_stage_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-pub(super) fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<&str>) -> Vec<Api> {
+pub(super) fn validate_apis(
+    errors: &mut Errors,
+    raw: &[RawApi],
+    origin: Option<&str>,
+    plugins: &PluginsConfig,
+) -> Vec<Api> {
     let mut apis = Vec::new();
     let mut api_names: HashMap<&str, usize> = HashMap::new();
     // (stage, method, shape) → the route that claimed it, across all APIs.
@@ -68,10 +74,15 @@ pub(super) fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<
             })
             .collect();
 
+        let authorizers = validate_authorizers(errors, &path, &raw_api.authorizers, plugins);
         let mut routes = Vec::new();
         for (r, raw_route) in raw_api.routes.iter().enumerate() {
             let path = format!("{path}.routes[{r}]");
-            if let Some(route) = validate_route(errors, &path, raw_route, &stages, origin) {
+            let uses = PluginUses {
+                authorizers: &raw_api.authorizers,
+                plugins,
+            };
+            if let Some(route) = validate_route(errors, &path, raw_route, &stages, origin, &uses) {
                 for stage in &stages {
                     let key = (
                         stage.name.clone(),
@@ -100,10 +111,176 @@ pub(super) fn validate_apis(errors: &mut Errors, raw: &[RawApi], origin: Option<
         apis.push(Api {
             name: name.to_owned(),
             stages,
+            authorizers,
             routes,
         });
     }
     apis
+}
+
+/// What a route's plugin references are checked against.
+struct PluginUses<'a> {
+    authorizers: &'a std::collections::BTreeMap<String, Spanned<RawAuthorizer>>,
+    plugins: &'a PluginsConfig,
+}
+
+impl PluginUses<'_> {
+    /// Checks that `name` is a configured plugin of `role`.
+    fn check<T>(
+        &self,
+        errors: &mut Errors,
+        path: &str,
+        at: &Spanned<T>,
+        name: &str,
+        role: PluginRole,
+    ) -> bool {
+        check_plugin(errors, path, at, name, role, self.plugins)
+    }
+}
+
+fn check_plugin<T>(
+    errors: &mut Errors,
+    path: &str,
+    at: &Spanned<T>,
+    name: &str,
+    role: PluginRole,
+    plugins: &PluginsConfig,
+) -> bool {
+    match plugins.load.iter().find(|p| p.name == name) {
+        Some(p) if p.role == role => true,
+        Some(p) => {
+            errors.add(
+                path,
+                Some(at),
+                format!("plugin \"{name}\" is a {}, not a {role}", p.role),
+            );
+            false
+        }
+        None => {
+            let hint =
+                crate::config::did_you_mean(name, plugins.load.iter().map(|p| p.name.as_str()))
+                    .map(|d| format!("; did you mean \"{d}\"?"))
+                    .unwrap_or_default();
+            errors.add(
+                path,
+                Some(at),
+                format!("no plugin named \"{name}\" in plugins.load{hint}"),
+            );
+            false
+        }
+    }
+}
+
+fn validate_authorizers(
+    errors: &mut Errors,
+    api_path: &str,
+    raw: &std::collections::BTreeMap<String, Spanned<RawAuthorizer>>,
+    plugins: &PluginsConfig,
+) -> std::collections::BTreeMap<String, Authorizer> {
+    let mut authorizers = std::collections::BTreeMap::new();
+    for (name, spanned) in raw {
+        let path = format!("{api_path}.authorizers.{name}");
+        let a = &spanned.value;
+        let mut ok = check_plugin(
+            errors,
+            &format!("{path}.plugin"),
+            &a.plugin,
+            a.plugin.value.trim(),
+            PluginRole::Authorizer,
+            plugins,
+        );
+        let mut identity_source = Vec::new();
+        for (i, source) in a.identity_source.iter().enumerate() {
+            match parse_identity_source(&source.value) {
+                Ok(parsed) => identity_source.push(parsed),
+                Err(e) => {
+                    errors.add(format!("{path}.identity_source[{i}]"), Some(source), e);
+                    ok = false;
+                }
+            }
+        }
+        let result_ttl = match &a.result_ttl_s {
+            None => DEFAULT_AUTHORIZER_TTL,
+            Some(t) if t.value > 3600 => {
+                errors.add(
+                    format!("{path}.result_ttl_s"),
+                    Some(t),
+                    "must be between 0 and 3600 (0 disables the cache)",
+                );
+                ok = false;
+                DEFAULT_AUTHORIZER_TTL
+            }
+            Some(t) => Duration::from_secs(t.value),
+        };
+        let mut header = |key: String, at: &Spanned<String>| -> Option<HeaderName> {
+            match HeaderName::from_bytes(at.value.trim().as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    errors.add(
+                        key,
+                        Some(at),
+                        format!("\"{}\" is not a valid header name", at.value),
+                    );
+                    None
+                }
+            }
+        };
+        let principal_header = match &a.principal_header {
+            Some(h) => header(format!("{path}.principal_header"), h),
+            None => Some(HeaderName::from_static(DEFAULT_PRINCIPAL_HEADER)),
+        };
+        let mut context_headers = Vec::new();
+        for (key, h) in &a.context_headers {
+            if let Some(name) = header(format!("{path}.context_headers.{key}"), h) {
+                context_headers.push((key.clone(), name));
+            } else {
+                ok = false;
+            }
+        }
+        if let (true, Some(principal_header)) = (ok, principal_header) {
+            authorizers.insert(
+                name.clone(),
+                Authorizer {
+                    name: name.clone(),
+                    plugin: a.plugin.value.trim().to_owned(),
+                    identity_source,
+                    result_ttl,
+                    principal_header,
+                    context_headers,
+                },
+            );
+        }
+    }
+    authorizers
+}
+
+/// `header.X`, `query.X`, `path.X`, `stage.X`, and the forms API Gateway users bring:
+/// `method.request.header.X`, `method.request.querystring.X`, `$request.header.X`,
+/// `$request.querystring.X`, `stageVariables.X`.
+fn parse_identity_source(text: &str) -> Result<IdentitySource, String> {
+    let trimmed = text.trim();
+    let rest = trimmed
+        .strip_prefix("method.request.")
+        .or_else(|| trimmed.strip_prefix("$request."))
+        .unwrap_or(trimmed);
+    let invalid = || {
+        format!(
+            "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME or stage.NAME"
+        )
+    };
+    let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
+    if name.is_empty() {
+        return Err(invalid());
+    }
+    match kind {
+        "header" => HeaderName::from_bytes(name.as_bytes())
+            .map(IdentitySource::Header)
+            .map_err(|_| invalid()),
+        "query" | "querystring" => Ok(IdentitySource::Query(name.to_owned())),
+        "path" => Ok(IdentitySource::Path(name.to_owned())),
+        "stage" | "stageVariables" => Ok(IdentitySource::StageVariable(name.to_owned())),
+        _ => Err(invalid()),
+    }
 }
 
 fn validate_route(
@@ -112,6 +289,7 @@ fn validate_route(
     raw: &RawRoute,
     stages: &[Stage],
     origin: Option<&str>,
+    uses: &PluginUses<'_>,
 ) -> Option<Route> {
     let (method, pattern) = match parse_route_key(&raw.route.value) {
         Ok(parsed) => parsed,
@@ -134,7 +312,39 @@ fn validate_route(
     });
     let raw_integration = &raw.integration.value;
     let ipath = format!("{path}.integration");
+    let chosen = [
+        raw_integration.http_proxy.is_some(),
+        raw_integration.mock.is_some(),
+        raw_integration.function.is_some(),
+    ]
+    .iter()
+    .filter(|&&set| set)
+    .count();
+    if chosen > 1 {
+        errors.add(
+            &ipath,
+            Some(&raw.integration),
+            "has more than one of `http_proxy`, `mock` and `function`; a route has one integration",
+        );
+        return None;
+    }
     let integration = match (&raw_integration.http_proxy, &raw_integration.mock) {
+        (None, None) if raw_integration.function.is_some() => {
+            let function = raw_integration.function.as_ref()?;
+            let name = function.value.trim();
+            if !uses.check(
+                errors,
+                &format!("{ipath}.function"),
+                function,
+                name,
+                PluginRole::Handler,
+            ) {
+                return None;
+            }
+            Integration::Function {
+                plugin: name.to_owned(),
+            }
+        }
         (Some(target), None) => {
             let per_stage = compile_per_stage(&target.value, &pattern, stages, origin)
                 .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e))
@@ -159,11 +369,67 @@ fn validate_route(
             errors.add(
                 &ipath,
                 Some(&raw.integration),
-                "is empty; give it `http_proxy: URL` or `mock: {status, headers, body}`",
+                "is empty; give it `http_proxy: URL`, `function: PLUGIN` or `mock: {status, headers, body}`",
             );
             return None;
         }
     };
+    let mut plugins_ok = true;
+    let auth = raw.auth.as_ref().and_then(|a| {
+        let name = a.value.trim();
+        match uses.authorizers.get(name) {
+            Some(_) => Some(name.to_owned()),
+            None => {
+                let hint =
+                    crate::config::did_you_mean(name, uses.authorizers.keys().map(String::as_str))
+                        .map(|d| format!("; did you mean \"{d}\"?"))
+                        .unwrap_or_default();
+                errors.add(
+                    format!("{path}.auth"),
+                    Some(a),
+                    format!("no authorizer named \"{name}\" in this api's `authorizers`{hint}"),
+                );
+                plugins_ok = false;
+                None
+            }
+        }
+    });
+    let isolation = match raw.isolation.as_ref().map(|i| (i, i.value.trim())) {
+        None | Some((_, "shared")) => Isolation::Reuse,
+        Some((_, "per-request")) => Isolation::PerRequest,
+        Some((at, other)) => {
+            errors.add(
+                format!("{path}.isolation"),
+                Some(at),
+                format!("unknown isolation \"{other}\"; expected shared or per-request"),
+            );
+            plugins_ok = false;
+            Isolation::Reuse
+        }
+    };
+    let mut transforms = |key: &str, list: &[Spanned<String>]| -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, t) in list.iter().enumerate() {
+            let name = t.value.trim();
+            if uses.check(
+                errors,
+                &format!("{path}.{key}[{i}]"),
+                t,
+                name,
+                PluginRole::Transformer,
+            ) {
+                names.push(name.to_owned());
+            } else {
+                plugins_ok = false;
+            }
+        }
+        names
+    };
+    let request_transforms = transforms("request_transforms", &raw.request_transforms);
+    let response_transforms = transforms("response_transforms", &raw.response_transforms);
+    if !plugins_ok {
+        return None;
+    }
     Some(Route {
         method,
         key: format!(
@@ -177,6 +443,10 @@ fn validate_route(
         pattern,
         integration,
         timeout,
+        auth,
+        isolation,
+        request_transforms,
+        response_transforms,
     })
 }
 

@@ -10,6 +10,7 @@ use http::Uri;
 use serde_saphyr::Spanned;
 
 mod apis;
+mod plugins;
 
 use super::ConfigError;
 use super::model::*;
@@ -248,7 +249,8 @@ pub(super) fn validate(
         );
     }
 
-    let apis = apis::validate_apis(&mut errors, &raw.apis, origin.as_deref());
+    let plugins = plugins::validate_plugins(&mut errors, raw.plugins.as_ref(), base_dir);
+    let apis = apis::validate_apis(&mut errors, &raw.apis, origin.as_deref(), &plugins);
 
     if !errors.0.is_empty() {
         return Err(errors.0);
@@ -272,6 +274,7 @@ pub(super) fn validate(
         drain_timeout,
         workers,
         apis,
+        plugins,
         redacted,
     })
 }

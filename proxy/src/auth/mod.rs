@@ -1,0 +1,182 @@
+//! Authorizers (pipeline phase 5): who is calling, decided before anything else runs.
+//!
+//! A [`PluginAuthorizer`] reads its identity sources from the request, answers 401 at once
+//! when one is missing, and otherwise asks its plugin, through an [`AuthorizerResultCache`]
+//! keyed by the identity values (and the plugin version, so a swapped-in version decides
+//! afresh). Allow and deny decisions are cached for `result_ttl_s`; failures never are.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use moka::sync::Cache;
+
+use crate::config::{Authorizer, IdentitySource};
+use crate::plugins::Plugin;
+use crate::plugins::bindings::Decision;
+
+/// Decisions kept per authorizer at most; the least used go first.
+const MAX_CACHED_DECISIONS: u64 = 100_000;
+
+/// Cached decisions of one authorizer, by identity.
+pub struct AuthorizerResultCache {
+    decisions: Cache<String, Arc<Decision>>,
+}
+
+impl std::fmt::Debug for AuthorizerResultCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizerResultCache")
+            .field("entries", &self.decisions.entry_count())
+            .finish()
+    }
+}
+
+impl AuthorizerResultCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            decisions: Cache::builder()
+                .max_capacity(MAX_CACHED_DECISIONS)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+}
+
+/// An API's authorizer, ready to serve: config, plugin and result cache.
+#[derive(Debug)]
+pub struct PluginAuthorizer {
+    pub config: Authorizer,
+    pub plugin: Arc<Plugin>,
+    cache: Option<AuthorizerResultCache>,
+}
+
+/// The identity of one request: `(source label, value)` in config order.
+pub type Identity = Vec<(String, String)>;
+
+impl PluginAuthorizer {
+    /// An authorizer for `config` calling `plugin`; no identity sources means no caching,
+    /// since there is nothing to key decisions by.
+    pub fn new(config: Authorizer, plugin: Arc<Plugin>) -> Self {
+        let cache = (!config.result_ttl.is_zero() && !config.identity_source.is_empty())
+            .then(|| AuthorizerResultCache::new(config.result_ttl));
+        Self {
+            config,
+            plugin,
+            cache,
+        }
+    }
+
+    /// Reads the identity sources; `None` when one is missing or empty (401 without a call).
+    pub fn identity(
+        &self,
+        parts: &Parts,
+        params: &[(&str, &str)],
+        stage_variables: &[(String, String)],
+    ) -> Option<Identity> {
+        let mut identity = Vec::with_capacity(self.config.identity_source.len());
+        for source in &self.config.identity_source {
+            let value = match source {
+                IdentitySource::Header(name) => parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                IdentitySource::Query(name) => query_param(parts.uri.query()?, name),
+                IdentitySource::Path(name) => params
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| (*v).to_owned()),
+                IdentitySource::StageVariable(name) => stage_variables
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone()),
+            }?;
+            if value.trim().is_empty() {
+                return None;
+            }
+            identity.push((source.label(), value));
+        }
+        Some(identity)
+    }
+
+    /// The cached decision for `identity` under the current plugin version, if any.
+    pub fn cached(&self, identity: &Identity) -> Option<Arc<Decision>> {
+        let cache = self.cache.as_ref()?;
+        cache.decisions.get(&self.cache_key(identity))
+    }
+
+    /// Caches `decision` for `identity` (allow and deny only).
+    pub fn remember(&self, identity: &Identity, decision: &Arc<Decision>) {
+        if let Some(cache) = &self.cache
+            && !matches!(**decision, Decision::Unauthorized)
+        {
+            cache
+                .decisions
+                .insert(self.cache_key(identity), decision.clone());
+        }
+    }
+
+    fn cache_key(&self, identity: &Identity) -> String {
+        let version = self.plugin.current();
+        let mut key =
+            String::with_capacity(16 + identity.iter().map(|(_, v)| v.len() + 1).sum::<usize>());
+        key.push_str(&version.hash[..16]);
+        for (_, value) in identity {
+            key.push('\0');
+            key.push_str(value);
+        }
+        key
+    }
+}
+
+/// The first value of query parameter `name`, percent-decoded (`+` is a space).
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(key) == name).then(|| decode(value))
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_param;
+
+    #[test]
+    fn query_params_are_decoded() {
+        assert_eq!(
+            query_param("a=1&token=x%20y", "token").as_deref(),
+            Some("x y")
+        );
+        assert_eq!(
+            query_param("token=a+b&token=2", "token").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(query_param("flag&x=1", "flag").as_deref(), Some(""));
+        assert_eq!(query_param("x=%zz%4", "x").as_deref(), Some("%zz%4"));
+        assert_eq!(query_param("x=1", "y"), None);
+    }
+}

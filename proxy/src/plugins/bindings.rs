@@ -1,0 +1,51 @@
+//! Host-side bindings for the `edgeway:plugin` WIT package (`wit/plugin.wit`).
+//!
+//! The `host` world is generated once; the three role worlds map their imports onto it, so
+//! the shared records (`types::Request`, `types::Response`, ...) and the import traits exist
+//! once. Exports are async because calls run on the request's task and may yield (epoch
+//! deadline) or wait on outbound HTTP.
+
+#![allow(missing_debug_implementations)]
+
+/// Imports every role shares: logging, config, key-value store, metrics, outbound HTTP.
+pub mod host {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "host",
+        imports: { "edgeway:plugin/http.fetch": async },
+    });
+}
+
+/// `world authorizer`: `authorize(identity, request) -> decision`.
+pub mod authorizer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "authorizer",
+        exports: { default: async },
+        with: { "edgeway:plugin": super::host::edgeway::plugin },
+    });
+}
+
+/// `world transformer`: `on-request` and `on-response`.
+pub mod transformer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transformer",
+        exports: { default: async },
+        with: { "edgeway:plugin": super::host::edgeway::plugin },
+    });
+}
+
+/// `world handler`: `handle(request) -> response`.
+pub mod handler {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        exports: { default: async },
+        with: { "edgeway:plugin": super::host::edgeway::plugin },
+    });
+}
+
+pub use host::edgeway::plugin::types::{
+    Allow, Decision, Principal, Request, RequestFlow, Response,
+};

@@ -1,0 +1,390 @@
+//! The WebAssembly plugin host (DESIGN.md §5).
+//!
+//! Plugins are components targeting one world of `wit/plugin.wit`: `authorizer`,
+//! `transformer` or `handler`. A node has one [`PluginHost`]: one wasmtime engine with the
+//! pooling allocator, one linker, an epoch ticker for call deadlines, and the [`PluginSet`]
+//! currently configured. Each plugin is compiled once (and cached on disk by its SHA-256),
+//! linked into an `InstancePre`, and checked against its role's world before it may serve.
+//!
+//! Versions swap atomically: [`Plugin::swap`] replaces the current version while calls
+//! already running finish on theirs. A version that fails to compile or link is refused and
+//! the old one keeps serving.
+//!
+//! The pipeline calls plugins through [`Plugin::authorize`], [`Plugin::on_request`],
+//! [`Plugin::on_response`] and [`Plugin::handle`]; a failed call is a [`PluginError`], which
+//! fails that request only.
+
+pub mod bindings;
+pub mod cache;
+pub mod convert;
+mod engine;
+pub mod kv;
+mod plugin;
+mod state;
+mod stats;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+pub use engine::{EPOCH_TICK, MAX_PLUGIN_MEMORY, PluginEngine};
+pub use plugin::{Plugin, PluginVersion};
+pub use state::{OutboundHttp, PluginShared};
+pub use stats::{CallStats, StatsSnapshot};
+
+use crate::config::Upstream;
+use kv::KvStore;
+
+/// Default for a plugin's `timeout_ms`: 50 ms per call.
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default for a plugin's `memory_mib`: 64 MiB.
+pub const DEFAULT_PLUGIN_MEMORY: u64 = 64 * 1024 * 1024;
+/// Default for a plugin's `http_timeout_ms`.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which world a plugin implements, and so where it may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginRole {
+    /// `auth:` on a route (through an API's `authorizers`).
+    Authorizer,
+    /// `request_transforms` / `response_transforms` on a route.
+    Transformer,
+    /// `integration: { function: NAME }`.
+    Handler,
+}
+
+impl PluginRole {
+    /// The role's name as written in config and WIT.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorizer => "authorizer",
+            Self::Transformer => "transformer",
+            Self::Handler => "handler",
+        }
+    }
+
+    /// Parses a role name as written in config.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "authorizer" => Some(Self::Authorizer),
+            "transformer" => Some(Self::Transformer),
+            "handler" => Some(Self::Handler),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PluginRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a route's plugin calls share instances (`isolation` on a route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Instances are reused from call to call (the default); a fresh one after a failure.
+    #[default]
+    Reuse,
+    /// Every call gets a fresh instance, so nothing a call leaves in memory reaches another.
+    PerRequest,
+}
+
+/// One entry of `plugins.load` in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: String,
+    pub role: PluginRole,
+    /// The component file (absolute, or relative to the working directory).
+    pub file: PathBuf,
+    /// Per-call deadline (`timeout_ms`, default 50 ms).
+    pub timeout: Duration,
+    /// Linear memory cap per instance (`memory_mib`, default 64).
+    pub memory_bytes: u64,
+    /// Whether the plugin is given request and response bodies (`body`, default false).
+    pub body: bool,
+    /// Hosts `http.fetch` may reach (`allowed_hosts`): `host` or `host:port`.
+    pub allowed_hosts: Vec<String>,
+    pub http_timeout: Duration,
+    /// The plugin's own `config`, as JSON text.
+    pub config_json: String,
+}
+
+/// The `plugins` section of the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginsConfig {
+    /// Watched for new component files (`dir`).
+    pub dir: Option<PathBuf>,
+    /// Where compiled components are kept (`cache_dir`).
+    pub cache_dir: PathBuf,
+    pub load: Vec<PluginSpec>,
+}
+
+/// Why a plugin call failed. Each fails the one request that made it.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {plugin}: no result within {} ms", after.as_millis())]
+    Timeout { plugin: String, after: Duration },
+    #[error("plugin {plugin}: out of memory (limit {limit_mib} MiB)")]
+    OutOfMemory { plugin: String, limit_mib: u64 },
+    #[error("plugin {plugin}: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("plugin {plugin} returned an error: {message}")]
+    Returned { plugin: String, message: String },
+    #[error("plugin {plugin}: bad output: {message}")]
+    BadOutput { plugin: String, message: String },
+}
+
+impl PluginError {
+    fn outcome(&self) -> stats::Outcome {
+        match self {
+            Self::Timeout { .. } => stats::Outcome::Timeout,
+            Self::OutOfMemory { .. } => stats::Outcome::OutOfMemory,
+            _ => stats::Outcome::Failed,
+        }
+    }
+}
+
+/// The plugins of one config, by name.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    pub by_name: HashMap<String, Arc<Plugin>>,
+    pub config: PluginsConfig,
+}
+
+impl PluginSet {
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.by_name.get(name)
+    }
+}
+
+/// A node's plugin runtime, alive for the whole process.
+pub struct PluginHost {
+    engine: PluginEngine,
+    kv: Arc<KvStore>,
+    current: ArcSwap<PluginSet>,
+    /// Serialises the things that replace versions: a config load and a hot swap.
+    changes: Mutex<()>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("plugins", &self.current.load().by_name.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a new version was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("no plugin named {0:?} is configured")]
+    Unknown(String),
+    #[error("plugin {plugin}: {message}")]
+    Refused { plugin: String, message: String },
+}
+
+impl PluginHost {
+    /// Starts the engine (and its epoch ticker) with no plugins.
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            engine: PluginEngine::new()?,
+            kv: Arc::new(KvStore::new(kv::DEFAULT_KV_CAPACITY)),
+            current: ArcSwap::from_pointee(PluginSet::default()),
+            changes: Mutex::new(()),
+        })
+    }
+
+    /// The plugins currently configured.
+    pub fn current(&self) -> Arc<PluginSet> {
+        self.current.load_full()
+    }
+
+    /// Loads the plugins `config` names, reusing the current ones whose settings and file are
+    /// unchanged. Blocks while compiling: call it off the request threads. The set becomes
+    /// current with [`PluginHost::install`], once the gateway built on it is.
+    pub fn load(
+        &self,
+        config: &PluginsConfig,
+        upstream: &Upstream,
+    ) -> Result<Arc<PluginSet>, String> {
+        let _changes = state::lock(&self.changes);
+        let previous = self.current.load_full();
+        let mut by_name = HashMap::new();
+        let mut errors = Vec::new();
+        for spec in &config.load {
+            match self.load_one(spec, config, upstream, &previous) {
+                Ok(plugin) => {
+                    by_name.insert(spec.name.clone(), plugin);
+                }
+                Err(e) => errors.push(format!("plugins: {}: {e}", spec.name)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors.join("\n"));
+        }
+        Ok(Arc::new(PluginSet {
+            by_name,
+            config: config.clone(),
+        }))
+    }
+
+    /// Makes `set` the current plugins (for hot swaps and `GET /admin/plugins`).
+    pub fn install(&self, set: Arc<PluginSet>) {
+        let _changes = state::lock(&self.changes);
+        self.current.store(set);
+    }
+
+    fn load_one(
+        &self,
+        spec: &PluginSpec,
+        config: &PluginsConfig,
+        upstream: &Upstream,
+        previous: &PluginSet,
+    ) -> Result<Arc<Plugin>, String> {
+        let bytes = std::fs::read(&spec.file)
+            .map_err(|e| format!("cannot read {}: {e}", spec.file.display()))?;
+        let hash = cache::sha256_hex(&bytes);
+        if let Some(old) = previous.get(&spec.name)
+            && old.spec == *spec
+            && old.current().hash == hash
+            && previous.config.cache_dir == config.cache_dir
+        {
+            return Ok(old.clone());
+        }
+        // Same component under other settings: reuse the compiled code, not the instances
+        // (they hold the old config).
+        let compiled = previous
+            .by_name
+            .values()
+            .map(|p| p.current())
+            .find(|v| v.hash == hash)
+            .map(|v| v.component.clone());
+        let component = match compiled {
+            Some(component) => component,
+            None => self.compile(&bytes, &config.cache_dir)?.0,
+        };
+        let version = PluginVersion::link(&self.engine, spec.role, component, hash)?;
+        let shared = Arc::new(PluginShared {
+            name: spec.name.as_str().into(),
+            config_json: spec.config_json.clone(),
+            kv: self.kv.clone(),
+            counters: Mutex::new(Default::default()),
+            http: (!spec.allowed_hosts.is_empty()).then(|| {
+                OutboundHttp::new(
+                    spec.allowed_hosts.clone(),
+                    spec.http_timeout,
+                    upstream.clone(),
+                )
+            }),
+        });
+        Ok(Arc::new(Plugin::new(spec.clone(), shared, version)))
+    }
+
+    fn compile(
+        &self,
+        bytes: &[u8],
+        cache_dir: &Path,
+    ) -> Result<(wasmtime::component::Component, String), String> {
+        cache::load(&self.engine.engine, bytes, cache_dir)
+            .map_err(|e| format!("not a valid component: {e}"))
+    }
+
+    /// Compiles `bytes` as a new version of plugin `name`, checks it against the plugin's
+    /// role and swaps it in. With `persist`, the component is also written over the
+    /// plugin's file (atomically), so a restart or reload keeps it. Blocks while compiling.
+    /// Returns the new version's hash, or the current one's when `bytes` is already current.
+    pub fn swap(&self, name: &str, bytes: &[u8], persist: bool) -> Result<String, SwapError> {
+        let _changes = state::lock(&self.changes);
+        let set = self.current.load_full();
+        let plugin = set
+            .get(name)
+            .ok_or_else(|| SwapError::Unknown(name.to_owned()))?;
+        let refused = |message: String| SwapError::Refused {
+            plugin: name.to_owned(),
+            message,
+        };
+        let hash = cache::sha256_hex(bytes);
+        if plugin.current().hash == hash {
+            return Ok(hash);
+        }
+        let (component, hash) = self
+            .compile(bytes, &set.config.cache_dir)
+            .map_err(refused)?;
+        let version = PluginVersion::link(&self.engine, plugin.spec.role, component, hash.clone())
+            .map_err(refused)?;
+        if persist {
+            write_atomically(&plugin.spec.file, bytes).map_err(|e| {
+                refused(format!("cannot write {}: {e}", plugin.spec.file.display()))
+            })?;
+        }
+        plugin.swap(version);
+        Ok(hash)
+    }
+
+    /// Reacts to a change of `path` in the plugin folder: every plugin loaded from that file
+    /// gets its new contents. Returns what happened to each, for the log.
+    pub fn file_changed(&self, path: &Path) -> Vec<(String, Result<String, SwapError>)> {
+        let set = self.current.load_full();
+        let names: Vec<String> = set
+            .by_name
+            .values()
+            .filter(|p| same_file(&p.spec.file, path))
+            .map(|p| p.spec.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                return names
+                    .into_iter()
+                    .map(|name| {
+                        let message = format!("cannot read {}: {e}", path.display());
+                        (
+                            name.clone(),
+                            Err(SwapError::Refused {
+                                plugin: name,
+                                message,
+                            }),
+                        )
+                    })
+                    .collect();
+            }
+        };
+        names
+            .into_iter()
+            .map(|name| {
+                let result = self.swap(&name, &bytes, false);
+                (name, result)
+            })
+            .collect()
+    }
+}
+
+/// The totals a plugin reported through `metrics.counter-add`.
+pub fn counters(plugin: &Plugin) -> std::collections::BTreeMap<String, u64> {
+    state::lock(&plugin.shared.counters).clone()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    absolute(a) == absolute(b)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plugin.wasm");
+    let temporary = dir.join(format!(".{name}.{}.upload", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}

@@ -1,0 +1,346 @@
+//! One configured plugin: its current version, the instances kept warm for it, and the calls
+//! the pipeline makes into it.
+//!
+//! A call takes an instance (an idle one, or a new one from the version's `InstancePre`),
+//! arms the deadline, calls the export and gives the instance back. An instance whose call
+//! trapped, timed out or ran out of memory is dropped: the next call gets a fresh one. With
+//! [`Isolation::PerRequest`] every call gets a fresh instance and none is kept.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use wasmtime::component::Component;
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::{Decision, Request, RequestFlow, Response, authorizer, handler, transformer};
+use super::engine::PluginEngine;
+use super::state::{PluginShared, PluginState, lock};
+use super::stats::{CallStats, Outcome};
+use super::{Isolation, PluginError, PluginRole, PluginSpec};
+
+/// Idle instances kept per version; more concurrent calls make more, which are dropped after.
+const MAX_IDLE: usize = 64;
+
+/// A plugin as configured, with whatever version is current.
+pub struct Plugin {
+    pub spec: PluginSpec,
+    pub shared: Arc<PluginShared>,
+    current: ArcSwap<PluginVersion>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.spec.name)
+            .field("role", &self.spec.role)
+            .field("version", &self.current.load().hash)
+            .finish()
+    }
+}
+
+/// One compiled version of a plugin's component.
+pub struct PluginVersion {
+    /// SHA-256 of the component, hex.
+    pub hash: String,
+    pub loaded_at: SystemTime,
+    pub component: Component,
+    pub stats: CallStats,
+    pre: RolePre,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl std::fmt::Debug for PluginVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginVersion")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+enum RolePre {
+    Authorizer(authorizer::AuthorizerPre<PluginState>),
+    Transformer(transformer::TransformerPre<PluginState>),
+    Handler(handler::HandlerPre<PluginState>),
+}
+
+enum Exports {
+    Authorizer(authorizer::Authorizer),
+    Transformer(transformer::Transformer),
+    Handler(handler::Handler),
+}
+
+struct Instance {
+    store: Store<PluginState>,
+    exports: Exports,
+}
+
+impl PluginVersion {
+    /// Links `component` for `role`: every import must be one the host gives and the exports
+    /// must be the role's world. This is the check a new version passes before it can serve.
+    pub fn link(
+        engine: &PluginEngine,
+        role: PluginRole,
+        component: Component,
+        hash: String,
+    ) -> Result<Self, String> {
+        let pre = engine
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| format!("imports something Edgeway does not provide: {e:#}"))?;
+        let wrong_world = |e: wasmtime::Error| format!("does not export the `{role}` world: {e:#}");
+        let pre = match role {
+            PluginRole::Authorizer => {
+                RolePre::Authorizer(authorizer::AuthorizerPre::new(pre).map_err(wrong_world)?)
+            }
+            PluginRole::Transformer => {
+                RolePre::Transformer(transformer::TransformerPre::new(pre).map_err(wrong_world)?)
+            }
+            PluginRole::Handler => {
+                RolePre::Handler(handler::HandlerPre::new(pre).map_err(wrong_world)?)
+            }
+        };
+        Ok(Self {
+            hash,
+            loaded_at: SystemTime::now(),
+            component,
+            stats: CallStats::default(),
+            pre,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn checkout(
+        &self,
+        plugin: &Plugin,
+        isolation: Isolation,
+    ) -> Result<Instance, PluginError> {
+        if isolation == Isolation::Reuse
+            && let Some(instance) = lock(&self.idle).pop()
+        {
+            return Ok(instance);
+        }
+        self.instantiate(plugin).await
+    }
+
+    async fn instantiate(&self, plugin: &Plugin) -> Result<Instance, PluginError> {
+        let engine = match &self.pre {
+            RolePre::Authorizer(pre) => pre.engine(),
+            RolePre::Transformer(pre) => pre.engine(),
+            RolePre::Handler(pre) => pre.engine(),
+        };
+        let memory_cap = usize::try_from(plugin.spec.memory_bytes).unwrap_or(usize::MAX);
+        let mut store = Store::new(engine, PluginState::new(plugin.shared.clone(), memory_cap));
+        store.limiter(|state| state);
+        store.epoch_deadline_callback(|mut store| {
+            let state = store.data();
+            if Instant::now() >= state.deadline {
+                store.data_mut().timed_out = true;
+                return Err(wasmtime::Error::msg("deadline exceeded"));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        // Start-up code (constructors, a language runtime's init) runs under the same deadline.
+        let started = arm(&mut store, plugin.spec.timeout);
+        let made = match &self.pre {
+            RolePre::Authorizer(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Exports::Authorizer),
+            RolePre::Transformer(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Exports::Transformer),
+            RolePre::Handler(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Exports::Handler),
+        };
+        self.stats.instantiated();
+        match made {
+            Ok(exports) => Ok(Instance { store, exports }),
+            Err(error) => {
+                let error = classify(&plugin.spec, store.data(), &error, "instantiation failed");
+                self.stats.record(started.elapsed(), error.outcome());
+                Err(error)
+            }
+        }
+    }
+
+    /// Records the call, keeps the instance if it is healthy and reusable, and turns the
+    /// outcome into the caller's result.
+    fn finish<T>(
+        &self,
+        plugin: &Plugin,
+        instance: Instance,
+        isolation: Isolation,
+        started: Instant,
+        outcome: wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, PluginError> {
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(Ok(value)) => {
+                self.stats.record(elapsed, Outcome::Ok);
+                self.give_back(instance, isolation);
+                Ok(value)
+            }
+            Ok(Err(message)) => {
+                self.stats.record(elapsed, Outcome::Failed);
+                // The plugin reported an error itself: its instance is still sound.
+                self.give_back(instance, isolation);
+                Err(PluginError::Returned {
+                    plugin: plugin.spec.name.clone(),
+                    message,
+                })
+            }
+            Err(trap) => {
+                let error = classify(&plugin.spec, instance.store.data(), &trap, "trapped");
+                self.stats.record(elapsed, error.outcome());
+                Err(error)
+            }
+        }
+    }
+
+    fn give_back(&self, instance: Instance, isolation: Isolation) {
+        if isolation == Isolation::Reuse {
+            let mut idle = lock(&self.idle);
+            if idle.len() < MAX_IDLE {
+                idle.push(instance);
+            }
+        }
+    }
+}
+
+fn arm(store: &mut Store<PluginState>, timeout: Duration) -> Instant {
+    let now = Instant::now();
+    let state = store.data_mut();
+    state.deadline = now + timeout;
+    state.timed_out = false;
+    state.out_of_memory = false;
+    store.set_epoch_deadline(1);
+    now
+}
+
+fn classify(
+    spec: &PluginSpec,
+    state: &PluginState,
+    error: &wasmtime::Error,
+    what: &str,
+) -> PluginError {
+    let plugin = spec.name.clone();
+    if state.timed_out {
+        PluginError::Timeout {
+            plugin,
+            after: spec.timeout,
+        }
+    } else if state.out_of_memory {
+        PluginError::OutOfMemory {
+            plugin,
+            limit_mib: spec.memory_bytes >> 20,
+        }
+    } else {
+        PluginError::Trap {
+            plugin,
+            message: format!("{what}: {error:#}"),
+        }
+    }
+}
+
+impl Plugin {
+    /// A plugin serving `version`.
+    pub fn new(spec: PluginSpec, shared: Arc<PluginShared>, version: PluginVersion) -> Self {
+        Self {
+            spec,
+            shared,
+            current: ArcSwap::from_pointee(version),
+        }
+    }
+
+    /// The version new calls go to.
+    pub fn current(&self) -> Arc<PluginVersion> {
+        self.current.load_full()
+    }
+
+    /// Makes `version` current; calls already running finish on the version they started with.
+    pub fn swap(&self, version: PluginVersion) {
+        self.current.store(Arc::new(version));
+    }
+
+    /// Runs an authorizer.
+    pub async fn authorize(
+        &self,
+        isolation: Isolation,
+        identity: &[(String, String)],
+        request: &Request,
+    ) -> Result<Decision, PluginError> {
+        let version = self.current.load_full();
+        let mut instance = version.checkout(self, isolation).await?;
+        let started = arm(&mut instance.store, self.spec.timeout);
+        let outcome = match &instance.exports {
+            Exports::Authorizer(e) => {
+                e.call_authorize(&mut instance.store, identity, request)
+                    .await
+            }
+            _ => Err(wrong_role(PluginRole::Authorizer)),
+        };
+        version.finish(self, instance, isolation, started, outcome)
+    }
+
+    /// Runs a transformer on a request.
+    pub async fn on_request(
+        &self,
+        isolation: Isolation,
+        request: &Request,
+    ) -> Result<RequestFlow, PluginError> {
+        let version = self.current.load_full();
+        let mut instance = version.checkout(self, isolation).await?;
+        let started = arm(&mut instance.store, self.spec.timeout);
+        let outcome = match &instance.exports {
+            Exports::Transformer(e) => e.call_on_request(&mut instance.store, request).await,
+            _ => Err(wrong_role(PluginRole::Transformer)),
+        };
+        version.finish(self, instance, isolation, started, outcome)
+    }
+
+    /// Runs a transformer on a response.
+    pub async fn on_response(
+        &self,
+        isolation: Isolation,
+        request: &Request,
+        response: &Response,
+    ) -> Result<Response, PluginError> {
+        let version = self.current.load_full();
+        let mut instance = version.checkout(self, isolation).await?;
+        let started = arm(&mut instance.store, self.spec.timeout);
+        let outcome = match &instance.exports {
+            Exports::Transformer(e) => {
+                e.call_on_response(&mut instance.store, request, response)
+                    .await
+            }
+            _ => Err(wrong_role(PluginRole::Transformer)),
+        };
+        version.finish(self, instance, isolation, started, outcome)
+    }
+
+    /// Runs a handler.
+    pub async fn handle(
+        &self,
+        isolation: Isolation,
+        request: &Request,
+    ) -> Result<Response, PluginError> {
+        let version = self.current.load_full();
+        let mut instance = version.checkout(self, isolation).await?;
+        let started = arm(&mut instance.store, self.spec.timeout);
+        let outcome = match &instance.exports {
+            Exports::Handler(e) => e.call_handle(&mut instance.store, request).await,
+            _ => Err(wrong_role(PluginRole::Handler)),
+        };
+        version.finish(self, instance, isolation, started, outcome)
+    }
+}
+
+/// Config validation ties each use to a plugin of the right role; this is the guard if that
+/// ever slips.
+fn wrong_role(wanted: PluginRole) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("plugin is not a {wanted}"))
+}
