@@ -12,8 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// How long to wait for the gateway to report its listeners.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the gateway to report its listeners. Generous: a config with plugins
+/// compiles them before listening (seconds for the JavaScript and Python components, once;
+/// later starts load them from the shared compile cache).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------
 // Binary and temp dirs

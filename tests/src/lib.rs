@@ -7,6 +7,7 @@
 //! - [`Origin`] is a hyper 1.x server (HTTP/1.1 + h2c, optionally TLS) that records every
 //!   request it gets: method, URI, headers, body and whether the body arrived complete.
 //! - [`TestCa`] issues certificates with rcgen.
+//! - [`plugin_file`] finds the components `scripts/build-plugins.sh` built.
 //! - [`raw_request`] speaks raw bytes over TCP for what a well-behaved client can't send.
 //!
 //! Every wait is bounded in time; only loopback addresses are used.
@@ -15,11 +16,13 @@
 mod client;
 mod gateway;
 mod origin;
+mod plugins;
 mod tls;
 
 pub use client::*;
 pub use gateway::*;
 pub use origin::*;
+pub use plugins::*;
 pub use tls::*;
 
 pub use serde_json::json;

@@ -332,15 +332,7 @@ fn validate_route(
         (None, None) if raw_integration.function.is_some() => {
             let function = raw_integration.function.as_ref()?;
             let name = function.value.trim();
-            if !uses.check(
-                errors,
-                &format!("{ipath}.function"),
-                function,
-                name,
-                PluginRole::Handler,
-            ) {
-                return None;
-            }
+            // Checked, and reported, with the route's other plugin references below.
             Integration::Function {
                 plugin: name.to_owned(),
             }
@@ -375,6 +367,17 @@ fn validate_route(
         }
     };
     let mut plugins_ok = true;
+    if let (Integration::Function { plugin }, Some(at)) =
+        (&integration, raw_integration.function.as_ref())
+    {
+        plugins_ok &= uses.check(
+            errors,
+            &format!("{ipath}.function"),
+            at,
+            plugin,
+            PluginRole::Handler,
+        );
+    }
     let auth = raw.auth.as_ref().and_then(|a| {
         let name = a.value.trim();
         match uses.authorizers.get(name) {
