@@ -98,7 +98,7 @@ pub(super) fn validate_plugins(
         );
         let memory_bytes = match &p.memory_mib {
             None => DEFAULT_PLUGIN_MEMORY,
-            Some(m) if m.value == 0 || m.value << 20 > MAX_PLUGIN_MEMORY => {
+            Some(m) if m.value == 0 || m.value > MAX_PLUGIN_MEMORY >> 20 => {
                 errors.add(
                     format!("{path}.memory_mib"),
                     Some(m),
