@@ -10,11 +10,20 @@
 #   - then, when present, the JavaScript and Python plugins through their own
 #     plugins/js-authorizer/build.sh and plugins/py-authorizer/build.sh OUT_DIR.
 #
+# EDGEWAY_PLUGINS chooses what is built: `all` (the default) or `rust`, which skips the
+# JavaScript and Python plugins and so needs neither node nor python3 (scripts/quickstart.sh).
+#
 # Needs rustup and cargo; adds the wasm32-wasip2 target when missing. The plugins keep their
 # own target dir (plugins/target; v2 in plugins/target/v2, so neither build invalidates the
 # other) and lock file (built --locked). A run with nothing changed costs two no-op cargo
 # invocations, and outputs are rewritten only when their bytes change.
 set -euo pipefail
+
+kinds=${EDGEWAY_PLUGINS:-all}
+case $kinds in
+    all | rust) ;;
+    *) echo "build-plugins.sh: EDGEWAY_PLUGINS=$kinds; expected all or rust" >&2; exit 1 ;;
+esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${EDGEWAY_PLUGIN_OUT:-$root/target/plugins}
@@ -49,6 +58,9 @@ done
 copy "$release/test_version.wasm" test_version_v1.wasm
 copy "$target_dir/v2/$target/release/test_version.wasm" test_version_v2.wasm
 
+if [ "$kinds" = rust ]; then
+    exit 0
+fi
 for other in js-authorizer py-authorizer; do
     script=$root/plugins/$other/build.sh
     if [ -f "$script" ]; then

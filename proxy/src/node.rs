@@ -301,7 +301,15 @@ async fn swap_changed_plugins(shared: &Shared, paths: Vec<PathBuf>) {
     .await;
     for (plugin, result) in outcome.unwrap_or_default() {
         match result {
-            Ok(version) => tracing::info!(plugin, version, source = "file", "plugin swapped"),
+            Ok(swapped) if swapped.changed => {
+                tracing::info!(
+                    plugin,
+                    version = swapped.version,
+                    source = "file",
+                    "plugin swapped"
+                );
+            }
+            Ok(_) => {}
             Err(error) => {
                 tracing::warn!(plugin, error = %error, source = "file", "plugin refused");
             }

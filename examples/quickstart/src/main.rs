@@ -1,11 +1,13 @@
-//! `cargo run --release -p edgeway-quickstart`: a demo origin on 127.0.0.1:9000 and an Edgeway
-//! node on `examples/quickstart/edgeway.yaml`, in one process, so a new user can `curl` at once.
+//! `./scripts/quickstart.sh` builds the Rust plugins into `target/plugins/` and then runs this:
+//! a demo origin on 127.0.0.1:9000 and an Edgeway node on `examples/quickstart/edgeway.yaml`, in
+//! one process, so a new user can `curl` at once. (`cargo run --release -p edgeway-quickstart`
+//! alone works once the plugins are built.)
 //!
 //! The origin is a tiny pet store (`GET /v1/pets`, `GET /v1/pets/{id}`) plus `/echo/...`, which
 //! answers with what it received, to show what Edgeway sends to an origin.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -19,7 +21,18 @@ use serde_json::json;
 const ORIGIN_ADDR: &str = "127.0.0.1:9000";
 
 fn main() -> ExitCode {
-    let config_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("edgeway.yaml");
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config_path = manifest_dir.join("edgeway.yaml");
+    // The config's `plugins.dir`: the workspace's target/plugins.
+    let workspace = manifest_dir.ancestors().nth(2).unwrap_or(manifest_dir);
+    let plugins = workspace.join("target/plugins");
+    if !plugins.join("token_authorizer.wasm").is_file() {
+        eprintln!(
+            "quickstart: the plugins are not built in {}; run ./scripts/quickstart.sh",
+            plugins.display()
+        );
+        return ExitCode::FAILURE;
+    }
     let listener = match std::net::TcpListener::bind(ORIGIN_ADDR) {
         Ok(listener) => listener,
         Err(e) => {
@@ -36,7 +49,10 @@ fn main() -> ExitCode {
         "\nEdgeway quickstart: demo origin on http://{ORIGIN_ADDR}, gateway on http://127.0.0.1:8080\n\
          try:  curl -i http://127.0.0.1:8080/prod/hello\n      \
          curl -i http://127.0.0.1:8080/prod/pets/1\n      \
-         curl -i 'http://127.0.0.1:8080/prod/echo/a/b?x=1'\n\
+         curl -i 'http://127.0.0.1:8080/prod/echo/a/b?x=1'\n      \
+         curl -i -H 'authorization: Bearer demo-token' http://127.0.0.1:8080/prod/private/a\n      \
+         curl -i -H 'cookie: a=1' http://127.0.0.1:8080/prod/rewrite/a\n      \
+         curl -i 'http://127.0.0.1:8080/prod/function/a?x=1'\n\
          config: {} (edits are reloaded live); Ctrl-C stops\n",
         config_path.display()
     );

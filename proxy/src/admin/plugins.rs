@@ -68,11 +68,19 @@ pub async fn put(shared: &Arc<Shared>, name: &str, body: Incoming) -> Response<F
     })
     .await;
     match swapped {
-        Ok((name, Ok(version))) => {
-            tracing::info!(plugin = name, version, source = "admin", "plugin swapped");
+        Ok((name, Ok(swapped))) => {
+            if swapped.changed {
+                tracing::info!(
+                    plugin = name,
+                    version = swapped.version,
+                    source = "admin",
+                    "plugin swapped"
+                );
+            }
             json(
                 StatusCode::OK,
-                serde_json::json!({ "name": name, "version": version }).to_string(),
+                serde_json::json!({ "name": name, "version": swapped.version, "changed": swapped.changed })
+                    .to_string(),
             )
         }
         Ok((name, Err(SwapError::Unknown(_)))) => json(

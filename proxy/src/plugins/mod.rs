@@ -180,6 +180,15 @@ impl std::fmt::Debug for PluginHost {
     }
 }
 
+/// What a swap did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swapped {
+    /// The hash of the version now current.
+    pub version: String,
+    /// False when the component was already the current version (nothing changed).
+    pub changed: bool,
+}
+
 /// Why a new version was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
@@ -298,9 +307,14 @@ impl PluginHost {
     /// Compiles `bytes` as a new version of plugin `name`, checks it against the plugin's
     /// role and swaps it in. With `persist`, the component is also written over the
     /// plugin's file (atomically), so a restart or reload keeps it. Blocks while compiling.
-    /// Returns the new version's hash, or the current one's when `bytes` is already current.
-    pub fn swap(&self, name: &str, bytes: &[u8], persist: bool) -> Result<String, SwapError> {
+    /// Returns the new version's hash, with `changed: false` when `bytes` is already current.
+    pub fn swap(&self, name: &str, bytes: &[u8], persist: bool) -> Result<Swapped, SwapError> {
         let _changes = state::lock(&self.changes);
+        self.swap_locked(name, bytes, persist)
+    }
+
+    /// [`PluginHost::swap`], with `changes` held by the caller.
+    fn swap_locked(&self, name: &str, bytes: &[u8], persist: bool) -> Result<Swapped, SwapError> {
         let set = self.current.load_full();
         let plugin = set
             .get(name)
@@ -311,7 +325,10 @@ impl PluginHost {
         };
         let hash = cache::sha256_hex(bytes);
         if plugin.current().hash == hash {
-            return Ok(hash);
+            return Ok(Swapped {
+                version: hash,
+                changed: false,
+            });
         }
         let (component, hash) = self
             .compile(bytes, &set.config.cache_dir)
@@ -324,12 +341,19 @@ impl PluginHost {
             })?;
         }
         plugin.swap(version);
-        Ok(hash)
+        Ok(Swapped {
+            version: hash,
+            changed: true,
+        })
     }
 
     /// Reacts to a change of `path` in the plugin folder: every plugin loaded from that file
     /// gets its new contents. Returns what happened to each, for the log.
-    pub fn file_changed(&self, path: &Path) -> Vec<(String, Result<String, SwapError>)> {
+    ///
+    /// The file is read under the same lock as swaps: an event that arrives late cannot put
+    /// back contents an admin upload has since replaced.
+    pub fn file_changed(&self, path: &Path) -> Vec<(String, Result<Swapped, SwapError>)> {
+        let _changes = state::lock(&self.changes);
         let set = self.current.load_full();
         let names: Vec<String> = set
             .by_name
@@ -361,7 +385,7 @@ impl PluginHost {
         names
             .into_iter()
             .map(|name| {
-                let result = self.swap(&name, &bytes, false);
+                let result = self.swap_locked(&name, &bytes, false);
                 (name, result)
             })
             .collect()
