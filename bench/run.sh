@@ -6,6 +6,8 @@
 #   bench/run.sh                                  # everything, 10 s per row, 64 connections
 #   DURATION=30 CONNECTIONS=128 bench/run.sh
 #   ROWS="origin edgeway" bench/run.sh            # a subset of rows, in that order
+#   ROWS="edgeway edgeway-authorizer edgeway-authorizer-cached" REPEAT=5 bench/run.sh
+#                                                 # the WASM authorizer against the plain route
 #
 # Environment (defaults in brackets):
 #   DURATION      seconds of measured load per row [10]
@@ -14,14 +16,17 @@
 #   THREADS       wrk threads [1]
 #   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
 #                 evens out other work on the machine (a compile, say) [1]
-#   ROWS          rows to run, space separated [origin edgeway nginx haproxy]
+#   ROWS          rows to run, space separated
+#                 [origin edgeway edgeway-authorizer edgeway-authorizer-cached nginx haproxy]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
 #                 none does (Edgeway's stdout then goes to /dev/null) [file]
 #   BODY_BYTES    origin response body size in bytes [~100-byte JSON]
 #   NO_INSTALL=1  don't apt-get install missing nginx/haproxy/wrk (fail instead)
-#   NO_BUILD=1    use the binaries already in the target directory
+#   NO_BUILD=1    use the binaries already in the target directory (the plugin rows still
+#                 need target/plugins/token_authorizer.wasm; without NO_BUILD the script runs
+#                 scripts/build-plugins.sh when that file is missing)
 #   KEEP_RUNDIR=1 keep the scratch directory (configs, logs) after the run
 #   RESULTS       also write the table to this file
 #
@@ -38,7 +43,8 @@
 #
 # Adding a row: write a function `row_<name>` (dashes in the name become underscores) that starts
 # what it needs with `spawn`, then sets ROW_URL (the URL wrk loads), ROW_PIDS (the processes whose
-# CPU is counted; their descendants are added) and ROW_DESC (one line for the table's notes).
+# CPU is counted; their descendants are added) and ROW_DESC (one line for the table's notes);
+# optionally ROW_HEADERS, an array of "Name: value" request headers that wrk and the probe send.
 # Everything `spawn`ed is stopped after the row and, whatever happens, when the script exits.
 # Row functions and traps are called indirectly; PID lists are split on purpose.
 # shellcheck disable=SC2317,SC2086
@@ -52,7 +58,7 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway nginx haproxy"}
+ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached nginx haproxy"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -239,11 +245,16 @@ row_origin() {
     ROW_DESC="the origin alone, no proxy (shares core $LOAD_CPU with wrk; CPU is the origin's)"
 }
 
-# edgeway_row NAME CONFIG: Edgeway with CONFIG (its `origin:` line pointed at the bench origin);
-# the building block for Edgeway rows with other configs (plugins, cache, ...).
+# edgeway_row NAME CONFIG: Edgeway with CONFIG (its `origin:` line pointed at the bench origin,
+# and relative `dir:` / `cache_dir:` paths of its `plugins:` section made absolute against
+# CONFIG's folder, since the copy runs from the scratch directory); the building block for
+# Edgeway rows with other configs (plugins, cache, ...).
 edgeway_row() {
-    local name=$1 config="$RUNDIR/$1.yaml"
-    sed "s|^origin: .*|origin: http://$ORIGIN_ADDR|" "$2" >"$config"
+    local name=$1 config="$RUNDIR/$1.yaml" from
+    from=$(cd "$(dirname "$2")" && pwd)
+    sed -e "s|^origin: .*|origin: http://$ORIGIN_ADDR|" \
+        -e "s|^\([[:space:]]*\)\(\(cache_\)\{0,1\}dir\):[[:space:]]*\([^/[:space:]\"'][^[:space:]]*\)[[:space:]]*$|\1\2: $from/\4|" \
+        "$2" >"$config"
     local out=/dev/null
     [[ $ACCESS_LOG == file ]] && out="$RUNDIR/$name-access.log"
     SPAWN_STDOUT=$out spawn "$PROXY_CPU" "$name" "$EDGEWAY_BIN" serve --config "$config" --no-watch
@@ -260,11 +271,29 @@ edgeway_row() {
     ROW_PIDS="$pid"
 }
 
+edgeway_log_desc() {
+    [[ $ACCESS_LOG == file ]] && echo "stdout → a file (one JSON line per request)" ||
+        echo "stdout → /dev/null (still written: Edgeway has no switch)"
+}
+
 row_edgeway() {
     edgeway_row edgeway "$BENCH/edgeway/proxy.yaml" || return 1
-    local log="stdout → a file (one JSON line per request)"
-    [[ $ACCESS_LOG == file ]] || log="stdout → /dev/null (still written: Edgeway has no switch)"
-    ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: $log"
+    ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: $(edgeway_log_desc)"
+}
+
+# The same route with the token-authorizer WASM plugin as its authorizer; wrk sends the token.
+BENCH_TOKEN_HEADER="Authorization: Bearer bench-token"
+
+row_edgeway_authorizer() {
+    edgeway_row edgeway-authorizer "$BENCH/edgeway/authorizer.yaml" || return 1
+    ROW_HEADERS=("$BENCH_TOKEN_HEADER")
+    ROW_DESC="as edgeway, with the token-authorizer plugin called on every request (result_ttl_s: 0), bench/edgeway/authorizer.yaml; wrk sends \`$BENCH_TOKEN_HEADER\`; access log: $(edgeway_log_desc)"
+}
+
+row_edgeway_authorizer_cached() {
+    edgeway_row edgeway-authorizer-cached "$BENCH/edgeway/authorizer-cached.yaml" || return 1
+    ROW_HEADERS=("$BENCH_TOKEN_HEADER")
+    ROW_DESC="as edgeway-authorizer with the result cache on (default result_ttl_s, 300 s): one plugin call, then cache hits, bench/edgeway/authorizer-cached.yaml; access log: $(edgeway_log_desc)"
 }
 
 # nginx_row NAME TEMPLATE: nginx from TEMPLATE (placeholders: see bench/nginx/nginx.conf); the
@@ -379,9 +408,11 @@ to_ms() {
 # wrk_run SECONDS URL OUT: load URL from the load core, wrk's report to OUT. Run in the background
 # and waited for, so that a signal to the script stops it at once rather than after wrk ends.
 wrk_run() {
-    local seconds=$1 url=$2 out=$3 pid status=0
+    local seconds=$1 url=$2 out=$3 pid status=0 h
+    local headers=()
+    for h in "${ROW_HEADERS[@]}"; do headers+=(-H "$h"); done
     timeout --kill-after=5 $((seconds + 30)) taskset -c "$LOAD_CPU" \
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "$url" >"$out" 2>&1 </dev/null &
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --timeout 5s --latency "${headers[@]}" "$url" >"$out" 2>&1 </dev/null &
     pid=$!
     STARTED+=("$pid")
     wait "$pid" || status=$?
@@ -392,6 +423,7 @@ wrk_run() {
 # Per row name: its measured rounds, one per line, tab-separated
 # "cpu_us rps p50 p99 proxy_cpu% proxy_core% load_core% origin_us errors"; its last failure; its note.
 declare -A MEASURED=() FAILURE=() NOTE=()
+declare -A ROUND_CPU=()  # "NAME ROUND" → CPU µs/req of that round, for the ratios to edgeway
 FAILED=0
 ROUND=1
 
@@ -409,18 +441,21 @@ table_row() {
 }
 
 # run_row NAME: start the row's servers, load them, record a table row, stop them.
+ROW_HEADERS=()
 run_row() {
     local name=$1 fn="row_${1//-/_}"
     declare -F "$fn" >/dev/null || { fail_row "$name" "no function $fn in bench/run.sh"; return 1; }
-    ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=()
+    ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=() ROW_HEADERS=()
     log "── $name"
     if ! "$fn" || [[ -z $ROW_URL || -z $ROW_PIDS ]]; then
         stop_pids "${ROW_STARTED[@]}"
         fail_row "$name" "did not start (see $RUNDIR/$name.err)"
         return 1
     fi
-    local status
-    status=$(curl -s -o "$RUNDIR/$name.probe" -w '%{http_code}' --max-time 5 "$ROW_URL" || true)
+    local status h
+    local headers=()
+    for h in "${ROW_HEADERS[@]}"; do headers+=(-H "$h"); done
+    status=$(curl -s -o "$RUNDIR/$name.probe" -w '%{http_code}' --max-time 5 "${headers[@]}" "$ROW_URL" || true)
     if [[ $status != 200 ]]; then
         log "GET $ROW_URL answered '$status': $(head -c 300 "$RUNDIR/$name.probe" 2>/dev/null)"
         stop_pids "${ROW_STARTED[@]}"
@@ -496,6 +531,7 @@ run_row() {
         END { if (n > 1) print out }' \
         <(echo "$threads_before") <(echo "$threads_after" | sort -k2,2nr))
     MEASURED[$name]+="$row"$'\n'
+    ROUND_CPU["$name $ROUND"]=${row%%$'\t'*}
     NOTE[$name]="$ROW_DESC${split:+; CPU by thread: $split}"
     log "$name (round $ROUND): $(table_row "$name" "$row" "")"
 }
@@ -503,8 +539,11 @@ run_row() {
 # ---------------------------------------------------------------------------------------------
 # Setup: tools, build, scratch directory.
 
-need_edgeway=0
-for r in $ROWS; do [[ $r == edgeway* ]] && need_edgeway=1; done
+need_edgeway=0 need_plugins=0
+for r in $ROWS; do
+    [[ $r == edgeway* ]] && need_edgeway=1
+    [[ $r == edgeway-authorizer* ]] && need_plugins=1
+done
 
 ensure_tools() {
     local missing=() pkgs=()
@@ -538,6 +577,15 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
         die "cargo build --release ${packages[*]} failed"
 fi
 [[ -x $ORIGIN_BIN ]] || die "$ORIGIN_BIN not built"
+# The plugin rows' configs load $ROOT/target/plugins/token_authorizer.wasm (plugins.dir).
+PLUGIN_DIR="$ROOT/target/plugins"
+if ((need_plugins)) && [[ ! -f $PLUGIN_DIR/token_authorizer.wasm ]]; then
+    [[ ${NO_BUILD:-0} != 1 ]] || die "$PLUGIN_DIR/token_authorizer.wasm missing (NO_BUILD=1 set; run scripts/build-plugins.sh)"
+    log "scripts/build-plugins.sh (no $PLUGIN_DIR/token_authorizer.wasm)"
+    EDGEWAY_PLUGIN_OUT="$PLUGIN_DIR" timeout "$BUILD_TIMEOUT" "$ROOT/scripts/build-plugins.sh" >&2 ||
+        die "scripts/build-plugins.sh failed"
+    [[ -f $PLUGIN_DIR/token_authorizer.wasm ]] || die "scripts/build-plugins.sh built no token_authorizer.wasm"
+fi
 ((need_edgeway == 0)) || [[ -x $EDGEWAY_BIN ]] || die "$EDGEWAY_BIN not built"
 
 ncpu=$(nproc --all)
@@ -585,6 +633,32 @@ table() {
         [[ -z ${NOTE[$r]:-} ]] || echo "- **$r**: ${NOTE[$r]}"
         [[ -z ${FAILURE[$r]:-} || -z ${MEASURED[$r]:-} ]] || echo "- **$r**: a round failed: ${FAILURE[$r]}"
     done
+    ratios
+}
+
+# ratios: for each other Edgeway row (edgeway-*) run alongside `edgeway`, its CPU µs/req over
+# edgeway's in the same round; the median over the rounds, min–max in brackets.
+ratios() {
+    local r i list out=""
+    for r in $ROWS; do
+        [[ $r == edgeway-* ]] || continue
+        list=""
+        for ((i = 1; i <= REPEAT; i++)); do
+            [[ -n ${ROUND_CPU["$r $i"]:-} && -n ${ROUND_CPU["edgeway $i"]:-} ]] || continue
+            list+="$(awk -v a="${ROUND_CPU["$r $i"]}" -v b="${ROUND_CPU["edgeway $i"]}" 'BEGIN { if (b > 0) printf "%.3f", a / b }')"$'\n'
+        done
+        [[ -n $list ]] || continue
+        out+=$(sort -n <<<"${list%$'\n'}" | awk -v r="$r" '
+            { v[NR] = $1 }
+            END { printf "- **%s / edgeway**: %.2f×", r, v[int((NR + 1) / 2)]
+                  if (NR > 1) printf " (%.2f–%.2f)", v[1], v[NR]
+                  printf "\n" }')$'\n'
+    done
+    [[ -n $out ]] || return 0
+    echo
+    echo "CPU µs/req against the plain \`edgeway\` row of the same round (median over rounds, min–max in brackets):"
+    echo
+    printf '%s' "$out"
 }
 
 echo

@@ -164,8 +164,11 @@ impl PluginSet {
 }
 
 /// A node's plugin runtime, alive for the whole process.
+///
+/// The engine starts with the first plugin: a node without plugins reserves no instance pool
+/// and runs no epoch ticker.
 pub struct PluginHost {
-    engine: PluginEngine,
+    engine: std::sync::OnceLock<PluginEngine>,
     kv: Arc<KvStore>,
     current: ArcSwap<PluginSet>,
     /// Serialises the things that replace versions: a config load and a hot swap.
@@ -199,10 +202,10 @@ pub enum SwapError {
 }
 
 impl PluginHost {
-    /// Starts the engine (and its epoch ticker) with no plugins.
+    /// A host with no plugins; the engine starts when the first plugin loads.
     pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
-            engine: PluginEngine::new()?,
+            engine: std::sync::OnceLock::new(),
             kv: Arc::new(KvStore::new(kv::DEFAULT_KV_CAPACITY)),
             current: ArcSwap::from_pointee(PluginSet::default()),
             changes: Mutex::new(()),
@@ -278,7 +281,7 @@ impl PluginHost {
             Some(component) => component,
             None => self.compile(&bytes, &config.cache_dir)?.0,
         };
-        let version = PluginVersion::link(&self.engine, spec.role, component, hash)?;
+        let version = PluginVersion::link(self.engine()?, spec.role, component, hash)?;
         let shared = Arc::new(PluginShared {
             name: spec.name.as_str().into(),
             config_json: spec.config_json.clone(),
@@ -300,8 +303,19 @@ impl PluginHost {
         bytes: &[u8],
         cache_dir: &Path,
     ) -> Result<(wasmtime::component::Component, String), String> {
-        cache::load(&self.engine.engine, bytes, cache_dir)
+        cache::load(&self.engine()?.engine, bytes, cache_dir)
             .map_err(|e| format!("not a valid component: {e}"))
+    }
+
+    /// The engine, started on first use.
+    fn engine(&self) -> Result<&PluginEngine, String> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let engine =
+            PluginEngine::new().map_err(|e| format!("cannot start the plugin engine: {e:#}"))?;
+        // Loads and swaps hold `changes`, so only one thread gets here at a time.
+        Ok(self.engine.get_or_init(|| engine))
     }
 
     /// Compiles `bytes` as a new version of plugin `name`, checks it against the plugin's
@@ -333,7 +347,8 @@ impl PluginHost {
         let (component, hash) = self
             .compile(bytes, &set.config.cache_dir)
             .map_err(refused)?;
-        let version = PluginVersion::link(&self.engine, plugin.spec.role, component, hash.clone())
+        let engine = self.engine().map_err(refused)?;
+        let version = PluginVersion::link(engine, plugin.spec.role, component, hash.clone())
             .map_err(refused)?;
         if persist {
             write_atomically(&plugin.spec.file, bytes).map_err(|e| {
