@@ -247,11 +247,16 @@ async fn function_integration_answers_from_the_handler() {
             &format!("role: authorizer, {TOKENS}"),
         ),
         ("echo", "echo_function", "role: handler, body: true"),
+        (
+            "echo-some",
+            "echo_function",
+            "role: handler, headers: [x-keep]",
+        ),
     ]);
     let api_extra =
         "    authorizers:\n      tok: { plugin: auth, identity_source: [header.authorization] }";
-    let routes =
-        r#"      - { route: "POST /fn/{id}", auth: tok, integration: { function: echo } }"#;
+    let routes = r#"      - { route: "POST /fn/{id}", auth: tok, integration: { function: echo } }
+      - { route: GET /some, integration: { function: echo-some } }"#;
     let gw = start(&config(&origin, &plugins, api_extra, routes)).await;
 
     let r = client()
@@ -287,6 +292,16 @@ async fn function_integration_answers_from_the_handler() {
         0,
         "a function route does not call the origin"
     );
+
+    // A handler whose config names headers is given those only.
+    let r = client()
+        .get(gw.url("/prod/some"))
+        .header("x-keep", "1")
+        .header("x-drop", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body(r).await["headers"], json!([["x-keep", "1"]]));
 }
 
 #[tokio::test]

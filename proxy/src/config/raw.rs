@@ -57,6 +57,8 @@ pub struct RawPlugin {
     #[serde(default)]
     pub body: bool,
     #[serde(default)]
+    pub headers: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
     pub allowed_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     pub http_timeout_ms: Option<Spanned<u64>>,

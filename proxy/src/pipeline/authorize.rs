@@ -34,7 +34,7 @@ pub async fn check(ctx: &mut RequestContext<'_>, parts: &mut Parts) -> Result<Fl
     let decision = match authorizer.cached(&identity) {
         Some(decision) => decision,
         None => {
-            let request = plugin_request(ctx, parts, None);
+            let request = plugin_request(ctx, parts, &authorizer.plugin.spec.headers, None);
             let decision = authorizer
                 .plugin
                 .authorize(route.isolation, &identity, &request)

@@ -38,7 +38,7 @@ pub async fn call(
             } else {
                 None
             };
-            let request = plugin_request(ctx, &parts, given.as_ref());
+            let request = plugin_request(ctx, &parts, &plugin.spec.headers, given.as_ref());
             let started = std::time::Instant::now();
             let outcome = plugin.handle(route.isolation, &request).await;
             ctx.integration_latency = Some(started.elapsed());

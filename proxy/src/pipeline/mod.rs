@@ -193,10 +193,12 @@ impl RequestContext<'_> {
     }
 }
 
-/// The request as plugins see it; `body` only for plugins whose config asks for it.
+/// The request as a plugin sees it: the headers its config selects, and `body` only for
+/// plugins whose config asks for it.
 pub fn plugin_request(
     ctx: &RequestContext<'_>,
     parts: &Parts,
+    headers: &crate::plugins::HeaderSelection,
     body: Option<&Bytes>,
 ) -> PluginRequest {
     let route = ctx.route;
@@ -210,7 +212,7 @@ pub fn plugin_request(
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers: crate::plugins::convert::headers_to_wit(&parts.headers),
+        headers: crate::plugins::convert::selected_headers_to_wit(&parts.headers, headers),
         path_params: pairs(ctx.named_params(parts.uri.path())),
         stage_variables: route
             .map(|r| r.stage_variables.to_vec())

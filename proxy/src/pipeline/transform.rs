@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use super::{Flow, GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
 use crate::body::ResponseBody;
 use crate::plugins::bindings::RequestFlow;
-use crate::plugins::{PluginError, convert};
+use crate::plugins::{HeaderSelection, PluginError, convert};
 
 fn bad_output(plugin: &str, message: impl Into<String>) -> GatewayError {
     GatewayError::Plugin(
@@ -42,7 +42,7 @@ pub async fn request(
         } else {
             None
         };
-        let request = plugin_request(ctx, parts, given.as_ref());
+        let request = plugin_request(ctx, parts, &HeaderSelection::All, given.as_ref());
         let flow = plugin
             .on_request(route.isolation, &request)
             .await
@@ -106,7 +106,7 @@ pub async fn response(
     if route.response_transforms.is_empty() {
         return Ok(response);
     }
-    let request = plugin_request(ctx, parts, None);
+    let request = plugin_request(ctx, parts, &HeaderSelection::All, None);
     for plugin in &route.response_transforms {
         let (head, body) = response.into_parts();
         let (body, given) = if plugin.spec.body {

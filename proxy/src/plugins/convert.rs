@@ -28,6 +28,27 @@ pub fn headers_to_wit(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The headers `selection` names, as WIT pairs.
+pub fn selected_headers_to_wit(
+    headers: &HeaderMap,
+    selection: &super::HeaderSelection,
+) -> Vec<(String, String)> {
+    match selection {
+        super::HeaderSelection::All => headers_to_wit(headers),
+        super::HeaderSelection::Only(names) => names
+            .iter()
+            .flat_map(|name| {
+                headers.get_all(name).iter().map(move |value| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
 /// A header map from a plugin's pairs.
 pub fn headers_from_wit(pairs: &[(String, String)]) -> Result<HeaderMap, BadOutput> {
     let mut headers = HeaderMap::with_capacity(pairs.len());

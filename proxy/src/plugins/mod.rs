@@ -94,6 +94,19 @@ pub enum Isolation {
     PerRequest,
 }
 
+/// Which request headers a plugin is given (`headers` in its config).
+///
+/// Copying headers into a plugin is most of what a call costs, so authorizers get none unless
+/// they ask: their identity sources carry what they decide on. Transformers always get every
+/// header, since the headers they return replace the request's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSelection {
+    /// Every header (`headers: ["*"]`; the default for transformers and handlers).
+    All,
+    /// Only these (`headers: [authorization, x-tenant]`; none is the authorizers' default).
+    Only(Vec<http::HeaderName>),
+}
+
 /// One entry of `plugins.load` in the config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginSpec {
@@ -107,6 +120,8 @@ pub struct PluginSpec {
     pub memory_bytes: u64,
     /// Whether the plugin is given request and response bodies (`body`, default false).
     pub body: bool,
+    /// Which request headers the plugin is given (`headers`).
+    pub headers: HeaderSelection,
     /// Hosts `http.fetch` may reach (`allowed_hosts`): `host` or `host:port`.
     pub allowed_hosts: Vec<String>,
     pub http_timeout: Duration,

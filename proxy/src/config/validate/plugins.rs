@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::{Errors, millis};
 use crate::config::raw::*;
 use crate::plugins::{
-    DEFAULT_HTTP_TIMEOUT, DEFAULT_PLUGIN_MEMORY, DEFAULT_PLUGIN_TIMEOUT, MAX_PLUGIN_MEMORY,
-    PluginRole, PluginSpec, PluginsConfig,
+    DEFAULT_HTTP_TIMEOUT, DEFAULT_PLUGIN_MEMORY, DEFAULT_PLUGIN_TIMEOUT, HeaderSelection,
+    MAX_PLUGIN_MEMORY, PluginRole, PluginSpec, PluginsConfig,
 };
 
 /// Default for `plugins.cache_dir`, relative to the config file's folder.
@@ -127,6 +127,33 @@ pub(super) fn validate_plugins(
             p.http_timeout_ms.as_ref(),
             DEFAULT_HTTP_TIMEOUT,
         );
+        let headers = match (&p.headers, role) {
+            (None, PluginRole::Authorizer) => HeaderSelection::Only(Vec::new()),
+            (None, _) => HeaderSelection::All,
+            (Some(list), _) if list.value.iter().any(|h| h.trim() == "*") => HeaderSelection::All,
+            (Some(list), PluginRole::Transformer) => {
+                errors.add(
+                    format!("{path}.headers"),
+                    Some(list),
+                    "a transformer is given every header (the headers it returns replace the request's); use [\"*\"] or leave `headers` out",
+                );
+                HeaderSelection::All
+            }
+            (Some(list), _) => {
+                let mut names = Vec::new();
+                for (h, name) in list.value.iter().enumerate() {
+                    match http::HeaderName::from_bytes(name.trim().as_bytes()) {
+                        Ok(n) => names.push(n),
+                        Err(_) => errors.add(
+                            format!("{path}.headers[{h}]"),
+                            Some(list),
+                            format!("\"{name}\" is not a valid header name"),
+                        ),
+                    }
+                }
+                HeaderSelection::Only(names)
+            }
+        };
         let config_json = p
             .config
             .as_ref()
@@ -138,6 +165,7 @@ pub(super) fn validate_plugins(
             timeout: timeout.max(Duration::from_millis(1)),
             memory_bytes,
             body: p.body,
+            headers,
             allowed_hosts,
             http_timeout,
             config_json,
