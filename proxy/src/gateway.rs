@@ -48,6 +48,9 @@ pub struct RouteTarget {
     pub stage_variables: Arc<[(String, String)]>,
     /// Runs before everything else when set (`auth`).
     pub auth: Option<Arc<PluginAuthorizer>>,
+    /// The headers the API's authorizers use to tell the origin who is calling: removed from
+    /// every request to the API, so a client cannot claim an identity on any route.
+    pub principal_headers: Arc<[http::HeaderName]>,
     pub isolation: Isolation,
     pub request_transforms: Box<[Arc<Plugin>]>,
     pub response_transforms: Box<[Arc<Plugin>]>,
@@ -57,6 +60,7 @@ impl RouteTarget {
     /// True when the request goes through any plugin.
     pub fn uses_plugins(&self) -> bool {
         self.auth.is_some()
+            || !self.principal_headers.is_empty()
             || !self.request_transforms.is_empty()
             || !self.response_transforms.is_empty()
             || matches!(self.target, Target::Function(_))
@@ -99,6 +103,17 @@ impl Gateway {
                     PluginAuthorizer::new(authorizer.clone(), plugin(&authorizer.plugin)?);
                 authorizers.insert(name.as_str(), Arc::new(runtime));
             }
+            let mut principal_headers: Vec<http::HeaderName> = Vec::new();
+            for authorizer in api.authorizers.values() {
+                let names = std::iter::once(&authorizer.principal_header)
+                    .chain(authorizer.context_headers.iter().map(|(_, h)| h));
+                for name in names {
+                    if !principal_headers.contains(name) {
+                        principal_headers.push(name.clone());
+                    }
+                }
+            }
+            let principal_headers: Arc<[http::HeaderName]> = principal_headers.into();
             let stage_variables: Vec<Arc<[(String, String)]>> = api
                 .stages
                 .iter()
@@ -153,6 +168,7 @@ impl Gateway {
                         param_names: param_names.clone(),
                         stage_variables: stage_variables[s].clone(),
                         auth: auth.clone(),
+                        principal_headers: principal_headers.clone(),
                         isolation: route.isolation,
                         request_transforms: request_transforms.clone(),
                         response_transforms: response_transforms.clone(),

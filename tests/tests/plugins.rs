@@ -44,7 +44,8 @@ async fn authorizer_gateway(origin: &Origin, component: &str, ttl: u64) -> Gatew
     let api_extra = format!(
         "    authorizers:\n      tok: {{ plugin: auth, identity_source: [header.authorization], result_ttl_s: {ttl}, context_headers: {{ tier: x-tier, lang: x-lang }} }}"
     );
-    let routes = r#"      - { route: "GET /pets/{id}", auth: tok, integration: { http_proxy: "${origin}/pets/{id}" } }"#;
+    let routes = r#"      - { route: "GET /pets/{id}", auth: tok, integration: { http_proxy: "${origin}/pets/{id}" } }
+      - { route: GET /open, integration: { http_proxy: "${origin}/open" } }"#;
     start(&config(origin, &plugins, &api_extra, routes)).await
 }
 
@@ -92,6 +93,24 @@ async fn check_authorizer(component: &str, lang: Option<&str>) {
         1,
         "only the allowed request reached the origin"
     );
+
+    // On a route without `auth`, the API's principal headers are still the gateway's own.
+    let r = client()
+        .get(gw.url("/prod/open"))
+        .header("x-edgeway-principal", "forged")
+        .header("x-tier", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let open = origin.requests().pop().unwrap();
+    assert_eq!(open.path_and_query(), "/open");
+    assert_eq!(
+        open.header("x-edgeway-principal"),
+        None,
+        "{component}: forged principal"
+    );
+    assert_eq!(open.header("x-tier"), None, "{component}: forged context");
 }
 
 #[tokio::test]

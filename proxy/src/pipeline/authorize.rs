@@ -21,11 +21,14 @@ pub async fn check(ctx: &mut RequestContext<'_>, parts: &mut Parts) -> Result<Fl
     let Some(route) = ctx.route else {
         return Ok(Flow::Continue);
     };
+    // Whatever the client sent in the headers that carry a principal is not to be trusted, on
+    // any route of the API.
+    for name in route.principal_headers.iter() {
+        parts.headers.remove(name);
+    }
     let Some(authorizer) = &route.auth else {
         return Ok(Flow::Continue);
     };
-    // Whatever the client sent in the headers that carry the principal is not to be trusted.
-    strip_principal_headers(authorizer, parts);
 
     let params = ctx.named_params(parts.uri.path());
     let Some(identity) = authorizer.identity(parts, &params, &route.stage_variables) else {
@@ -67,13 +70,6 @@ pub async fn check(ctx: &mut RequestContext<'_>, parts: &mut Parts) -> Result<Fl
         }
         Decision::Deny(message) => Err(GatewayError::AccessDenied(message.clone())),
         Decision::Unauthorized => Err(GatewayError::Unauthorized),
-    }
-}
-
-fn strip_principal_headers(authorizer: &PluginAuthorizer, parts: &mut Parts) {
-    parts.headers.remove(&authorizer.config.principal_header);
-    for (_, header) in &authorizer.config.context_headers {
-        parts.headers.remove(header);
     }
 }
 
