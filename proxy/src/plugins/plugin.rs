@@ -19,6 +19,9 @@ use super::state::{PluginShared, PluginState, lock};
 use super::stats::{CallStats, Outcome};
 use super::{Isolation, PluginError, PluginRole, PluginSpec};
 
+/// The least time instantiation is given (a plugin's `timeout_ms` when that is longer).
+const INSTANTIATION_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Idle instances kept per version; more concurrent calls make more, which are dropped after.
 const MAX_IDLE: usize = 64;
 
@@ -140,8 +143,10 @@ impl PluginVersion {
             }
             Ok(UpdateDeadline::Yield(1))
         });
-        // Start-up code (constructors, a language runtime's init) runs under the same deadline.
-        let started = arm(&mut store, plugin.spec.timeout);
+        // Start-up code (constructors, a language runtime's init) runs under a deadline too, a
+        // longer one: a JavaScript or Python component takes milliseconds to start, and a call's
+        // 50 ms must not be spent on that when the machine is busy.
+        let started = arm(&mut store, plugin.spec.timeout.max(INSTANTIATION_TIMEOUT));
         let made = match &self.pre {
             RolePre::Authorizer(pre) => pre
                 .instantiate_async(&mut store)
@@ -214,6 +219,7 @@ impl PluginVersion {
 fn arm(store: &mut Store<PluginState>, timeout: Duration) -> Instant {
     let now = Instant::now();
     let state = store.data_mut();
+    state.armed_at = now;
     state.deadline = now + timeout;
     state.timed_out = false;
     state.out_of_memory = false;
@@ -231,7 +237,7 @@ fn classify(
     if state.timed_out {
         PluginError::Timeout {
             plugin,
-            after: spec.timeout,
+            after: state.deadline.saturating_duration_since(state.armed_at),
         }
     } else if state.out_of_memory {
         PluginError::OutOfMemory {

@@ -95,7 +95,8 @@ pub struct PluginState {
     memory_cap: usize,
     /// Set when a memory grow was refused: the trap that follows is an out-of-memory.
     pub out_of_memory: bool,
-    /// When the current call must end.
+    /// When the current call (or instantiation) started and when it must end.
+    pub armed_at: Instant,
     pub deadline: Instant,
     /// Set when the deadline stopped the current call.
     pub timed_out: bool,
@@ -126,6 +127,7 @@ impl PluginState {
             shared,
             memory_cap,
             out_of_memory: false,
+            armed_at: Instant::now(),
             deadline: Instant::now(),
             timed_out: false,
         }
