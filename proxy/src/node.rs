@@ -83,6 +83,14 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    let reloader = Reloader {
+        path: options.config_path.clone(),
+        shared: shared.clone(),
+        last_text: std::fs::read_to_string(&options.config_path).ok(),
+        bound: config.listen.iter().map(|l| l.addr).collect(),
+    };
+    let triggers = ReloadTriggers::new(&reloader, options.watch)?;
+
     let mut servers = tokio::task::JoinSet::new();
     for (index, listen) in config.listen.iter().enumerate() {
         let listener = TcpListener::bind(listen.addr)
@@ -117,14 +125,7 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         )));
     }
     tracing::info!(generation = 1u64, "config reloaded");
-
-    let reloader = Reloader {
-        path: options.config_path.clone(),
-        shared: shared.clone(),
-        last_text: std::fs::read_to_string(&options.config_path).ok(),
-        bound: config.listen.iter().map(|l| l.addr).collect(),
-    };
-    let reloads = tokio::spawn(reload_loop(reloader, options.watch));
+    let reloads = tokio::spawn(reload_loop(reloader, triggers));
 
     let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -224,61 +225,81 @@ impl Reloader {
     }
 }
 
-async fn reload_loop(mut reloader: Reloader, watch_file: bool) {
-    let (plugin_tx, mut plugin_events) = mpsc::unbounded_channel::<PathBuf>();
-    let mut plugin_watch: Option<(PathBuf, notify::RecommendedWatcher)> = None;
-    let watch_plugin_dir = |plugin_watch: &mut Option<(PathBuf, notify::RecommendedWatcher)>,
-                            shared: &Shared| {
+/// What the reload loop listens to. Set up before the node reports its listeners, so a change
+/// (or SIGHUP) that follows the "listening" log line is never missed.
+struct ReloadTriggers {
+    watch_file: bool,
+    hangup: tokio::signal::unix::Signal,
+    file_events: mpsc::UnboundedReceiver<()>,
+    _config_watcher: Option<notify::RecommendedWatcher>,
+    plugin_tx: mpsc::UnboundedSender<PathBuf>,
+    plugin_events: mpsc::UnboundedReceiver<PathBuf>,
+    plugin_watch: Option<(PathBuf, notify::RecommendedWatcher)>,
+}
+
+impl ReloadTriggers {
+    fn new(reloader: &Reloader, watch_file: bool) -> anyhow::Result<Self> {
+        let hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let (tx, file_events) = mpsc::unbounded_channel();
+        let config_watcher = if watch_file {
+            match watch_config(&reloader.path, tx) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (plugin_tx, plugin_events) = mpsc::unbounded_channel::<PathBuf>();
+        let mut triggers = Self {
+            watch_file,
+            hangup,
+            file_events,
+            _config_watcher: config_watcher,
+            plugin_tx,
+            plugin_events,
+            plugin_watch: None,
+        };
+        triggers.watch_plugin_dir(&reloader.shared);
+        Ok(triggers)
+    }
+
+    /// Watches the current `plugins.dir` (again, if a reload changed it).
+    fn watch_plugin_dir(&mut self, shared: &Shared) {
         let dir = shared.plugins.current().config.dir.clone();
-        if !watch_file || plugin_watch.as_ref().map(|(d, _)| d) == dir.as_ref() {
+        if !self.watch_file || self.plugin_watch.as_ref().map(|(d, _)| d) == dir.as_ref() {
             return;
         }
-        *plugin_watch = dir.and_then(|dir| match watch_plugins(&dir, plugin_tx.clone()) {
+        self.plugin_watch = dir.and_then(|dir| match watch_plugins(&dir, self.plugin_tx.clone()) {
             Ok(watcher) => Some((dir, watcher)),
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the plugin folder");
                 None
             }
         });
-    };
-    watch_plugin_dir(&mut plugin_watch, &reloader.shared);
-    let (tx, mut file_events) = mpsc::unbounded_channel();
-    let _watcher = if watch_file {
-        match watch_config(&reloader.path, tx) {
-            Ok(watcher) => Some(watcher),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
-                None
-            }
-        }
-    } else {
-        drop(tx);
-        None
-    };
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install the SIGHUP handler");
-            return;
-        }
-    };
+    }
+}
+
+async fn reload_loop(mut reloader: Reloader, mut triggers: ReloadTriggers) {
     loop {
         tokio::select! {
-            Some(()) = hangup.recv() => {
+            Some(()) = triggers.hangup.recv() => {
                 reloader.reload(true).await;
-                watch_plugin_dir(&mut plugin_watch, &reloader.shared);
+                triggers.watch_plugin_dir(&reloader.shared);
             }
-            Some(()) = file_events.recv() => {
+            Some(()) = triggers.file_events.recv() => {
                 // Editors write in several steps; act once the burst is over.
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                while file_events.try_recv().is_ok() {}
+                while triggers.file_events.try_recv().is_ok() {}
                 reloader.reload(false).await;
-                watch_plugin_dir(&mut plugin_watch, &reloader.shared);
+                triggers.watch_plugin_dir(&reloader.shared);
             }
-            Some(first) = plugin_events.recv() => {
+            Some(first) = triggers.plugin_events.recv() => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let mut changed = vec![first];
-                while let Ok(path) = plugin_events.try_recv() {
+                while let Ok(path) = triggers.plugin_events.try_recv() {
                     if !changed.contains(&path) {
                         changed.push(path);
                     }
