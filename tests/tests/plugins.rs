@@ -40,7 +40,20 @@ async fn start(yaml: &str) -> Gateway {
 
 /// A gateway with one authorizer plugin `component` guarding `GET /pets/{id}`.
 async fn authorizer_gateway(origin: &Origin, component: &str, ttl: u64) -> Gateway {
-    let plugins = plugins_yaml(&[("auth", component, &format!("role: authorizer, {TOKENS}"))]);
+    // A component that embeds a language runtime (JavaScript, Python) maps tens of MiB of
+    // compiled code from the cache; its first call pages in what it runs and, on a cold page
+    // cache with other gateways starting beside it, can take longer than the default 50 ms.
+    // As for any such plugin in production, give it a longer deadline.
+    let timeout_ms = if component == "token_authorizer" {
+        50
+    } else {
+        1000
+    };
+    let plugins = plugins_yaml(&[(
+        "auth",
+        component,
+        &format!("role: authorizer, timeout_ms: {timeout_ms}, {TOKENS}"),
+    )]);
     let api_extra = format!(
         "    authorizers:\n      tok: {{ plugin: auth, identity_source: [header.authorization], result_ttl_s: {ttl}, context_headers: {{ tier: x-tier, lang: x-lang }} }}"
     );
@@ -143,6 +156,25 @@ async fn authorizer_results_are_cached_per_identity() {
     }
     // Three identities: three calls; the deny is cached like the allows.
     assert_eq!(plugin_calls(&admin, "auth").await, 3);
+    let listed = &admin_plugins(&admin).await["auth"];
+    assert_eq!(listed["role"], "authorizer");
+    assert_eq!(
+        listed["version"].as_str().map(str::len),
+        Some(64),
+        "{listed}"
+    );
+    assert!(
+        listed["loaded_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{listed}"
+    );
+    let (p50, p99) = (
+        listed["stats"]["p50_us"].as_f64().unwrap(),
+        listed["stats"]["p99_us"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p99 >= p50, "call times {p50} / {p99} µs");
+    assert_eq!(listed["stats"]["failures"], 0);
     assert_eq!(origin.request_count(), 6);
 
     let origin = Origin::echo().await;
