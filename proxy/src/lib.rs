@@ -16,5 +16,6 @@ pub mod node;
 pub mod pipeline;
 pub mod plugins;
 pub mod router;
+mod sync;
 pub mod telemetry;
 pub mod upstream;

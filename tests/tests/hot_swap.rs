@@ -22,6 +22,14 @@ async fn put(gw: &Gateway, component: &[u8]) -> reqwest::Response {
         .unwrap()
 }
 
+/// Uploads `component` and expects 422 with a message containing `reason`.
+async fn assert_refused(gw: &Gateway, component: &[u8], reason: &str) {
+    let r = put(gw, component).await;
+    assert_eq!(r.status(), 422);
+    let body = json_body(r).await;
+    assert!(body["message"].as_str().unwrap().contains(reason), "{body}");
+}
+
 async fn served(gw: &Gateway) -> String {
     let r = client().get(gw.url("/prod/v")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -83,27 +91,9 @@ async fn fifty_swaps_under_load_lose_no_request_and_refuse_broken_components() {
         assert_eq!(served(&gw).await, want, "swap {swap} is served at once");
         if swap == 25 {
             // Not a component at all, then a component of the wrong world.
-            let r = put(&gw, b"\0asm\x01\0\0\0garbage").await;
-            assert_eq!(r.status(), 422);
-            let body = json_body(r).await;
-            assert!(
-                body["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("not a valid component"),
-                "{body}"
-            );
+            assert_refused(&gw, b"\0asm\x01\0\0\0garbage", "not a valid component").await;
             let wrong = std::fs::read(plugin_file("token_authorizer")).unwrap();
-            let r = put(&gw, &wrong).await;
-            assert_eq!(r.status(), 422);
-            let body = json_body(r).await;
-            assert!(
-                body["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("does not export the `handler` world"),
-                "{body}"
-            );
+            assert_refused(&gw, &wrong, "does not export the `handler` world").await;
             assert_eq!(
                 served(&gw).await,
                 want,

@@ -48,6 +48,8 @@ pub struct PluginAuthorizer {
     pub config: Authorizer,
     pub plugin: Arc<Plugin>,
     cache: Option<AuthorizerResultCache>,
+    /// Each identity source as plugins see it (`header.authorization`), rendered once.
+    labels: Box<[String]>,
 }
 
 /// The identity of one request: `(source label, value)` in config order.
@@ -59,10 +61,16 @@ impl PluginAuthorizer {
     pub fn new(config: Authorizer, plugin: Arc<Plugin>) -> Self {
         let cache = (!config.result_ttl.is_zero() && !config.identity_source.is_empty())
             .then(|| AuthorizerResultCache::new(config.result_ttl));
+        let labels = config
+            .identity_source
+            .iter()
+            .map(IdentitySource::label)
+            .collect();
         Self {
             config,
             plugin,
             cache,
+            labels,
         }
     }
 
@@ -74,7 +82,7 @@ impl PluginAuthorizer {
         stage_variables: &[(String, String)],
     ) -> Option<Identity> {
         let mut identity = Vec::with_capacity(self.config.identity_source.len());
-        for source in &self.config.identity_source {
+        for (source, label) in self.config.identity_source.iter().zip(&self.labels) {
             let value = match source {
                 IdentitySource::Header(name) => parts
                     .headers
@@ -94,7 +102,7 @@ impl PluginAuthorizer {
             if value.trim().is_empty() {
                 return None;
             }
-            identity.push((source.label(), value));
+            identity.push((label.clone(), value));
         }
         Some(identity)
     }

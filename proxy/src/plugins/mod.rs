@@ -36,6 +36,7 @@ pub use state::{OutboundHttp, PluginShared};
 pub use stats::{CallStats, StatsSnapshot};
 
 use crate::config::Upstream;
+use crate::sync::lock;
 use kv::KvStore;
 
 /// Default for a plugin's `timeout_ms`: 50 ms per call.
@@ -240,7 +241,7 @@ impl PluginHost {
         config: &PluginsConfig,
         upstream: &Upstream,
     ) -> Result<Arc<PluginSet>, String> {
-        let _changes = state::lock(&self.changes);
+        let _changes = lock(&self.changes);
         let previous = self.current.load_full();
         let mut by_name = HashMap::new();
         let mut errors = Vec::new();
@@ -263,7 +264,7 @@ impl PluginHost {
 
     /// Makes `set` the current plugins (for hot swaps and `GET /admin/plugins`).
     pub fn install(&self, set: Arc<PluginSet>) {
-        let _changes = state::lock(&self.changes);
+        let _changes = lock(&self.changes);
         self.current.store(set);
     }
 
@@ -338,7 +339,7 @@ impl PluginHost {
     /// plugin's file (atomically), so a restart or reload keeps it. Blocks while compiling.
     /// Returns the new version's hash, with `changed: false` when `bytes` is already current.
     pub fn swap(&self, name: &str, bytes: &[u8], persist: bool) -> Result<Swapped, SwapError> {
-        let _changes = state::lock(&self.changes);
+        let _changes = lock(&self.changes);
         self.swap_locked(name, bytes, persist)
     }
 
@@ -383,7 +384,7 @@ impl PluginHost {
     /// The file is read under the same lock as swaps: an event that arrives late cannot put
     /// back contents an admin upload has since replaced.
     pub fn file_changed(&self, path: &Path) -> Vec<(String, Result<Swapped, SwapError>)> {
-        let _changes = state::lock(&self.changes);
+        let _changes = lock(&self.changes);
         let set = self.current.load_full();
         let names: Vec<String> = set
             .by_name
@@ -424,7 +425,7 @@ impl PluginHost {
 
 /// The totals a plugin reported through `metrics.counter-add`.
 pub fn counters(plugin: &Plugin) -> std::collections::BTreeMap<String, u64> {
-    state::lock(&plugin.shared.counters).clone()
+    lock(&plugin.shared.counters).clone()
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -15,9 +15,10 @@ use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Decision, Request, RequestFlow, Response, authorizer, handler, transformer};
 use super::engine::PluginEngine;
-use super::state::{PluginShared, PluginState, lock};
+use super::state::{PluginShared, PluginState};
 use super::stats::{CallStats, Outcome};
 use super::{Isolation, PluginError, PluginRole, PluginSpec};
+use crate::sync::lock;
 
 /// The least time instantiation is given (a plugin's `timeout_ms` when that is longer).
 const INSTANTIATION_TIMEOUT: Duration = Duration::from_secs(1);
@@ -252,6 +253,26 @@ fn classify(
     }
 }
 
+/// One call into a plugin's current version: take an instance, arm its deadline, call the
+/// export when the instance plays `$role`, then record the call and give the instance back.
+/// The role methods below differ only in the export they call.
+macro_rules! call_export {
+    ($plugin:expr, $isolation:expr, $role:ident, |$export:ident, $store:ident| $call:expr) => {{
+        let plugin: &Plugin = $plugin;
+        let version = plugin.current.load_full();
+        let mut instance = version.checkout(plugin, $isolation).await?;
+        let started = arm(&mut instance.store, plugin.spec.timeout);
+        let outcome = match &instance.exports {
+            Exports::$role($export) => {
+                let $store = &mut instance.store;
+                $call.await
+            }
+            _ => Err(wrong_role(PluginRole::$role)),
+        };
+        version.finish(plugin, instance, $isolation, started, outcome)
+    }};
+}
+
 impl Plugin {
     /// A plugin serving `version`.
     pub fn new(spec: PluginSpec, shared: Arc<PluginShared>, version: PluginVersion) -> Self {
@@ -279,17 +300,8 @@ impl Plugin {
         identity: &[(String, String)],
         request: &Request,
     ) -> Result<Decision, PluginError> {
-        let version = self.current.load_full();
-        let mut instance = version.checkout(self, isolation).await?;
-        let started = arm(&mut instance.store, self.spec.timeout);
-        let outcome = match &instance.exports {
-            Exports::Authorizer(e) => {
-                e.call_authorize(&mut instance.store, identity, request)
-                    .await
-            }
-            _ => Err(wrong_role(PluginRole::Authorizer)),
-        };
-        version.finish(self, instance, isolation, started, outcome)
+        call_export!(self, isolation, Authorizer, |export, store| export
+            .call_authorize(store, identity, request))
     }
 
     /// Runs a transformer on a request.
@@ -298,14 +310,8 @@ impl Plugin {
         isolation: Isolation,
         request: &Request,
     ) -> Result<RequestFlow, PluginError> {
-        let version = self.current.load_full();
-        let mut instance = version.checkout(self, isolation).await?;
-        let started = arm(&mut instance.store, self.spec.timeout);
-        let outcome = match &instance.exports {
-            Exports::Transformer(e) => e.call_on_request(&mut instance.store, request).await,
-            _ => Err(wrong_role(PluginRole::Transformer)),
-        };
-        version.finish(self, instance, isolation, started, outcome)
+        call_export!(self, isolation, Transformer, |export, store| export
+            .call_on_request(store, request))
     }
 
     /// Runs a transformer on a response.
@@ -315,17 +321,8 @@ impl Plugin {
         request: &Request,
         response: &Response,
     ) -> Result<Response, PluginError> {
-        let version = self.current.load_full();
-        let mut instance = version.checkout(self, isolation).await?;
-        let started = arm(&mut instance.store, self.spec.timeout);
-        let outcome = match &instance.exports {
-            Exports::Transformer(e) => {
-                e.call_on_response(&mut instance.store, request, response)
-                    .await
-            }
-            _ => Err(wrong_role(PluginRole::Transformer)),
-        };
-        version.finish(self, instance, isolation, started, outcome)
+        call_export!(self, isolation, Transformer, |export, store| export
+            .call_on_response(store, request, response))
     }
 
     /// Runs a handler.
@@ -334,14 +331,8 @@ impl Plugin {
         isolation: Isolation,
         request: &Request,
     ) -> Result<Response, PluginError> {
-        let version = self.current.load_full();
-        let mut instance = version.checkout(self, isolation).await?;
-        let started = arm(&mut instance.store, self.spec.timeout);
-        let outcome = match &instance.exports {
-            Exports::Handler(e) => e.call_handle(&mut instance.store, request).await,
-            _ => Err(wrong_role(PluginRole::Handler)),
-        };
-        version.finish(self, instance, isolation, started, outcome)
+        call_export!(self, isolation, Handler, |export, store| export
+            .call_handle(store, request))
     }
 }
 

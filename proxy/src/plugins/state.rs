@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use super::bindings::host::edgeway::plugin::{config, http as wit_http, kv, log, 
 use super::kv::KvStore;
 use crate::body::RequestBody;
 use crate::config::Upstream;
+use crate::sync::lock;
 use crate::upstream::OriginPool;
 
 /// The largest response body `http.fetch` hands to a plugin.
@@ -78,12 +79,6 @@ impl OutboundHttp {
         pools.insert(origin.to_owned(), pool.clone());
         Ok(pool)
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data are counters and connection pools; a panic elsewhere cannot leave them
-    // inconsistent.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The data of one instance's store.

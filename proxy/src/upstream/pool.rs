@@ -9,7 +9,7 @@
 //! when found, and at most `MAX_IDLE` wait per origin.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::body::{BoxError, RequestBody};
 use crate::config::Upstream;
+use crate::sync::lock;
 
 /// Idle HTTP/1 connections kept per origin.
 const MAX_IDLE: usize = 256;
@@ -68,11 +69,6 @@ enum Connection {
 pub struct PooledBody {
     inner: Incoming,
     give_back: Option<(http1::SendRequest<RequestBody>, Arc<OriginPool>)>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data is a list of connections; a panic elsewhere cannot leave it inconsistent.
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl OriginPool {
