@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::cache::CacheFill;
 use crate::telemetry::{AccessLog, AccessRecord};
 use crate::upstream::PooledBody;
 
@@ -161,6 +162,8 @@ pub struct ResponseBody {
     source: ResponseSource,
     sent: u64,
     log: Option<PendingLog>,
+    /// A copy being collected for the stage cache.
+    cache: Option<Box<CacheFill>>,
 }
 
 #[derive(Debug)]
@@ -191,6 +194,17 @@ impl ResponseBody {
             source,
             sent: 0,
             log: None,
+            cache: None,
+        }
+    }
+
+    /// Collects a copy of the body as it streams and stores it in the cache when it ends
+    /// whole; a body that fails or passes the size limit is not stored.
+    pub fn fill_cache(&mut self, fill: CacheFill) {
+        if self.is_end_stream() {
+            fill.finish();
+        } else {
+            self.cache = Some(Box::new(fill));
         }
     }
 
@@ -241,9 +255,30 @@ impl Body for ResponseBody {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
+                    if let Some(fill) = &mut this.cache
+                        && !fill.data(data)
+                    {
+                        this.cache = None;
+                    }
+                }
+                // hyper stops polling once the body says it has ended, so the last chunk is
+                // where a length-delimited body completes.
+                if this.cache.is_some() && this.is_end_stream() {
+                    if let Some(fill) = this.cache.take() {
+                        fill.finish();
+                    }
                 }
             }
-            Some(Err(_)) | None => this.finish(),
+            Some(Err(_)) => {
+                this.cache = None;
+                this.finish();
+            }
+            None => {
+                if let Some(fill) = this.cache.take() {
+                    fill.finish();
+                }
+                this.finish();
+            }
         }
         Poll::Ready(polled)
     }

@@ -12,10 +12,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 use crate::auth::PluginAuthorizer;
-use crate::config::{Config, Integration, Isolation, Limits, Mock};
+use crate::cache::{StageCache, StageCaches};
+use crate::config::{
+    Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
+    RequestValidation, Route,
+};
 use crate::pipeline::RouteLabels;
 use crate::plugins::{Plugin, PluginSet};
-use crate::router::Router;
+use crate::router::{RouteMethod, Router};
 use crate::upstream::{OriginPool, OriginPools, UriTemplate};
 
 /// One config generation, ready to serve.
@@ -32,6 +36,8 @@ pub struct Gateway {
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
     pub redacted_config: Bytes,
+    /// The stage caches, by api and stage (kept across reloads that keep their capacity).
+    pub caches: StageCaches,
     pools: OriginPools,
 }
 
@@ -54,17 +60,98 @@ pub struct RouteTarget {
     pub isolation: Isolation,
     pub request_transforms: Box<[Arc<Plugin>]>,
     pub response_transforms: Box<[Arc<Plugin>]>,
+    /// Required parameters and body schema, checked before the cache and the integration.
+    pub validation: Option<Arc<RequestValidation>>,
+    /// How this route uses its stage's cache; `None` when nothing of it is cached.
+    pub cache: Option<RouteCache>,
+}
+
+/// A route's use of its stage cache, resolved for one stage.
+#[derive(Debug)]
+pub struct RouteCache {
+    pub store: Arc<StageCache>,
+    /// The route as written: the route part of every key.
+    pub route: Arc<str>,
+    /// Changes when the route's integration or cache settings change (see `CacheKey`).
+    pub revision: u64,
+    pub ttl: Duration,
+    /// The parameters that separate entries.
+    pub key: Arc<[RequestParam]>,
+    /// Every method is cached; otherwise only GET and HEAD.
+    pub all_methods: bool,
+    pub ignore_cache_control: bool,
+    pub statuses: Option<Box<[u16]>>,
+    pub max_entry_bytes: usize,
+    pub invalidation: Arc<InvalidationPolicy>,
+}
+
+impl RouteCache {
+    /// Whether requests with `method` are cached.
+    pub fn caches(&self, method: &http::Method) -> bool {
+        self.all_methods || method == http::Method::GET || method == http::Method::HEAD
+    }
 }
 
 impl RouteTarget {
-    /// True when the request goes through any plugin.
-    pub fn uses_plugins(&self) -> bool {
+    /// True when the request needs any phase beyond routing and the integration: plugins,
+    /// validation or the cache.
+    pub fn has_phases(&self) -> bool {
         self.auth.is_some()
             || !self.principal_headers.is_empty()
             || !self.request_transforms.is_empty()
             || !self.response_transforms.is_empty()
             || matches!(self.target, Target::Function(_))
+            || self.validation.is_some()
+            || self.cache.is_some()
     }
+}
+
+/// What a route keeps in the cache for one stage, if anything: the stage must have a cache,
+/// the TTL (the route's, else the stage's) must be above zero, and the route must not opt out.
+fn route_cache(
+    route: &Route,
+    stage: &crate::config::Stage,
+    caches: &mut StageCaches,
+    api: &str,
+    previous: Option<&StageCaches>,
+) -> Option<RouteCache> {
+    let settings = stage.cache.as_ref()?;
+    let ttl = route.cache.ttl.unwrap_or(settings.ttl);
+    if route.cache.enabled == Some(false) || ttl.is_zero() {
+        return None;
+    }
+    let all_methods = route.cache.enabled == Some(true);
+    // An ANY route caches its GET and HEAD requests (`RouteCache::caches`).
+    if !all_methods
+        && !matches!(
+            route.method,
+            RouteMethod::Get | RouteMethod::Head | RouteMethod::Any
+        )
+    {
+        return None;
+    }
+    let revision = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        format!(
+            "{:?}|{:?}|{:?}",
+            route.integration, route.cache, stage.variables
+        )
+        .hash(&mut hasher);
+        hasher.finish()
+    };
+    Some(RouteCache {
+        store: caches.get_or_create(api, &stage.name, settings.capacity_bytes, previous),
+        route: route.key.as_str().into(),
+        revision,
+        ttl,
+        key: route.cache.key.clone().into(),
+        all_methods,
+        ignore_cache_control: route.cache.ignore_cache_control,
+        statuses: route.cache.statuses.clone().map(Into::into),
+        max_entry_bytes: settings.max_entry_bytes,
+        invalidation: settings.invalidation.clone(),
+    })
 }
 
 /// Where a route's requests go.
@@ -95,6 +182,7 @@ impl Gateway {
                 .ok_or_else(|| format!("plugin {name} is not loaded"))
         };
         let mut pools = OriginPools::default();
+        let mut caches = StageCaches::default();
         let mut router = Router::new();
         for api in &config.apis {
             let mut authorizers = std::collections::HashMap::new();
@@ -172,6 +260,14 @@ impl Gateway {
                         isolation: route.isolation,
                         request_transforms: request_transforms.clone(),
                         response_transforms: response_transforms.clone(),
+                        validation: route.validation.clone(),
+                        cache: route_cache(
+                            route,
+                            stage,
+                            &mut caches,
+                            &api.name,
+                            previous.map(|p| &p.caches),
+                        ),
                     };
                     router
                         .insert(&stage.name, route.method, &route.pattern, entry)
@@ -205,6 +301,7 @@ impl Gateway {
             redacted_config: Bytes::from(
                 serde_json::to_vec_pretty(&config.redacted).unwrap_or_default(),
             ),
+            caches,
             pools,
         })
     }

@@ -8,14 +8,17 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod gateway;
 pub mod listener;
 pub mod node;
+pub mod params;
 pub mod pipeline;
 pub mod plugins;
 pub mod router;
 mod sync;
 pub mod telemetry;
 pub mod upstream;
+pub mod validation;

@@ -7,7 +7,11 @@
 //!
 //! Plugins (`plugins.rs`): `GET /admin/plugins` lists them with version and call statistics;
 //! `PUT /admin/plugins/{name}` with a component as the body swaps in a new version.
+//!
+//! Stage caches (`cache.rs`): `GET /admin/cache` shows sizes and counters;
+//! `DELETE /admin/cache/{api}/{stage}` flushes a stage or drops one route's entries.
 
+mod cache;
 mod plugins;
 
 use std::sync::Arc;
@@ -111,6 +115,11 @@ async fn handle(
     {
         return plugins::put(shared, name, request.into_body()).await;
     }
+    if let Some(rest) = path.strip_prefix("/admin/cache/")
+        && request.method() == Method::DELETE
+    {
+        return cache::delete(shared, rest, request.uri().query());
+    }
     if request.method() != Method::GET {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -124,6 +133,7 @@ async fn handle(
         }
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
         "/admin/plugins" => plugins::list(shared),
+        "/admin/cache" => cache::list(shared),
         "/admin/config" => {
             let gateway = shared.gateway.load();
             let mut response = json(StatusCode::OK, gateway.redacted_config.clone());

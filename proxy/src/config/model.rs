@@ -13,9 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+pub use crate::params::RequestParam;
 pub use crate::plugins::{Isolation, PluginRole, PluginSpec, PluginsConfig};
 use crate::router::{RouteMethod, RoutePattern};
 use crate::upstream::UriTemplate;
+pub use crate::validation::{BodySchema, RequestValidation, ValidateMode};
 
 /// Default for `limits.max_body_bytes`: 10 MiB, as API Gateway.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
@@ -94,6 +96,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Api {
     pub name: String,
+    /// JSON Schemas by name (`models`), compiled.
+    pub models: BTreeMap<String, Arc<BodySchema>>,
     pub stages: Vec<Stage>,
     /// The API's authorizers, by name.
     pub authorizers: BTreeMap<String, Authorizer>,
@@ -147,6 +151,79 @@ impl IdentitySource {
 pub struct Stage {
     pub name: String,
     pub variables: BTreeMap<String, String>,
+    /// The stage's response cache (`cache`); none when absent.
+    pub cache: Option<StageCacheSettings>,
+}
+
+/// Default for a stage cache's `capacity_mib`.
+pub const DEFAULT_CACHE_CAPACITY_MIB: u64 = 64;
+/// Default for a stage cache's `ttl_s`: 300 s, as API Gateway.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// The longest TTL a stage or route may set: 3600 s, as API Gateway.
+pub const MAX_CACHE_TTL_S: u64 = 3600;
+/// Default for a stage cache's `max_entry_bytes`: 1 MiB, as API Gateway.
+pub const DEFAULT_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
+/// A stage's response cache.
+#[derive(Debug, Clone)]
+pub struct StageCacheSettings {
+    /// Keys, headers and bodies counted.
+    pub capacity_bytes: u64,
+    /// How long an entry is served; routes may override it. Zero: routes that do not set
+    /// their own TTL are not cached.
+    pub ttl: Duration,
+    /// A response body larger than this is served but not stored.
+    pub max_entry_bytes: usize,
+    pub invalidation: Arc<InvalidationPolicy>,
+}
+
+/// Who may make the cache refetch an entry with `Cache-Control: max-age=0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidationPolicy {
+    /// False: any client may.
+    pub require_authorization: bool,
+    /// What happens to a client that may not.
+    pub unauthorized: UnauthorizedStrategy,
+    /// Principal ids (from the route's authorizer) that may.
+    pub principals: Vec<String>,
+    /// Usage keys (an authorizer's `usage-key`) that may.
+    pub api_keys: Vec<String>,
+}
+
+impl InvalidationPolicy {
+    /// Whether a request from `principal` with `usage_key` (both set only by the route's
+    /// authorizer) may invalidate.
+    pub fn allows(&self, principal: Option<&str>, usage_key: Option<&str>) -> bool {
+        !self.require_authorization
+            || principal.is_some_and(|p| self.principals.iter().any(|q| q == p))
+            || usage_key.is_some_and(|k| self.api_keys.iter().any(|q| q == k))
+    }
+}
+
+/// API Gateway's `unauthorizedCacheControlHeaderStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnauthorizedStrategy {
+    /// 403, and the origin sees nothing.
+    FailWith403,
+    /// The header is ignored; the response says so in `x-cache-invalidation: denied`.
+    SucceedWithResponseHeader,
+    /// The header is ignored silently.
+    SucceedWithoutResponseHeader,
+}
+
+/// A route's cache settings (`cache` on the route).
+#[derive(Debug, Clone, Default)]
+pub struct RouteCacheSettings {
+    /// `None`: GET and HEAD are cached, other methods are not.
+    pub enabled: Option<bool>,
+    /// Overrides the stage's TTL.
+    pub ttl: Option<Duration>,
+    /// The parameters that separate entries.
+    pub key: Vec<RequestParam>,
+    /// Store even when the origin says `no-store` or `private`.
+    pub ignore_cache_control: bool,
+    /// Statuses that are stored; `None` means any 2xx.
+    pub statuses: Option<Vec<u16>>,
 }
 
 /// One route of an API.
@@ -167,6 +244,10 @@ pub struct Route {
     pub request_transforms: Vec<String>,
     /// Transformer plugins run on the response, in order.
     pub response_transforms: Vec<String>,
+    /// How the route uses its stage's cache (defaults when the route has no `cache`).
+    pub cache: RouteCacheSettings,
+    /// Required parameters and body schema (`validation`).
+    pub validation: Option<Arc<RequestValidation>>,
 }
 
 /// Where a route's requests go.

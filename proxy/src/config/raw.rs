@@ -144,6 +144,73 @@ pub struct RawApi {
     pub authorizers: BTreeMap<String, Spanned<RawAuthorizer>>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// JSON Schemas by name, for `validation.body.model`.
+    #[serde(default)]
+    pub models: BTreeMap<String, Spanned<RawSchemaSource>>,
+}
+
+/// Where a JSON Schema comes from: exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchemaSource {
+    #[serde(default)]
+    pub model: Option<Spanned<String>>,
+    #[serde(default)]
+    pub file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub schema: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStageCache {
+    #[serde(default)]
+    pub capacity_mib: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub ttl_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_entry_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub invalidation: Option<RawInvalidation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInvalidation {
+    #[serde(default)]
+    pub require_authorization: Option<bool>,
+    #[serde(default)]
+    pub unauthorized_strategy: Option<Spanned<String>>,
+    #[serde(default)]
+    pub principals: Vec<String>,
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCache {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub ttl_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub key: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub ignore_cache_control: bool,
+    #[serde(default)]
+    pub statuses: Option<Spanned<Vec<u16>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidation {
+    #[serde(default)]
+    pub validate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub required: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub body: Option<Spanned<RawSchemaSource>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +218,8 @@ pub struct RawApi {
 pub struct RawStage {
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cache: Option<Spanned<RawStageCache>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +237,10 @@ pub struct RawRoute {
     pub request_transforms: Vec<Spanned<String>>,
     #[serde(default)]
     pub response_transforms: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub cache: Option<Spanned<RawRouteCache>>,
+    #[serde(default)]
+    pub validation: Option<Spanned<RawValidation>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::body::{BoxError, ResponseBody};
 use crate::router::AllowedMethods;
+use crate::validation::ValidationFailure;
 
 /// The header naming the kind of gateway error.
 pub static X_EDGEWAY_ERROR_TYPE: HeaderName = HeaderName::from_static("x-edgeway-error-type");
@@ -40,6 +41,10 @@ pub enum GatewayError {
     #[error("{1}")]
     Plugin(PluginPhase, crate::plugins::PluginError),
     #[error("{0}")]
+    Validation(crate::validation::ValidationFailure),
+    #[error("the client may not invalidate the cache")]
+    CacheInvalidationDenied,
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -64,6 +69,15 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `{"message": ..., "errors": [...]}`, message first.
+fn message_with_errors(message: &str, errors: &[String]) -> Bytes {
+    Bytes::from(format!(
+        "{{\"message\":{},\"errors\":{}}}",
+        serde_json::Value::from(message),
+        serde_json::Value::from(errors)
+    ))
 }
 
 macro_rules! json_message {
@@ -125,6 +139,21 @@ impl GatewayError {
                 },
                 json_message!("Internal server error"),
             ),
+            Self::Validation(ValidationFailure::Parameters { .. }) => (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST_PARAMETERS",
+                json_message!("Missing required request parameters"),
+            ),
+            Self::Validation(ValidationFailure::Body(_)) => (
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST_BODY",
+                json_message!("Invalid request body"),
+            ),
+            Self::CacheInvalidationDenied => (
+                StatusCode::FORBIDDEN,
+                "CACHE_INVALIDATION_DENIED",
+                json_message!("Not authorized to invalidate the cache"),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -149,6 +178,17 @@ impl GatewayError {
             // The authorizer's own words, as API Gateway passes a Lambda authorizer's message.
             Self::AccessDenied(message) if !message.is_empty() => {
                 Bytes::from(serde_json::json!({ "message": message }).to_string())
+            }
+            // What was wrong, for the client to fix; API Gateway's message first.
+            Self::Validation(ValidationFailure::Parameters { names, errors }) => {
+                let message = format!(
+                    "Missing required request parameters: [{}]",
+                    names.join(", ")
+                );
+                message_with_errors(&message, errors)
+            }
+            Self::Validation(ValidationFailure::Body(errors)) => {
+                message_with_errors("Invalid request body", errors)
             }
             _ => Bytes::from_static(body.as_bytes()),
         };

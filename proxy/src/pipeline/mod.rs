@@ -5,10 +5,13 @@
 //! 1. `accept`: request id, source address, declared body size;
 //! 2. `route`: stage + path + method → route and path parameters;
 //! 5. `authorize`: the route's authorizer plugin (401 / 403 / 500);
+//! 7. `validate`: required parameters and the body's JSON Schema (400);
+//! 8. `cache::lookup`: a fresh entry of the stage cache answers (coalescing concurrent misses);
 //! 9. `transform::request`: the route's request transforms;
 //! 10. `integration`: answer from the origin (`http_proxy`), a handler plugin (`function`)
 //!     or config (`mock`);
 //! 11. `transform::response`: the route's response transforms;
+//! 12. `cache::store`: a storable response is collected into the cache as it streams out;
 //! 13. finish: `x-request-id` on the response, access-log line when the body ends.
 //!
 //! A phase returns `Ok(Flow::Continue)` to go on, `Ok(Flow::Respond(response))` to answer now,
@@ -16,10 +19,12 @@
 
 mod accept;
 mod authorize;
+mod cache;
 mod error;
 mod integration;
 mod route;
 mod transform;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -304,22 +309,33 @@ async fn phases<'g>(
         return Ok(response);
     }
     let mut body = InBody::Streaming(body);
-    let Some(route) = ctx.route.filter(|r| r.uses_plugins()) else {
+    let Some(route) = ctx.route.filter(|r| r.has_phases()) else {
         return integration::call(gateway, ctx, parts, body).await;
     };
     if let Flow::Respond(response) = authorize::check(ctx, &mut parts).await? {
         return Ok(response);
     }
     let limit = gateway.limits.max_body_bytes;
+    validate::check(ctx, &parts, &mut body, limit).await?;
+    let pending = match cache::lookup(ctx, &parts).await? {
+        cache::CacheLookup::Hit(response) => return Ok(response),
+        cache::CacheLookup::Miss(pending) => Some(pending),
+        cache::CacheLookup::NotCached => None,
+    };
     if let Flow::Respond(response) = transform::request(ctx, &mut parts, &mut body, limit).await? {
         return Ok(response);
     }
-    if route.response_transforms.is_empty() {
-        return integration::call(gateway, ctx, parts, body).await;
-    }
-    let plugin_parts = response_transform_view(&parts);
-    let response = integration::call(gateway, ctx, parts, body).await?;
-    transform::response(ctx, &plugin_parts, response, limit).await
+    let response = if route.response_transforms.is_empty() {
+        integration::call(gateway, ctx, parts, body).await?
+    } else {
+        let plugin_parts = response_transform_view(&parts);
+        let response = integration::call(gateway, ctx, parts, body).await?;
+        transform::response(ctx, &plugin_parts, response, limit).await?
+    };
+    Ok(match pending {
+        Some(pending) => cache::store(pending, response),
+        None => response,
+    })
 }
 
 /// What response transforms see of the request: its head as sent to the integration.

@@ -10,6 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_saphyr::Spanned;
 
 use super::Errors;
+use super::caching::{validate_route_cache, validate_stage_cache};
+use super::models::{validate_models, validate_validation};
 use crate::config::model::*;
 use crate::config::raw::*;
 use crate::router::parse_route_key;
@@ -28,6 +30,7 @@ pub(super) fn validate_apis(
     raw: &[RawApi],
     origin: Option<&str>,
     plugins: &PluginsConfig,
+    base_dir: &std::path::Path,
 ) -> Vec<Api> {
     let mut apis = Vec::new();
     let mut api_names: HashMap<&str, usize> = HashMap::new();
@@ -70,19 +73,27 @@ pub(super) fn validate_apis(
                 Stage {
                     name: stage.clone(),
                     variables: s.variables.clone(),
+                    cache: s.cache.as_ref().and_then(|c| {
+                        validate_stage_cache(errors, &format!("{path}.stages.{stage}.cache"), c)
+                    }),
                 }
             })
             .collect();
 
         let authorizers = validate_authorizers(errors, &path, &raw_api.authorizers, plugins);
+        let models = validate_models(errors, &path, &raw_api.models, base_dir);
         let mut routes = Vec::new();
         for (r, raw_route) in raw_api.routes.iter().enumerate() {
             let path = format!("{path}.routes[{r}]");
-            let uses = PluginUses {
+            let context = RouteContext {
                 authorizers: &raw_api.authorizers,
                 plugins,
+                stages: &stages,
+                origin,
+                models: &models,
+                base_dir,
             };
-            if let Some(route) = validate_route(errors, &path, raw_route, &stages, origin, &uses) {
+            if let Some(route) = validate_route(errors, &path, raw_route, &context) {
                 for stage in &stages {
                     let key = (
                         stage.name.clone(),
@@ -110,6 +121,7 @@ pub(super) fn validate_apis(
         }
         apis.push(Api {
             name: name.to_owned(),
+            models,
             stages,
             authorizers,
             routes,
@@ -118,13 +130,18 @@ pub(super) fn validate_apis(
     apis
 }
 
-/// What a route's plugin references are checked against.
-struct PluginUses<'a> {
+/// What a route is checked against: its API's stages, authorizers and models, and the node's
+/// plugins.
+struct RouteContext<'a> {
     authorizers: &'a std::collections::BTreeMap<String, Spanned<RawAuthorizer>>,
     plugins: &'a PluginsConfig,
+    stages: &'a [Stage],
+    origin: Option<&'a str>,
+    models: &'a std::collections::BTreeMap<String, std::sync::Arc<BodySchema>>,
+    base_dir: &'a std::path::Path,
 }
 
-impl PluginUses<'_> {
+impl RouteContext<'_> {
     /// Checks that `name` is a configured plugin of `role`.
     fn check<T>(
         &self,
@@ -287,10 +304,9 @@ fn validate_route(
     errors: &mut Errors,
     path: &str,
     raw: &RawRoute,
-    stages: &[Stage],
-    origin: Option<&str>,
-    uses: &PluginUses<'_>,
+    uses: &RouteContext<'_>,
 ) -> Option<Route> {
+    let (stages, origin) = (uses.stages, uses.origin);
     let (method, pattern) = match parse_route_key(&raw.route.value) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -430,9 +446,26 @@ fn validate_route(
     };
     let request_transforms = transforms("request_transforms", &raw.request_transforms);
     let response_transforms = transforms("response_transforms", &raw.response_transforms);
-    if !plugins_ok {
+    let param_names: Vec<&str> = pattern.param_names().collect();
+    let cache = match &raw.cache {
+        None => Some(RouteCacheSettings::default()),
+        Some(c) => validate_route_cache(errors, &format!("{path}.cache"), c, &param_names, stages),
+    };
+    let validation = match &raw.validation {
+        None => Some(None),
+        Some(v) => validate_validation(
+            errors,
+            &format!("{path}.validation"),
+            v,
+            uses.models,
+            &param_names,
+            uses.base_dir,
+        )
+        .map(Some),
+    };
+    let (true, Some(cache), Some(validation)) = (plugins_ok, cache, validation) else {
         return None;
-    }
+    };
     Some(Route {
         method,
         key: format!(
@@ -450,6 +483,8 @@ fn validate_route(
         isolation,
         request_transforms,
         response_transforms,
+        cache,
+        validation,
     })
 }
 

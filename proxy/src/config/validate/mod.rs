@@ -10,6 +10,8 @@ use http::Uri;
 use serde_saphyr::Spanned;
 
 mod apis;
+mod caching;
+mod models;
 mod plugins;
 
 use super::ConfigError;
@@ -250,7 +252,13 @@ pub(super) fn validate(
     }
 
     let plugins = plugins::validate_plugins(&mut errors, raw.plugins.as_ref(), base_dir);
-    let apis = apis::validate_apis(&mut errors, &raw.apis, origin.as_deref(), &plugins);
+    let apis = apis::validate_apis(
+        &mut errors,
+        &raw.apis,
+        origin.as_deref(),
+        &plugins,
+        base_dir,
+    );
 
     if !errors.0.is_empty() {
         return Err(errors.0);
