@@ -8,6 +8,9 @@
 #   ROWS="origin edgeway" bench/run.sh            # a subset of rows, in that order
 #   ROWS="edgeway edgeway-authorizer edgeway-authorizer-cached" REPEAT=5 bench/run.sh
 #                                                 # the WASM authorizer against the plain route
+#   ROWS="edgeway-cache nginx-cache" REPEAT=5 bench/run.sh
+#                                                 # cache hits: Edgeway's stage cache against
+#                                                 # nginx's proxy_cache
 #
 # Environment (defaults in brackets):
 #   DURATION      seconds of measured load per row [10]
@@ -16,8 +19,14 @@
 #   THREADS       wrk threads [1]
 #   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
 #                 evens out other work on the machine (a compile, say) [1]
-#   ROWS          rows to run, space separated
-#                 [origin edgeway edgeway-authorizer edgeway-authorizer-cached nginx haproxy]
+#   ROWS          rows to run, space separated [origin edgeway edgeway-authorizer
+#                 edgeway-authorizer-cached edgeway-cache nginx nginx-cache haproxy]; the two
+#                 -cache rows are cache-hit rows: the probe fills the cache and checks that the
+#                 next response is a hit, and from then on the origin sees no requests
+#   RATIOS        "ROW:BASELINE" pairs, space separated: under the table, ROW's CPU µs/req over
+#                 BASELINE's in the same round, for the pairs whose rows both ran
+#                 [edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway
+#                 edgeway-cache:nginx-cache]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
@@ -44,7 +53,9 @@
 # Adding a row: write a function `row_<name>` (dashes in the name become underscores) that starts
 # what it needs with `spawn`, then sets ROW_URL (the URL wrk loads), ROW_PIDS (the processes whose
 # CPU is counted; their descendants are added) and ROW_DESC (one line for the table's notes);
-# optionally ROW_HEADERS, an array of "Name: value" request headers that wrk and the probe send.
+# optionally ROW_HEADERS, an array of "Name: value" request headers that wrk and the probe send,
+# and ROW_HIT, a "Name: value" response header that marks a cache hit: the probe then sends a
+# second request, which must carry it, and the round fails if the origin was busy during it.
 # Everything `spawn`ed is stopped after the row and, whatever happens, when the script exits.
 # Row functions and traps are called indirectly; PID lists are split on purpose.
 # shellcheck disable=SC2317,SC2086
@@ -58,7 +69,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached nginx haproxy"}
+ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached edgeway-cache nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -76,6 +88,9 @@ done
 case $ACCESS_LOG in file | off) ;; *) die "ACCESS_LOG must be 'file' or 'off'" ;; esac
 ((DURATION > 0)) || die "DURATION must be at least 1"
 ((REPEAT > 0)) || die "REPEAT must be at least 1"
+for pair in $RATIOS; do
+    [[ $pair =~ ^[a-z0-9-]+:[a-z0-9-]+$ ]] || die "RATIOS: '$pair' is not ROW:BASELINE (e.g. edgeway-cache:nginx-cache)"
+done
 
 # ---------------------------------------------------------------------------------------------
 # Processes: everything started goes through `spawn` and is stopped by `stop_all` on exit.
@@ -231,7 +246,7 @@ start_origin() {
     ROW_STARTED=()  # the origin outlives the rows
     ORIGIN_PID=$SPAWNED
     local deadline=$((SECONDS + STARTUP_TIMEOUT))
-    until ORIGIN_ADDR=$(sed -n 's/^listening on //p' "$RUNDIR/origin.out") && [[ -n $ORIGIN_ADDR ]]; do
+    until ORIGIN_ADDR=$(sed -n 's/^listening on //p' "$RUNDIR/origin.out" 2>/dev/null) && [[ -n $ORIGIN_ADDR ]]; do
         alive "$ORIGIN_PID" origin || die "the origin did not start"
         ((SECONDS < deadline)) || die "the origin did not report its address within ${STARTUP_TIMEOUT}s"
         sleep 0.05
@@ -296,11 +311,21 @@ row_edgeway_authorizer_cached() {
     ROW_DESC="as edgeway-authorizer with the result cache on (default result_ttl_s, 300 s): one plugin call, then cache hits, bench/edgeway/authorizer-cached.yaml; access log: $(edgeway_log_desc)"
 }
 
+# Cache-hit rows: the probe's first request fills the cache, its second must be a hit, and from
+# then on the origin sees nothing (run_row fails the round if it was busy).
+row_edgeway_cache() {
+    edgeway_row edgeway-cache "$BENCH/edgeway/cache.yaml" || return 1
+    ROW_HIT="x-cache: hit"
+    ROW_DESC="cache-hit row: as edgeway with the stage cache on (ttl_s: 300), bench/edgeway/cache.yaml; hits checked (the probe's second response carries \`$ROW_HIT\`, the origin idle under load); access log: $(edgeway_log_desc)"
+}
+
 # nginx_row NAME TEMPLATE: nginx from TEMPLATE (placeholders: see bench/nginx/nginx.conf); the
 # building block for nginx rows with other configs (proxy_cache, ...).
 nginx_row() {
     local name=$1 port
     port=$(free_port)
+    # Empty, so that a row with a proxy_cache (in $name-tmp/cache) starts cold in every round.
+    rm -rf "$RUNDIR/$name-tmp"
     mkdir -p "$RUNDIR/$name-tmp"
     local access="off"
     [[ $ACCESS_LOG == file ]] && access="$RUNDIR/$name-access.log bench"
@@ -314,8 +339,16 @@ nginx_row() {
 
 row_nginx() {
     nginx_row nginx "$BENCH/nginx/nginx.conf" || return 1
-    ROW_DESC="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||'), worker_processes 1 (master + worker counted), upstream keepalive 64; access log: $(access_log_desc)"
+    ROW_DESC="nginx $(nginx_version), worker_processes 1 (master + worker counted), upstream keepalive 64; access log: $(access_log_desc)"
 }
+
+row_nginx_cache() {
+    nginx_row nginx-cache "$BENCH/nginx/nginx-cache.conf" || return 1
+    ROW_HIT="X-Cache-Status: HIT"
+    ROW_DESC="cache-hit row: as nginx with proxy_cache (proxy_cache_valid 200 300s, proxy_cache_lock on, open_file_cache; master, worker, cache manager and loader counted), bench/nginx/nginx-cache.conf; hits checked (the probe's second response carries \`$ROW_HIT\`, the origin idle under load); access log: $(access_log_desc)"
+}
+
+nginx_version() { nginx -v 2>&1 | sed 's|.*nginx/||'; }
 
 # haproxy_row NAME TEMPLATE: HAProxy from TEMPLATE (placeholders: see bench/haproxy/haproxy.cfg).
 haproxy_row() {
@@ -423,7 +456,7 @@ wrk_run() {
 # Per row name: its measured rounds, one per line, tab-separated
 # "cpu_us rps p50 p99 proxy_cpu% proxy_core% load_core% origin_us errors"; its last failure; its note.
 declare -A MEASURED=() FAILURE=() NOTE=()
-declare -A ROUND_CPU=()  # "NAME ROUND" → CPU µs/req of that round, for the ratios to edgeway
+declare -A ROUND_CPU=()  # "NAME ROUND" → CPU µs/req of that round, for the RATIOS
 FAILED=0
 ROUND=1
 
@@ -440,12 +473,28 @@ table_row() {
     echo "| $1 | $rps | $p50 | $p99 | $cpu$3 | $user | $sys | $pcpu % | $pcore % | $lcore % | $ocpu | $errors |"
 }
 
+# probe_hit NAME CURL_ARGS...: whether a GET of ROW_URL answers 200 with the ROW_HIT header
+# (name case-insensitive, as HTTP has it; value case-insensitive too, "HIT" and "hit" alike).
+probe_hit() {
+    local name=$1 status
+    shift
+    status=$(curl -s -o /dev/null -D "$RUNDIR/$name.probe-hit.headers" -w '%{http_code}' --max-time 5 "$@" "$ROW_URL" || true)
+    [[ $status == 200 ]] &&
+        tr -d '\r' <"$RUNDIR/$name.probe-hit.headers" | sed 's/^\([^:]*\):[[:space:]]*/\1: /' | grep -qixF "$ROW_HIT"
+}
+
+# Cache-hit rows: a round fails when the origin spent more than this much CPU per request under
+# load (the origin alone costs ~7 µs a request, so this is more than 1 request in 14 or so
+# reaching it; with every request a hit it is 0).
+HIT_ORIGIN_MAX_US=0.5
+
 # run_row NAME: start the row's servers, load them, record a table row, stop them.
 ROW_HEADERS=()
+ROW_HIT=""
 run_row() {
     local name=$1 fn="row_${1//-/_}"
     declare -F "$fn" >/dev/null || { fail_row "$name" "no function $fn in bench/run.sh"; return 1; }
-    ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=() ROW_HEADERS=()
+    ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=() ROW_HEADERS=() ROW_HIT=""
     log "── $name"
     if ! "$fn" || [[ -z $ROW_URL || -z $ROW_PIDS ]]; then
         stop_pids "${ROW_STARTED[@]}"
@@ -460,6 +509,14 @@ run_row() {
         log "GET $ROW_URL answered '$status': $(head -c 300 "$RUNDIR/$name.probe" 2>/dev/null)"
         stop_pids "${ROW_STARTED[@]}"
         fail_row "$name" "GET $ROW_URL answered $status"
+        return 1
+    fi
+    # A cache-hit row: the probe above filled the cache, so the next response must be a hit.
+    if [[ -n $ROW_HIT ]] && ! probe_hit "$name" "${headers[@]}"; then
+        log "second GET $ROW_URL was not a 200 with '$ROW_HIT'; its head:"
+        sed 's/^/    /' "$RUNDIR/$name.probe-hit.headers" >&2 || true
+        stop_pids "${ROW_STARTED[@]}"
+        fail_row "$name" "the second GET was not a cache hit ($ROW_HIT)"
         return 1
     fi
 
@@ -506,6 +563,13 @@ run_row() {
     errors=$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$w")
     errors=$(( ${errors:-0} + ${non2xx:-0} ))
     [[ -n $requests && $requests -gt 0 ]] || { fail_row "$name" "wrk completed no requests"; return 1; }
+    local origin_us
+    origin_us=$(awk -v t=$((origin_after - origin_before)) -v tck="$CLK_TCK" -v req="$requests" \
+        'BEGIN { printf "%.2f", t / tck * 1e6 / req }')
+    if [[ -n $ROW_HIT ]] && awk -v u="$origin_us" -v max="$HIT_ORIGIN_MAX_US" 'BEGIN { exit !(u > max) }'; then
+        fail_row "$name" "the origin used $origin_us µs/req under load: requests reached it, not all were cache hits"
+        return 1
+    fi
 
     local row
     row=$(awk -v req="$requests" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
@@ -636,27 +700,27 @@ table() {
     ratios
 }
 
-# ratios: for each other Edgeway row (edgeway-*) run alongside `edgeway`, its CPU µs/req over
-# edgeway's in the same round; the median over the rounds, min–max in brackets.
+# ratios: for each RATIOS pair "ROW:BASELINE" whose rows both ran, ROW's CPU µs/req over
+# BASELINE's in the same round; the median over the rounds, min–max in brackets.
 ratios() {
-    local r i list out=""
-    for r in $ROWS; do
-        [[ $r == edgeway-* ]] || continue
+    local pair r base i list out=""
+    for pair in $RATIOS; do
+        r=${pair%%:*} base=${pair#*:}
         list=""
         for ((i = 1; i <= REPEAT; i++)); do
-            [[ -n ${ROUND_CPU["$r $i"]:-} && -n ${ROUND_CPU["edgeway $i"]:-} ]] || continue
-            list+="$(awk -v a="${ROUND_CPU["$r $i"]}" -v b="${ROUND_CPU["edgeway $i"]}" 'BEGIN { if (b > 0) printf "%.3f", a / b }')"$'\n'
+            [[ -n ${ROUND_CPU["$r $i"]:-} && -n ${ROUND_CPU["$base $i"]:-} ]] || continue
+            list+="$(awk -v a="${ROUND_CPU["$r $i"]}" -v b="${ROUND_CPU["$base $i"]}" 'BEGIN { if (b > 0) printf "%.3f", a / b }')"$'\n'
         done
         [[ -n $list ]] || continue
-        out+=$(sort -n <<<"${list%$'\n'}" | awk -v r="$r" '
+        out+=$(sort -n <<<"${list%$'\n'}" | awk -v r="$r" -v base="$base" '
             { v[NR] = $1 }
-            END { printf "- **%s / edgeway**: %.2f×", r, v[int((NR + 1) / 2)]
+            END { printf "- **%s / %s**: %.2f×", r, base, v[int((NR + 1) / 2)]
                   if (NR > 1) printf " (%.2f–%.2f)", v[1], v[NR]
                   printf "\n" }')$'\n'
     done
     [[ -n $out ]] || return 0
     echo
-    echo "CPU µs/req against the plain \`edgeway\` row of the same round (median over rounds, min–max in brackets):"
+    echo "CPU µs/req of one row over another's in the same round (median over rounds, min–max in brackets):"
     echo
     printf '%s' "$out"
 }
