@@ -52,7 +52,12 @@ impl RequestParam {
                         let hint = crate::config::did_you_mean(name, path_params.iter().copied())
                             .map(|d| format!("; did you mean \"path.{d}\"?"))
                             .unwrap_or_default();
-                        format!("the route has no path parameter \"{name}\"{hint}")
+                        let has = if path_params.is_empty() {
+                            " (it has none)".to_owned()
+                        } else {
+                            format!(" (it has: {})", path_params.join(", "))
+                        };
+                        format!("the route has no path parameter \"{name}\"{has}{hint}")
                     })
             }
             _ => Err(invalid()),

@@ -135,7 +135,14 @@ impl BodySchema {
         let validator = jsonschema::options()
             .with_draft(draft)
             .build(schema)
-            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+            .map_err(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() {
+                    format!("not a valid JSON Schema: {e}")
+                } else {
+                    format!("not a valid JSON Schema at {at}: {e}")
+                }
+            })?;
         Ok(Self {
             origin,
             draft,

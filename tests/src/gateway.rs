@@ -115,7 +115,8 @@ pub struct GatewayBuilder {
 }
 
 impl GatewayBuilder {
-    /// Write an extra file (certificate, key, CA) into the gateway's temp dir before start.
+    /// Write an extra file (certificate, key, CA, JSON Schema) into the gateway's temp dir
+    /// before start; `name` may contain folders (`schemas/pet.json`), which are created.
     /// Configs refer to the dir as `$DIR`.
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
         self.files.push((name.to_string(), contents.into()));
@@ -201,7 +202,11 @@ impl Gateway {
         let bin = edgeway_bin();
         let dir = unique_temp_dir("edgeway-e2e");
         for (name, contents) in &opts.files {
-            std::fs::write(dir.join(name), contents).expect("write extra file");
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create folder for extra file");
+            }
+            std::fs::write(&path, contents).expect("write extra file");
         }
         let config_path = dir.join("edgeway.yaml");
         let yaml = config_yaml.replace("$DIR", dir.to_str().expect("utf-8 temp dir"));

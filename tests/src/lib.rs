@@ -9,16 +9,20 @@
 //! - [`TestCa`] issues certificates with rcgen.
 //! - [`plugin_file`] finds the components `scripts/build-plugins.sh` built.
 //! - [`raw_request`] speaks raw bytes over TCP for what a well-behaved client can't send.
+//! - [`Got`], [`admin_cache`] and [`assert_error_with_list`] read cache headers, the admin
+//!   cache API and validation errors.
 //!
 //! Every wait is bounded in time; only loopback addresses are used.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod cache;
 mod client;
 mod gateway;
 mod origin;
 mod plugins;
 mod tls;
 
+pub use cache::*;
 pub use client::*;
 pub use gateway::*;
 pub use origin::*;

@@ -202,6 +202,19 @@ impl Origin {
         reqs.into_iter().next().unwrap()
     }
 
+    /// Requests received so far whose path (without the query) is `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.uri.path() == path)
+            .collect()
+    }
+
+    /// How many requests whose path (without the query) is `path` the origin received.
+    pub fn count_to(&self, path: &str) -> usize {
+        self.requests_to(path).len()
+    }
+
     /// Requests whose head reached the origin.
     pub fn request_count(&self) -> usize {
         self.state.started.load(Ordering::SeqCst)
@@ -273,6 +286,19 @@ async fn handle(
             .unwrap();
     }
     handler(rec).await
+}
+
+/// A response with `status`, `headers` and a complete `body`, for origin handlers.
+pub fn reply(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Response<OriginBody> {
+    let mut b = Response::builder().status(status);
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    b.body(full(body)).unwrap()
 }
 
 /// A complete body.

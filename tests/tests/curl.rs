@@ -121,6 +121,9 @@ fn shipped_configs_validate() {
     for config in [
         "examples/quickstart/edgeway.yaml",
         "bench/edgeway/proxy.yaml",
+        "bench/edgeway/authorizer.yaml",
+        "bench/edgeway/authorizer-cached.yaml",
+        "bench/edgeway/cache.yaml",
     ] {
         let out = Command::new(edgeway_bin())
             .args(["validate", "--config"])

@@ -195,7 +195,7 @@ pub(crate) fn did_you_mean<'a>(
     candidates
         .map(|c| {
             // A key cut short (`max_body` for `max_body_bytes`) is as likely as a typo.
-            let distance = if c.len() > given.len() + 2 && c.starts_with(given) {
+            let distance = if given.len() >= 3 && c.len() > given.len() && c.starts_with(given) {
                 1
             } else {
                 edit_distance(given, c)

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 
 use super::Errors;
 use super::caching::{validate_route_cache, validate_stage_cache};
-use super::models::{validate_models, validate_validation};
+use super::models::{Models, validate_models, validate_validation};
 use crate::config::model::*;
 use crate::config::raw::*;
 use crate::router::parse_route_key;
@@ -89,6 +89,9 @@ pub(super) fn validate_apis(
                 authorizers: &raw_api.authorizers,
                 plugins,
                 stages: &stages,
+                // As written: a stage cache with a bad setting is still a cache, so a route's
+                // `cache` is not also reported as having none.
+                has_stage_cache: raw_api.stages.values().any(|s| s.cache.is_some()),
                 origin,
                 models: &models,
                 base_dir,
@@ -121,7 +124,10 @@ pub(super) fn validate_apis(
         }
         apis.push(Api {
             name: name.to_owned(),
-            models,
+            models: models
+                .into_iter()
+                .filter_map(|(name, schema)| Some((name, schema?)))
+                .collect(),
             stages,
             authorizers,
             routes,
@@ -136,8 +142,9 @@ struct RouteContext<'a> {
     authorizers: &'a std::collections::BTreeMap<String, Spanned<RawAuthorizer>>,
     plugins: &'a PluginsConfig,
     stages: &'a [Stage],
+    has_stage_cache: bool,
     origin: Option<&'a str>,
-    models: &'a std::collections::BTreeMap<String, std::sync::Arc<BodySchema>>,
+    models: &'a Models,
     base_dir: &'a std::path::Path,
 }
 
@@ -449,7 +456,13 @@ fn validate_route(
     let param_names: Vec<&str> = pattern.param_names().collect();
     let cache = match &raw.cache {
         None => Some(RouteCacheSettings::default()),
-        Some(c) => validate_route_cache(errors, &format!("{path}.cache"), c, &param_names, stages),
+        Some(c) => validate_route_cache(
+            errors,
+            &format!("{path}.cache"),
+            c,
+            &param_names,
+            uses.has_stage_cache,
+        ),
     };
     let validation = match &raw.validation {
         None => Some(None),

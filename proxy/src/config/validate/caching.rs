@@ -112,11 +112,11 @@ pub(super) fn validate_route_cache(
     path: &str,
     raw: &Spanned<RawRouteCache>,
     param_names: &[&str],
-    stages: &[Stage],
+    api_has_stage_cache: bool,
 ) -> Option<RouteCacheSettings> {
     let c = &raw.value;
     let mut ok = true;
-    if stages.iter().all(|s| s.cache.is_none()) {
+    if !api_has_stage_cache {
         errors.add(
             path,
             Some(raw),

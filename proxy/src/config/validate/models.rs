@@ -12,13 +12,16 @@ use super::Errors;
 use crate::config::model::*;
 use crate::config::raw::*;
 
+/// An API's models by name; `None` for one that did not compile (already reported).
+pub(super) type Models = BTreeMap<String, Option<Arc<BodySchema>>>;
+
 /// Compiles the schema `raw` names. `models` are the API's compiled models (empty while the
 /// models themselves are compiled, where `model` is not allowed).
 fn schema(
     errors: &mut Errors,
     path: &str,
     raw: &Spanned<RawSchemaSource>,
-    models: Option<&BTreeMap<String, Arc<BodySchema>>>,
+    models: Option<&Models>,
     base_dir: &Path,
 ) -> Option<Arc<BodySchema>> {
     let s = &raw.value;
@@ -54,7 +57,7 @@ fn schema(
         };
         let wanted = name.value.trim();
         return match models.get(wanted) {
-            Some(compiled) => Some(compiled.clone()),
+            Some(compiled) => compiled.clone(),
             None => {
                 let hint = crate::config::did_you_mean(wanted, models.keys().map(String::as_str))
                     .map(|d| format!("; did you mean \"{d}\"?"))
@@ -110,12 +113,11 @@ pub(super) fn validate_models(
     api_path: &str,
     raw: &BTreeMap<String, Spanned<RawSchemaSource>>,
     base_dir: &Path,
-) -> BTreeMap<String, Arc<BodySchema>> {
+) -> Models {
     raw.iter()
-        .filter_map(|(name, source)| {
+        .map(|(name, source)| {
             let path = format!("{api_path}.models.{name}");
-            let compiled = schema(errors, &path, source, None, base_dir)?;
-            Some((name.clone(), compiled))
+            (name.clone(), schema(errors, &path, source, None, base_dir))
         })
         .collect()
 }
@@ -124,7 +126,7 @@ pub(super) fn validate_validation(
     errors: &mut Errors,
     path: &str,
     raw: &Spanned<RawValidation>,
-    models: &BTreeMap<String, Arc<BodySchema>>,
+    models: &Models,
     param_names: &[&str],
     base_dir: &Path,
 ) -> Option<Arc<RequestValidation>> {
