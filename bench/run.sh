@@ -20,13 +20,14 @@
 #   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
 #                 evens out other work on the machine (a compile, say) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-authorizer
-#                 edgeway-authorizer-cached edgeway-cache nginx nginx-cache haproxy]; the two
-#                 -cache rows are cache-hit rows: the probe fills the cache and checks that the
-#                 next response is a hit, and from then on the origin sees no requests
+#                 edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache
+#                 haproxy]; the two -cache rows are cache-hit rows: the probe fills the cache and
+#                 checks that the next response is a hit, and from then on the origin sees no
+#                 requests; edgeway-mock answers from config, the floor under a hit
 #   RATIOS        "ROW:BASELINE" pairs, space separated: under the table, ROW's CPU µs/req over
 #                 BASELINE's in the same round, for the pairs whose rows both ran
 #                 [edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway
-#                 edgeway-cache:nginx-cache]
+#                 edgeway-cache:nginx-cache edgeway-cache:edgeway-mock]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
@@ -69,8 +70,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached edgeway-cache nginx nginx-cache haproxy"}
-RATIOS=${RATIOS-"edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache"}
+ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -272,6 +273,9 @@ edgeway_row() {
         "$2" >"$config"
     local out=/dev/null
     [[ $ACCESS_LOG == file ]] && out="$RUNDIR/$name-access.log"
+    # The address is read from this round's log: remove the last round's first, since the
+    # background shell that truncates it may not have run by the first read below.
+    rm -f "$RUNDIR/$name.err"
     SPAWN_STDOUT=$out spawn "$PROXY_CPU" "$name" "$EDGEWAY_BIN" serve --config "$config" --no-watch
     local pid=$SPAWNED addr="" deadline=$((SECONDS + STARTUP_TIMEOUT))
     # Edgeway binds port 0 and logs {"fields":{"message":"listening","name":"listen[0]","addr":...}}.
@@ -317,6 +321,12 @@ row_edgeway_cache() {
     edgeway_row edgeway-cache "$BENCH/edgeway/cache.yaml" || return 1
     ROW_HIT="x-cache: hit"
     ROW_DESC="cache-hit row: as edgeway with the stage cache on (ttl_s: 300), bench/edgeway/cache.yaml; hits checked (the probe's second response carries \`$ROW_HIT\`, the origin idle under load); access log: $(edgeway_log_desc)"
+}
+
+# The floor under a cache hit: the same answer from config (a mock integration), no cache.
+row_edgeway_mock() {
+    edgeway_row edgeway-mock "$BENCH/edgeway/mock.yaml" || return 1
+    ROW_DESC="as edgeway, answered from config (mock integration, the origin's body), no origin and no cache: the floor under edgeway-cache, bench/edgeway/mock.yaml; access log: $(edgeway_log_desc)"
 }
 
 # nginx_row NAME TEMPLATE: nginx from TEMPLATE (placeholders: see bench/nginx/nginx.conf); the
@@ -504,9 +514,10 @@ run_row() {
     local status h
     local headers=()
     for h in "${ROW_HEADERS[@]}"; do headers+=(-H "$h"); done
-    status=$(curl -s -o "$RUNDIR/$name.probe" -w '%{http_code}' --max-time 5 "${headers[@]}" "$ROW_URL" || true)
+    rm -f "$RUNDIR/$name.probe"
+    status=$(curl -sS -o "$RUNDIR/$name.probe" -w '%{http_code}' --max-time 5 "${headers[@]}" "$ROW_URL" 2>"$RUNDIR/$name.probe.err" || true)
     if [[ $status != 200 ]]; then
-        log "GET $ROW_URL answered '$status': $(head -c 300 "$RUNDIR/$name.probe" 2>/dev/null)"
+        log "GET $ROW_URL answered '$status': $(head -c 300 "$RUNDIR/$name.probe" 2>/dev/null) $(head -c 300 "$RUNDIR/$name.probe.err" 2>/dev/null)"
         stop_pids "${ROW_STARTED[@]}"
         fail_row "$name" "GET $ROW_URL answered $status"
         return 1

@@ -18,7 +18,8 @@ pub static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 #[derive(Debug)]
 pub struct CachedResponse {
     pub status: StatusCode,
-    /// The origin's headers, without `age` and `x-request-id` (set afresh on every hit).
+    /// The headers a hit answers with: the origin's, without `x-request-id` (set afresh on
+    /// every response), plus `x-cache: hit` and `age: 0` (overwritten with the real age).
     pub headers: HeaderMap,
     pub body: Bytes,
     pub stored_at: Instant,
@@ -50,8 +51,9 @@ impl CachedResponse {
         let mut response = Response::new(ResponseBody::full(self.body.clone()));
         *response.status_mut() = self.status;
         let mut headers = self.headers.clone();
-        headers.insert(X_CACHE.clone(), HeaderValue::from_static("hit"));
-        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        if age.as_secs() > 0 {
+            headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        }
         *response.headers_mut() = headers;
         response
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::AGE;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -57,9 +57,10 @@ impl Fill {
             return None;
         }
         let mut headers = headers.clone();
-        headers.remove(AGE);
-        headers.remove(&X_CACHE);
         headers.remove(&X_REQUEST_ID);
+        // Stored as a hit's: a hit then only overwrites `age` in place, with no map growth.
+        headers.insert(X_CACHE.clone(), HeaderValue::from_static("hit"));
+        headers.insert(AGE, HeaderValue::from_static("0"));
         Some(CacheFill {
             fill: self,
             status,
