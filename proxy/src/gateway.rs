@@ -14,9 +14,10 @@ use hyper_util::server::conn::auto;
 use crate::auth::PluginAuthorizer;
 use crate::cache::{StageCache, StageCaches};
 use crate::config::{
-    Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
-    RequestValidation, Route,
+    ApiKeySource, Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
+    RequestValidation, Route, UsagePlan,
 };
+use crate::keys::ApiKeys;
 use crate::pipeline::RouteLabels;
 use crate::plugins::{Plugin, PluginSet};
 use crate::router::{RouteMethod, Router};
@@ -38,6 +39,10 @@ pub struct Gateway {
     pub redacted_config: Bytes,
     /// The stage caches, by api and stage (kept across reloads that keep their capacity).
     pub caches: StageCaches,
+    /// The node's API keys (node state: the same across reloads).
+    pub keys: Arc<ApiKeys>,
+    /// The usage plans of this config.
+    pub usage_plans: Arc<[UsagePlan]>,
     pools: OriginPools,
 }
 
@@ -64,6 +69,16 @@ pub struct RouteTarget {
     pub validation: Option<Arc<RequestValidation>>,
     /// How this route uses its stage's cache; `None` when nothing of it is cached.
     pub cache: Option<RouteCache>,
+    /// Set when requests need an API key (`api_key_required`).
+    pub api_key: Option<ApiKeyCheck>,
+}
+
+/// What an API key must be for a route in one stage.
+#[derive(Debug)]
+pub struct ApiKeyCheck {
+    pub source: ApiKeySource,
+    /// The usage plans that cover the route's api and stage; the key must be in one.
+    pub plans: Box<[Box<str>]>,
 }
 
 /// A route's use of its stage cache, resolved for one stage.
@@ -103,6 +118,7 @@ impl RouteTarget {
             || matches!(self.target, Target::Function(_))
             || self.validation.is_some()
             || self.cache.is_some()
+            || self.api_key.is_some()
     }
 }
 
@@ -172,6 +188,7 @@ impl Gateway {
     pub fn build(
         config: &Config,
         plugins: &PluginSet,
+        keys: Arc<ApiKeys>,
         generation: u64,
         previous: Option<&Gateway>,
     ) -> Result<Self, String> {
@@ -268,6 +285,19 @@ impl Gateway {
                             &api.name,
                             previous.map(|p| &p.caches),
                         ),
+                        api_key: route.api_key_required.then(|| ApiKeyCheck {
+                            source: api.api_key_source,
+                            plans: config
+                                .usage_plans
+                                .iter()
+                                .filter(|p| {
+                                    p.stages
+                                        .iter()
+                                        .any(|(a, s)| *a == api.name && *s == stage.name)
+                                })
+                                .map(|p| p.name.as_str().into())
+                                .collect(),
+                        }),
                     };
                     router
                         .insert(&stage.name, route.method, &route.pattern, entry)
@@ -302,6 +332,8 @@ impl Gateway {
                 serde_json::to_vec_pretty(&config.redacted).unwrap_or_default(),
             ),
             caches,
+            keys,
+            usage_plans: config.usage_plans.clone().into(),
             pools,
         })
     }

@@ -24,7 +24,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{self, Config};
 use crate::gateway::Gateway;
+use crate::keys::ApiKeys;
 use crate::plugins::PluginHost;
+use crate::state::EmbeddedStore;
 use crate::telemetry::AccessLog;
 
 /// State shared by every connection of the node.
@@ -73,7 +75,17 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
             .await?
             .map_err(anyhow::Error::msg)?
     };
-    let gateway = Gateway::build(&config, &set, 1, None).map_err(anyhow::Error::msg)?;
+    let keys = {
+        let path = config.state.path.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<ApiKeys> {
+            let store = EmbeddedStore::open(&path)?;
+            Ok(ApiKeys::open(Arc::new(store))?)
+        })
+        .await?
+        .context("cannot open the state store")?
+    };
+    let gateway =
+        Gateway::build(&config, &set, Arc::new(keys), 1, None).map_err(anyhow::Error::msg)?;
     plugins.install(set);
     let shared = Arc::new(Shared {
         gateway: ArcSwap::from_pointee(gateway),
@@ -204,7 +216,13 @@ impl Reloader {
         };
         let current = self.shared.gateway.load_full();
         let generation = current.generation + 1;
-        match Gateway::build(&config, &set, generation, Some(&current)) {
+        match Gateway::build(
+            &config,
+            &set,
+            current.keys.clone(),
+            generation,
+            Some(&current),
+        ) {
             Ok(gateway) => {
                 if !config
                     .listen

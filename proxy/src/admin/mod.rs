@@ -8,10 +8,13 @@
 //! Plugins (`plugins.rs`): `GET /admin/plugins` lists them with version and call statistics;
 //! `PUT /admin/plugins/{name}` with a component as the body swaps in a new version.
 //!
+//! API keys (`keys.rs`): `/admin/keys` creates, lists, changes, deletes and imports them.
+//!
 //! Stage caches (`cache.rs`): `GET /admin/cache` shows sizes and counters;
 //! `DELETE /admin/cache/{api}/{stage}` flushes a stage or drops one route's entries.
 
 mod cache;
+mod keys;
 mod plugins;
 
 use std::sync::Arc;
@@ -114,6 +117,12 @@ async fn handle(
         && request.method() == Method::PUT
     {
         return plugins::put(shared, name, request.into_body()).await;
+    }
+    if let Some(rest) = path.strip_prefix("/admin/keys")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        let method = request.method().clone();
+        return keys::handle(shared, &method, rest, request.into_body()).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE

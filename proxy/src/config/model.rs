@@ -50,8 +50,64 @@ pub struct Config {
     pub apis: Vec<Api>,
     /// The plugins to load (`plugins`).
     pub plugins: PluginsConfig,
+    /// Where node state (API keys, usage) is kept.
+    pub state: StateConfig,
+    /// Usage plans: which stages a key may call, and how often.
+    pub usage_plans: Vec<UsagePlan>,
     /// The file as JSON with secrets replaced, for `GET /admin/config`.
     pub redacted: serde_json::Value,
+}
+
+/// `state`: the embedded store's folder (default `data` beside the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateConfig {
+    pub path: std::path::PathBuf,
+}
+
+/// A token bucket: `burst` requests at once, refilled at `rate` per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u64,
+}
+
+/// A quota window, in UTC calendar terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaPeriod {
+    Day,
+    /// Monday 00:00 UTC to the next.
+    Week,
+    Month,
+}
+
+/// `limit` requests per `period`; `offset` requests are taken off the first period's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+    pub offset: u64,
+}
+
+/// A usage plan.
+#[derive(Debug, Clone)]
+pub struct UsagePlan {
+    pub name: String,
+    /// (api, stage) pairs the plan's keys may call.
+    pub stages: Vec<(String, String)>,
+    /// Per key, across all of the plan's stages.
+    pub throttle: Option<Throttle>,
+    pub quota: Option<Quota>,
+    /// (api, stage, route as written) → a per-route throttle per key.
+    pub routes: Vec<((String, String, String), Throttle)>,
+}
+
+/// Where a route's API key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// The `x-api-key` header.
+    Header,
+    /// The `usage-key` the route's authorizer returned.
+    Authorizer,
 }
 
 /// One `listen` entry.
@@ -96,6 +152,7 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Api {
     pub name: String,
+    pub api_key_source: ApiKeySource,
     /// JSON Schemas by name (`models`), compiled.
     pub models: BTreeMap<String, Arc<BodySchema>>,
     pub stages: Vec<Stage>,
@@ -248,6 +305,8 @@ pub struct Route {
     pub cache: RouteCacheSettings,
     /// Required parameters and body schema (`validation`).
     pub validation: Option<Arc<RequestValidation>>,
+    /// Requests need an enabled API key of a plan that covers the stage (403 otherwise).
+    pub api_key_required: bool,
 }
 
 /// Where a route's requests go.

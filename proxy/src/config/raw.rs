@@ -30,6 +30,51 @@ pub struct RawConfig {
     pub plugins: Option<RawPlugins>,
     #[serde(default)]
     pub apis: Vec<RawApi>,
+    #[serde(default)]
+    pub state: Option<RawState>,
+    #[serde(default)]
+    pub usage_plans: Vec<RawUsagePlan>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    #[serde(default)]
+    pub backend: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsagePlan {
+    pub name: Spanned<String>,
+    /// `api/stage` pairs.
+    #[serde(default)]
+    pub apis: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub throttle: Option<Spanned<RawThrottle>>,
+    #[serde(default)]
+    pub quota: Option<Spanned<RawQuota>>,
+    /// `api/stage/METHOD /path` → a per-route throttle within the plan.
+    #[serde(default)]
+    pub routes: BTreeMap<String, Spanned<RawThrottle>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThrottle {
+    pub rate: Spanned<f64>,
+    pub burst: Spanned<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub limit: Spanned<u64>,
+    pub period: Spanned<String>,
+    #[serde(default)]
+    pub offset: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +189,9 @@ pub struct RawApi {
     pub authorizers: BTreeMap<String, Spanned<RawAuthorizer>>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Where API keys are read from: `header` (`x-api-key`, the default) or `authorizer`.
+    #[serde(default)]
+    pub api_key_source: Option<Spanned<String>>,
     /// JSON Schemas by name, for `validation.body.model`.
     #[serde(default)]
     pub models: BTreeMap<String, Spanned<RawSchemaSource>>,
@@ -241,6 +289,8 @@ pub struct RawRoute {
     pub cache: Option<Spanned<RawRouteCache>>,
     #[serde(default)]
     pub validation: Option<Spanned<RawValidation>>,
+    #[serde(default)]
+    pub api_key_required: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,6 +44,8 @@ pub enum GatewayError {
     Validation(crate::validation::ValidationFailure),
     #[error("the client may not invalidate the cache")]
     CacheInvalidationDenied,
+    #[error("missing, unknown or disabled API key, or one whose plan does not cover the stage")]
+    InvalidApiKey,
     #[error("{0}")]
     Internal(String),
 }
@@ -148,6 +150,11 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST_BODY",
                 json_message!("Invalid request body"),
+            ),
+            Self::InvalidApiKey => (
+                StatusCode::FORBIDDEN,
+                "INVALID_API_KEY",
+                json_message!("Forbidden"),
             ),
             Self::CacheInvalidationDenied => (
                 StatusCode::FORBIDDEN,

@@ -4,7 +4,8 @@
 //! Phases (DESIGN.md §3; the numbers are the design's, phases not built yet are skipped):
 //! 1. `accept`: request id, source address, declared body size;
 //! 2. `route`: stage + path + method → route and path parameters;
-//! 5. `authorize`: the route's authorizer plugin (401 / 403 / 500);
+//! 5. `authorize`: the route's authorizer plugin (401 / 403 / 500), then `api_key`: the
+//!    route's API key requirement (403);
 //! 7. `validate`: required parameters and the body's JSON Schema (400);
 //! 8. `cache::lookup`: a fresh entry of the stage cache answers (coalescing concurrent misses);
 //! 9. `transform::request`: the route's request transforms;
@@ -18,6 +19,7 @@
 //! or an error, which becomes a gateway response.
 
 mod accept;
+mod api_key;
 mod authorize;
 mod cache;
 mod error;
@@ -111,6 +113,8 @@ pub struct RequestContext<'g> {
     pub principal: Option<Arc<Principal>>,
     /// The API key an authorizer named for usage plans.
     pub usage_key: Option<String>,
+    /// The caller's API key, once `api_key` has accepted it.
+    pub api_key: Option<Arc<crate::keys::ApiKey>>,
     /// Path parameters as a request transform last set them; they replace the routed ones.
     pub param_overrides: Option<Vec<(String, String)>>,
 }
@@ -255,6 +259,7 @@ pub async fn run(
         integration_latency: None,
         principal: None,
         usage_key: None,
+        api_key: None,
         param_overrides: None,
     };
     let method = parts.method.clone();
@@ -315,6 +320,7 @@ async fn phases<'g>(
     if let Flow::Respond(response) = authorize::check(ctx, &mut parts).await? {
         return Ok(response);
     }
+    api_key::check(gateway, ctx, &parts)?;
     let limit = gateway.limits.max_body_bytes;
     validate::check(ctx, &parts, &mut body, limit).await?;
     let pending = match cache::lookup(ctx, &parts).await? {

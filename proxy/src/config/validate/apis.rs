@@ -122,8 +122,26 @@ pub(super) fn validate_apis(
                 routes.push(route);
             }
         }
+        let api_key_source = match raw_api
+            .api_key_source
+            .as_ref()
+            .map(|s| (s, s.value.trim().to_ascii_lowercase()))
+        {
+            None => ApiKeySource::Header,
+            Some((_, v)) if v == "header" => ApiKeySource::Header,
+            Some((_, v)) if v == "authorizer" => ApiKeySource::Authorizer,
+            Some((at, v)) => {
+                errors.add(
+                    format!("{path}.api_key_source"),
+                    Some(at),
+                    format!("unknown API key source \"{v}\"; expected header or authorizer"),
+                );
+                ApiKeySource::Header
+            }
+        };
         apis.push(Api {
             name: name.to_owned(),
+            api_key_source,
             models: models
                 .into_iter()
                 .filter_map(|(name, schema)| Some((name, schema?)))
@@ -498,6 +516,7 @@ fn validate_route(
         response_transforms,
         cache,
         validation,
+        api_key_required: raw.api_key_required,
     })
 }
 

@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 mod apis;
 mod caching;
 mod models;
+mod plans;
 mod plugins;
 
 use super::ConfigError;
@@ -260,6 +261,9 @@ pub(super) fn validate(
         base_dir,
     );
 
+    let state = plans::validate_state(&mut errors, raw.state.as_ref(), base_dir);
+    let usage_plans = plans::validate_plans(&mut errors, &raw.usage_plans, &apis);
+
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -282,6 +286,8 @@ pub(super) fn validate(
         drain_timeout,
         workers,
         apis,
+        state,
+        usage_plans,
         plugins,
         redacted,
     })

@@ -1,4 +1,7 @@
-//! The `edgeway` command line: `serve` runs a node, `validate` checks a config.
+//! The `edgeway` command line: `serve` runs a node, `validate` checks a config, `keys`
+//! manages a running node's API keys.
+
+mod keys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +36,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Manage API keys on a running node (through its admin API).
+    Keys {
+        #[command(flatten)]
+        target: keys::AdminTarget,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 /// Runs the command line; the binary's `main`.
@@ -48,6 +58,7 @@ where
 {
     let cli = Cli::parse_from(args);
     match cli.command {
+        Command::Keys { target, command } => keys::run(target, command),
         Command::Validate { config } => match config::load(&config) {
             // Plugins are compiled and checked against their role's world too: a component
             // that would be refused at startup fails validation.

@@ -1,0 +1,371 @@
+//! API keys in the admin API.
+//!
+//! - `POST /admin/keys` `{"name", "plan"?, "description"?, "enabled"?, "value"?}`: creates a
+//!   key; the answer (201) is the only place its value ever appears.
+//! - `GET /admin/keys`, `GET /admin/keys/{id}`: keys without values.
+//! - `PATCH /admin/keys/{id}` `{"name"?, "description"?, "plan"? (null: no plan), "enabled"?}`.
+//! - `DELETE /admin/keys/{id}`.
+//! - `POST /admin/keys/import` with API Gateway's CSV (`Name`, `Key`, `Description`, `Enabled`,
+//!   `UsagePlanIds`; header names in any case and order): all rows or none.
+//!
+//! A plan must be one of the current config's `usage_plans`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::json;
+use crate::keys::{ApiKey, ApiKeys, KeyError, KeyPatch, NewKey};
+use crate::node::Shared;
+
+/// Largest admin request body (a CSV of many thousand keys fits).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+fn message(status: StatusCode, text: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(status, json!({ "message": text.to_string() }).to_string())
+}
+
+fn key_json(key: &ApiKey, value: Option<&str>) -> serde_json::Value {
+    let mut v = json!({
+        "id": key.id,
+        "name": key.name,
+        "description": key.description,
+        "plan": key.plan,
+        "enabled": key.enabled,
+        "created": key.created,
+    });
+    if let Some(value) = value {
+        v["value"] = json!(value);
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// Absent: unchanged; `null`: out of its plan.
+    #[serde(default, deserialize_with = "present")]
+    plan: Option<Option<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+async fn read(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+    Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the body: {e}"),
+            )
+        })
+}
+
+fn check_plan(shared: &Shared, plan: Option<&str>) -> Result<(), Response<Full<Bytes>>> {
+    let Some(plan) = plan else { return Ok(()) };
+    let gateway = shared.gateway.load();
+    if gateway.usage_plans.iter().any(|p| p.name == plan) {
+        return Ok(());
+    }
+    let names: Vec<&str> = gateway
+        .usage_plans
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    Err(message(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "no usage plan named \"{plan}\" (configured: {})",
+            names.join(", ")
+        ),
+    ))
+}
+
+fn key_error(e: KeyError) -> Response<Full<Bytes>> {
+    match e {
+        KeyError::Invalid(_) => message(StatusCode::BAD_REQUEST, e),
+        KeyError::Duplicate => message(StatusCode::CONFLICT, e),
+        KeyError::State(_) => {
+            tracing::error!(error = %e, "API key change failed");
+            message(StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
+}
+
+/// Runs a key change off the async threads (the store syncs to disk).
+async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&ApiKeys) -> T + Send + 'static,
+) -> Result<T, Response<Full<Bytes>>> {
+    let keys = shared.gateway.load().keys.clone();
+    tokio::task::spawn_blocking(move || f(&keys))
+        .await
+        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).
+pub async fn handle(
+    shared: &Arc<Shared>,
+    method: &Method,
+    rest: &str,
+    body: Incoming,
+) -> Response<Full<Bytes>> {
+    let id = rest.strip_prefix('/').unwrap_or(rest);
+    let outcome = match (method, id) {
+        (&Method::GET, "") => {
+            let keys: Vec<_> = shared
+                .gateway
+                .load()
+                .keys
+                .list()
+                .iter()
+                .map(|k| key_json(k, None))
+                .collect();
+            Ok(json(StatusCode::OK, json!({ "keys": keys }).to_string()))
+        }
+        (&Method::POST, "") => create(shared, body).await,
+        (&Method::POST, "import") => import(shared, body).await,
+        (&Method::GET, id) => Ok(match shared.gateway.load().keys.get(id) {
+            Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
+            None => not_found(id),
+        }),
+        (&Method::PATCH, id) if !id.is_empty() => patch(shared, id, body).await,
+        (&Method::DELETE, id) if !id.is_empty() => {
+            let owned = id.to_owned();
+            match blocking(shared, move |keys| keys.delete(&owned)).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(key = id, "API key deleted");
+                    Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
+                }
+                Ok(Ok(false)) => Ok(not_found(id)),
+                Ok(Err(e)) => Ok(key_error(e)),
+                Err(response) => Ok(response),
+            }
+        }
+        _ => Ok(message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+        )),
+    };
+    outcome.unwrap_or_else(|response| response)
+}
+
+fn not_found(id: &str) -> Response<Full<Bytes>> {
+    message(
+        StatusCode::NOT_FOUND,
+        format!("no API key with id \"{id}\""),
+    )
+}
+
+async fn create(
+    shared: &Arc<Shared>,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    let bytes = read(body).await?;
+    let body: CreateBody = serde_json::from_slice(&bytes)
+        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid key: {e}")))?;
+    check_plan(shared, body.plan.as_deref())?;
+    let new = NewKey {
+        name: body.name,
+        description: body.description,
+        plan: body.plan,
+        enabled: body.enabled.unwrap_or(true),
+        value: body.value,
+    };
+    let created = blocking(shared, move |keys| keys.create(vec![new])).await?;
+    match created {
+        Ok(mut created) => {
+            let (key, value) = created.remove(0);
+            tracing::info!(
+                key = key.id,
+                name = key.name,
+                plan = key.plan,
+                "API key created"
+            );
+            Ok(json(
+                StatusCode::CREATED,
+                key_json(&key, Some(&value)).to_string(),
+            ))
+        }
+        Err(e) => Ok(key_error(e)),
+    }
+}
+
+async fn patch(
+    shared: &Arc<Shared>,
+    id: &str,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    let bytes = read(body).await?;
+    let body: PatchBody = serde_json::from_slice(&bytes)
+        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid change: {e}")))?;
+    if let Some(Some(plan)) = &body.plan {
+        check_plan(shared, Some(plan))?;
+    }
+    let change = KeyPatch {
+        name: body.name,
+        description: body.description,
+        plan: body.plan,
+        enabled: body.enabled,
+    };
+    let owned = id.to_owned();
+    Ok(
+        match blocking(shared, move |keys| keys.update(&owned, change)).await? {
+            Ok(Some(key)) => {
+                tracing::info!(
+                    key = key.id,
+                    enabled = key.enabled,
+                    plan = key.plan,
+                    "API key changed"
+                );
+                json(StatusCode::OK, key_json(&key, None).to_string())
+            }
+            Ok(None) => not_found(id),
+            Err(e) => key_error(e),
+        },
+    )
+}
+
+/// One imported row, before it is checked against the plans.
+fn parse_csv(text: &[u8]) -> Result<Vec<NewKey>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("line 1: {e}"))?
+        .iter()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(name_at), Some(key_at)) = (column("name"), column("key")) else {
+        return Err("the header line needs the columns Name and Key".into());
+    };
+    let (description_at, enabled_at, plans_at) = (
+        column("description"),
+        column("enabled"),
+        column("usageplanids"),
+    );
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let field = |at: Option<usize>| at.and_then(|a| record.get(a)).unwrap_or_default();
+        let enabled = match field(enabled_at).to_ascii_lowercase().as_str() {
+            "" | "true" => true,
+            "false" => false,
+            other => {
+                problems.push(format!(
+                    "line {line}: Enabled is \"{other}\", not true or false"
+                ));
+                continue;
+            }
+        };
+        let plans: Vec<&str> = field(plans_at)
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if plans.len() > 1 {
+            problems.push(format!(
+                "line {line}: a key belongs to one usage plan here, this row names {}",
+                plans.len()
+            ));
+            continue;
+        }
+        keys.push(NewKey {
+            name: field(Some(name_at)).to_owned(),
+            description: field(description_at).to_owned(),
+            plan: plans.first().map(|p| (*p).to_owned()),
+            enabled,
+            value: Some(field(Some(key_at)).to_owned()),
+        });
+    }
+    if problems.is_empty() {
+        Ok(keys)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+async fn import(
+    shared: &Arc<Shared>,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    let bytes = read(body).await?;
+    let rows = parse_csv(&bytes).map_err(|e| message(StatusCode::BAD_REQUEST, e))?;
+    for row in &rows {
+        check_plan(shared, row.plan.as_deref())?;
+    }
+    let count = rows.len();
+    match blocking(shared, move |keys| keys.create(rows)).await? {
+        Ok(created) => {
+            tracing::info!(count, "API keys imported");
+            let keys: Vec<_> = created.iter().map(|(k, _)| key_json(k, None)).collect();
+            Ok(json(
+                StatusCode::OK,
+                json!({ "imported": count, "keys": keys }).to_string(),
+            ))
+        }
+        Err(e) => Ok(key_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_csv;
+
+    #[test]
+    fn csv_as_api_gateway_exports_it() {
+        let text = b"Enabled,Name,key,UsageplanIds\ntrue,MyFirstApiKey,apikey1234abcdefghij0123456789,\"basic\"\nfalse,Second, apikey1234abcdefghij0123456780 ,\n";
+        let keys = parse_csv(text).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0].name, "MyFirstApiKey");
+        assert_eq!(keys[0].plan.as_deref(), Some("basic"));
+        assert!(keys[0].enabled && !keys[1].enabled);
+        assert_eq!(
+            keys[1].value.as_deref(),
+            Some("apikey1234abcdefghij0123456780")
+        );
+        assert!(parse_csv(b"Name\nx\n").is_err());
+        let err = parse_csv(b"Name,Key,Enabled,UsagePlanIds\na,k,maybe,\nb,k2,true,\"p1,p2\"\n")
+            .unwrap_err();
+        assert!(err.contains("line 2") && err.contains("line 3"), "{err}");
+    }
+}

@@ -1,0 +1,380 @@
+//! API keys: the registry the pipeline looks keys up in and the admin API manages.
+//!
+//! Keys are kept in a [`StateStore`] with only a SHA-256 of their value; the value is shown
+//! once, when the key is created. [`ApiKeys`] holds an in-memory index by that hash, loaded
+//! from the store at startup and replaced whole (under a lock, after the store has committed)
+//! on every change, so a lookup on the request path is a hash and a map read with no lock.
+//! Keys are node state: they outlive config reloads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Serialize;
+
+use crate::state::{StateError, StateStore, StoredKey};
+use crate::sync::lock;
+
+/// Length of generated key values (alphanumeric; API Gateway's are 20 to 128).
+pub const GENERATED_KEY_LEN: usize = 40;
+/// Shortest value a user may bring (API Gateway's CSV import requires 30).
+pub const MIN_IMPORTED_KEY_LEN: usize = 20;
+/// Longest key value.
+pub const MAX_KEY_LEN: usize = 128;
+
+/// An API key as the gateway uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub plan: Option<String>,
+    pub enabled: bool,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl ApiKey {
+    fn from_stored(stored: &StoredKey) -> Self {
+        Self {
+            id: stored.id.clone(),
+            name: stored.name.clone(),
+            description: stored.description.clone(),
+            plan: stored.plan.clone(),
+            enabled: stored.enabled,
+            created: stored.created,
+        }
+    }
+}
+
+/// What a new key is made of.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub description: String,
+    pub plan: Option<String>,
+    pub enabled: bool,
+    /// The value to use; one is generated when `None`.
+    pub value: Option<String>,
+}
+
+/// Changes to a key; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// `Some(None)` takes the key out of its plan.
+    pub plan: Option<Option<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// Why a key change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a key with this value already exists")]
+    Duplicate,
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+type Digest = [u8; 32];
+
+#[derive(Debug, Default)]
+struct Index {
+    by_hash: HashMap<Digest, Arc<ApiKey>, foldhash::fast::RandomState>,
+    by_id: HashMap<String, StoredKey>,
+}
+
+/// The node's API keys.
+#[derive(Debug)]
+pub struct ApiKeys {
+    store: Arc<dyn StateStore>,
+    index: ArcSwap<Index>,
+    /// Serializes changes: store write, then index swap.
+    changes: Mutex<()>,
+}
+
+fn sha256(value: &str) -> Digest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, value.as_bytes()).as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn unhex(text: &str) -> Option<Digest> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
+        let pair = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// `len` random characters from `alphabet`.
+fn random_text(len: usize, alphabet: &[u8]) -> Result<String, KeyError> {
+    let rng = SystemRandom::new();
+    let mut bytes = vec![0u8; len];
+    rng.fill(&mut bytes)
+        .map_err(|_| KeyError::Invalid("the system random source failed".into()))?;
+    // 256 is not a multiple of 62, so a plain modulo would favour some characters; reject
+    // the bytes above the largest multiple instead.
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(len);
+    let mut pool = bytes.into_iter();
+    while out.len() < len {
+        let byte = match pool.next() {
+            Some(b) => b,
+            None => {
+                let mut more = [0u8; 16];
+                rng.fill(&mut more)
+                    .map_err(|_| KeyError::Invalid("the system random source failed".into()))?;
+                pool = more.to_vec().into_iter();
+                continue;
+            }
+        };
+        if usize::from(byte) < limit {
+            out.push(char::from(alphabet[usize::from(byte) % alphabet.len()]));
+        }
+    }
+    Ok(out)
+}
+
+const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks a key value a user brings.
+pub fn check_value(value: &str) -> Result<(), KeyError> {
+    if value.len() < MIN_IMPORTED_KEY_LEN || value.len() > MAX_KEY_LEN {
+        return Err(KeyError::Invalid(format!(
+            "a key value must be {MIN_IMPORTED_KEY_LEN} to {MAX_KEY_LEN} characters, not {}",
+            value.len()
+        )));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(KeyError::Invalid(
+            "a key value must be printable ASCII without spaces".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl ApiKeys {
+    /// Loads the keys in `store`.
+    pub fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
+        let keys = Self {
+            store,
+            index: ArcSwap::from_pointee(Index::default()),
+            changes: Mutex::new(()),
+        };
+        let stored = keys.store.keys()?;
+        keys.rebuild(stored.into_iter().map(|k| (k.id.clone(), k)).collect());
+        Ok(keys)
+    }
+
+    fn rebuild(&self, by_id: HashMap<String, StoredKey>) {
+        let by_hash = by_id
+            .values()
+            .filter_map(|k| Some((unhex(&k.hash)?, Arc::new(ApiKey::from_stored(k)))))
+            .collect();
+        self.index.store(Arc::new(Index { by_hash, by_id }));
+    }
+
+    /// The key with this value, enabled or not. The request path: one SHA-256 and a map read.
+    pub fn lookup(&self, value: &str) -> Option<Arc<ApiKey>> {
+        self.index.load().by_hash.get(&sha256(value)).cloned()
+    }
+
+    /// The key with this id.
+    pub fn get(&self, id: &str) -> Option<ApiKey> {
+        self.index.load().by_id.get(id).map(ApiKey::from_stored)
+    }
+
+    /// Every key, by creation time then id.
+    pub fn list(&self) -> Vec<ApiKey> {
+        let mut keys: Vec<ApiKey> = self
+            .index
+            .load()
+            .by_id
+            .values()
+            .map(ApiKey::from_stored)
+            .collect();
+        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        keys
+    }
+
+    /// Creates keys; returns each with its value (the only time a value is shown). All or
+    /// none: a value that exists already or repeats within `new` refuses the whole batch.
+    pub fn create(&self, new: Vec<NewKey>) -> Result<Vec<(ApiKey, String)>, KeyError> {
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        let mut stored = Vec::with_capacity(new.len());
+        let mut values = Vec::with_capacity(new.len());
+        let mut seen = std::collections::HashSet::new();
+        for key in new {
+            if key.name.trim().is_empty() {
+                return Err(KeyError::Invalid("a key needs a name".into()));
+            }
+            let value = match key.value {
+                Some(v) => {
+                    check_value(&v)?;
+                    v
+                }
+                None => random_text(GENERATED_KEY_LEN, ALPHANUMERIC)?,
+            };
+            let hash = sha256(&value);
+            if index.by_hash.contains_key(&hash) || !seen.insert(hash) {
+                return Err(KeyError::Duplicate);
+            }
+            let id = loop {
+                let id = random_text(10, b"abcdefghijklmnopqrstuvwxyz0123456789")?;
+                if !index.by_id.contains_key(&id) && !stored.iter().any(|k: &StoredKey| k.id == id)
+                {
+                    break id;
+                }
+            };
+            stored.push(StoredKey {
+                id,
+                name: key.name.trim().to_owned(),
+                description: key.description,
+                plan: key.plan,
+                enabled: key.enabled,
+                created: now_secs(),
+                hash: hex(&hash),
+            });
+            values.push(value);
+        }
+        self.store.put_keys(&stored)?;
+        let mut by_id = index.by_id.clone();
+        for key in &stored {
+            by_id.insert(key.id.clone(), key.clone());
+        }
+        self.rebuild(by_id);
+        Ok(stored.iter().map(ApiKey::from_stored).zip(values).collect())
+    }
+
+    /// Changes a key; `None` when there is no key with this id.
+    pub fn update(&self, id: &str, patch: KeyPatch) -> Result<Option<ApiKey>, KeyError> {
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        let Some(mut key) = index.by_id.get(id).cloned() else {
+            return Ok(None);
+        };
+        if let Some(name) = patch.name {
+            if name.trim().is_empty() {
+                return Err(KeyError::Invalid("a key needs a name".into()));
+            }
+            key.name = name.trim().to_owned();
+        }
+        if let Some(description) = patch.description {
+            key.description = description;
+        }
+        if let Some(plan) = patch.plan {
+            key.plan = plan;
+        }
+        if let Some(enabled) = patch.enabled {
+            key.enabled = enabled;
+        }
+        self.store.put_keys(std::slice::from_ref(&key))?;
+        let mut by_id = index.by_id.clone();
+        by_id.insert(key.id.clone(), key.clone());
+        self.rebuild(by_id);
+        Ok(Some(ApiKey::from_stored(&key)))
+    }
+
+    /// Deletes a key; false when there is none with this id.
+    pub fn delete(&self, id: &str) -> Result<bool, KeyError> {
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        if !index.by_id.contains_key(id) {
+            return Ok(false);
+        }
+        self.store.delete_key(id)?;
+        let mut by_id = index.by_id.clone();
+        by_id.remove(id);
+        self.rebuild(by_id);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::EmbeddedStore;
+
+    fn open(dir: &std::path::Path) -> ApiKeys {
+        ApiKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn lifecycle_and_persistence() {
+        let dir = std::env::temp_dir().join(format!("edgeway-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (id, value) = {
+            let keys = open(&dir);
+            let created = keys
+                .create(vec![NewKey {
+                    name: "alice".into(),
+                    plan: Some("basic".into()),
+                    enabled: true,
+                    ..NewKey::default()
+                }])
+                .unwrap();
+            let (key, value) = created.into_iter().next().unwrap();
+            assert_eq!(value.len(), GENERATED_KEY_LEN);
+            assert!(value.bytes().all(|b| b.is_ascii_alphanumeric()));
+            assert_eq!(keys.lookup(&value).unwrap().id, key.id);
+            assert!(keys.lookup("not-a-key").is_none());
+            let disabled = KeyPatch {
+                enabled: Some(false),
+                ..KeyPatch::default()
+            };
+            assert!(!keys.update(&key.id, disabled).unwrap().unwrap().enabled);
+            (key.id, value)
+        };
+        let keys = open(&dir);
+        let found = keys.lookup(&value).unwrap();
+        assert_eq!((found.id.as_str(), found.enabled), (id.as_str(), false));
+        assert!(matches!(
+            keys.create(vec![NewKey {
+                name: "copy".into(),
+                value: Some(value.clone()),
+                ..NewKey::default()
+            }]),
+            Err(KeyError::Duplicate)
+        ));
+        assert!(keys.delete(&id).unwrap());
+        assert!(keys.lookup(&value).is_none());
+        assert!(open(&dir).list().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn brought_values_are_checked() {
+        assert!(check_value("short").is_err());
+        assert!(check_value(&"x".repeat(129)).is_err());
+        assert!(check_value("has a space in it, twenty+").is_err());
+        assert!(check_value("apikey1234abcdefghij0123456789").is_ok());
+    }
+}

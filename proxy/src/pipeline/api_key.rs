@@ -1,0 +1,39 @@
+//! Phase 5 (continued), API key: on a route with `api_key_required`, the request must carry an
+//! enabled key (in `x-api-key`, or as the authorizer's usage key) whose usage plan covers the
+//! route's api and stage. Anything else is 403 `{"message":"Forbidden"}`, as in API Gateway.
+
+use http::HeaderName;
+use http::request::Parts;
+
+use super::{GatewayError, RequestContext};
+use crate::config::ApiKeySource;
+use crate::gateway::Gateway;
+
+/// Where clients send their API key.
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Checks the route's API key requirement; sets `ctx.api_key` on success.
+pub fn check(
+    gateway: &Gateway,
+    ctx: &mut RequestContext<'_>,
+    parts: &Parts,
+) -> Result<(), GatewayError> {
+    let Some(required) = ctx.route.and_then(|r| r.api_key.as_ref()) else {
+        return Ok(());
+    };
+    let value = match required.source {
+        ApiKeySource::Header => parts.headers.get(&X_API_KEY).and_then(|v| v.to_str().ok()),
+        ApiKeySource::Authorizer => ctx.usage_key.as_deref(),
+    };
+    let key = value
+        .and_then(|v| gateway.keys.lookup(v))
+        .filter(|k| k.enabled)
+        .filter(|k| {
+            k.plan
+                .as_deref()
+                .is_some_and(|plan| required.plans.iter().any(|p| **p == *plan))
+        })
+        .ok_or(GatewayError::InvalidApiKey)?;
+    ctx.api_key = Some(key);
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Node state that must outlive a process: API keys and their usage. A [`StateStore`] hides
+//! the backend: [`EmbeddedStore`] (redb, a single-file ACID database under the node's data
+//! directory) now; an etcd backend for a cluster can implement the same trait.
+//!
+//! The trait is written for backends that apply writes atomically on their side: usage is
+//! added as increments ([`UsageIncrement`]), never read, modified and written back, so a
+//! Redis or etcd backend can use its own atomic add.
+
+mod embedded;
+
+use std::ops::RangeInclusive;
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedStore;
+
+/// An API key as stored: everything but its value, of which only a SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// Stable identifier, used in the admin API and in usage records.
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The usage plan the key belongs to, by name.
+    #[serde(default)]
+    pub plan: Option<String>,
+    pub enabled: bool,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    /// Lowercase hex SHA-256 of the key's value.
+    pub hash: String,
+}
+
+/// Requests to add to a key's count for one UTC day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageIncrement {
+    pub key_id: String,
+    /// Days since 1970-01-01 (UTC).
+    pub day: u32,
+    pub requests: u64,
+}
+
+/// A state backend failed; the operation did not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StateError(pub String);
+
+/// Where API keys and usage are kept.
+pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Inserts the keys, or replaces those with the same id, in one transaction.
+    fn put_keys(&self, keys: &[StoredKey]) -> Result<(), StateError>;
+    /// Removes a key; false if there was none with this id. Its usage records stay.
+    fn delete_key(&self, id: &str) -> Result<bool, StateError>;
+    /// Every key.
+    fn keys(&self) -> Result<Vec<StoredKey>, StateError>;
+    /// Adds the increments to the per-day counts, all or none.
+    fn add_usage(&self, increments: &[UsageIncrement]) -> Result<(), StateError>;
+    /// A key's per-day counts for the days in `days` that have any, in day order.
+    fn usage(&self, key_id: &str, days: RangeInclusive<u32>)
+    -> Result<Vec<(u32, u64)>, StateError>;
+}
