@@ -130,27 +130,21 @@ fn unhex(text: &str) -> Option<Digest> {
 /// `len` random characters from `alphabet`.
 fn random_text(len: usize, alphabet: &[u8]) -> Result<String, KeyError> {
     let rng = SystemRandom::new();
-    let mut bytes = vec![0u8; len];
-    rng.fill(&mut bytes)
-        .map_err(|_| KeyError::Invalid("the system random source failed".into()))?;
     // 256 is not a multiple of 62, so a plain modulo would favour some characters; reject
     // the bytes above the largest multiple instead.
     let limit = 256 - 256 % alphabet.len();
     let mut out = String::with_capacity(len);
-    let mut pool = bytes.into_iter();
+    let mut batch = [0u8; 64];
     while out.len() < len {
-        let byte = match pool.next() {
-            Some(b) => b,
-            None => {
-                let mut more = [0u8; 16];
-                rng.fill(&mut more)
-                    .map_err(|_| KeyError::Invalid("the system random source failed".into()))?;
-                pool = more.to_vec().into_iter();
-                continue;
+        rng.fill(&mut batch)
+            .map_err(|_| KeyError::Invalid("the system random source failed".into()))?;
+        for &byte in &batch {
+            if out.len() == len {
+                break;
             }
-        };
-        if usize::from(byte) < limit {
-            out.push(char::from(alphabet[usize::from(byte) % alphabet.len()]));
+            if usize::from(byte) < limit {
+                out.push(char::from(alphabet[usize::from(byte) % alphabet.len()]));
+            }
         }
     }
     Ok(out)
@@ -366,6 +360,9 @@ mod tests {
         ));
         assert!(keys.delete(&id).unwrap());
         assert!(keys.lookup(&value).is_none());
+        // One process holds the database at a time: a second open while this one lives fails.
+        assert!(EmbeddedStore::open(&dir).is_err());
+        drop(keys);
         assert!(open(&dir).list().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }

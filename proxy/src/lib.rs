@@ -22,5 +22,6 @@ pub mod router;
 pub mod state;
 mod sync;
 pub mod telemetry;
+pub mod throttle;
 pub mod upstream;
 pub mod validation;

@@ -10,6 +10,9 @@
 //!
 //! A plan must be one of the current config's `usage_plans`.
 
+// The errors here are the admin responses themselves, made once per admin call.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -5,6 +5,9 @@
 //! keyed by the identity values (and the plugin version, so a swapped-in version decides
 //! afresh). Allow and deny decisions are cached for `result_ttl_s`; failures never are.
 
+pub mod jwks;
+pub mod jwt;
+pub mod sigv4;
 use std::sync::Arc;
 use std::time::Duration;
 
