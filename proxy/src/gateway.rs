@@ -198,6 +198,15 @@ impl Gateway {
                 .cloned()
                 .ok_or_else(|| format!("plugin {name} is not loaded"))
         };
+        for plan in &config.usage_plans {
+            if plan.throttle.is_some() || plan.quota.is_some() || !plan.routes.is_empty() {
+                tracing::warn!(
+                    plan = plan.name,
+                    "usage plan throttle, quota and route limits are accepted but not enforced \
+                     in this version; keys are checked, requests are not limited"
+                );
+            }
+        }
         let mut pools = OriginPools::default();
         let mut caches = StageCaches::default();
         let mut router = Router::new();
