@@ -182,6 +182,10 @@ spawn() {
     local cpu=$1 name=$2
     shift 2
     local out=${SPAWN_STDOUT:-$RUNDIR/$name.out}
+    # Empty the logs here, not in the background shell below: a caller that reads them at once
+    # (edgeway_row, for its address) must never see the last round's.
+    : >"$out" 2>/dev/null || true
+    : >"$RUNDIR/$name.err"
     taskset -c "$cpu" "$@" >"$out" 2>"$RUNDIR/$name.err" </dev/null &
     SPAWNED=$!
     STARTED+=("$SPAWNED")
@@ -273,9 +277,6 @@ edgeway_row() {
         "$2" >"$config"
     local out=/dev/null
     [[ $ACCESS_LOG == file ]] && out="$RUNDIR/$name-access.log"
-    # The address is read from this round's log: remove the last round's first, since the
-    # background shell that truncates it may not have run by the first read below.
-    rm -f "$RUNDIR/$name.err"
     SPAWN_STDOUT=$out spawn "$PROXY_CPU" "$name" "$EDGEWAY_BIN" serve --config "$config" --no-watch
     local pid=$SPAWNED addr="" deadline=$((SECONDS + STARTUP_TIMEOUT))
     # Edgeway binds port 0 and logs {"fields":{"message":"listening","name":"listen[0]","addr":...}}.

@@ -15,6 +15,7 @@ use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
+use crate::encoding::{hex, unhex32};
 use crate::state::{StateError, StateStore, StoredKey};
 use crate::sync::lock;
 
@@ -105,28 +106,6 @@ fn sha256(value: &str) -> Digest {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
-fn unhex(text: &str) -> Option<Digest> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let pair = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// `len` random characters from `alphabet`.
 fn random_text(len: usize, alphabet: &[u8]) -> Result<String, KeyError> {
     let rng = SystemRandom::new();
@@ -190,7 +169,7 @@ impl ApiKeys {
     fn rebuild(&self, by_id: HashMap<String, StoredKey>) {
         let by_hash = by_id
             .values()
-            .filter_map(|k| Some((unhex(&k.hash)?, Arc::new(ApiKey::from_stored(k)))))
+            .filter_map(|k| Some((unhex32(&k.hash)?, Arc::new(ApiKey::from_stored(k)))))
             .collect();
         self.index.store(Arc::new(Index { by_hash, by_id }));
     }

@@ -11,6 +11,7 @@ pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod encoding;
 pub mod gateway;
 pub mod keys;
 pub mod listener;

@@ -86,7 +86,9 @@ impl RequestParam {
     /// value; a header that is not text is treated as absent.
     pub fn value<'a>(&self, parts: &'a Parts, path_values: &[&'a str]) -> Option<Cow<'a, str>> {
         match self {
-            Self::Query(name) => crate::auth::query_param(parts.uri.query()?, name).map(Cow::Owned),
+            Self::Query(name) => {
+                crate::encoding::query_param(parts.uri.query()?, name).map(Cow::Owned)
+            }
             Self::Header(name) => parts
                 .headers
                 .get(name)

@@ -58,7 +58,13 @@ pub fn delete(shared: &Shared, rest: &str, query: Option<&str>) -> Response<Full
             json!({ "message": format!("stage {stage} of api {api} has no cache") }).to_string(),
         );
     };
-    let pairs = query.map(crate::auth::query_pairs).unwrap_or_default();
+    let pairs: Vec<(String, String)> = query
+        .map(|q| {
+            crate::encoding::query_pairs(q)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     let route = pairs.iter().find(|(k, _)| k == "route").map(|(_, v)| v);
     let dropped = match route {
         None if pairs.is_empty() => cache.flush(),

@@ -92,7 +92,9 @@ impl PluginAuthorizer {
                     .get(name)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),
-                IdentitySource::Query(name) => query_param(parts.uri.query()?, name),
+                IdentitySource::Query(name) => {
+                    crate::encoding::query_param(parts.uri.query()?, name)
+                }
                 IdentitySource::Path(name) => params
                     .iter()
                     .find(|(n, _)| n == name)
@@ -137,69 +139,5 @@ impl PluginAuthorizer {
             key.push_str(value);
         }
         key
-    }
-}
-
-/// The first value of query parameter `name`, percent-decoded (`+` is a space).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == name).then(|| decode(value))
-    })
-}
-
-/// Every `name=value` pair of a query string, percent-decoded, in order.
-pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), decode(value))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::query_param;
-
-    #[test]
-    fn query_params_are_decoded() {
-        assert_eq!(
-            query_param("a=1&token=x%20y", "token").as_deref(),
-            Some("x y")
-        );
-        assert_eq!(
-            query_param("token=a+b&token=2", "token").as_deref(),
-            Some("a b")
-        );
-        assert_eq!(query_param("flag&x=1", "flag").as_deref(), Some(""));
-        assert_eq!(query_param("x=%zz%4", "x").as_deref(), Some("%zz%4"));
-        assert_eq!(query_param("x=1", "y"), None);
     }
 }

@@ -29,14 +29,15 @@ const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// Token buckets by id, created full on first use.
+/// A map split into `SHARDS` locked parts by key hash, so concurrent requests for different
+/// keys rarely wait on each other. Buckets and counters both live in one.
 #[derive(Debug)]
-pub struct Buckets<K> {
+struct Sharded<K, V> {
     hasher: Hasher,
-    shards: Box<[Mutex<HashMap<K, TokenBucket, Hasher>>]>,
+    shards: Box<[Mutex<HashMap<K, V, Hasher>>]>,
 }
 
-impl<K: Hash + Eq + Clone> Default for Buckets<K> {
+impl<K: Hash + Eq, V> Default for Sharded<K, V> {
     fn default() -> Self {
         Self {
             hasher: Hasher::default(),
@@ -47,12 +48,37 @@ impl<K: Hash + Eq + Clone> Default for Buckets<K> {
     }
 }
 
+impl<K: Hash + Eq, V> Sharded<K, V> {
+    /// The locked part that holds `key`.
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, V, Hasher>> {
+        lock(&self.shards[(self.hasher.hash_one(key) as usize) % SHARDS])
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for shard in self.shards.iter() {
+            lock(shard).retain(|k, v| keep(k, v));
+        }
+    }
+}
+
+/// Token buckets by id, created full on first use.
+#[derive(Debug)]
+pub struct Buckets<K>(Sharded<K, TokenBucket>);
+
+impl<K: Hash + Eq + Clone> Default for Buckets<K> {
+    fn default() -> Self {
+        Self(Sharded::default())
+    }
+}
+
 impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Takes a token from `id`'s bucket under `limits`.
     pub fn take(&self, id: &K, limits: &Throttle, now: Instant) -> Result<(), Refused> {
-        let hash = self.hasher.hash_one(id);
-        let shard = &self.shards[(hash as usize) % SHARDS];
-        let mut map = lock(shard);
+        let mut map = self.0.shard(id);
         match map.get_mut(id) {
             Some(bucket) => bucket.take(limits, now),
             None => {
@@ -66,7 +92,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
     /// Buckets held.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.0.len()
     }
 
     /// True when no bucket has been used.
@@ -92,37 +118,14 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
     fn expire(&self, now: u64);
 }
 
-/// One shard of the local counters: key → (its current window, the count in it).
-type CounterShard = Mutex<HashMap<CounterKey, (Window, u64), Hasher>>;
-
 /// Counters in this node's memory: per key, the count of its current window (a count from an
 /// earlier window is replaced when a later one begins).
-#[derive(Debug)]
-pub struct LocalCounters {
-    hasher: Hasher,
-    shards: Box<[CounterShard]>,
-}
-
-impl Default for LocalCounters {
-    fn default() -> Self {
-        Self {
-            hasher: Hasher::default(),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::default()))
-                .collect(),
-        }
-    }
-}
-
-impl LocalCounters {
-    fn shard(&self, key: &CounterKey) -> &CounterShard {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
-    }
-}
+#[derive(Debug, Default)]
+pub struct LocalCounters(Sharded<CounterKey, (Window, u64)>);
 
 impl Counters for LocalCounters {
     fn add(&self, key: &CounterKey, window: &Window, n: u64) -> u64 {
-        let mut map = lock(self.shard(key));
+        let mut map = self.0.shard(key);
         // Look up by reference first: the key is cloned only the first time it counts.
         if let Some((held, count)) = map.get_mut(key) {
             if held == window {
@@ -142,16 +145,15 @@ impl Counters for LocalCounters {
     }
 
     fn get(&self, key: &CounterKey, window: &Window) -> u64 {
-        lock(self.shard(key))
+        self.0
+            .shard(key)
             .get(key)
             .filter(|(held, _)| held == window)
             .map_or(0, |(_, count)| *count)
     }
 
     fn expire(&self, now: u64) {
-        for shard in self.shards.iter() {
-            lock(shard).retain(|_, (window, _)| window.end > now);
-        }
+        self.0.retain(|_, (window, _)| window.end > now);
     }
 }
 

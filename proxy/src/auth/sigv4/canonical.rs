@@ -82,53 +82,7 @@ fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(normalized)
 }
 
-/// The `name=value` pairs of a query string, decoded as `application/x-www-form-urlencoded`
-/// (as `aws-sigv4` reads them): split on `&`, empty pieces skipped, `+` a space, `%XX` a byte,
-/// a stray `%` kept, bytes that are not UTF-8 replaced by U+FFFD.
-pub fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(name), form_decode(value))
-    })
-}
-
-fn form_decode(text: &str) -> Cow<'_, str> {
-    if !text.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(text);
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high << 4 | low);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    Cow::Owned(
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    )
-}
-
-pub(super) fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
-}
+pub use crate::encoding::query_pairs;
 
 /// Appends the canonical query string of `query`; `presigned` leaves out `X-Amz-Signature`.
 pub fn write_query(out: &mut Vec<u8>, query: Option<&str>, presigned: bool) {

@@ -40,6 +40,8 @@ use std::time::{Duration, SystemTime};
 use http::request::Parts;
 use ring::{digest, hmac};
 
+use crate::encoding::hex;
+
 pub use error::SigV4Error;
 
 use key::SigningKeys;
@@ -399,7 +401,7 @@ impl PendingVerification<'_> {
 
         let credential = Credential::parse(&self.input.credential)?;
         let prefix = self.canonical_prefix()?;
-        let signature = decode_signature(&self.input.signature);
+        let signature = crate::encoding::unhex32(&self.input.signature);
         let cached = self
             .verifier
             .keys
@@ -496,28 +498,4 @@ impl PendingVerification<'_> {
         }
         out
     }
-}
-
-/// The 32 bytes of a 64-hex-digit signature; `None` for anything else (which then matches
-/// nothing).
-fn decode_signature(text: &str) -> Option<[u8; 32]> {
-    let text = text.as_bytes();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = canonical::hex_value(pair[0])? << 4 | canonical::hex_value(pair[1])?;
-    }
-    Some(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
 }
