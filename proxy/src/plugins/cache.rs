@@ -42,8 +42,41 @@ pub fn load(
     let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
     if let Err(e) = store(&component, cache_dir, &path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled plugin");
+        return Ok((component, hash));
     }
-    Ok((component, hash))
+    // Serve from the file just written, as after a restart: wasmtime then maps the plugin's
+    // initial memory straight from that file. A component compiled in memory would copy its
+    // memory image into a sealed memfd instead, and sealing a large memfd can fail with EBUSY
+    // for a moment while the kernel still holds references to its pages.
+    match deserialize(engine, &path) {
+        Ok(mapped) => Ok((mapped, hash)),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot map the compiled plugin just cached");
+            Ok((component, hash))
+        }
+    }
+}
+
+/// Builds `component`'s copy-on-write memory images now rather than on its first
+/// instantiation, so a failure shows when the plugin loads instead of failing a request.
+/// Building an image from memory seals a memfd, which the kernel can refuse for a moment
+/// (EBUSY while it still references the pages just written): a few tries, apart, ride it out.
+pub fn prepare_memory_images(component: &Component) -> Result<(), String> {
+    const TRIES: u32 = 5;
+    let mut last = None;
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
+        }
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(format!("{e:#}")),
+        }
+    }
+    Err(format!(
+        "cannot prepare the plugin's initial memory: {}",
+        last.unwrap_or_default()
+    ))
 }
 
 #[allow(unsafe_code)]

@@ -88,6 +88,7 @@ impl PluginVersion {
         component: Component,
         hash: String,
     ) -> Result<Self, String> {
+        super::cache::prepare_memory_images(&component)?;
         let pre = engine
             .linker
             .instantiate_pre(&component)
