@@ -1,6 +1,7 @@
-//! The throttle check for one request at every level (account, stage, route, and the usage
-//! plan's per-key bucket) with 100,000 keys' buckets already in use, plus the quota add; and
-//! an API key lookup among 100,000 keys.
+//! The throttle check for one request at every level (route, stage, account, and the usage
+//! plan's per-key bucket and daily quota, with usage counting and the `RateLimit` headers),
+//! with 100,000 keys already in use; the same for a request without a key; and an API key
+//! lookup among 100,000 keys.
 //!
 //! `cargo bench -p edgeway --bench throttle`
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench with a bad fixture should stop at once
@@ -9,10 +10,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgeway::config::{QuotaPeriod, Throttle};
+use edgeway::config::{Quota, QuotaPeriod, Throttle};
 use edgeway::keys::{ApiKeys, NewKey};
 use edgeway::state::EmbeddedStore;
-use edgeway::throttle::{Buckets, CounterKey, Counters, LocalCounters, Window};
+use edgeway::throttle::{Caller, Limiter, PlanLimits, Scope, wall_secs};
 use tokio::time::Instant;
 
 fn throttle_check(c: &mut Criterion) {
@@ -20,40 +21,52 @@ fn throttle_check(c: &mut Criterion) {
         rate: 1e12,
         burst: u64::MAX / 2,
     };
-    let levels: Buckets<&'static str> = Buckets::default();
-    let per_key: Buckets<Arc<str>> = Buckets::default();
-    let counters = LocalCounters::default();
+    let dir = std::env::temp_dir().join(format!("edgeway-bench-limiter-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let limiter = Limiter::new(Arc::new(EmbeddedStore::open(&dir).unwrap()));
+    // A route with its own limit, in a stage with one, under the node-wide limit.
+    let levels = [
+        limiter.shared_bucket(Scope::Route, "route:shop/prod/GET /pets/{id}", generous),
+        limiter.shared_bucket(Scope::Stage, "stage:shop/prod", generous),
+        limiter.shared_bucket(Scope::Account, "account", generous),
+    ];
+    // A plan with a per-key bucket and a daily quota.
+    let quota = Quota {
+        limit: u64::MAX / 2,
+        period: QuotaPeriod::Day,
+        offset: 0,
+    };
+    let plan = PlanLimits::new("basic", 1, Some(generous), None, Some(quota));
+    let ids: Vec<String> = (0..100_000).map(|i| format!("key{i:07}")).collect();
     let now = Instant::now();
-    let window = Window::containing(QuotaPeriod::Day, 1_795_000_000);
-    let ids: Vec<Arc<str>> = (0..100_000)
-        .map(|i| Arc::from(format!("key{i:06}")))
-        .collect();
-    let counter_keys: Vec<CounterKey> = ids
-        .iter()
-        .map(|id| CounterKey {
-            plan: "basic".into(),
-            key_id: id.as_ref().into(),
-        })
-        .collect();
-    for (id, ck) in ids.iter().zip(&counter_keys) {
-        per_key.take(id, &generous, now).unwrap();
-        counters.add(ck, &window, 1);
+    let wall = wall_secs();
+    let caller = |i: usize| Caller {
+        slot: i as u64,
+        key_id: &ids[i],
+        created: 0,
+    };
+    for i in 0..ids.len() {
+        limiter
+            .check(&levels, Some((caller(i), &plan)), now, wall)
+            .unwrap();
     }
-    assert_eq!(per_key.len(), 100_000);
     let mut i = 0usize;
     c.bench_function("throttle/check_all_levels_100k_keys", |b| {
         b.iter(|| {
             i = (i + 7919) % ids.len();
-            let now = Instant::now();
-            levels.take(&"account", &generous, now).unwrap();
-            levels.take(&"stage:shop/prod", &generous, now).unwrap();
-            levels
-                .take(&"route:shop/prod/GET /pets/{id}", &generous, now)
-                .unwrap();
-            per_key.take(black_box(&ids[i]), &generous, now).unwrap();
-            counters.add(black_box(&counter_keys[i]), &window, 1)
+            limiter.check(
+                &levels,
+                Some((black_box(caller(i)), &plan)),
+                Instant::now(),
+                wall,
+            )
         })
     });
+    c.bench_function("throttle/check_shared_levels_only", |b| {
+        b.iter(|| limiter.check(black_box(&levels), None, Instant::now(), 0))
+    });
+    let _ = limiter.flush();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn key_lookup(c: &mut Criterion) {

@@ -11,16 +11,18 @@ use bytes::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
-use crate::auth::PluginAuthorizer;
+use crate::access_keys::AccessKeys;
+use crate::auth::{ApiAuthorizer, RouteAuth};
 use crate::cache::{StageCache, StageCaches};
 use crate::config::{
     ApiKeySource, Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
-    RequestValidation, Route, UsagePlan,
+    RequestValidation, Route, Throttle, UsagePlan,
 };
 use crate::keys::ApiKeys;
 use crate::pipeline::RouteLabels;
 use crate::plugins::{Plugin, PluginSet};
 use crate::router::{RouteMethod, Router};
+use crate::throttle::{Limiter, PlanLimits, Scope, SharedBucket};
 use crate::upstream::{OriginPool, OriginPools, UriTemplate};
 
 /// One config generation, ready to serve.
@@ -41,8 +43,14 @@ pub struct Gateway {
     pub caches: StageCaches,
     /// The node's API keys (node state: the same across reloads).
     pub keys: Arc<ApiKeys>,
+    /// Throttle buckets, quota counts and usage (node state: the same across reloads).
+    pub limiter: Arc<Limiter>,
+    /// The node's access keys for SigV4 authorizers (node state, like `keys`).
+    pub access_keys: Arc<AccessKeys>,
     /// The usage plans of this config.
     pub usage_plans: Arc<[UsagePlan]>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::ip_policy::TrustedProxies,
     pools: OriginPools,
 }
 
@@ -57,8 +65,8 @@ pub struct RouteTarget {
     pub param_names: Box<[Box<str>]>,
     /// The stage's variables, for plugins.
     pub stage_variables: Arc<[(String, String)]>,
-    /// Runs before everything else when set (`auth`).
-    pub auth: Option<Arc<PluginAuthorizer>>,
+    /// Runs before everything else when set (`auth`), with the route's `scopes`.
+    pub auth: Option<RouteAuth>,
     /// The headers the API's authorizers use to tell the origin who is calling: removed from
     /// every request to the API, so a client cannot claim an identity on any route.
     pub principal_headers: Arc<[http::HeaderName]>,
@@ -71,14 +79,23 @@ pub struct RouteTarget {
     pub cache: Option<RouteCache>,
     /// Set when requests need an API key (`api_key_required`).
     pub api_key: Option<ApiKeyCheck>,
+    /// The API's CORS rules (`cors`), shared by its routes: preflights are answered by the
+    /// gateway and responses get the CORS headers.
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
+    /// Source-IP rules (the stage's `policy`, else the API's); `None` when there are none.
+    pub ip_policy: Option<Arc<crate::ip_policy::IpPolicy>>,
+    /// The shared buckets a request takes a token from, most specific first: route, stage,
+    /// account.
+    pub throttle: Box<[Arc<SharedBucket>]>,
 }
 
 /// What an API key must be for a route in one stage.
 #[derive(Debug)]
 pub struct ApiKeyCheck {
     pub source: ApiKeySource,
-    /// The usage plans that cover the route's api and stage; the key must be in one.
-    pub plans: Box<[Box<str>]>,
+    /// The usage plans that cover the route's api and stage (the key must be in one), with
+    /// what each asks of this route's requests.
+    pub plans: Box<[PlanLimits]>,
 }
 
 /// A route's use of its stage cache, resolved for one stage.
@@ -119,6 +136,8 @@ impl RouteTarget {
             || self.validation.is_some()
             || self.cache.is_some()
             || self.api_key.is_some()
+            || self.cors.is_some()
+            || self.ip_policy.is_some()
     }
 }
 
@@ -170,6 +189,53 @@ fn route_cache(
     })
 }
 
+/// What a route's API key must be in one stage, and the limits of each plan that covers it.
+fn api_key_check(
+    config: &Config,
+    limiter: &Limiter,
+    (api, stage, route): (&str, &str, &str),
+    source: ApiKeySource,
+) -> ApiKeyCheck {
+    let plans = config
+        .usage_plans
+        .iter()
+        .filter(|p| p.stages.iter().any(|(a, s)| a == api && s == stage))
+        .map(|p| {
+            let route_limits = p
+                .routes
+                .iter()
+                .find(|((a, s, r), _)| a == api && s == stage && r == route)
+                .map(|(_, t)| {
+                    let slot = limiter.slot(&format!("route:{api}/{stage}/{route}"));
+                    (slot, *t)
+                });
+            let slot = limiter.slot(&format!("plan:{}", p.name));
+            PlanLimits::new(&p.name, slot, p.throttle, route_limits, p.quota)
+        })
+        .collect();
+    ApiKeyCheck { source, plans }
+}
+
+/// The shared buckets of a route in one stage, most specific first.
+fn route_buckets(
+    limiter: &Limiter,
+    (api, stage, route): (&str, &str, &str),
+    (route_limits, stage_limits): (Option<Throttle>, Option<Throttle>),
+    account: &Arc<SharedBucket>,
+) -> Box<[Arc<SharedBucket>]> {
+    let mut buckets = Vec::with_capacity(3);
+    if let Some(limits) = route_limits {
+        let name = format!("route:{api}/{stage}/{route}");
+        buckets.push(limiter.shared_bucket(Scope::Route, &name, limits));
+    }
+    if let Some(limits) = stage_limits {
+        let name = format!("stage:{api}/{stage}");
+        buckets.push(limiter.shared_bucket(Scope::Stage, &name, limits));
+    }
+    buckets.push(account.clone());
+    buckets.into()
+}
+
 /// Where a route's requests go.
 #[derive(Debug)]
 pub enum Target {
@@ -189,6 +255,8 @@ impl Gateway {
         config: &Config,
         plugins: &PluginSet,
         keys: Arc<ApiKeys>,
+        access_keys: Arc<AccessKeys>,
+        limiter: Arc<Limiter>,
         generation: u64,
         previous: Option<&Gateway>,
     ) -> Result<Self, String> {
@@ -198,15 +266,8 @@ impl Gateway {
                 .cloned()
                 .ok_or_else(|| format!("plugin {name} is not loaded"))
         };
-        for plan in &config.usage_plans {
-            if plan.throttle.is_some() || plan.quota.is_some() || !plan.routes.is_empty() {
-                tracing::warn!(
-                    plan = plan.name,
-                    "usage plan throttle, quota and route limits are accepted but not enforced \
-                     in this version; keys are checked, requests are not limited"
-                );
-            }
-        }
+        limiter.forget_unused_buckets();
+        let account = limiter.shared_bucket(Scope::Account, "account", config.throttle);
         let mut pools = OriginPools::default();
         let mut caches = StageCaches::default();
         let mut router = Router::new();
@@ -214,7 +275,8 @@ impl Gateway {
             let mut authorizers = std::collections::HashMap::new();
             for (name, authorizer) in &api.authorizers {
                 let runtime =
-                    PluginAuthorizer::new(authorizer.clone(), plugin(&authorizer.plugin)?);
+                    ApiAuthorizer::build(authorizer, plugin, &config.upstream, &access_keys)
+                        .map_err(|e| format!("api {}: authorizer {name}: {e}", api.name))?;
                 authorizers.insert(name.as_str(), Arc::new(runtime));
             }
             let mut principal_headers: Vec<http::HeaderName> = Vec::new();
@@ -240,12 +302,13 @@ impl Gateway {
                 .collect();
             for route in &api.routes {
                 let auth = match &route.auth {
-                    Some(name) => Some(
+                    Some(name) => Some(RouteAuth::new(
                         authorizers
                             .get(name.as_str())
                             .cloned()
                             .ok_or_else(|| format!("authorizer {name} is not defined"))?,
-                    ),
+                        &route.scopes,
+                    )),
                     None => None,
                 };
                 let request_transforms = route
@@ -294,19 +357,27 @@ impl Gateway {
                             &api.name,
                             previous.map(|p| &p.caches),
                         ),
-                        api_key: route.api_key_required.then(|| ApiKeyCheck {
-                            source: api.api_key_source,
-                            plans: config
-                                .usage_plans
-                                .iter()
-                                .filter(|p| {
-                                    p.stages
-                                        .iter()
-                                        .any(|(a, s)| *a == api.name && *s == stage.name)
-                                })
-                                .map(|p| p.name.as_str().into())
-                                .collect(),
+                        api_key: route.api_key_required.then(|| {
+                            api_key_check(
+                                config,
+                                &limiter,
+                                (&api.name, &stage.name, &route.key),
+                                api.api_key_source,
+                            )
                         }),
+                        cors: api.cors.clone(),
+                        ip_policy: stage
+                            .policy
+                            .as_ref()
+                            .or(api.policy.as_ref())
+                            .filter(|p| !p.allow.is_empty() || !p.deny.is_empty())
+                            .cloned(),
+                        throttle: route_buckets(
+                            &limiter,
+                            (&api.name, &stage.name, &route.key),
+                            (route.throttle, stage.throttle),
+                            &account,
+                        ),
                     };
                     router
                         .insert(&stage.name, route.method, &route.pattern, entry)
@@ -342,7 +413,10 @@ impl Gateway {
             ),
             caches,
             keys,
+            access_keys,
+            limiter,
             usage_plans: config.usage_plans.clone().into(),
+            trusted_proxies: config.trusted_proxies.clone(),
             pools,
         })
     }

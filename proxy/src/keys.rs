@@ -36,11 +36,16 @@ pub struct ApiKey {
     pub enabled: bool,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    /// A number for this key, unique in this process and stable while the key exists: what
+    /// the throttle state is keyed by, so that a request's check compares numbers, not ids.
+    #[serde(skip)]
+    pub slot: u64,
 }
 
 impl ApiKey {
-    fn from_stored(stored: &StoredKey) -> Self {
+    fn from_stored(stored: &StoredKey, slot: u64) -> Self {
         Self {
+            slot,
             id: stored.id.clone(),
             name: stored.name.clone(),
             description: stored.description.clone(),
@@ -89,6 +94,14 @@ type Digest = [u8; 32];
 struct Index {
     by_hash: HashMap<Digest, Arc<ApiKey>, foldhash::fast::RandomState>,
     by_id: HashMap<String, StoredKey>,
+    /// Each key's [`ApiKey::slot`], by id.
+    slots: HashMap<String, u64>,
+}
+
+impl Index {
+    fn key(&self, stored: &StoredKey) -> ApiKey {
+        ApiKey::from_stored(stored, self.slots.get(&stored.id).copied().unwrap_or(0))
+    }
 }
 
 /// The node's API keys.
@@ -98,6 +111,8 @@ pub struct ApiKeys {
     index: ArcSwap<Index>,
     /// Serializes changes: store write, then index swap.
     changes: Mutex<()>,
+    /// The next [`ApiKey::slot`].
+    next_slot: std::sync::atomic::AtomicU64,
 }
 
 fn sha256(value: &str) -> Digest {
@@ -107,7 +122,7 @@ fn sha256(value: &str) -> Digest {
 }
 
 /// `len` random characters from `alphabet`.
-fn random_text(len: usize, alphabet: &[u8]) -> Result<String, KeyError> {
+pub(crate) fn random_text(len: usize, alphabet: &[u8]) -> Result<String, KeyError> {
     let rng = SystemRandom::new();
     // 256 is not a multiple of 62, so a plain modulo would favour some characters; reject
     // the bytes above the largest multiple instead.
@@ -160,6 +175,7 @@ impl ApiKeys {
             store,
             index: ArcSwap::from_pointee(Index::default()),
             changes: Mutex::new(()),
+            next_slot: std::sync::atomic::AtomicU64::new(1),
         };
         let stored = keys.store.keys()?;
         keys.rebuild(stored.into_iter().map(|k| (k.id.clone(), k)).collect());
@@ -167,11 +183,31 @@ impl ApiKeys {
     }
 
     fn rebuild(&self, by_id: HashMap<String, StoredKey>) {
+        let old = self.index.load();
+        let slots: HashMap<String, u64> = by_id
+            .keys()
+            .map(|id| {
+                let slot = old.slots.get(id).copied().unwrap_or_else(|| {
+                    self.next_slot
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                });
+                (id.clone(), slot)
+            })
+            .collect();
         let by_hash = by_id
             .values()
-            .filter_map(|k| Some((unhex32(&k.hash)?, Arc::new(ApiKey::from_stored(k)))))
+            .filter_map(|k| {
+                Some((
+                    unhex32(&k.hash)?,
+                    Arc::new(ApiKey::from_stored(k, slots[&k.id])),
+                ))
+            })
             .collect();
-        self.index.store(Arc::new(Index { by_hash, by_id }));
+        self.index.store(Arc::new(Index {
+            by_hash,
+            by_id,
+            slots,
+        }));
     }
 
     /// The key with this value, enabled or not. The request path: one SHA-256 and a map read.
@@ -181,18 +217,14 @@ impl ApiKeys {
 
     /// The key with this id.
     pub fn get(&self, id: &str) -> Option<ApiKey> {
-        self.index.load().by_id.get(id).map(ApiKey::from_stored)
+        let index = self.index.load();
+        index.by_id.get(id).map(|k| index.key(k))
     }
 
     /// Every key, by creation time then id.
     pub fn list(&self) -> Vec<ApiKey> {
-        let mut keys: Vec<ApiKey> = self
-            .index
-            .load()
-            .by_id
-            .values()
-            .map(ApiKey::from_stored)
-            .collect();
+        let index = self.index.load();
+        let mut keys: Vec<ApiKey> = index.by_id.values().map(|k| index.key(k)).collect();
         keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         keys
     }
@@ -205,6 +237,7 @@ impl ApiKeys {
         let mut stored = Vec::with_capacity(new.len());
         let mut values = Vec::with_capacity(new.len());
         let mut seen = std::collections::HashSet::new();
+        let mut new_ids = std::collections::HashSet::new();
         for key in new {
             if key.name.trim().is_empty() {
                 return Err(KeyError::Invalid("a key needs a name".into()));
@@ -222,8 +255,7 @@ impl ApiKeys {
             }
             let id = loop {
                 let id = random_text(10, b"abcdefghijklmnopqrstuvwxyz0123456789")?;
-                if !index.by_id.contains_key(&id) && !stored.iter().any(|k: &StoredKey| k.id == id)
-                {
+                if !index.by_id.contains_key(&id) && new_ids.insert(id.clone()) {
                     break id;
                 }
             };
@@ -244,7 +276,8 @@ impl ApiKeys {
             by_id.insert(key.id.clone(), key.clone());
         }
         self.rebuild(by_id);
-        Ok(stored.iter().map(ApiKey::from_stored).zip(values).collect())
+        let index = self.index.load();
+        Ok(stored.iter().map(|k| index.key(k)).zip(values).collect())
     }
 
     /// Changes a key; `None` when there is no key with this id.
@@ -273,7 +306,7 @@ impl ApiKeys {
         let mut by_id = index.by_id.clone();
         by_id.insert(key.id.clone(), key.clone());
         self.rebuild(by_id);
-        Ok(Some(ApiKey::from_stored(&key)))
+        Ok(Some(self.index.load().key(&key)))
     }
 
     /// Deletes a key; false when there is none with this id.

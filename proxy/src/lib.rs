@@ -5,14 +5,17 @@
 //! process (listeners, reload, drain); [`config`] turns the YAML file into a validated model
 //! that [`gateway::Gateway::build`] compiles into what requests use.
 
+pub mod access_keys;
 pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod encoding;
 pub mod gateway;
+pub mod ip_policy;
 pub mod keys;
 pub mod listener;
 pub mod node;

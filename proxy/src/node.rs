@@ -22,12 +22,17 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use crate::access_keys::AccessKeys;
 use crate::config::{self, Config};
 use crate::gateway::Gateway;
 use crate::keys::ApiKeys;
 use crate::plugins::PluginHost;
 use crate::state::EmbeddedStore;
 use crate::telemetry::AccessLog;
+use crate::throttle::Limiter;
+
+/// How often counted usage is added to the state store: at most this much is lost to a crash.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// State shared by every connection of the node.
 #[derive(Debug)]
@@ -75,17 +80,31 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
             .await?
             .map_err(anyhow::Error::msg)?
     };
-    let keys = {
+    let (keys, access_keys, limiter) = {
         let path = config.state.path.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<ApiKeys> {
-            let store = EmbeddedStore::open(&path)?;
-            Ok(ApiKeys::open(Arc::new(store))?)
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(ApiKeys, AccessKeys, Limiter)> {
+            let store: Arc<dyn crate::state::StateStore> = Arc::new(EmbeddedStore::open(&path)?);
+            Ok((
+                ApiKeys::open(store.clone())?,
+                AccessKeys::open(store.clone())?,
+                Limiter::new(store),
+            ))
         })
         .await?
         .context("cannot open the state store")?
     };
-    let gateway =
-        Gateway::build(&config, &set, Arc::new(keys), 1, None).map_err(anyhow::Error::msg)?;
+    let limiter = Arc::new(limiter);
+    tokio::spawn(flush_usage(limiter.clone()));
+    let gateway = Gateway::build(
+        &config,
+        &set,
+        Arc::new(keys),
+        Arc::new(access_keys),
+        limiter.clone(),
+        1,
+        None,
+    )
+    .map_err(anyhow::Error::msg)?;
     plugins.install(set);
     let shared = Arc::new(Shared {
         gateway: ArcSwap::from_pointee(gateway),
@@ -168,7 +187,32 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
     }
     shared.log.flush();
+    let limiter = shared.gateway.load().limiter.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || limiter.flush()).await? {
+        tracing::error!(error = %e, "usage counted since the last flush is lost");
+    }
     Ok(())
+}
+
+/// Adds counted usage to the state store every second, and forgets ended quota windows.
+async fn flush_usage(limiter: Arc<Limiter>) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let limiter = limiter.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            limiter.expire(crate::throttle::wall_secs());
+            limiter.flush()
+        })
+        .await;
+        match flushed {
+            Ok(Ok(())) => {}
+            // Kept in memory and tried again at the next tick.
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot store usage; will retry"),
+            Err(e) => tracing::error!(error = %e, "usage flush task failed"),
+        }
+    }
 }
 
 struct Reloader {
@@ -220,6 +264,8 @@ impl Reloader {
             &config,
             &set,
             current.keys.clone(),
+            current.access_keys.clone(),
+            current.limiter.clone(),
             generation,
             Some(&current),
         ) {

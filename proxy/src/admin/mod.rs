@@ -10,12 +10,17 @@
 //!
 //! API keys (`keys.rs`): `/admin/keys` creates, lists, changes, deletes and imports them.
 //!
+//! Access keys for SigV4 authorizers (`access_keys.rs`): `/admin/access-keys` creates (the
+//! secret is shown once), lists, changes (enable, disable, rename) and deletes them.
+//!
 //! Stage caches (`cache.rs`): `GET /admin/cache` shows sizes and counters;
 //! `DELETE /admin/cache/{api}/{stage}` flushes a stage or drops one route's entries.
 
+mod access_keys;
 mod cache;
 mod keys;
 mod plugins;
+mod usage;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -124,6 +129,12 @@ async fn handle(
         let method = request.method().clone();
         return keys::handle(shared, &method, rest, request.into_body()).await;
     }
+    if let Some(rest) = path.strip_prefix("/admin/access-keys")
+        && (rest.is_empty() || rest.starts_with('/'))
+    {
+        let method = request.method().clone();
+        return access_keys::handle(shared, &method, rest, request.into_body()).await;
+    }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE
     {
@@ -143,6 +154,7 @@ async fn handle(
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
         "/admin/plugins" => plugins::list(shared),
         "/admin/cache" => cache::list(shared),
+        "/admin/usage" => usage::get(shared, request.uri().query()).await,
         "/admin/config" => {
             let gateway = shared.gateway.load();
             let mut response = json(StatusCode::OK, gateway.redacted_config.clone());

@@ -1,5 +1,11 @@
 //! Authorizers (pipeline phase 5): who is calling, decided before anything else runs.
 //!
+//! An API's authorizer is one of three kinds ([`ApiAuthorizer`]), built once per config: a
+//! WASM plugin ([`PluginAuthorizer`]), a JWT issuer ([`JwtAuthorizer`], the stand-in for
+//! Cognito user pools and OIDC; see [`jwt`]) or SigV4 signatures made with the node's access
+//! keys ([`SigV4Authorizer`], the stand-in for IAM auth; see [`sigv4`]). A route that names
+//! one holds a [`RouteAuth`]: the authorizer and the scopes the route requires.
+//!
 //! A [`PluginAuthorizer`] reads its identity sources from the request, answers 401 at once
 //! when one is missing, and otherwise asks its plugin, through an [`AuthorizerResultCache`]
 //! keyed by the identity values (and the plugin version, so a swapped-in version decides
@@ -11,12 +17,94 @@ pub mod sigv4;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use http::request::Parts;
 use moka::sync::Cache;
 
-use crate::config::{Authorizer, IdentitySource};
+use crate::access_keys::AccessKeys;
+use crate::config::{Authorizer, AuthorizerKind, IdentitySource, Upstream};
 use crate::plugins::Plugin;
 use crate::plugins::bindings::Decision;
+
+/// An API's authorizer, ready to serve.
+#[derive(Debug)]
+pub enum ApiAuthorizer {
+    Plugin(PluginAuthorizer),
+    Jwt(JwtAuthorizer),
+    SigV4(SigV4Authorizer),
+}
+
+impl ApiAuthorizer {
+    /// Builds `config`'s authorizer: `plugin` finds a loaded plugin by name, `upstream` is how
+    /// a JWKS is fetched, `access_keys` where SigV4 secrets come from. The error names the
+    /// setting that is wrong.
+    pub fn build(
+        config: &Authorizer,
+        plugin: impl Fn(&str) -> Result<Arc<Plugin>, String>,
+        upstream: &Upstream,
+        access_keys: &Arc<AccessKeys>,
+    ) -> Result<Self, String> {
+        Ok(match &config.kind {
+            AuthorizerKind::Plugin { plugin: name } => {
+                Self::Plugin(PluginAuthorizer::new(config.clone(), plugin(name)?))
+            }
+            AuthorizerKind::Jwt(settings) => Self::Jwt(JwtAuthorizer {
+                verifier: jwt::JwtVerifier::new(settings.clone(), upstream)?,
+                config: config.clone(),
+            }),
+            AuthorizerKind::SigV4(settings) => Self::SigV4(SigV4Authorizer {
+                verifier: sigv4::SigV4Verifier::new(settings.clone()),
+                access_keys: access_keys.clone(),
+                config: config.clone(),
+            }),
+        })
+    }
+
+    /// The authorizer's config.
+    pub fn config(&self) -> &Authorizer {
+        match self {
+            Self::Plugin(a) => &a.config,
+            Self::Jwt(a) => &a.config,
+            Self::SigV4(a) => &a.config,
+        }
+    }
+}
+
+/// A JWT authorizer: the token from the identity source, verified by a [`jwt::JwtVerifier`]
+/// (keys fetched and cached per config generation).
+#[derive(Debug)]
+pub struct JwtAuthorizer {
+    pub config: Authorizer,
+    pub verifier: jwt::JwtVerifier,
+}
+
+/// A SigV4 authorizer: signatures checked with the secrets of the node's access keys.
+#[derive(Debug)]
+pub struct SigV4Authorizer {
+    pub config: Authorizer,
+    pub verifier: sigv4::SigV4Verifier,
+    pub access_keys: Arc<AccessKeys>,
+}
+
+/// A route's use of its API's authorizer.
+#[derive(Debug, Clone)]
+pub struct RouteAuth {
+    pub authorizer: Arc<ApiAuthorizer>,
+    /// A token needs one of these (`jwt` only); empty: no scope is required.
+    pub scopes: Arc<[String]>,
+    /// The 403's `WWW-Authenticate` when a token lacks them, rendered once.
+    pub insufficient_scope: HeaderValue,
+}
+
+impl RouteAuth {
+    pub fn new(authorizer: Arc<ApiAuthorizer>, scopes: &[String]) -> Self {
+        Self {
+            authorizer,
+            scopes: scopes.into(),
+            insufficient_scope: jwt::insufficient_scope(scopes),
+        }
+    }
+}
 
 /// Decisions kept per authorizer at most; the least used go first.
 const MAX_CACHED_DECISIONS: u64 = 100_000;

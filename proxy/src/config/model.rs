@@ -13,6 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+pub use crate::cors::CorsPolicy;
+pub use crate::ip_policy::{IpPolicy, TrustedProxies};
 pub use crate::params::RequestParam;
 pub use crate::plugins::{Isolation, PluginRole, PluginSpec, PluginsConfig};
 use crate::router::{RouteMethod, RoutePattern};
@@ -54,6 +56,10 @@ pub struct Config {
     pub state: StateConfig,
     /// Usage plans: which stages a key may call, and how often.
     pub usage_plans: Vec<UsagePlan>,
+    /// Proxies whose `X-Forwarded-For` names the client (`trusted_proxies`); none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The node-wide (account-level) token bucket for every request to a route.
+    pub throttle: Throttle,
     /// The file as JSON with secrets replaced, for `GET /admin/config`.
     pub redacted: serde_json::Value,
 }
@@ -63,6 +69,13 @@ pub struct Config {
 pub struct StateConfig {
     pub path: std::path::PathBuf,
 }
+
+/// Default node-wide throttle: 10,000 requests per second with a burst of 5,000, API Gateway's
+/// default account limit.
+pub const DEFAULT_ACCOUNT_THROTTLE: Throttle = Throttle {
+    rate: 10_000.0,
+    burst: 5_000,
+};
 
 /// A token bucket: `burst` requests at once, refilled at `rate` per second.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,6 +172,10 @@ pub struct Api {
     /// The API's authorizers, by name.
     pub authorizers: BTreeMap<String, Authorizer>,
     pub routes: Vec<Route>,
+    /// CORS rules for browsers (`cors`); none: the gateway leaves CORS to the origin.
+    pub cors: Option<Arc<CorsPolicy>>,
+    /// Source-IP rules for stages without their own (`policy`).
+    pub policy: Option<Arc<IpPolicy>>,
 }
 
 /// Default for an authorizer's `result_ttl_s`: 300 s, as API Gateway.
@@ -166,20 +183,34 @@ pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
 /// Default for an authorizer's `principal_header`.
 pub const DEFAULT_PRINCIPAL_HEADER: &str = "x-edgeway-principal";
 
-/// An authorizer of an API: a plugin, what identifies a caller, and what reaches the origin.
+/// An authorizer of an API: what decides, what identifies a caller, and what reaches the origin.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     pub name: String,
-    /// The plugin's name (a plugin with role `authorizer`).
-    pub plugin: String,
-    /// Read before the plugin is called; a missing one is 401 without a call.
+    /// A plugin, a JWT issuer or SigV4 signatures.
+    pub kind: AuthorizerKind,
+    /// Read before the plugin is called; a missing one is 401 without a call. A `jwt`
+    /// authorizer reads its token from the one source (default `header.authorization`);
+    /// `sigv4` has none.
     pub identity_source: Vec<IdentitySource>,
-    /// How long a decision is cached per identity; zero disables the cache.
+    /// How long a plugin's decision is cached per identity; zero disables the cache.
     pub result_ttl: Duration,
-    /// Carries the principal id to the origin.
+    /// Carries the principal id to the origin (a token's `sub`, an access key id).
     pub principal_header: http::HeaderName,
-    /// Context key → header that carries its value to the origin.
+    /// Context key (a plugin's context, a token's claim for `jwt`'s `claims_headers`) →
+    /// header that carries its value to the origin.
     pub context_headers: Vec<(String, http::HeaderName)>,
+}
+
+/// What an authorizer checks.
+#[derive(Debug, Clone)]
+pub enum AuthorizerKind {
+    /// A plugin with role `authorizer`, by name.
+    Plugin { plugin: String },
+    /// A bearer JWT, checked against the issuer's JWKS (`jwt`).
+    Jwt(crate::auth::jwt::JwtSettings),
+    /// An AWS Signature Version 4 made with an access key of the state store (`sigv4`).
+    SigV4(crate::auth::sigv4::SigV4Settings),
 }
 
 /// Where an identity value is read from.
@@ -210,6 +241,10 @@ pub struct Stage {
     pub variables: BTreeMap<String, String>,
     /// The stage's response cache (`cache`); none when absent.
     pub cache: Option<StageCacheSettings>,
+    /// Source-IP rules that replace the API's for this stage (`policy`).
+    pub policy: Option<Arc<IpPolicy>>,
+    /// One bucket for every request to the stage.
+    pub throttle: Option<Throttle>,
 }
 
 /// Default for a stage cache's `capacity_mib`.
@@ -295,6 +330,8 @@ pub struct Route {
     pub timeout: Option<Duration>,
     /// The API authorizer that runs first (`auth`).
     pub auth: Option<String>,
+    /// With a `jwt` authorizer: a token needs one of these scopes (`scopes`; none: no check).
+    pub scopes: Vec<String>,
     /// Whether plugin calls share instances (`isolation`).
     pub isolation: Isolation,
     /// Transformer plugins run on the request, in order.
@@ -307,6 +344,8 @@ pub struct Route {
     pub validation: Option<Arc<RequestValidation>>,
     /// Requests need an enabled API key of a plan that covers the stage (403 otherwise).
     pub api_key_required: bool,
+    /// One bucket per stage for every request to the route.
+    pub throttle: Option<Throttle>,
 }
 
 /// Where a route's requests go.

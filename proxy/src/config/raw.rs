@@ -34,6 +34,12 @@ pub struct RawConfig {
     pub state: Option<RawState>,
     #[serde(default)]
     pub usage_plans: Vec<RawUsagePlan>,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<String>>,
+    /// The node-wide (account) token bucket.
+    #[serde(default)]
+    pub throttle: Option<Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,7 +121,13 @@ pub struct RawPlugin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizer {
-    pub plugin: Spanned<String>,
+    /// Exactly one of `plugin`, `jwt` and `sigv4`.
+    #[serde(default)]
+    pub plugin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub jwt: Option<Spanned<RawJwtAuthorizer>>,
+    #[serde(default)]
+    pub sigv4: Option<Spanned<RawSigV4Authorizer>>,
     #[serde(default)]
     pub identity_source: Vec<Spanned<String>>,
     #[serde(default)]
@@ -124,6 +136,33 @@ pub struct RawAuthorizer {
     pub principal_header: Option<Spanned<String>>,
     #[serde(default)]
     pub context_headers: BTreeMap<String, Spanned<String>>,
+    /// `jwt` only: claim → header that carries its value to the origin.
+    #[serde(default)]
+    pub claims_headers: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwtAuthorizer {
+    pub issuer: Spanned<String>,
+    #[serde(default)]
+    pub audiences: Vec<Spanned<String>>,
+    pub jwks_url: Spanned<String>,
+    #[serde(default)]
+    pub algorithms: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub leeway_s: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigV4Authorizer {
+    #[serde(default)]
+    pub regions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub service: Option<Spanned<String>>,
+    #[serde(default)]
+    pub allow_unsigned_payload: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +234,12 @@ pub struct RawApi {
     /// JSON Schemas by name, for `validation.body.model`.
     #[serde(default)]
     pub models: BTreeMap<String, Spanned<RawSchemaSource>>,
+    /// CORS for browsers calling the API from other origins.
+    #[serde(default)]
+    pub cors: Option<Spanned<RawCors>>,
+    /// Source-IP allow and deny lists for every stage (a stage's own `policy` replaces it).
+    #[serde(default)]
+    pub policy: Option<Spanned<RawPolicy>>,
 }
 
 /// Where a JSON Schema comes from: exactly one of the fields.
@@ -268,6 +313,11 @@ pub struct RawStage {
     pub variables: BTreeMap<String, String>,
     #[serde(default)]
     pub cache: Option<Spanned<RawStageCache>>,
+    /// Replaces the API's `policy` for this stage.
+    #[serde(default)]
+    pub policy: Option<Spanned<RawPolicy>>,
+    #[serde(default)]
+    pub throttle: Option<Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,6 +329,9 @@ pub struct RawRoute {
     pub timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub auth: Option<Spanned<String>>,
+    /// With a `jwt` authorizer: the token needs one of these scopes.
+    #[serde(default)]
+    pub scopes: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub isolation: Option<Spanned<String>>,
     #[serde(default)]
@@ -291,6 +344,9 @@ pub struct RawRoute {
     pub validation: Option<Spanned<RawValidation>>,
     #[serde(default)]
     pub api_key_required: bool,
+    /// Per stage: one bucket for all of the route's callers.
+    #[serde(default)]
+    pub throttle: Option<Spanned<RawThrottle>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,4 +369,32 @@ pub struct RawMock {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: String,
+}
+
+/// An API's `cors`: API Gateway HTTP API's `corsConfiguration` fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    #[serde(default)]
+    pub allow_origins: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_methods: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub allow_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub expose_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default)]
+    pub max_age_s: Option<Spanned<u64>>,
+}
+
+/// A resource `policy`: CIDRs allowed and denied by source IP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub deny: Vec<Spanned<String>>,
 }

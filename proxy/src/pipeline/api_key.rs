@@ -12,10 +12,10 @@ use crate::gateway::Gateway;
 /// Where clients send their API key.
 pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
-/// Checks the route's API key requirement; sets `ctx.api_key` on success.
-pub fn check(
+/// Checks the route's API key requirement; sets `ctx.api_key` and `ctx.plan` on success.
+pub fn check<'g>(
     gateway: &Gateway,
-    ctx: &mut RequestContext<'_>,
+    ctx: &mut RequestContext<'g>,
     parts: &Parts,
 ) -> Result<(), GatewayError> {
     let Some(required) = ctx.route.and_then(|r| r.api_key.as_ref()) else {
@@ -28,12 +28,13 @@ pub fn check(
     let key = value
         .and_then(|v| gateway.keys.lookup(v))
         .filter(|k| k.enabled)
-        .filter(|k| {
-            k.plan
-                .as_deref()
-                .is_some_and(|plan| required.plans.iter().any(|p| **p == *plan))
-        })
+        .ok_or(GatewayError::InvalidApiKey)?;
+    let plan = key
+        .plan
+        .as_deref()
+        .and_then(|plan| required.plans.iter().find(|p| *p.name == *plan))
         .ok_or(GatewayError::InvalidApiKey)?;
     ctx.api_key = Some(key);
+    ctx.plan = Some(plan);
     Ok(())
 }

@@ -1,35 +1,83 @@
 //! Phase 5, authorize: the route's authorizer decides who is calling.
 //!
-//! Identity sources are read first: a missing one is 401 and the plugin is not called. The
-//! decision comes from the authorizer's result cache or from its plugin: allow continues
-//! with the principal and context set on the request (and sent to the origin in the
-//! configured headers), deny is 403 with the plugin's message, unauthorized is 401. A plugin
-//! failure is 500: authorizers fail closed.
+//! Whatever the client sent in the headers that carry a principal is removed first, on every
+//! route of the API. Then, by kind of authorizer:
+//! - plugin: identity sources are read first: a missing one is 401 and the plugin is not
+//!   called. The decision comes from the authorizer's result cache or from its plugin: allow
+//!   continues with the principal and context set on the request (and sent to the origin in
+//!   the configured headers), deny is 403 with the plugin's message, unauthorized is 401. A
+//!   plugin failure is 500: authorizers fail closed.
+//! - jwt: the bearer token is verified (401 with `WWW-Authenticate` when missing or not
+//!   valid), then the route's scopes (403 `insufficient_scope` when the token has none of
+//!   them). The principal is `sub`; every claim is in its context; configured claims go to
+//!   the origin in their headers.
+//! - sigv4: the signature is checked against the request as received, before anything here
+//!   changes it, buffering the body when the signature covers it; any failure is 403 with the
+//!   verifier's message. The principal is the access key id, its name in the context; the
+//!   `Authorization` header does not reach the origin, as in API Gateway.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderValue;
+use http::header::AUTHORIZATION;
 use http::request::Parts;
 
-use super::{Flow, GatewayError, PluginPhase, RequestContext, plugin_request};
-use crate::auth::PluginAuthorizer;
-use crate::plugins::bindings::Decision;
+use super::{Flow, GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
+use crate::auth::sigv4::{Payload, SecretLookup};
+use crate::auth::{ApiAuthorizer, JwtAuthorizer, PluginAuthorizer, RouteAuth, SigV4Authorizer};
+use crate::config::IdentitySource;
+use crate::plugins::bindings::{Decision, Principal};
 use crate::plugins::convert;
 
-/// Runs the route's authorizer, if it has one.
-pub async fn check(ctx: &mut RequestContext<'_>, parts: &mut Parts) -> Result<Flow, GatewayError> {
+/// Runs the route's authorizer, if it has one. `body` is buffered (up to `limit`) only when a
+/// SigV4 signature covers it.
+pub async fn check(
+    ctx: &mut RequestContext<'_>,
+    parts: &mut Parts,
+    body: &mut InBody,
+    limit: u64,
+) -> Result<Flow, GatewayError> {
     let Some(route) = ctx.route else {
         return Ok(Flow::Continue);
+    };
+    // A signature covers the request as the client sent it: check it before anything changes.
+    let signed = match route.auth.as_ref().map(|a| &*a.authorizer) {
+        Some(ApiAuthorizer::SigV4(authorizer)) => {
+            Some(sigv4(ctx, parts, body, limit, authorizer).await?)
+        }
+        _ => None,
     };
     // Whatever the client sent in the headers that carry a principal is not to be trusted, on
     // any route of the API.
     for name in route.principal_headers.iter() {
         parts.headers.remove(name);
     }
-    let Some(authorizer) = &route.auth else {
+    let Some(auth) = &route.auth else {
         return Ok(Flow::Continue);
     };
+    match &*auth.authorizer {
+        ApiAuthorizer::Plugin(authorizer) => plugin(ctx, parts, authorizer).await,
+        ApiAuthorizer::Jwt(authorizer) => jwt(ctx, parts, authorizer, auth).await,
+        ApiAuthorizer::SigV4(authorizer) => {
+            let principal = signed.ok_or_else(|| {
+                GatewayError::Internal("SigV4 verification did not run".to_owned())
+            })?;
+            parts.headers.remove(AUTHORIZATION);
+            set_principal(ctx, parts, &authorizer.config, principal)?;
+            Ok(Flow::Continue)
+        }
+    }
+}
 
+async fn plugin(
+    ctx: &mut RequestContext<'_>,
+    parts: &mut Parts,
+    authorizer: &PluginAuthorizer,
+) -> Result<Flow, GatewayError> {
+    let Some(route) = ctx.route else {
+        return Ok(Flow::Continue);
+    };
     let params = ctx.named_params(parts.uri.path());
     let Some(identity) = authorizer.identity(parts, &params, &route.stage_variables) else {
         return Err(GatewayError::Unauthorized);
@@ -70,6 +118,142 @@ pub async fn check(ctx: &mut RequestContext<'_>, parts: &mut Parts) -> Result<Fl
         }
         Decision::Deny(message) => Err(GatewayError::AccessDenied(message.clone())),
         Decision::Unauthorized => Err(GatewayError::Unauthorized),
+    }
+}
+
+async fn jwt(
+    ctx: &mut RequestContext<'_>,
+    parts: &mut Parts,
+    authorizer: &JwtAuthorizer,
+    auth: &RouteAuth,
+) -> Result<Flow, GatewayError> {
+    let token = match authorizer.config.identity_source.first() {
+        Some(IdentitySource::Query(name)) => parts
+            .uri
+            .query()
+            .and_then(|q| crate::encoding::query_param(q, name))
+            .map(Cow::Owned),
+        Some(IdentitySource::Header(name)) => parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(Cow::Borrowed),
+        _ => parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(Cow::Borrowed),
+    };
+    let claims = authorizer
+        .verifier
+        .verify(token.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| {
+            if let crate::auth::jwt::JwtError::JwksUnavailable(why) = &e {
+                tracing::warn!(
+                    authorizer = authorizer.config.name,
+                    error = &**why,
+                    "JWT refused: the issuer's keys are unavailable"
+                );
+            }
+            GatewayError::InvalidToken(e)
+        })?;
+    if !claims.has_scopes(&auth.scopes) {
+        return Err(GatewayError::InsufficientScope(
+            auth.insufficient_scope.clone(),
+        ));
+    }
+    let id = claims
+        .sub()
+        .or_else(|| claims.get("client_id").and_then(|v| v.as_str()))
+        .unwrap_or_default()
+        .to_owned();
+    let context: Vec<(String, String)> = claims
+        .as_map()
+        .keys()
+        .filter_map(|name| Some((name.clone(), claims.text(name)?.into_owned())))
+        .collect();
+    for (claim, header) in &authorizer.config.context_headers {
+        if let Some(text) = claims.text(claim) {
+            insert_claim(parts, header, &text, &authorizer.config.name);
+        }
+    }
+    set_principal(ctx, parts, &authorizer.config, Principal { id, context })?;
+    Ok(Flow::Continue)
+}
+
+/// A verified SigV4 signature's principal: the access key id, with its name in the context.
+async fn sigv4(
+    ctx: &RequestContext<'_>,
+    parts: &Parts,
+    body: &mut InBody,
+    limit: u64,
+    authorizer: &SigV4Authorizer,
+) -> Result<Principal, GatewayError> {
+    let keys = &*authorizer.access_keys;
+    let pending = authorizer
+        .verifier
+        .begin(parts, keys, ctx.received_at)
+        .map_err(GatewayError::Signature)?;
+    let signed = if pending.needs_body() {
+        let bytes = body.buffer(limit).await?;
+        pending.finish(Payload::Buffered(&bytes))
+    } else {
+        pending.finish(Payload::NotBuffered)
+    }
+    .map_err(GatewayError::Signature)?;
+    // A key deleted or disabled while its request was checked is refused.
+    let key = keys
+        .get(&signed.access_key_id)
+        .filter(|_| keys.secret(&signed.access_key_id).is_some())
+        .ok_or_else(|| {
+            GatewayError::Signature(crate::auth::sigv4::SigV4Error::UnknownAccessKey {
+                access_key_id: signed.access_key_id.clone(),
+            })
+        })?;
+    Ok(Principal {
+        context: vec![
+            ("access_key_id".to_owned(), key.id.clone()),
+            ("name".to_owned(), key.name),
+            ("region".to_owned(), signed.scope.region),
+        ],
+        id: key.id,
+    })
+}
+
+/// Sends the principal id to the origin and keeps the principal for later phases.
+fn set_principal(
+    ctx: &mut RequestContext<'_>,
+    parts: &mut Parts,
+    config: &crate::config::Authorizer,
+    principal: Principal,
+) -> Result<(), GatewayError> {
+    if !principal.id.is_empty() {
+        // A token's `sub` may be any text; UTF-8 goes as it is, control characters fail.
+        let value = HeaderValue::from_bytes(principal.id.as_bytes()).map_err(|_| {
+            GatewayError::Internal(format!(
+                "authorizer {}: the principal id is not a valid header value",
+                config.name
+            ))
+        })?;
+        parts.headers.insert(config.principal_header.clone(), value);
+    }
+    ctx.principal = Some(Arc::new(principal));
+    Ok(())
+}
+
+/// A claim's text in its header. A claim a header cannot carry (control characters) is left
+/// out, with a warning: the issuer signed it, but the origin would not get it intact.
+fn insert_claim(parts: &mut Parts, header: &http::HeaderName, text: &str, authorizer: &str) {
+    match HeaderValue::from_bytes(text.as_bytes()) {
+        Ok(value) => {
+            parts.headers.insert(header.clone(), value);
+        }
+        Err(_) => tracing::warn!(
+            authorizer,
+            header = header.as_str(),
+            "a token's claim is not a valid header value; the header is left out"
+        ),
     }
 }
 

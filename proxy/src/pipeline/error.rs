@@ -6,12 +6,18 @@
 //! Gateway clients already match on; details for the operator go to the log, not the client.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::auth::sigv4::SigV4Error;
 use crate::body::{BoxError, ResponseBody};
 use crate::router::AllowedMethods;
 use crate::validation::ValidationFailure;
+
+/// IETF `RateLimit-Policy`: the limits that apply, as `"name";q=QUOTA;w=WINDOW-SECONDS`.
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// IETF `RateLimit`: what remains, as `"name";r=REMAINING;t=SECONDS`.
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// The header naming the kind of gateway error.
 pub static X_EDGEWAY_ERROR_TYPE: HeaderName = HeaderName::from_static("x-edgeway-error-type");
@@ -38,6 +44,15 @@ pub enum GatewayError {
     Unauthorized,
     #[error("the authorizer denied the request: {0}")]
     AccessDenied(String),
+    /// A JWT authorizer refused the token (401 with `WWW-Authenticate`).
+    #[error("JWT refused: {0}")]
+    InvalidToken(crate::auth::jwt::JwtError),
+    /// A valid JWT without any of the route's scopes; the `WWW-Authenticate` value of the 403.
+    #[error("the token has none of the route's scopes")]
+    InsufficientScope(HeaderValue),
+    /// A SigV4 authorizer refused the signature (403, the verifier's message).
+    #[error("SigV4: {0}")]
+    Signature(crate::auth::sigv4::SigV4Error),
     #[error("{1}")]
     Plugin(PluginPhase, crate::plugins::PluginError),
     #[error("{0}")]
@@ -46,6 +61,16 @@ pub enum GatewayError {
     CacheInvalidationDenied,
     #[error("missing, unknown or disabled API key, or one whose plan does not cover the stage")]
     InvalidApiKey,
+    /// The route's resource policy refused the source IP: in `deny` (`explicit`), or not in a
+    /// non-empty `allow`. `resource` is the ARN-shaped name the message gives.
+    #[error("the resource policy refuses source IP {source_ip}")]
+    ResourcePolicy {
+        source_ip: std::net::IpAddr,
+        explicit: bool,
+        resource: String,
+    },
+    #[error("over the {} limit; retry after {} s", .0.scope.name(), .0.retry_after.as_secs())]
+    Throttled(crate::throttle::Refusal),
     #[error("{0}")]
     Internal(String),
 }
@@ -132,6 +157,25 @@ impl GatewayError {
                 "ACCESS_DENIED",
                 json_message!("Forbidden"),
             ),
+            Self::InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                json_message!("Unauthorized"),
+            ),
+            Self::InsufficientScope(_) => (
+                StatusCode::FORBIDDEN,
+                "ACCESS_DENIED",
+                json_message!("Forbidden"),
+            ),
+            Self::Signature(e) => (
+                e.status(),
+                match e {
+                    SigV4Error::MissingAuthentication => "MISSING_AUTHENTICATION_TOKEN",
+                    SigV4Error::PayloadNotBuffered => "INTERNAL_ERROR",
+                    _ => "INVALID_SIGNATURE",
+                },
+                json_message!("Forbidden"),
+            ),
             Self::Plugin(phase, _) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 match phase {
@@ -161,6 +205,21 @@ impl GatewayError {
                 "CACHE_INVALIDATION_DENIED",
                 json_message!("Not authorized to invalidate the cache"),
             ),
+            Self::ResourcePolicy { .. } => (
+                StatusCode::FORBIDDEN,
+                "ACCESS_DENIED",
+                json_message!("Forbidden"),
+            ),
+            Self::Throttled(refusal) if refusal.scope == crate::throttle::Scope::Quota => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "QUOTA_EXCEEDED",
+                json_message!("Limit Exceeded"),
+            ),
+            Self::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "THROTTLED",
+                json_message!("Too Many Requests"),
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -183,6 +242,20 @@ impl GatewayError {
         let (status, kind, body) = self.parts();
         let body = match &self {
             // The authorizer's own words, as API Gateway passes a Lambda authorizer's message.
+            // API Gateway's words for a resource-policy denial.
+            Self::ResourcePolicy {
+                explicit, resource, ..
+            } => {
+                let message = format!(
+                    "User: anonymous is not authorized to perform: execute-api:Invoke on resource: {resource}{}",
+                    if *explicit {
+                        " with an explicit deny"
+                    } else {
+                        ""
+                    }
+                );
+                Bytes::from(serde_json::json!({ "message": message }).to_string())
+            }
             Self::AccessDenied(message) if !message.is_empty() => {
                 Bytes::from(serde_json::json!({ "message": message }).to_string())
             }
@@ -197,6 +270,10 @@ impl GatewayError {
             Self::Validation(ValidationFailure::Body(errors)) => {
                 message_with_errors("Invalid request body", errors)
             }
+            // Which part of the signature failed, in AWS's words.
+            Self::Signature(e) if !matches!(e, SigV4Error::PayloadNotBuffered) => {
+                Bytes::from(serde_json::json!({ "message": e.to_string() }).to_string())
+            }
             _ => Bytes::from_static(body.as_bytes()),
         };
         let mut response = Response::new(ResponseBody::full(body));
@@ -204,10 +281,34 @@ impl GatewayError {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(X_EDGEWAY_ERROR_TYPE.clone(), HeaderValue::from_static(kind));
-        if let Self::MethodNotAllowed { allow } = self
+        match &self {
+            Self::InvalidToken(e) => {
+                headers.insert(WWW_AUTHENTICATE, e.www_authenticate());
+            }
+            Self::InsufficientScope(challenge) => {
+                headers.insert(WWW_AUTHENTICATE, challenge.clone());
+            }
+            // What AWS SDKs read to name the exception.
+            Self::Signature(e) => {
+                headers.insert(
+                    HeaderName::from_static("x-amzn-errortype"),
+                    HeaderValue::from_static(e.error_type()),
+                );
+            }
+            _ => {}
+        }
+        if let Self::MethodNotAllowed { allow } = &self
             && let Ok(value) = HeaderValue::from_str(&allow.header_value())
         {
             headers.insert(ALLOW, value);
+        }
+        if let Self::Throttled(refusal) = self {
+            headers.insert(
+                http::header::RETRY_AFTER,
+                refusal.retry_after.as_secs().into(),
+            );
+            headers.insert(RATELIMIT_POLICY.clone(), refusal.policy);
+            headers.insert(RATELIMIT.clone(), refusal.state);
         }
         response
     }

@@ -3,9 +3,12 @@
 //!
 //! Phases (DESIGN.md §3; the numbers are the design's, phases not built yet are skipped):
 //! 1. `accept`: request id, source address, declared body size;
-//! 2. `route`: stage + path + method → route and path parameters;
-//! 5. `authorize`: the route's authorizer plugin (401 / 403 / 500), then `api_key`: the
-//!    route's API key requirement (403);
+//! 2. `route`: stage + path + method → route and path parameters (before it,
+//!    `policy::resolve_source`: the client behind trusted proxies);
+//! 3. `cors::preflight`: a CORS preflight to an API with `cors` is answered (204);
+//! 4. `policy::check`: the route's source-IP policy (403);
+//! 5. `authorize`: the route's authorizer, a plugin, a JWT issuer or SigV4 (401 / 403 / 500),
+//!    then `api_key`: the route's API key requirement (403);
 //! 7. `validate`: required parameters and the body's JSON Schema (400);
 //! 8. `cache::lookup`: a fresh entry of the stage cache answers (coalescing concurrent misses);
 //! 9. `transform::request`: the route's request transforms;
@@ -13,6 +16,7 @@
 //!     or config (`mock`);
 //! 11. `transform::response`: the route's response transforms;
 //! 12. `cache::store`: a storable response is collected into the cache as it streams out;
+//!     `cors::finish`: the API's CORS headers on every response to a routed request;
 //! 13. finish: `x-request-id` on the response, access-log line when the body ends.
 //!
 //! A phase returns `Ok(Flow::Continue)` to go on, `Ok(Flow::Respond(response))` to answer now,
@@ -22,9 +26,12 @@ mod accept;
 mod api_key;
 mod authorize;
 mod cache;
+mod cors;
 mod error;
 mod integration;
+mod policy;
 mod route;
+mod throttle;
 mod transform;
 mod validate;
 
@@ -115,8 +122,18 @@ pub struct RequestContext<'g> {
     pub usage_key: Option<String>,
     /// The caller's API key, once `api_key` has accepted it.
     pub api_key: Option<Arc<crate::keys::ApiKey>>,
+    /// The usage plan the key was accepted under, for this route.
+    pub plan: Option<&'g crate::throttle::PlanLimits>,
+    /// `RateLimit` headers for the response, set by `throttle` for requests with a key.
+    pub rate_limit: Option<crate::throttle::RateLimitHeaders>,
     /// Path parameters as a request transform last set them; they replace the routed ones.
     pub param_overrides: Option<Vec<(String, String)>>,
+    /// Set before routing when the connection is from a trusted proxy and `X-Forwarded-For`
+    /// names another client; see `source_ip`.
+    pub forwarded_client: Option<policy::ForwardedClient>,
+    /// Set after routing when the route's API has CORS (not for a preflight the gateway
+    /// answered): phase 12 puts the CORS headers on whatever response goes out.
+    pub cors: Option<cors::CorsRequest>,
 }
 
 /// The request body: streaming from the client, or held whole once a plugin needed it.
@@ -234,7 +251,7 @@ pub fn plugin_request(
             .map(|r| r.labels.route.to_string())
             .unwrap_or_default(),
         request_id: ctx.request_id.to_str().unwrap_or_default().to_owned(),
-        source_ip: ctx.conn.client_ip.to_str().unwrap_or_default().to_owned(),
+        source_ip: ctx.source_ip_text().to_str().unwrap_or_default().to_owned(),
         principal: ctx.principal.as_deref().cloned(),
         body: body.map(|b| b.to_vec()),
     }
@@ -260,7 +277,11 @@ pub async fn run(
         principal: None,
         usage_key: None,
         api_key: None,
+        plan: None,
+        rate_limit: None,
         param_overrides: None,
+        forwarded_client: None,
+        cors: None,
     };
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
@@ -281,9 +302,14 @@ pub async fn run(
         }
     };
 
+    cors::finish(&mut ctx, &mut response);
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+    if let Some(limits) = ctx.rate_limit.take() {
+        throttle::add_headers(response.headers_mut(), limits);
+    }
+    let source_ip = ctx.source_ip_text().clone();
     let record = AccessRecord {
         time: ctx.received_at,
         start: ctx.start,
@@ -293,7 +319,7 @@ pub async fn run(
         path,
         status: response.status().as_u16(),
         integration_latency: ctx.integration_latency,
-        source_ip: ctx.conn.client_ip.clone(),
+        source_ip,
     };
     response
         .body_mut()
@@ -307,21 +333,29 @@ async fn phases<'g>(
     mut parts: Parts,
     body: Incoming,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    policy::resolve_source(gateway, ctx, &parts);
     if let Flow::Respond(response) = accept::check(gateway, ctx, &parts)? {
+        return Ok(response);
+    }
+    if let Flow::Respond(response) = cors::preflight(gateway, ctx, &parts) {
         return Ok(response);
     }
     if let Flow::Respond(response) = route::resolve(gateway, ctx, &parts)? {
         return Ok(response);
     }
+    cors::remember(ctx, &parts);
     let mut body = InBody::Streaming(body);
     let Some(route) = ctx.route.filter(|r| r.has_phases()) else {
+        throttle::check(gateway, ctx)?;
         return integration::call(gateway, ctx, parts, body).await;
     };
-    if let Flow::Respond(response) = authorize::check(ctx, &mut parts).await? {
+    policy::check(ctx, &parts)?;
+    let limit = gateway.limits.max_body_bytes;
+    if let Flow::Respond(response) = authorize::check(ctx, &mut parts, &mut body, limit).await? {
         return Ok(response);
     }
     api_key::check(gateway, ctx, &parts)?;
-    let limit = gateway.limits.max_body_bytes;
+    throttle::check(gateway, ctx)?;
     validate::check(ctx, &parts, &mut body, limit).await?;
     let pending = match cache::lookup(ctx, &parts).await? {
         cache::CacheLookup::Hit(response) => return Ok(response),

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{StateError, StateStore, StoredKey, UsageIncrement};
+use super::{StateError, StateStore, StoredAccessKey, StoredKey, UsageIncrement};
 
 /// Key id → the key as JSON.
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Access key id → the access key (with its secret) as JSON.
+const ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("access_keys");
 /// (key id, day) → requests that day.
 const USAGE: TableDefinition<(&str, u32), u64> = TableDefinition::new("usage_by_day");
 
@@ -36,6 +38,8 @@ impl EmbeddedStore {
         // Create the tables, so that reads never find them missing.
         let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
         txn.open_table(KEYS).map_err(|e| err("api_keys")(&e))?;
+        txn.open_table(ACCESS_KEYS)
+            .map_err(|e| err("access_keys")(&e))?;
         txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
         txn.commit().map_err(|e| err("commit")(&e))?;
         Ok(Self { db, path })
@@ -83,6 +87,54 @@ impl StateStore for EmbeddedStore {
             let (id, json) = entry.map_err(|e| err("reading a key")(&e))?;
             let key: StoredKey = serde_json::from_slice(json.value())
                 .map_err(|e| StateError(format!("key {} is not readable: {e}", id.value())))?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    fn put_access_keys(&self, keys: &[StoredAccessKey]) -> Result<(), StateError> {
+        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
+        {
+            let mut table = txn
+                .open_table(ACCESS_KEYS)
+                .map_err(|e| err("access_keys")(&e))?;
+            for key in keys {
+                let json =
+                    serde_json::to_vec(key).map_err(|e| err("encoding an access key")(&e))?;
+                table
+                    .insert(key.id.as_str(), json.as_slice())
+                    .map_err(|e| err("writing an access key")(&e))?;
+            }
+        }
+        txn.commit().map_err(|e| err("commit")(&e))
+    }
+
+    fn delete_access_key(&self, id: &str) -> Result<bool, StateError> {
+        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
+        let removed = {
+            let mut table = txn
+                .open_table(ACCESS_KEYS)
+                .map_err(|e| err("access_keys")(&e))?;
+            table
+                .remove(id)
+                .map_err(|e| err("removing an access key")(&e))?
+                .is_some()
+        };
+        txn.commit().map_err(|e| err("commit")(&e))?;
+        Ok(removed)
+    }
+
+    fn access_keys(&self) -> Result<Vec<StoredAccessKey>, StateError> {
+        let txn = self.db.begin_read().map_err(|e| err("begin")(&e))?;
+        let table = txn
+            .open_table(ACCESS_KEYS)
+            .map_err(|e| err("access_keys")(&e))?;
+        let mut keys = Vec::new();
+        for entry in table.iter().map_err(|e| err("reading access keys")(&e))? {
+            let (id, json) = entry.map_err(|e| err("reading an access key")(&e))?;
+            let key: StoredAccessKey = serde_json::from_slice(json.value()).map_err(|e| {
+                StateError(format!("access key {} is not readable: {e}", id.value()))
+            })?;
             keys.push(key);
         }
         Ok(keys)

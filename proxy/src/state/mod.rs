@@ -32,6 +32,20 @@ pub struct StoredKey {
     pub hash: String,
 }
 
+/// An access key for SigV4 authorizers as stored. The secret is kept as it is (SigV4 needs
+/// it to recompute signatures): the state folder must be readable by the gateway only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAccessKey {
+    /// The access key id (`AKIA...`, 20 characters).
+    pub id: String,
+    /// The secret access key.
+    pub secret: String,
+    pub name: String,
+    pub enabled: bool,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
 /// Requests to add to a key's count for one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageIncrement {
@@ -54,6 +68,20 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn delete_key(&self, id: &str) -> Result<bool, StateError>;
     /// Every key.
     fn keys(&self) -> Result<Vec<StoredKey>, StateError>;
+    /// Inserts the access keys, or replaces those with the same id, in one transaction.
+    fn put_access_keys(&self, keys: &[StoredAccessKey]) -> Result<(), StateError> {
+        let _ = keys;
+        Err(StateError("this backend does not keep access keys".into()))
+    }
+    /// Removes an access key; false if there was none with this id.
+    fn delete_access_key(&self, id: &str) -> Result<bool, StateError> {
+        let _ = id;
+        Err(StateError("this backend does not keep access keys".into()))
+    }
+    /// Every access key (none for a backend that does not keep them).
+    fn access_keys(&self) -> Result<Vec<StoredAccessKey>, StateError> {
+        Ok(Vec::new())
+    }
     /// Adds the increments to the per-day counts, all or none.
     fn add_usage(&self, increments: &[UsageIncrement]) -> Result<(), StateError>;
     /// A key's per-day counts for the days in `days` that have any, in day order.

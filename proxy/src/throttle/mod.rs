@@ -11,7 +11,9 @@
 //! - [`quota`]: the calendar windows.
 
 mod bucket;
+mod limiter;
 pub mod quota;
+mod slots;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -20,6 +22,9 @@ use std::sync::Mutex;
 use tokio::time::Instant;
 
 pub use bucket::{Refused, TokenBucket};
+pub use limiter::{
+    Caller, Limiter, PlanLimits, RateLimitHeaders, Refusal, Scope, SharedBucket, wall_secs,
+};
 pub use quota::Window;
 
 use crate::config::Throttle;
@@ -57,12 +62,6 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
     fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
-
-    fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        for shard in self.shards.iter() {
-            lock(shard).retain(|k, v| keep(k, v));
-        }
-    }
 }
 
 /// Token buckets by id, created full on first use.
@@ -78,16 +77,20 @@ impl<K: Hash + Eq + Clone> Default for Buckets<K> {
 impl<K: Hash + Eq + Clone> Buckets<K> {
     /// Takes a token from `id`'s bucket under `limits`.
     pub fn take(&self, id: &K, limits: &Throttle, now: Instant) -> Result<(), Refused> {
+        self.take_counted(id, limits, now).map(|_| ())
+    }
+
+    /// Takes a token from `id`'s bucket under `limits`; returns the whole tokens left.
+    pub fn take_counted(&self, id: &K, limits: &Throttle, now: Instant) -> Result<u64, Refused> {
         let mut map = self.0.shard(id);
-        match map.get_mut(id) {
-            Some(bucket) => bucket.take(limits, now),
-            None => {
-                let mut bucket = TokenBucket::full(limits, now);
-                let taken = bucket.take(limits, now);
-                map.insert(id.clone(), bucket);
-                taken
-            }
-        }
+        let bucket = match map.get_mut(id) {
+            Some(bucket) => bucket,
+            None => map
+                .entry(id.clone())
+                .or_insert_with(|| TokenBucket::full(limits, now)),
+        };
+        bucket.take(limits, now)?;
+        Ok(bucket.remaining())
     }
 
     /// Buckets held.
@@ -101,9 +104,13 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 }
 
-/// Who a quota count belongs to: a usage plan and a key id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Who a quota count belongs to: a usage plan and a key id. `slot` names the pair within this
+/// process (see [`crate::keys::ApiKey::slot`]); the local backend keys its map by it alone, so a
+/// count compares numbers rather than strings. A backend shared by several nodes names the
+/// count by `plan` and `key_id` instead (slots differ from node to node).
+#[derive(Debug, Clone, Default)]
 pub struct CounterKey {
+    pub slot: u64,
     pub plan: Box<str>,
     pub key_id: Box<str>,
 }
@@ -121,40 +128,39 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
 /// Counters in this node's memory: per key, the count of its current window (a count from an
 /// earlier window is replaced when a later one begins).
 #[derive(Debug, Default)]
-pub struct LocalCounters(Sharded<CounterKey, (Window, u64)>);
+pub struct LocalCounters(slots::SlotTable<(Window, u64)>);
 
 impl Counters for LocalCounters {
     fn add(&self, key: &CounterKey, window: &Window, n: u64) -> u64 {
-        let mut map = self.0.shard(key);
-        // Look up by reference first: the key is cloned only the first time it counts.
-        if let Some((held, count)) = map.get_mut(key) {
-            if held == window {
-                *count = count.saturating_add(n);
-                return *count;
-            }
-            if held.start > window.start {
-                // A later window is already counting; an add for an older one is late.
-                return n;
-            }
-            *held = *window;
-            *count = n;
+        let Some(mut held) = self.0.get(key.slot) else {
+            // Past the table's end (see `SlotTable`): nothing can be held, so every add is
+            // over any quota.
+            return u64::MAX;
+        };
+        let (held_window, count) = &mut *held;
+        if *held_window == *window {
+            *count = count.saturating_add(n);
+            return *count;
+        }
+        if held_window.start > window.start {
+            // A later window is already counting; an add for an older one is late.
             return n;
         }
-        map.insert(key.clone(), (*window, n));
+        *held_window = *window;
+        *count = n;
         n
     }
 
     fn get(&self, key: &CounterKey, window: &Window) -> u64 {
         self.0
-            .shard(key)
-            .get(key)
-            .filter(|(held, _)| held == window)
-            .map_or(0, |(_, count)| *count)
+            .get(key.slot)
+            .filter(|held| held.0 == *window)
+            .map_or(0, |held| held.1)
     }
 
-    fn expire(&self, now: u64) {
-        self.0.retain(|_, (window, _)| window.end > now);
-    }
+    /// Nothing to do: a count is replaced when its key's next window begins, and a count of
+    /// an ended window reads as 0. The table's memory is fixed by the slots used.
+    fn expire(&self, _now: u64) {}
 }
 
 #[cfg(test)]
@@ -193,9 +199,10 @@ mod tests {
     }
 
     #[test]
-    fn counters_add_per_window_and_expire() {
+    fn counters_add_per_window() {
         let counters = LocalCounters::default();
         let key = CounterKey {
+            slot: 7,
             plan: "basic".into(),
             key_id: "k1".into(),
         };
@@ -209,9 +216,12 @@ mod tests {
         assert_eq!(counters.get(&key, &day1), 0);
         assert_eq!(counters.add(&key, &day1, 5), 5);
         assert_eq!(counters.get(&key, &day2), 1);
-        counters.expire(day1.end);
+        // Keys count apart.
+        let other = CounterKey {
+            slot: 8,
+            ..key.clone()
+        };
+        assert_eq!(counters.add(&other, &day2, 4), 4);
         assert_eq!(counters.get(&key, &day2), 1);
-        counters.expire(day2.end);
-        assert_eq!(counters.get(&key, &day2), 0);
     }
 }

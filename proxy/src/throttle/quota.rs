@@ -8,7 +8,7 @@ use crate::config::{Quota, QuotaPeriod};
 const DAY: u64 = 86_400;
 
 /// A window: `[start, end)` in seconds since the Unix epoch (UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Window {
     pub start: u64,
     pub end: u64,

@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_saphyr::Spanned;
 
 use super::Errors;
+use super::access::{validate_cors, validate_policy};
 use super::caching::{validate_route_cache, validate_stage_cache};
 use super::models::{Models, validate_models, validate_validation};
 use crate::config::model::*;
@@ -76,11 +77,22 @@ pub(super) fn validate_apis(
                     cache: s.cache.as_ref().and_then(|c| {
                         validate_stage_cache(errors, &format!("{path}.stages.{stage}.cache"), c)
                     }),
+                    policy: s.policy.as_ref().and_then(|p| {
+                        validate_policy(errors, &format!("{path}.stages.{stage}.policy"), p)
+                    }),
+                    throttle: s.throttle.as_ref().and_then(|t| {
+                        super::plans::throttle(
+                            errors,
+                            &format!("{path}.stages.{stage}.throttle"),
+                            t,
+                        )
+                    }),
                 }
             })
             .collect();
 
-        let authorizers = validate_authorizers(errors, &path, &raw_api.authorizers, plugins);
+        let authorizers =
+            super::auth::validate_authorizers(errors, &path, &raw_api.authorizers, plugins);
         let models = validate_models(errors, &path, &raw_api.models, base_dir);
         let mut routes = Vec::new();
         for (r, raw_route) in raw_api.routes.iter().enumerate() {
@@ -148,6 +160,14 @@ pub(super) fn validate_apis(
                 .collect(),
             stages,
             authorizers,
+            cors: raw_api
+                .cors
+                .as_ref()
+                .and_then(|c| validate_cors(errors, &format!("{path}.cors"), c, &routes)),
+            policy: raw_api
+                .policy
+                .as_ref()
+                .and_then(|p| validate_policy(errors, &format!("{path}.policy"), p)),
             routes,
         });
     }
@@ -180,7 +200,7 @@ impl RouteContext<'_> {
     }
 }
 
-fn check_plugin<T>(
+pub(super) fn check_plugin<T>(
     errors: &mut Errors,
     path: &str,
     at: &Spanned<T>,
@@ -210,118 +230,6 @@ fn check_plugin<T>(
             );
             false
         }
-    }
-}
-
-fn validate_authorizers(
-    errors: &mut Errors,
-    api_path: &str,
-    raw: &std::collections::BTreeMap<String, Spanned<RawAuthorizer>>,
-    plugins: &PluginsConfig,
-) -> std::collections::BTreeMap<String, Authorizer> {
-    let mut authorizers = std::collections::BTreeMap::new();
-    for (name, spanned) in raw {
-        let path = format!("{api_path}.authorizers.{name}");
-        let a = &spanned.value;
-        let mut ok = check_plugin(
-            errors,
-            &format!("{path}.plugin"),
-            &a.plugin,
-            a.plugin.value.trim(),
-            PluginRole::Authorizer,
-            plugins,
-        );
-        let mut identity_source = Vec::new();
-        for (i, source) in a.identity_source.iter().enumerate() {
-            match parse_identity_source(&source.value) {
-                Ok(parsed) => identity_source.push(parsed),
-                Err(e) => {
-                    errors.add(format!("{path}.identity_source[{i}]"), Some(source), e);
-                    ok = false;
-                }
-            }
-        }
-        let result_ttl = match &a.result_ttl_s {
-            None => DEFAULT_AUTHORIZER_TTL,
-            Some(t) if t.value > 3600 => {
-                errors.add(
-                    format!("{path}.result_ttl_s"),
-                    Some(t),
-                    "must be between 0 and 3600 (0 disables the cache)",
-                );
-                ok = false;
-                DEFAULT_AUTHORIZER_TTL
-            }
-            Some(t) => Duration::from_secs(t.value),
-        };
-        let mut header = |key: String, at: &Spanned<String>| -> Option<HeaderName> {
-            match HeaderName::from_bytes(at.value.trim().as_bytes()) {
-                Ok(h) => Some(h),
-                Err(_) => {
-                    errors.add(
-                        key,
-                        Some(at),
-                        format!("\"{}\" is not a valid header name", at.value),
-                    );
-                    None
-                }
-            }
-        };
-        let principal_header = match &a.principal_header {
-            Some(h) => header(format!("{path}.principal_header"), h),
-            None => Some(HeaderName::from_static(DEFAULT_PRINCIPAL_HEADER)),
-        };
-        let mut context_headers = Vec::new();
-        for (key, h) in &a.context_headers {
-            if let Some(name) = header(format!("{path}.context_headers.{key}"), h) {
-                context_headers.push((key.clone(), name));
-            } else {
-                ok = false;
-            }
-        }
-        if let (true, Some(principal_header)) = (ok, principal_header) {
-            authorizers.insert(
-                name.clone(),
-                Authorizer {
-                    name: name.clone(),
-                    plugin: a.plugin.value.trim().to_owned(),
-                    identity_source,
-                    result_ttl,
-                    principal_header,
-                    context_headers,
-                },
-            );
-        }
-    }
-    authorizers
-}
-
-/// `header.X`, `query.X`, `path.X`, `stage.X`, and the forms API Gateway users bring:
-/// `method.request.header.X`, `method.request.querystring.X`, `$request.header.X`,
-/// `$request.querystring.X`, `stageVariables.X`.
-fn parse_identity_source(text: &str) -> Result<IdentitySource, String> {
-    let trimmed = text.trim();
-    let rest = trimmed
-        .strip_prefix("method.request.")
-        .or_else(|| trimmed.strip_prefix("$request."))
-        .unwrap_or(trimmed);
-    let invalid = || {
-        format!(
-            "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME or stage.NAME"
-        )
-    };
-    let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
-    if name.is_empty() {
-        return Err(invalid());
-    }
-    match kind {
-        "header" => HeaderName::from_bytes(name.as_bytes())
-            .map(IdentitySource::Header)
-            .map_err(|_| invalid()),
-        "query" | "querystring" => Ok(IdentitySource::Query(name.to_owned())),
-        "path" => Ok(IdentitySource::Path(name.to_owned())),
-        "stage" | "stageVariables" => Ok(IdentitySource::StageVariable(name.to_owned())),
-        _ => Err(invalid()),
     }
 }
 
@@ -438,6 +346,7 @@ fn validate_route(
             }
         }
     });
+    let scopes = super::auth::validate_scopes(errors, path, raw, uses.authorizers);
     let isolation = match raw.isolation.as_ref().map(|i| (i, i.value.trim())) {
         None | Some((_, "shared")) => Isolation::Reuse,
         Some((_, "per-request")) => Isolation::PerRequest,
@@ -494,7 +403,13 @@ fn validate_route(
         )
         .map(Some),
     };
-    let (true, Some(cache), Some(validation)) = (plugins_ok, cache, validation) else {
+    let throttle = match &raw.throttle {
+        None => Some(None),
+        Some(t) => super::plans::throttle(errors, &format!("{path}.throttle"), t).map(Some),
+    };
+    let (true, Some(cache), Some(validation), Some(throttle)) =
+        (plugins_ok, cache, validation, throttle)
+    else {
         return None;
     };
     Some(Route {
@@ -511,12 +426,14 @@ fn validate_route(
         integration,
         timeout,
         auth,
+        scopes,
         isolation,
         request_transforms,
         response_transforms,
         cache,
         validation,
         api_key_required: raw.api_key_required,
+        throttle,
     })
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use http::Uri;
 use serde_saphyr::Spanned;
 
+mod access;
 mod apis;
+mod auth;
 mod caching;
 mod models;
 mod plans;
@@ -263,6 +265,14 @@ pub(super) fn validate(
 
     let state = plans::validate_state(&mut errors, raw.state.as_ref(), base_dir);
     let usage_plans = plans::validate_plans(&mut errors, &raw.usage_plans, &apis);
+    let trusted_proxies = access::validate_trusted_proxies(&mut errors, &raw.trusted_proxies);
+    let throttle = raw
+        .throttle
+        .as_ref()
+        .map_or(Some(DEFAULT_ACCOUNT_THROTTLE), |t| {
+            plans::throttle(&mut errors, "throttle", t)
+        })
+        .unwrap_or(DEFAULT_ACCOUNT_THROTTLE);
 
     if !errors.0.is_empty() {
         return Err(errors.0);
@@ -288,6 +298,8 @@ pub(super) fn validate(
         apis,
         state,
         usage_plans,
+        trusted_proxies,
+        throttle,
         plugins,
         redacted,
     })

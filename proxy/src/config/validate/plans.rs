@@ -32,7 +32,11 @@ pub(super) fn validate_state(
     StateConfig { path }
 }
 
-fn throttle(errors: &mut Errors, path: &str, raw: &Spanned<RawThrottle>) -> Option<Throttle> {
+pub(super) fn throttle(
+    errors: &mut Errors,
+    path: &str,
+    raw: &Spanned<RawThrottle>,
+) -> Option<Throttle> {
     let t = &raw.value;
     if !t.rate.value.is_finite() || t.rate.value < 0.0 {
         errors.add(

@@ -1,0 +1,302 @@
+//! Access keys for SigV4 authorizers (the stand-in for IAM users' access keys): the registry
+//! the pipeline looks secrets up in and the admin API manages.
+//!
+//! An access key is an id (`AKIA` and 16 upper-case letters and digits, like AWS's) and a
+//! 40-character secret. SigV4 needs the secret itself to recompute a signature, so unlike API
+//! keys the secret is stored as it is: the state folder (`state.path`) must be readable by the
+//! gateway only. The secret is shown once, when the key is created.
+//!
+//! [`AccessKeys`] holds every key in a map loaded from the [`StateStore`] at startup and
+//! replaced whole (under a lock, after the store has committed) on every change, so the
+//! request path's [`SecretLookup`] is a map read with no lock. Keys are node state: they
+//! outlive config reloads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use crate::auth::sigv4::{Secret, SecretLookup};
+use crate::keys::random_text;
+use crate::state::{StateError, StateStore, StoredAccessKey};
+use crate::sync::lock;
+
+/// Every access key id starts with this, as AWS's long-term keys do.
+pub const ACCESS_KEY_ID_PREFIX: &str = "AKIA";
+/// Length of an access key id.
+pub const ACCESS_KEY_ID_LEN: usize = 20;
+/// Length of a generated secret.
+pub const SECRET_LEN: usize = 40;
+
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+/// AWS's secret alphabet: letters, digits, `+` and `/`.
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// An access key as the admin API shows it: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessKey {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl AccessKey {
+    fn from_stored(stored: &StoredAccessKey) -> Self {
+        Self {
+            id: stored.id.clone(),
+            name: stored.name.clone(),
+            enabled: stored.enabled,
+            created: stored.created,
+        }
+    }
+}
+
+/// Changes to an access key; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccessKeyPatch {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Why an access key change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessKeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// One key in the index: what the admin API shows and the secret the pipeline needs.
+#[derive(Debug)]
+struct Entry {
+    key: AccessKey,
+    secret: Secret,
+    stored: StoredAccessKey,
+}
+
+type Index = HashMap<String, Entry, foldhash::fast::RandomState>;
+
+/// The node's access keys.
+#[derive(Debug)]
+pub struct AccessKeys {
+    store: Arc<dyn StateStore>,
+    index: ArcSwap<Index>,
+    /// Serializes changes: store write, then index swap.
+    changes: Mutex<()>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random(len: usize, alphabet: &[u8]) -> Result<String, AccessKeyError> {
+    random_text(len, alphabet).map_err(|e| AccessKeyError::Invalid(e.to_string()))
+}
+
+fn check_name(name: &str) -> Result<String, AccessKeyError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AccessKeyError::Invalid("an access key needs a name".into()));
+    }
+    Ok(name.to_owned())
+}
+
+impl AccessKeys {
+    /// Loads the access keys in `store`.
+    pub fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
+        let keys = Self {
+            store,
+            index: ArcSwap::from_pointee(Index::default()),
+            changes: Mutex::new(()),
+        };
+        let stored = keys.store.access_keys()?;
+        keys.rebuild(stored.into_iter());
+        Ok(keys)
+    }
+
+    fn rebuild(&self, stored: impl Iterator<Item = StoredAccessKey>) {
+        let index = stored
+            .map(|stored| {
+                let entry = Entry {
+                    key: AccessKey::from_stored(&stored),
+                    secret: Secret::new(stored.secret.as_str()),
+                    stored,
+                };
+                (entry.key.id.clone(), entry)
+            })
+            .collect();
+        self.index.store(Arc::new(index));
+    }
+
+    /// The access key with this id, enabled or not.
+    pub fn get(&self, id: &str) -> Option<AccessKey> {
+        self.index.load().get(id).map(|e| e.key.clone())
+    }
+
+    /// Every access key, by creation time then id.
+    pub fn list(&self) -> Vec<AccessKey> {
+        let mut keys: Vec<AccessKey> = self.index.load().values().map(|e| e.key.clone()).collect();
+        keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        keys
+    }
+
+    /// Creates an enabled (or disabled) key named `name`; returns it with its secret, the only
+    /// time the secret is shown.
+    pub fn create(&self, name: &str, enabled: bool) -> Result<(AccessKey, String), AccessKeyError> {
+        let name = check_name(name)?;
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        let id = loop {
+            let id = format!(
+                "{ACCESS_KEY_ID_PREFIX}{}",
+                random(ACCESS_KEY_ID_LEN - ACCESS_KEY_ID_PREFIX.len(), ID_ALPHABET)?
+            );
+            if !index.contains_key(&id) {
+                break id;
+            }
+        };
+        let stored = StoredAccessKey {
+            id,
+            secret: random(SECRET_LEN, SECRET_ALPHABET)?,
+            name,
+            enabled,
+            created: now_secs(),
+        };
+        self.store.put_access_keys(std::slice::from_ref(&stored))?;
+        let secret = stored.secret.clone();
+        let key = AccessKey::from_stored(&stored);
+        self.rebuild(
+            index
+                .values()
+                .map(|e| e.stored.clone())
+                .chain(std::iter::once(stored)),
+        );
+        Ok((key, secret))
+    }
+
+    /// Changes a key; `None` when there is no key with this id.
+    pub fn update(
+        &self,
+        id: &str,
+        patch: AccessKeyPatch,
+    ) -> Result<Option<AccessKey>, AccessKeyError> {
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        let Some(mut stored) = index.get(id).map(|e| e.stored.clone()) else {
+            return Ok(None);
+        };
+        if let Some(name) = patch.name {
+            stored.name = check_name(&name)?;
+        }
+        if let Some(enabled) = patch.enabled {
+            stored.enabled = enabled;
+        }
+        self.store.put_access_keys(std::slice::from_ref(&stored))?;
+        let key = AccessKey::from_stored(&stored);
+        self.rebuild(
+            index
+                .values()
+                .filter(|e| e.key.id != id)
+                .map(|e| e.stored.clone())
+                .chain(std::iter::once(stored)),
+        );
+        Ok(Some(key))
+    }
+
+    /// Deletes a key; false when there is none with this id.
+    pub fn delete(&self, id: &str) -> Result<bool, AccessKeyError> {
+        let _guard = lock(&self.changes);
+        let index = self.index.load_full();
+        if !index.contains_key(id) {
+            return Ok(false);
+        }
+        self.store.delete_access_key(id)?;
+        self.rebuild(
+            index
+                .values()
+                .filter(|e| e.key.id != id)
+                .map(|e| e.stored.clone()),
+        );
+        Ok(true)
+    }
+}
+
+/// The request path: one map read, no lock. Disabled keys have no secret.
+impl SecretLookup for AccessKeys {
+    fn secret(&self, access_key_id: &str) -> Option<Secret> {
+        self.index
+            .load()
+            .get(access_key_id)
+            .filter(|e| e.key.enabled)
+            .map(|e| e.secret.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::EmbeddedStore;
+
+    fn open(dir: &std::path::Path) -> AccessKeys {
+        AccessKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn lifecycle_and_persistence() {
+        let dir = std::env::temp_dir().join(format!("edgeway-akeys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (id, secret) = {
+            let keys = open(&dir);
+            let (key, secret) = keys.create(" ci deploy ", true).unwrap();
+            assert_eq!(key.name, "ci deploy");
+            assert_eq!(key.id.len(), ACCESS_KEY_ID_LEN);
+            assert!(key.id.starts_with("AKIA"));
+            assert!(
+                key.id
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            );
+            assert_eq!(secret.len(), SECRET_LEN);
+            assert_eq!(keys.secret(&key.id).unwrap().expose(), secret);
+            assert!(keys.secret("AKIANOTAKEY000000000").is_none());
+            assert!(keys.create("  ", true).is_err());
+            let off = AccessKeyPatch {
+                enabled: Some(false),
+                ..AccessKeyPatch::default()
+            };
+            assert!(!keys.update(&key.id, off).unwrap().unwrap().enabled);
+            assert!(
+                keys.secret(&key.id).is_none(),
+                "a disabled key has no secret"
+            );
+            (key.id, secret)
+        };
+        let keys = open(&dir);
+        assert_eq!(keys.list().len(), 1);
+        let on = AccessKeyPatch {
+            enabled: Some(true),
+            name: Some("renamed".into()),
+        };
+        let key = keys.update(&id, on).unwrap().unwrap();
+        assert_eq!((key.name.as_str(), key.enabled), ("renamed", true));
+        assert_eq!(keys.secret(&id).unwrap().expose(), secret);
+        assert!(keys.delete(&id).unwrap());
+        assert!(!keys.delete(&id).unwrap());
+        assert!(keys.secret(&id).is_none());
+        assert!(
+            keys.update(&id, AccessKeyPatch::default())
+                .unwrap()
+                .is_none()
+        );
+        drop(keys);
+        assert!(open(&dir).list().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

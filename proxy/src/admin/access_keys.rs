@@ -1,0 +1,202 @@
+//! Access keys for SigV4 authorizers in the admin API.
+//!
+//! - `POST /admin/access-keys` `{"name", "enabled"?}`: creates a key; the answer (201) is the
+//!   only place its secret (`secret_access_key`) ever appears.
+//! - `GET /admin/access-keys`, `GET /admin/access-keys/{id}`: keys without secrets.
+//! - `PATCH /admin/access-keys/{id}` `{"name"?, "enabled"?}`: a disabled key's signatures are
+//!   refused at once.
+//! - `DELETE /admin/access-keys/{id}`.
+
+// The errors here are the admin responses themselves, made once per admin call.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::json;
+use crate::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch, AccessKeys};
+use crate::node::Shared;
+
+/// Largest admin request body here: a name and a flag.
+const MAX_BODY: usize = 64 * 1024;
+
+fn message(status: StatusCode, text: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(status, json!({ "message": text.to_string() }).to_string())
+}
+
+fn key_json(key: &AccessKey, secret: Option<&str>) -> serde_json::Value {
+    let mut v = json!({
+        "id": key.id,
+        "name": key.name,
+        "enabled": key.enabled,
+        "created": key.created,
+    });
+    if let Some(secret) = secret {
+        v["secret_access_key"] = json!(secret);
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+async fn read<T: serde::de::DeserializeOwned>(
+    body: Incoming,
+    what: &str,
+) -> Result<T, Response<Full<Bytes>>> {
+    let bytes = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
+}
+
+fn key_error(e: AccessKeyError) -> Response<Full<Bytes>> {
+    match e {
+        AccessKeyError::Invalid(_) => message(StatusCode::BAD_REQUEST, e),
+        AccessKeyError::State(_) => {
+            tracing::error!(error = %e, "access key change failed");
+            message(StatusCode::INTERNAL_SERVER_ERROR, e)
+        }
+    }
+}
+
+/// Runs a change off the async threads (the store syncs to disk).
+async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&AccessKeys) -> T + Send + 'static,
+) -> Result<T, Response<Full<Bytes>>> {
+    let keys = shared.gateway.load().access_keys.clone();
+    tokio::task::spawn_blocking(move || f(&keys))
+        .await
+        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+fn not_found(id: &str) -> Response<Full<Bytes>> {
+    message(
+        StatusCode::NOT_FOUND,
+        format!("no access key with id \"{id}\""),
+    )
+}
+
+/// `rest` is the path after `/admin/access-keys` (empty or `/ID`).
+pub async fn handle(
+    shared: &Arc<Shared>,
+    method: &Method,
+    rest: &str,
+    body: Incoming,
+) -> Response<Full<Bytes>> {
+    let id = rest.strip_prefix('/').unwrap_or(rest);
+    let outcome = match (method, id) {
+        (&Method::GET, "") => {
+            let keys: Vec<_> = shared
+                .gateway
+                .load()
+                .access_keys
+                .list()
+                .iter()
+                .map(|k| key_json(k, None))
+                .collect();
+            Ok(json(
+                StatusCode::OK,
+                json!({ "access_keys": keys }).to_string(),
+            ))
+        }
+        (&Method::POST, "") => create(shared, body).await,
+        (&Method::GET, id) => Ok(match shared.gateway.load().access_keys.get(id) {
+            Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
+            None => not_found(id),
+        }),
+        (&Method::PATCH, id) if !id.is_empty() => patch(shared, id, body).await,
+        (&Method::DELETE, id) if !id.is_empty() => {
+            let owned = id.to_owned();
+            match blocking(shared, move |keys| keys.delete(&owned)).await {
+                Ok(Ok(true)) => {
+                    tracing::info!(access_key = id, "access key deleted");
+                    Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
+                }
+                Ok(Ok(false)) => Ok(not_found(id)),
+                Ok(Err(e)) => Ok(key_error(e)),
+                Err(response) => Ok(response),
+            }
+        }
+        _ => Ok(message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+        )),
+    };
+    outcome.unwrap_or_else(|response| response)
+}
+
+async fn create(
+    shared: &Arc<Shared>,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    let body: CreateBody = read(body, "access key").await?;
+    let enabled = body.enabled.unwrap_or(true);
+    let created = blocking(shared, move |keys| keys.create(&body.name, enabled)).await?;
+    Ok(match created {
+        Ok((key, secret)) => {
+            tracing::info!(access_key = key.id, name = key.name, "access key created");
+            json(
+                StatusCode::CREATED,
+                key_json(&key, Some(&secret)).to_string(),
+            )
+        }
+        Err(e) => key_error(e),
+    })
+}
+
+async fn patch(
+    shared: &Arc<Shared>,
+    id: &str,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
+    let body: PatchBody = read(body, "change").await?;
+    let change = AccessKeyPatch {
+        name: body.name,
+        enabled: body.enabled,
+    };
+    let owned = id.to_owned();
+    Ok(
+        match blocking(shared, move |keys| keys.update(&owned, change)).await? {
+            Ok(Some(key)) => {
+                tracing::info!(
+                    access_key = key.id,
+                    enabled = key.enabled,
+                    "access key changed"
+                );
+                json(StatusCode::OK, key_json(&key, None).to_string())
+            }
+            Ok(None) => not_found(id),
+            Err(e) => key_error(e),
+        },
+    )
+}

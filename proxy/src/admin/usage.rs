@@ -1,0 +1,97 @@
+//! `GET /admin/usage?key=ID&from=YYYY-MM-DD&to=YYYY-MM-DD`: a key's requests per UTC day, as
+//! stored. Usage counted but not yet stored is stored first, so the answer includes every
+//! request admitted before it. `to` defaults to today and `from` to 30 days before `to`; at
+//! most 366 days at once.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+
+use super::json;
+use crate::encoding::query_param;
+use crate::node::Shared;
+use crate::throttle::quota::{date_text, parse_date};
+use crate::throttle::wall_secs;
+
+/// Longest range one call may ask for, in days.
+const MAX_DAYS: u32 = 366;
+
+fn bad(text: &str) -> Response<Full<Bytes>> {
+    json(
+        StatusCode::BAD_REQUEST,
+        json!({ "message": text }).to_string(),
+    )
+}
+
+pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> {
+    let query = query.unwrap_or_default();
+    let Some(key_id) = query_param(query, "key").filter(|k| !k.is_empty()) else {
+        return bad("give the key's id: ?key=ID");
+    };
+    // A date given, or the text that is not one.
+    let date = |name: &str| -> Result<Option<u32>, String> {
+        match query_param(query, name) {
+            None => Ok(None),
+            Some(text) => parse_date(&text).map(Some).ok_or(text),
+        }
+    };
+    let (from, to) = match (date("from"), date("to")) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(text), _) => return bad(&format!("from must be a date, YYYY-MM-DD, not \"{text}\"")),
+        (_, Err(text)) => return bad(&format!("to must be a date, YYYY-MM-DD, not \"{text}\"")),
+    };
+    let today = u32::try_from(wall_secs() / 86_400).unwrap_or(u32::MAX);
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to.saturating_sub(29));
+    if from > to {
+        return bad("from must not be after to");
+    }
+    if to - from >= MAX_DAYS {
+        return bad(&format!("at most {MAX_DAYS} days at once"));
+    }
+    let gateway = shared.gateway.load();
+    if gateway.keys.get(&key_id).is_none() {
+        return json(
+            StatusCode::NOT_FOUND,
+            json!({ "message": format!("no key {key_id}") }).to_string(),
+        );
+    }
+    let limiter = gateway.limiter.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        limiter.flush()?;
+        limiter.usage(&key_id, from..=to)
+    })
+    .await;
+    let days = match read {
+        Ok(Ok(days)) => days,
+        Ok(Err(e)) => {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": e.to_string() }).to_string(),
+            );
+        }
+        Err(e) => {
+            return json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "message": e.to_string() }).to_string(),
+            );
+        }
+    };
+    let total: u64 = days.iter().map(|(_, n)| n).sum();
+    let days: Vec<_> = days
+        .iter()
+        .map(|(day, n)| json!({ "date": date_text(*day), "requests": n }))
+        .collect();
+    json(
+        StatusCode::OK,
+        json!({
+            "key": query_param(query, "key"),
+            "from": date_text(from),
+            "to": date_text(to),
+            "total": total,
+            "days": days,
+        })
+        .to_string(),
+    )
+}
