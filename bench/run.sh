@@ -19,15 +19,17 @@
 #   THREADS       wrk threads [1]
 #   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
 #                 evens out other work on the machine (a compile, say) [1]
-#   ROWS          rows to run, space separated [origin edgeway edgeway-authorizer
-#                 edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache
-#                 haproxy]; the two -cache rows are cache-hit rows: the probe fills the cache and
+#   ROWS          rows to run, space separated [origin edgeway edgeway-api-key
+#                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx
+#                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
+#                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
 #                 requests; edgeway-mock answers from config, the floor under a hit
 #   RATIOS        "ROW:BASELINE" pairs, space separated: under the table, ROW's CPU µs/req over
 #                 BASELINE's in the same round, for the pairs whose rows both ran
-#                 [edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway
-#                 edgeway-cache:nginx-cache edgeway-cache:edgeway-mock]
+#                 [edgeway-api-key:edgeway edgeway-authorizer:edgeway
+#                 edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache
+#                 edgeway-cache:edgeway-mock]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
@@ -70,8 +72,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache haproxy"}
-RATIOS=${RATIOS-"edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock"}
+ROWS=${ROWS:-"origin edgeway edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -314,6 +316,27 @@ row_edgeway_authorizer_cached() {
     edgeway_row edgeway-authorizer-cached "$BENCH/edgeway/authorizer-cached.yaml" || return 1
     ROW_HEADERS=("$BENCH_TOKEN_HEADER")
     ROW_DESC="as edgeway-authorizer with the result cache on (default result_ttl_s, 300 s): one plugin call, then cache hits, bench/edgeway/authorizer-cached.yaml; access log: $(edgeway_log_desc)"
+}
+
+# The plain route behind an API key of a usage plan with a per-key throttle and a daily quota:
+# what access control and traffic management add to a request. The key is made through the
+# admin API before the probe; the state folder is emptied first, so every round starts alike.
+BENCH_API_KEY="bench-api-key-0123456789abcdef"
+export EDGEWAY_BENCH_ADMIN_TOKEN=bench-admin-token
+
+row_edgeway_api_key() {
+    rm -rf "$RUNDIR/edgeway-api-key-state"
+    edgeway_row edgeway-api-key "$BENCH/edgeway/api-key.yaml" || return 1
+    local admin
+    admin=$(grep '"message":"listening"' "$RUNDIR/edgeway-api-key.err" | grep -F '"name":"admin"' |
+        sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' | head -n 1 || true)
+    [[ -n $admin ]] || { log "edgeway-api-key logged no admin address"; return 1; }
+    curl -fsS -o /dev/null -X POST "http://$admin/admin/keys" \
+        -H "authorization: Bearer $EDGEWAY_BENCH_ADMIN_TOKEN" -H 'content-type: application/json' \
+        -d "{\"name\":\"bench\",\"plan\":\"bench\",\"value\":\"$BENCH_API_KEY\"}" ||
+        { log "edgeway-api-key: cannot create the key through the admin API"; return 1; }
+    ROW_HEADERS=("x-api-key: $BENCH_API_KEY")
+    ROW_DESC="as edgeway, with \`api_key_required\` and a usage plan (per-key throttle and daily quota, limits above the load), bench/edgeway/api-key.yaml; wrk sends \`x-api-key\`; responses carry RateLimit headers; access log: $(edgeway_log_desc)"
 }
 
 # Cache-hit rows: the probe's first request fills the cache, its second must be a hit, and from

@@ -209,7 +209,9 @@ fn api_key_check(
                     let slot = limiter.slot(&format!("route:{api}/{stage}/{route}"));
                     (slot, *t)
                 });
-            let slot = limiter.slot(&format!("plan:{}", p.name));
+            // The quota is part of the name: a reload that changes it starts the keys' entries
+            // (and counts, seeded from stored usage) again under the new windows.
+            let slot = limiter.slot(&format!("plan:{}:{:?}", p.name, p.quota));
             PlanLimits::new(&p.name, slot, p.throttle, route_limits, p.quota)
         })
         .collect();

@@ -194,18 +194,14 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds counted usage to the state store every second, and forgets ended quota windows.
+/// Adds counted usage to the state store every second.
 async fn flush_usage(limiter: Arc<Limiter>) {
     let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let limiter = limiter.clone();
-        let flushed = tokio::task::spawn_blocking(move || {
-            limiter.expire(crate::throttle::wall_secs());
-            limiter.flush()
-        })
-        .await;
+        let flushed = tokio::task::spawn_blocking(move || limiter.flush()).await;
         match flushed {
             Ok(Ok(())) => {}
             // Kept in memory and tried again at the next tick.

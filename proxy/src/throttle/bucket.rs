@@ -40,13 +40,20 @@ impl TokenBucket {
             self.tokens -= 1.0;
             return Ok(());
         }
+        let never = Duration::from_secs(3600);
         let retry_after = if limits.rate > 0.0 && burst >= 1.0 {
-            Duration::from_secs_f64((1.0 - self.tokens) / limits.rate)
+            // A rate so small that the wait overflows a Duration is as good as never.
+            Duration::try_from_secs_f64((1.0 - self.tokens) / limits.rate).unwrap_or(never)
         } else {
             // A zero rate or burst never refills: say "in an hour", as good as never.
-            Duration::from_secs(3600)
+            never
         };
         Err(Refused { retry_after })
+    }
+
+    /// Returns a token taken for a request that a later limit refused.
+    pub fn give_back(&mut self, limits: &Throttle) {
+        self.tokens = (self.tokens + 1.0).min(limits.burst as f64);
     }
 
     /// Whole tokens left (for `RateLimit` headers).
@@ -116,5 +123,33 @@ mod tests {
         };
         let mut bucket = TokenBucket::full(&closed, Instant::now());
         assert!(bucket.take(&closed, Instant::now()).is_err());
+
+        // A rate too small for a Duration to hold the wait refuses without panicking.
+        let tiny = Throttle {
+            rate: 1e-30,
+            burst: 1,
+        };
+        let mut bucket = TokenBucket::full(&tiny, Instant::now());
+        assert!(bucket.take(&tiny, Instant::now()).is_ok());
+        assert_eq!(
+            bucket.take(&tiny, Instant::now()).unwrap_err().retry_after,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_given_back_is_there_again_up_to_the_burst() {
+        let limits = Throttle {
+            rate: 1.0,
+            burst: 2,
+        };
+        let mut bucket = TokenBucket::full(&limits, Instant::now());
+        bucket.give_back(&limits);
+        assert_eq!(bucket.remaining(), 2, "never above the burst");
+        assert!(bucket.take(&limits, Instant::now()).is_ok());
+        assert!(bucket.take(&limits, Instant::now()).is_ok());
+        assert!(bucket.take(&limits, Instant::now()).is_err());
+        bucket.give_back(&limits);
+        assert!(bucket.take(&limits, Instant::now()).is_ok());
     }
 }

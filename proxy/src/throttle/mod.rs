@@ -93,6 +93,13 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         Ok(bucket.remaining())
     }
 
+    /// Returns a token to `id`'s bucket (see [`TokenBucket::give_back`]).
+    pub fn give_back(&self, id: &K, limits: &Throttle) {
+        if let Some(bucket) = self.0.shard(id).get_mut(id) {
+            bucket.give_back(limits);
+        }
+    }
+
     /// Buckets held.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -104,63 +111,72 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 }
 
-/// Who a quota count belongs to: a usage plan and a key id. `slot` names the pair within this
-/// process (see [`crate::keys::ApiKey::slot`]); the local backend keys its map by it alone, so a
-/// count compares numbers rather than strings. A backend shared by several nodes names the
-/// count by `plan` and `key_id` instead (slots differ from node to node).
+/// Who a quota count belongs to: a usage plan and a key id. A backend shared by several nodes
+/// names its counter by them.
 #[derive(Debug, Clone, Default)]
 pub struct CounterKey {
-    pub slot: u64,
     pub plan: Box<str>,
     pub key_id: Box<str>,
 }
 
-/// Quota counts. Implementations apply `add` atomically and return the total after it.
+/// Quota counts. The limiter holds one [`Counters::Cell`] per key, in the key's own entry, and
+/// counts through it: for the local backend the cell is the count itself (so a check touches
+/// one place in memory), for a backend shared by a cluster it names the shared counter and
+/// `add` is the backend's atomic increment (Redis `INCRBY` with the window's end as expiry).
+/// Nothing here reads a count, changes it and writes it back.
 pub trait Counters: Send + Sync + std::fmt::Debug {
-    /// Adds `n` to `key`'s count in `window`; returns the count including this add.
-    fn add(&self, key: &CounterKey, window: &Window, n: u64) -> u64;
-    /// `key`'s count in `window`.
-    fn get(&self, key: &CounterKey, window: &Window) -> u64;
-    /// Forgets windows that ended before `now` (seconds since the epoch).
-    fn expire(&self, now: u64);
+    /// What a key's entry holds to reach its count.
+    type Cell: Send + std::fmt::Debug;
+    /// The cell for `key`'s count.
+    fn cell(&self, key: &CounterKey) -> Self::Cell;
+    /// Adds `n` to the count in `window`; returns the count including this add.
+    fn add(&self, cell: &mut Self::Cell, window: &Window, n: u64) -> u64;
+    /// The count in `window`.
+    fn get(&self, cell: &Self::Cell, window: &Window) -> u64;
 }
 
-/// Counters in this node's memory: per key, the count of its current window (a count from an
-/// earlier window is replaced when a later one begins).
+/// Counters in this node's memory.
 #[derive(Debug, Default)]
-pub struct LocalCounters(slots::SlotTable<(Window, u64)>);
+pub struct LocalCounters;
+
+/// A local count: the count of its current window (a count from an earlier window is replaced
+/// when a later one begins).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalCount {
+    window: Window,
+    count: u64,
+}
 
 impl Counters for LocalCounters {
-    fn add(&self, key: &CounterKey, window: &Window, n: u64) -> u64 {
-        let Some(mut held) = self.0.get(key.slot) else {
-            // Past the table's end (see `SlotTable`): nothing can be held, so every add is
-            // over any quota.
-            return u64::MAX;
-        };
-        let (held_window, count) = &mut *held;
-        if *held_window == *window {
-            *count = count.saturating_add(n);
-            return *count;
+    type Cell = LocalCount;
+
+    fn cell(&self, _key: &CounterKey) -> LocalCount {
+        LocalCount::default()
+    }
+
+    fn add(&self, cell: &mut LocalCount, window: &Window, n: u64) -> u64 {
+        if cell.window == *window {
+            cell.count = cell.count.saturating_add(n);
+            return cell.count;
         }
-        if held_window.start > window.start {
+        if cell.window.start > window.start {
             // A later window is already counting; an add for an older one is late.
             return n;
         }
-        *held_window = *window;
-        *count = n;
+        *cell = LocalCount {
+            window: *window,
+            count: n,
+        };
         n
     }
 
-    fn get(&self, key: &CounterKey, window: &Window) -> u64 {
-        self.0
-            .get(key.slot)
-            .filter(|held| held.0 == *window)
-            .map_or(0, |held| held.1)
+    fn get(&self, cell: &LocalCount, window: &Window) -> u64 {
+        if cell.window == *window {
+            cell.count
+        } else {
+            0
+        }
     }
-
-    /// Nothing to do: a count is replaced when its key's next window begins, and a count of
-    /// an ended window reads as 0. The table's memory is fixed by the slots used.
-    fn expire(&self, _now: u64) {}
 }
 
 #[cfg(test)]
@@ -200,28 +216,21 @@ mod tests {
 
     #[test]
     fn counters_add_per_window() {
-        let counters = LocalCounters::default();
-        let key = CounterKey {
-            slot: 7,
+        let counters = LocalCounters;
+        let mut cell = counters.cell(&CounterKey {
             plan: "basic".into(),
             key_id: "k1".into(),
-        };
+        });
         let day1 = Window::containing(QuotaPeriod::Day, 86_400 * 20_000 + 5);
         let day2 = Window::containing(QuotaPeriod::Day, 86_400 * 20_001 + 5);
-        assert_eq!(counters.add(&key, &day1, 1), 1);
-        assert_eq!(counters.add(&key, &day1, 2), 3);
-        assert_eq!(counters.get(&key, &day1), 3);
+        assert_eq!(counters.get(&cell, &day1), 0);
+        assert_eq!(counters.add(&mut cell, &day1, 1), 1);
+        assert_eq!(counters.add(&mut cell, &day1, 2), 3);
+        assert_eq!(counters.get(&cell, &day1), 3);
         // The next window replaces the count; a late add for the old one changes nothing.
-        assert_eq!(counters.add(&key, &day2, 1), 1);
-        assert_eq!(counters.get(&key, &day1), 0);
-        assert_eq!(counters.add(&key, &day1, 5), 5);
-        assert_eq!(counters.get(&key, &day2), 1);
-        // Keys count apart.
-        let other = CounterKey {
-            slot: 8,
-            ..key.clone()
-        };
-        assert_eq!(counters.add(&other, &day2, 4), 4);
-        assert_eq!(counters.get(&key, &day2), 1);
+        assert_eq!(counters.add(&mut cell, &day2, 1), 1);
+        assert_eq!(counters.get(&cell, &day1), 0);
+        assert_eq!(counters.add(&mut cell, &day1, 5), 5);
+        assert_eq!(counters.get(&cell, &day2), 1);
     }
 }
