@@ -14,21 +14,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json;
+use super::{json, message, read_body};
 use crate::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch, AccessKeys};
 use crate::node::Shared;
 
 /// Largest admin request body here: a name and a flag.
 const MAX_BODY: usize = 64 * 1024;
-
-fn message(status: StatusCode, text: impl std::fmt::Display) -> Response<Full<Bytes>> {
-    json(status, json!({ "message": text.to_string() }).to_string())
-}
 
 fn key_json(key: &AccessKey, secret: Option<&str>) -> serde_json::Value {
     let mut v = json!({
@@ -64,16 +60,7 @@ async fn read<T: serde::de::DeserializeOwned>(
     body: Incoming,
     what: &str,
 ) -> Result<T, Response<Full<Bytes>>> {
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            message(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the body: {e}"),
-            )
-        })?;
+    let bytes = read_body(body, MAX_BODY).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
 }

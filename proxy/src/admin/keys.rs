@@ -17,21 +17,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json;
+use super::{json, message, read_body};
 use crate::keys::{ApiKey, ApiKeys, KeyError, KeyPatch, NewKey};
 use crate::node::Shared;
 
 /// Largest admin request body (a CSV of many thousand keys fits).
 const MAX_BODY: usize = 16 * 1024 * 1024;
-
-fn message(status: StatusCode, text: impl std::fmt::Display) -> Response<Full<Bytes>> {
-    json(status, json!({ "message": text.to_string() }).to_string())
-}
 
 fn key_json(key: &ApiKey, value: Option<&str>) -> serde_json::Value {
     let mut v = json!({
@@ -78,19 +74,6 @@ struct PatchBody {
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
-}
-
-async fn read(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
-    Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            message(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the body: {e}"),
-            )
-        })
 }
 
 fn check_plan(shared: &Shared, plan: Option<&str>) -> Result<(), Response<Full<Bytes>>> {
@@ -193,7 +176,7 @@ async fn create(
     shared: &Arc<Shared>,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let bytes = read(body).await?;
+    let bytes = read_body(body, MAX_BODY).await?;
     let body: CreateBody = serde_json::from_slice(&bytes)
         .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid key: {e}")))?;
     check_plan(shared, body.plan.as_deref())?;
@@ -228,7 +211,7 @@ async fn patch(
     id: &str,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let bytes = read(body).await?;
+    let bytes = read_body(body, MAX_BODY).await?;
     let body: PatchBody = serde_json::from_slice(&bytes)
         .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid change: {e}")))?;
     if let Some(Some(plan)) = &body.plan {
@@ -331,7 +314,7 @@ async fn import(
     shared: &Arc<Shared>,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let bytes = read(body).await?;
+    let bytes = read_body(body, MAX_BODY).await?;
     let rows = parse_csv(&bytes).map_err(|e| message(StatusCode::BAD_REQUEST, e))?;
     for row in &rows {
         check_plan(shared, row.plan.as_deref())?;

@@ -94,6 +94,39 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<
     response
 }
 
+/// `{"message": text}` with `status`.
+pub(crate) fn message(status: StatusCode, text: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(
+        status,
+        serde_json::json!({ "message": text.to_string() }).to_string(),
+    )
+}
+
+/// An admin request's body, up to `limit` bytes: 413 past it, 400 when it cannot be read.
+pub(crate) async fn read_body(
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    use http_body_util::BodyExt;
+    http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over {limit} bytes"),
+                )
+            } else {
+                message(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                )
+            }
+        })
+}
+
 /// Compares without returning early, so response timing does not reveal the token.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

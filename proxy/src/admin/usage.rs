@@ -8,7 +8,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
-use super::json;
+use super::{json, message};
 use crate::encoding::query_param;
 use crate::node::Shared;
 use crate::throttle::quota::{date_text, parse_date};
@@ -18,10 +18,7 @@ use crate::throttle::wall_secs;
 const MAX_DAYS: u32 = 366;
 
 fn bad(text: &str) -> Response<Full<Bytes>> {
-    json(
-        StatusCode::BAD_REQUEST,
-        json!({ "message": text }).to_string(),
-    )
+    message(StatusCode::BAD_REQUEST, text)
 }
 
 pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> {
@@ -52,10 +49,7 @@ pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> 
     }
     let gateway = shared.gateway.load();
     if gateway.keys.get(&key_id).is_none() {
-        return json(
-            StatusCode::NOT_FOUND,
-            json!({ "message": format!("no key {key_id}") }).to_string(),
-        );
+        return message(StatusCode::NOT_FOUND, format!("no key {key_id}"));
     }
     let limiter = gateway.limiter.clone();
     let read = tokio::task::spawn_blocking(move || {
@@ -66,16 +60,10 @@ pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> 
     let days = match read {
         Ok(Ok(days)) => days,
         Ok(Err(e)) => {
-            return json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "message": e.to_string() }).to_string(),
-            );
+            return message(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
         }
         Err(e) => {
-            return json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({ "message": e.to_string() }).to_string(),
-            );
+            return message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
     };
     let total: u64 = days.iter().map(|(_, n)| n).sum();

@@ -53,17 +53,22 @@ pub fn preflight<'g>(gateway: &'g Gateway, ctx: &mut RequestContext<'g>, parts: 
     };
     let path = parts.uri.path();
     let with_cors = |route: &'g RouteTarget| route.cors.is_some().then_some(route);
+    // A route of the API the path is in, whatever the method: its rules refuse the preflight.
+    let any_route = || {
+        PATH_PROBES.iter().find_map(|probe| {
+            let found = gateway.router.lookup(probe, path).ok()?;
+            with_cors(found.route)
+        })
+    };
     let route = match Method::from_bytes(request.method.as_bytes()) {
         Ok(method) => match gateway.router.lookup(&method, path) {
             Ok(found) => with_cors(found.route),
-            // The path exists, not for that method: refused by the rules of the API it is in.
-            Err(RouteMiss::MethodNotAllowed(_)) => PATH_PROBES.iter().find_map(|probe| {
-                let found = gateway.router.lookup(probe, path).ok()?;
-                with_cors(found.route)
-            }),
+            // The path exists, not for that method.
+            Err(RouteMiss::MethodNotAllowed(_)) => any_route(),
             Err(RouteMiss::NotFound) => None,
         },
-        Err(_) => None,
+        // Not a method at all: answered, never passed on to an `ANY` route's origin.
+        Err(_) => any_route(),
     };
     let Some(route) = route else {
         return Flow::Continue;

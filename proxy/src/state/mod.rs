@@ -33,8 +33,9 @@ pub struct StoredKey {
 }
 
 /// An access key for SigV4 authorizers as stored. The secret is kept as it is (SigV4 needs
-/// it to recompute signatures): the state folder must be readable by the gateway only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// it to recompute signatures): the state folder must be readable by the gateway only. `Debug`
+/// leaves the secret out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAccessKey {
     /// The access key id (`AKIA...`, 20 characters).
     pub id: String,
@@ -44,6 +45,18 @@ pub struct StoredAccessKey {
     pub enabled: bool,
     /// Seconds since the Unix epoch.
     pub created: u64,
+}
+
+impl std::fmt::Debug for StoredAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccessKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("name", &self.name)
+            .field("enabled", &self.enabled)
+            .field("created", &self.created)
+            .finish()
+    }
 }
 
 /// Requests to add to a key's count for one UTC day.
@@ -87,4 +100,23 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// A key's per-day counts for the days in `days` that have any, in day order.
     fn usage(&self, key_id: &str, days: RangeInclusive<u32>)
     -> Result<Vec<(u32, u64)>, StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredAccessKey;
+
+    #[test]
+    fn debug_leaves_the_secret_out() {
+        let key = StoredAccessKey {
+            id: "AKIAEXAMPLE000000000".into(),
+            secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            name: "ci".into(),
+            enabled: true,
+            created: 0,
+        };
+        let shown = format!("{key:?}");
+        assert!(shown.contains("AKIAEXAMPLE000000000"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    }
 }
