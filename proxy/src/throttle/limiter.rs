@@ -172,7 +172,49 @@ struct KeyEntry<Cell> {
     count: Option<Cell>,
     bucket: Option<TokenBucket>,
     /// Requests per UTC day not yet added to the store.
-    pending: Vec<(u32, u64)>,
+    pending: Pending,
+}
+
+/// Requests per UTC day not yet stored: today's count inline (a check touches no other
+/// memory), earlier days' only in the second around midnight before a flush takes them.
+#[derive(Debug, Default)]
+struct Pending {
+    day: u32,
+    today: u64,
+    earlier: Vec<(u32, u64)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.today == 0 && self.earlier.is_empty()
+    }
+
+    /// Counts one request on `day`.
+    fn count(&mut self, day: u32) {
+        if self.today > 0 && self.day != day {
+            self.earlier.push((self.day, self.today));
+            self.today = 0;
+        }
+        self.day = day;
+        self.today += 1;
+    }
+
+    /// Every day's count, oldest first; leaves nothing.
+    fn take(&mut self) -> Vec<(u32, u64)> {
+        let mut days = std::mem::take(&mut self.earlier);
+        if self.today > 0 {
+            days.push((self.day, self.today));
+            self.today = 0;
+        }
+        days
+    }
+
+    /// Puts back counts taken from here that could not be stored, before any counted since.
+    fn put_back(&mut self, older: Vec<(u32, u64)>) {
+        let newer = self.take();
+        self.earlier = older;
+        self.earlier.extend(newer);
+    }
 }
 
 /// The caller of a request that needs an API key.
@@ -404,10 +446,7 @@ where
         // Count the request in today's usage.
         let day = u32::try_from(wall / 86_400).unwrap_or(u32::MAX);
         let first = entry.pending.is_empty();
-        match entry.pending.last_mut() {
-            Some((d, n)) if *d == day => *n += 1,
-            _ => entry.pending.push((day, 1)),
-        }
+        entry.pending.count(day);
         drop(entry);
         if first {
             lock(&self.dirty).push(caller.slot);
@@ -430,7 +469,7 @@ where
             key_id: caller.key_id.into(),
             count: None,
             bucket: None,
-            pending: Vec::new(),
+            pending: Pending::default(),
         };
         if let Some(q) = &plan.quota {
             let cell = entry.count.insert(self.counters.cell(&CounterKey {
@@ -464,7 +503,7 @@ where
         let mut taken = Vec::new();
         for slot in dirty {
             if let Some(mut entry) = self.keys.get(slot) {
-                let pending = std::mem::take(&mut entry.pending);
+                let pending = entry.pending.take();
                 taken.push((slot, entry.key_id.clone(), pending));
             }
         }
@@ -489,8 +528,7 @@ where
                 continue;
             };
             let was_empty = entry.pending.is_empty();
-            let newer = std::mem::replace(&mut entry.pending, pending);
-            entry.pending.extend(newer);
+            entry.pending.put_back(pending);
             drop(entry);
             if was_empty {
                 lock(&self.dirty).push(slot);
@@ -633,6 +671,21 @@ mod tests {
         let day = u32::try_from(NOON / 86_400).unwrap();
         assert_eq!(limiter.usage("k1", day..=day).unwrap(), vec![(day, 3)]);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn pending_usage_keeps_days_apart_and_order() {
+        let mut pending = Pending::default();
+        assert!(pending.is_empty());
+        pending.count(10);
+        pending.count(10);
+        pending.count(11);
+        let taken = pending.take();
+        assert_eq!(taken, vec![(10, 2), (11, 1)]);
+        assert!(pending.is_empty());
+        pending.count(11);
+        pending.put_back(taken);
+        assert_eq!(pending.take(), vec![(10, 2), (11, 1), (11, 1)]);
     }
 
     #[tokio::test(start_paused = true)]
