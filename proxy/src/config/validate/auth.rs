@@ -21,6 +21,25 @@ const MAX_LEEWAY_S: u64 = 600;
 /// Scopes a route may require at most, as API Gateway.
 const MAX_ROUTE_SCOPES: usize = 10;
 
+/// Headers that requests need, so an authorizer may not carry its principal or claims in them.
+const RESERVED_HEADERS: &[&str] = &[
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "transfer-encoding",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+    "x-api-key",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
 pub(super) fn validate_authorizers(
     errors: &mut Errors,
     api_path: &str,
@@ -147,8 +166,27 @@ fn validate_authorizer(
         }
         Some(t) => Duration::from_secs(t.value),
     };
+    // The headers an authorizer sets are removed from every request to the API first (so a
+    // client cannot claim an identity): one the request itself needs would be lost.
     let mut header = |key: String, at: &Spanned<String>| -> Option<HeaderName> {
         match HeaderName::from_bytes(at.value.trim().as_bytes()) {
+            Ok(h)
+                if RESERVED_HEADERS.contains(&h.as_str())
+                    || identity_source
+                        .iter()
+                        .any(|s| matches!(s, IdentitySource::Header(n) if *n == h)) =>
+            {
+                errors.add(
+                    key,
+                    Some(at),
+                    format!(
+                        "\"{h}\" cannot be set by an authorizer: the gateway removes it from every \
+                         request to the API, and requests need it; pick a header of your own, \
+                         e.g. x-edgeway-principal"
+                    ),
+                );
+                None
+            }
             Ok(h) => Some(h),
             Err(_) => {
                 errors.add(
