@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
 use crate::access_keys::AccessKeys;
-use crate::auth::{ApiAuthorizer, RouteAuth};
+use crate::auth::{ApiAuthorizer, JwtVerifiers, RouteAuth};
 use crate::cache::{StageCache, StageCaches};
 use crate::config::{
     ApiKeySource, Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
@@ -47,6 +47,8 @@ pub struct Gateway {
     pub limiter: Arc<Limiter>,
     /// The node's access keys for SigV4 authorizers (node state, like `keys`).
     pub access_keys: Arc<AccessKeys>,
+    /// The JWT verifiers of this generation's authorizers, kept for the next to reuse.
+    jwt_verifiers: JwtVerifiers,
     /// The usage plans of this config.
     pub usage_plans: Arc<[UsagePlan]>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -269,6 +271,7 @@ impl Gateway {
                 .ok_or_else(|| format!("plugin {name} is not loaded"))
         };
         limiter.forget_unused_buckets();
+        let mut jwt_verifiers = JwtVerifiers::default();
         let account = limiter.shared_bucket(Scope::Account, "account", config.throttle);
         let mut pools = OriginPools::default();
         let mut caches = StageCaches::default();
@@ -276,9 +279,15 @@ impl Gateway {
         for api in &config.apis {
             let mut authorizers = std::collections::HashMap::new();
             for (name, authorizer) in &api.authorizers {
-                let runtime =
-                    ApiAuthorizer::build(authorizer, plugin, &config.upstream, &access_keys)
-                        .map_err(|e| format!("api {}: authorizer {name}: {e}", api.name))?;
+                let runtime = ApiAuthorizer::build(
+                    authorizer,
+                    plugin,
+                    &config.upstream,
+                    &access_keys,
+                    &mut jwt_verifiers,
+                    previous.map(|p| &p.jwt_verifiers),
+                )
+                .map_err(|e| format!("api {}: authorizer {name}: {e}", api.name))?;
                 authorizers.insert(name.as_str(), Arc::new(runtime));
             }
             let mut principal_headers: Vec<http::HeaderName> = Vec::new();
@@ -416,6 +425,7 @@ impl Gateway {
             caches,
             keys,
             access_keys,
+            jwt_verifiers,
             limiter,
             usage_plans: config.usage_plans.clone().into(),
             trusted_proxies: config.trusted_proxies.clone(),

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -403,4 +403,27 @@ async fn an_unreachable_jwks_refuses_tokens_and_says_why_in_the_log() {
         |_| true,
     )
     .await;
+}
+
+/// A reload keeps a JWT authorizer whose settings did not change, with its cached keys: the
+/// issuer is not asked again, and need not be reachable at that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_keys_already_fetched() {
+    let s = setup().await;
+    let token = s.key_a.sign(&claims(json!({})));
+    let r = call(&s.gw, reqwest::Method::GET, "/prod/pets", Some(&token)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.jwks.fetches(), 1);
+
+    // The issuer now serves nothing usable; the node reloads a config that changes a route.
+    *s.jwks.document.lock().unwrap() = "not a key set".into();
+    let changed = config(&s.origin, &s.jwks).replace("GET /open", "GET /opened");
+    s.gw.replace_config(&changed);
+    s.gw.wait_event("config reloaded", Duration::from_secs(10), |e| {
+        e["fields"]["generation"] == 2
+    })
+    .await;
+    let r = call(&s.gw, reqwest::Method::GET, "/prod/pets", Some(&token)).await;
+    assert_eq!(r.status(), 200, "{}", s.gw.stderr_text());
+    assert_eq!(s.jwks.fetches(), 1, "the reload fetched the JWKS again");
 }

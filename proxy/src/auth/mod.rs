@@ -38,18 +38,24 @@ impl ApiAuthorizer {
     /// Builds `config`'s authorizer: `plugin` finds a loaded plugin by name, `upstream` is how
     /// a JWKS is fetched, `access_keys` where SigV4 secrets come from. The error names the
     /// setting that is wrong.
+    ///
+    /// A JWT verifier with the same settings and upstream as one in `previous` (the generation
+    /// being replaced) is reused with its cached keys, so a reload neither fetches the JWKS
+    /// again nor depends on the issuer being reachable at that moment.
     pub fn build(
         config: &Authorizer,
         plugin: impl Fn(&str) -> Result<Arc<Plugin>, String>,
         upstream: &Upstream,
         access_keys: &Arc<AccessKeys>,
+        verifiers: &mut JwtVerifiers,
+        previous: Option<&JwtVerifiers>,
     ) -> Result<Self, String> {
         Ok(match &config.kind {
             AuthorizerKind::Plugin { plugin: name } => {
                 Self::Plugin(PluginAuthorizer::new(config.clone(), plugin(name)?))
             }
             AuthorizerKind::Jwt(settings) => Self::Jwt(JwtAuthorizer {
-                verifier: jwt::JwtVerifier::new(settings.clone(), upstream)?,
+                verifier: verifiers.get_or_create(settings, upstream, previous)?,
                 config: config.clone(),
             }),
             AuthorizerKind::SigV4(settings) => Self::SigV4(SigV4Authorizer {
@@ -75,7 +81,39 @@ impl ApiAuthorizer {
 #[derive(Debug)]
 pub struct JwtAuthorizer {
     pub config: Authorizer,
-    pub verifier: jwt::JwtVerifier,
+    pub verifier: Arc<jwt::JwtVerifier>,
+}
+
+/// A generation's JWT verifiers, by settings and upstream, for the next generation to reuse.
+#[derive(Debug, Default)]
+pub struct JwtVerifiers(Vec<((jwt::JwtSettings, String), Arc<jwt::JwtVerifier>)>);
+
+impl JwtVerifiers {
+    /// The verifier for `settings`: one already made for this generation, else `previous`'s,
+    /// else a new one.
+    fn get_or_create(
+        &mut self,
+        settings: &jwt::JwtSettings,
+        upstream: &Upstream,
+        previous: Option<&JwtVerifiers>,
+    ) -> Result<Arc<jwt::JwtVerifier>, String> {
+        let key = (settings.clone(), upstream.fingerprint.clone());
+        let known = |set: &JwtVerifiers| {
+            set.0
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(verifier) = known(self) {
+            return Ok(verifier);
+        }
+        let verifier = match previous.and_then(known) {
+            Some(verifier) => verifier,
+            None => Arc::new(jwt::JwtVerifier::new(settings.clone(), upstream)?),
+        };
+        self.0.push((key, verifier.clone()));
+        Ok(verifier)
+    }
 }
 
 /// A SigV4 authorizer: signatures checked with the secrets of the node's access keys.
