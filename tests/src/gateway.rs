@@ -295,6 +295,28 @@ impl Gateway {
         format!("http://{}{path}", self.addr("admin"))
     }
 
+    /// An admin API call with [`crate::ADMIN_TOKEN`] and an optional JSON body: the status and
+    /// the answer as JSON (`Null` when it is not JSON).
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = crate::client()
+            .request(method, self.admin_url(path))
+            .bearer_auth(crate::ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("admin request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("admin response body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

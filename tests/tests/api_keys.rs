@@ -99,26 +99,6 @@ async fn assert_allowed(gw: &Gateway, origin: &Origin, path: &str, key: &str) {
     assert_eq!(origin.request_count(), before + 1);
 }
 
-async fn admin(
-    gw: &Gateway,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client()
-        .request(method, gw.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_lifecycle_through_the_cli_and_the_admin_api() {
     let origin = Origin::echo().await;
@@ -170,23 +150,23 @@ async fn key_lifecycle_through_the_cli_and_the_admin_api() {
 
     // Through the admin API: out of any plan, then back.
     let path = format!("/admin/keys/{id}");
-    let (status, body) = admin(
-        &gw,
-        reqwest::Method::PATCH,
-        &path,
-        Some(serde_json::json!({ "plan": null })),
-    )
-    .await;
+    let (status, body) = gw
+        .admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(serde_json::json!({ "plan": null })),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["plan"], Value::Null);
     assert_forbidden(&gw, &origin, "/prod/pets", Some(&value)).await;
-    let (status, body) = admin(
-        &gw,
-        reqwest::Method::PATCH,
-        &path,
-        Some(serde_json::json!({ "plan": "basic" })),
-    )
-    .await;
+    let (status, body) = gw
+        .admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(serde_json::json!({ "plan": "basic" })),
+        )
+        .await;
     assert_eq!((status, &body["plan"]), (200, &Value::from("basic")));
 
     // Unknown plans and bad bodies are refused with a reason.
@@ -199,21 +179,21 @@ async fn key_lifecycle_through_the_cli_and_the_admin_api() {
             .contains("no usage plan named \"gold\""),
         "{text}"
     );
-    let (status, _) = admin(
-        &gw,
-        reqwest::Method::POST,
-        "/admin/keys",
-        Some(serde_json::json!({ "nme": "x" })),
-    )
-    .await;
+    let (status, _) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(serde_json::json!({ "nme": "x" })),
+        )
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = admin(
-        &gw,
-        reqwest::Method::PATCH,
-        "/admin/keys/nope",
-        Some(serde_json::json!({ "enabled": false })),
-    )
-    .await;
+    let (status, _) = gw
+        .admin(
+            reqwest::Method::PATCH,
+            "/admin/keys/nope",
+            Some(serde_json::json!({ "enabled": false })),
+        )
+        .await;
     assert_eq!(status, 404);
 
     // CSV import in API Gateway's format: header names in any case and order.
@@ -242,7 +222,7 @@ async fn key_lifecycle_through_the_cli_and_the_admin_api() {
     let (ok, _, text) = cli(&gw, &["delete", &id]);
     assert!(ok, "{text}");
     assert_forbidden(&gw, &origin, "/prod/pets", Some(&value)).await;
-    let (status, _) = admin(&gw, reqwest::Method::GET, &path, None).await;
+    let (status, _) = gw.admin(reqwest::Method::GET, &path, None).await;
     assert_eq!(status, 404);
 
     // The admin API needs its token.
@@ -305,13 +285,13 @@ async fn an_authorizer_can_supply_the_key() {
         )
         .replace("        api_key_required: true", "        api_key_required: true\n        auth: tok");
     let gw = start(&yaml).await;
-    let (status, body) = admin(
-        &gw,
-        reqwest::Method::POST,
-        "/admin/keys",
-        Some(serde_json::json!({ "name": "from-authorizer", "plan": "basic", "value": value })),
-    )
-    .await;
+    let (status, body) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(serde_json::json!({ "name": "from-authorizer", "plan": "basic", "value": value })),
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
 
     let call = |token: &'static str, header_key: Option<&'static str>| {

@@ -137,22 +137,6 @@ async fn send(request: http::Request<Vec<u8>>) -> (u16, Value, reqwest::header::
     )
 }
 
-async fn admin(gw: &Gateway, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let r = client()
-        .request(method, gw.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (
-        status,
-        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
-    )
-}
-
 struct Setup {
     gw: Gateway,
     origin: Origin,
@@ -166,13 +150,13 @@ async fn setup() -> Setup {
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .start(&config(&origin, &state))
         .await;
-    let (status, created) = admin(
-        &gw,
-        reqwest::Method::POST,
-        "/admin/access-keys",
-        json!({ "name": "deploy-bot" }),
-    )
-    .await;
+    let (status, created) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/access-keys",
+            Some(json!({ "name": "deploy-bot" })),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let key = AccessKey {
         id: created["id"].as_str().unwrap().to_owned(),
@@ -235,7 +219,8 @@ async fn signed_requests_reach_the_origin_as_the_access_key() {
 
     // The admin API never shows the secret again.
     let (status, listed) =
-        admin(&s.gw, reqwest::Method::GET, "/admin/access-keys", json!({})).await;
+        s.gw.admin(reqwest::Method::GET, "/admin/access-keys", None)
+            .await;
     assert_eq!(status, 200);
     assert_eq!(listed["access_keys"][0]["id"], s.key.id.as_str());
     assert_eq!(listed["access_keys"][0]["name"], "deploy-bot");
@@ -320,31 +305,31 @@ async fn disabled_and_deleted_keys_are_refused_at_once() {
     let invalid = "The security token included in the request is invalid";
 
     let path = format!("/admin/access-keys/{}", s.key.id);
-    let (status, changed) = admin(
-        &s.gw,
-        reqwest::Method::PATCH,
-        &path,
-        json!({ "enabled": false }),
-    )
-    .await;
+    let (status, changed) =
+        s.gw.admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "enabled": false })),
+        )
+        .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["enabled"], false);
     assert_refused(&s, signed(), invalid, "UnrecognizedClientException").await;
 
-    let (status, _) = admin(
-        &s.gw,
-        reqwest::Method::PATCH,
-        &path,
-        json!({ "enabled": true }),
-    )
-    .await;
+    let (status, _) =
+        s.gw.admin(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({ "enabled": true })),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(send(signed()).await.0, 200);
 
-    let (status, _) = admin(&s.gw, reqwest::Method::DELETE, &path, json!({})).await;
+    let (status, _) = s.gw.admin(reqwest::Method::DELETE, &path, None).await;
     assert_eq!(status, 200);
     assert_refused(&s, signed(), invalid, "UnrecognizedClientException").await;
-    let (status, _) = admin(&s.gw, reqwest::Method::GET, &path, json!({})).await;
+    let (status, _) = s.gw.admin(reqwest::Method::GET, &path, None).await;
     assert_eq!(status, 404);
 
     // A key someone made up.

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use edgeway_tests::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SLOW: &str = "rate: 0.01";
 
@@ -128,35 +128,15 @@ fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|s| **s == status).count()
 }
 
-async fn admin(
-    gw: &Gateway,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = client()
-        .request(method, gw.admin_url(path))
-        .bearer_auth(ADMIN_TOKEN);
-    if let Some(body) = body {
-        req = req
-            .header("content-type", "application/json")
-            .body(body.to_string());
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// Creates a key in `plan`; returns (id, value).
 async fn create_key(gw: &Gateway, name: &str, plan: &str) -> (String, String) {
-    let (status, key) = admin(
-        gw,
-        reqwest::Method::POST,
-        "/admin/keys",
-        Some(json!({ "name": name, "plan": plan })),
-    )
-    .await;
+    let (status, key) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(json!({ "name": name, "plan": plan })),
+        )
+        .await;
     assert_eq!(status, 201, "{key}");
     (
         key["id"].as_str().unwrap().to_owned(),
@@ -350,13 +330,13 @@ async fn quota_runs_out_with_limit_exceeded_and_usage_is_counted() {
     assert_eq!(origin.request_count(), 3);
 
     // Usage counts admitted requests per UTC day.
-    let (status, usage) = admin(
-        &gw,
-        reqwest::Method::GET,
-        &format!("/admin/usage?key={id}"),
-        None,
-    )
-    .await;
+    let (status, usage) = gw
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/usage?key={id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{usage}");
     assert_eq!(usage["total"], 3, "{usage}");
     let days = usage["days"].as_array().unwrap();
@@ -381,7 +361,7 @@ async fn quota_runs_out_with_limit_exceeded_and_usage_is_counted() {
         ),
         ("/admin/usage?key=nosuchkey".to_owned(), 404),
     ] {
-        let (got, body) = admin(&gw, reqwest::Method::GET, &path, None).await;
+        let (got, body) = gw.admin(reqwest::Method::GET, &path, None).await;
         assert_eq!(got, status, "{path}: {body}");
         assert!(body["message"].is_string(), "{path}: {body}");
     }
@@ -408,7 +388,7 @@ async fn quota_and_usage_survive_kill_9() {
     // Reading usage stores what was counted; then the process dies without a goodbye.
     let usage_path = format!("/admin/usage?key={id}");
     assert_eq!(
-        admin(&gw, reqwest::Method::GET, &usage_path, None).await.1["total"],
+        gw.admin(reqwest::Method::GET, &usage_path, None).await.1["total"],
         3
     );
     gw.signal("KILL");
@@ -416,7 +396,7 @@ async fn quota_and_usage_survive_kill_9() {
 
     let gw = start(&yaml).await;
     assert_eq!(
-        admin(&gw, reqwest::Method::GET, &usage_path, None).await.1["total"],
+        gw.admin(reqwest::Method::GET, &usage_path, None).await.1["total"],
         3
     );
     // Two left of the week's five.
@@ -425,7 +405,7 @@ async fn quota_and_usage_survive_kill_9() {
         [200, 200, 429]
     );
     assert_eq!(
-        admin(&gw, reqwest::Method::GET, &usage_path, None).await.1["total"],
+        gw.admin(reqwest::Method::GET, &usage_path, None).await.1["total"],
         5
     );
     assert_eq!(origin.request_count(), 5);

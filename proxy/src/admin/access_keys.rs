@@ -81,9 +81,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&AccessKeys) -> T + Send + 'static,
 ) -> Result<T, Response<Full<Bytes>>> {
     let keys = shared.gateway.load().access_keys.clone();
-    tokio::task::spawn_blocking(move || f(&keys))
-        .await
-        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e))
+    super::blocking(move || f(&keys)).await
 }
 
 fn not_found(id: &str) -> Response<Full<Bytes>> {

@@ -113,9 +113,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&ApiKeys) -> T + Send + 'static,
 ) -> Result<T, Response<Full<Bytes>>> {
     let keys = shared.gateway.load().keys.clone();
-    tokio::task::spawn_blocking(move || f(&keys))
-        .await
-        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e))
+    super::blocking(move || f(&keys)).await
 }
 
 /// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).

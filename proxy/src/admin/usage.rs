@@ -52,19 +52,15 @@ pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> 
         return message(StatusCode::NOT_FOUND, format!("no key {key_id}"));
     }
     let limiter = gateway.limiter.clone();
-    let read = tokio::task::spawn_blocking(move || {
+    let read = super::blocking(move || {
         limiter.flush()?;
         limiter.usage(&key_id, from..=to)
     })
     .await;
     let days = match read {
         Ok(Ok(days)) => days,
-        Ok(Err(e)) => {
-            return message(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        }
-        Err(e) => {
-            return message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
+        Ok(Err(e)) => return message(StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(response) => return response,
     };
     let total: u64 = days.iter().map(|(_, n)| n).sum();
     let days: Vec<_> = days

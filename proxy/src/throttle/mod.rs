@@ -3,8 +3,8 @@
 //! key and UTC calendar window.
 //!
 //! - [`TokenBucket`]: one bucket's arithmetic, on tokio's clock.
-//! - [`Buckets`]: many buckets by id in a sharded map, so that 100,000 keys cost one hash and
-//!   one short, rarely contended lock per check.
+//! - [`Limiter`]: the node's buckets, quota counts and usage, and the check of one request.
+//! - [`Buckets`]: buckets by id in a sharded map (a key's per-route buckets).
 //! - [`Counters`]: quota counts behind a trait whose only write is an atomic add that returns
 //!   the new total, so a Redis backend (`INCRBY` with the window's end as expiry) can replace
 //!   [`LocalCounters`] for a cluster of edge nodes without read-modify-write races.
@@ -34,15 +34,15 @@ const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// A map split into `SHARDS` locked parts by key hash, so concurrent requests for different
-/// keys rarely wait on each other. Buckets and counters both live in one.
+/// Token buckets by id, created full on first use, in `SHARDS` locked maps split by id hash,
+/// so concurrent requests for different ids rarely wait on each other.
 #[derive(Debug)]
-struct Sharded<K, V> {
+pub struct Buckets<K> {
     hasher: Hasher,
-    shards: Box<[Mutex<HashMap<K, V, Hasher>>]>,
+    shards: Box<[Mutex<HashMap<K, TokenBucket, Hasher>>]>,
 }
 
-impl<K: Hash + Eq, V> Default for Sharded<K, V> {
+impl<K: Hash + Eq + Clone> Default for Buckets<K> {
     fn default() -> Self {
         Self {
             hasher: Hasher::default(),
@@ -53,36 +53,15 @@ impl<K: Hash + Eq, V> Default for Sharded<K, V> {
     }
 }
 
-impl<K: Hash + Eq, V> Sharded<K, V> {
-    /// The locked part that holds `key`.
-    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, V, Hasher>> {
-        lock(&self.shards[(self.hasher.hash_one(key) as usize) % SHARDS])
-    }
-
-    fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
-    }
-}
-
-/// Token buckets by id, created full on first use.
-#[derive(Debug)]
-pub struct Buckets<K>(Sharded<K, TokenBucket>);
-
-impl<K: Hash + Eq + Clone> Default for Buckets<K> {
-    fn default() -> Self {
-        Self(Sharded::default())
-    }
-}
-
 impl<K: Hash + Eq + Clone> Buckets<K> {
-    /// Takes a token from `id`'s bucket under `limits`.
-    pub fn take(&self, id: &K, limits: &Throttle, now: Instant) -> Result<(), Refused> {
-        self.take_counted(id, limits, now).map(|_| ())
+    /// The locked map that holds `id`.
+    fn shard(&self, id: &K) -> std::sync::MutexGuard<'_, HashMap<K, TokenBucket, Hasher>> {
+        lock(&self.shards[(self.hasher.hash_one(id) as usize) % SHARDS])
     }
 
     /// Takes a token from `id`'s bucket under `limits`; returns the whole tokens left.
     pub fn take_counted(&self, id: &K, limits: &Throttle, now: Instant) -> Result<u64, Refused> {
-        let mut map = self.0.shard(id);
+        let mut map = self.shard(id);
         let bucket = match map.get_mut(id) {
             Some(bucket) => bucket,
             None => map
@@ -95,14 +74,14 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
     /// Returns a token to `id`'s bucket (see [`TokenBucket::give_back`]).
     pub fn give_back(&self, id: &K, limits: &Throttle) {
-        if let Some(bucket) = self.0.shard(id).get_mut(id) {
+        if let Some(bucket) = self.shard(id).get_mut(id) {
             bucket.give_back(limits);
         }
     }
 
     /// Buckets held.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// True when no bucket has been used.
@@ -198,19 +177,19 @@ mod tests {
         let b = "b".to_owned();
         assert_eq!(
             (0..5)
-                .filter(|_| buckets.take(&a, &limits, now).is_ok())
+                .filter(|_| buckets.take_counted(&a, &limits, now).is_ok())
                 .count(),
             3
         );
         assert_eq!(
             (0..5)
-                .filter(|_| buckets.take(&b, &limits, now).is_ok())
+                .filter(|_| buckets.take_counted(&b, &limits, now).is_ok())
                 .count(),
             3
         );
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(buckets.take(&a, &limits, Instant::now()).is_ok());
-        assert!(buckets.take(&a, &limits, Instant::now()).is_err());
+        assert!(buckets.take_counted(&a, &limits, Instant::now()).is_ok());
+        assert!(buckets.take_counted(&a, &limits, Instant::now()).is_err());
         assert_eq!(buckets.len(), 2);
     }
 
