@@ -212,28 +212,11 @@ impl PluginAuthorizer {
     ) -> Option<Identity> {
         let mut identity = Vec::with_capacity(self.config.identity_source.len());
         for (source, label) in self.config.identity_source.iter().zip(&self.labels) {
-            let value = match source {
-                IdentitySource::Header(name) => parts
-                    .headers
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-                IdentitySource::Query(name) => {
-                    crate::encoding::query_param(parts.uri.query()?, name)
-                }
-                IdentitySource::Path(name) => params
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| (*v).to_owned()),
-                IdentitySource::StageVariable(name) => stage_variables
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone()),
-            }?;
+            let value = source.read(parts, params, stage_variables)?;
             if value.trim().is_empty() {
                 return None;
             }
-            identity.push((label.clone(), value));
+            identity.push((label.clone(), value.into_owned()));
         }
         Some(identity)
     }

@@ -223,6 +223,34 @@ pub enum IdentitySource {
 }
 
 impl IdentitySource {
+    /// The source's value in a request: `params` are its path parameters (name, value).
+    pub fn read<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        params: &[(&'a str, &'a str)],
+        stage_variables: &'a [(String, String)],
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
+        match self {
+            Self::Header(name) => parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(Cow::Borrowed),
+            Self::Query(name) => {
+                crate::encoding::query_param(parts.uri.query()?, name).map(Cow::Owned)
+            }
+            Self::Path(name) => params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| Cow::Borrowed(*v)),
+            Self::StageVariable(name) => stage_variables
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| Cow::Borrowed(v.as_str())),
+        }
+    }
+
     /// The source as plugins see it: `header.authorization`, `query.token`, ...
     pub fn label(&self) -> String {
         match self {

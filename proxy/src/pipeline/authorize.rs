@@ -16,7 +16,6 @@
 //!   verifier's message. The principal is the access key id, its name in the context; the
 //!   `Authorization` header does not reach the origin, as in API Gateway.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -41,32 +40,36 @@ pub async fn check(
     let Some(route) = ctx.route else {
         return Ok(Flow::Continue);
     };
-    // A signature covers the request as the client sent it: check it before anything changes.
-    let signed = match route.auth.as_ref().map(|a| &*a.authorizer) {
-        Some(ApiAuthorizer::SigV4(authorizer)) => {
-            Some(sigv4(ctx, parts, body, limit, authorizer).await?)
-        }
-        _ => None,
-    };
-    // Whatever the client sent in the headers that carry a principal is not to be trusted, on
-    // any route of the API.
-    for name in route.principal_headers.iter() {
-        parts.headers.remove(name);
-    }
     let Some(auth) = &route.auth else {
+        strip_principal_headers(route, parts);
         return Ok(Flow::Continue);
     };
     match &*auth.authorizer {
-        ApiAuthorizer::Plugin(authorizer) => plugin(ctx, parts, authorizer).await,
-        ApiAuthorizer::Jwt(authorizer) => jwt(ctx, parts, authorizer, auth).await,
+        ApiAuthorizer::Plugin(authorizer) => {
+            strip_principal_headers(route, parts);
+            plugin(ctx, parts, authorizer).await
+        }
+        ApiAuthorizer::Jwt(authorizer) => {
+            strip_principal_headers(route, parts);
+            jwt(ctx, parts, authorizer, auth).await
+        }
         ApiAuthorizer::SigV4(authorizer) => {
-            let principal = signed.ok_or_else(|| {
-                GatewayError::Internal("SigV4 verification did not run".to_owned())
-            })?;
+            // A signature covers the request as the client sent it: check it before anything
+            // here changes the request.
+            let principal = sigv4(ctx, parts, body, limit, authorizer).await?;
+            strip_principal_headers(route, parts);
             parts.headers.remove(AUTHORIZATION);
             set_principal(ctx, parts, &authorizer.config, principal)?;
             Ok(Flow::Continue)
         }
+    }
+}
+
+/// Whatever the client sent in the headers that carry a principal is not to be trusted, on any
+/// route of the API.
+fn strip_principal_headers(route: &crate::gateway::RouteTarget, parts: &mut Parts) {
+    for name in route.principal_headers.iter() {
+        parts.headers.remove(name);
     }
 }
 
@@ -127,23 +130,14 @@ async fn jwt(
     authorizer: &JwtAuthorizer,
     auth: &RouteAuth,
 ) -> Result<Flow, GatewayError> {
-    let token = match authorizer.config.identity_source.first() {
-        Some(IdentitySource::Query(name)) => parts
-            .uri
-            .query()
-            .and_then(|q| crate::encoding::query_param(q, name))
-            .map(Cow::Owned),
-        Some(IdentitySource::Header(name)) => parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(Cow::Borrowed),
-        _ => parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(Cow::Borrowed),
+    // One identity source, `header.authorization` unless configured (see config validation).
+    let source = authorizer.config.identity_source.first();
+    let params = match source {
+        Some(IdentitySource::Path(_)) => ctx.named_params(parts.uri.path()),
+        _ => Vec::new(),
     };
+    let stage_variables = ctx.route.map_or(&[][..], |r| &r.stage_variables[..]);
+    let token = source.and_then(|s| s.read(parts, &params, stage_variables));
     let claims = authorizer
         .verifier
         .verify(token.as_deref().unwrap_or_default())
