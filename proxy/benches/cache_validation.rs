@@ -17,8 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use edgeway::cache::{Lookup, StageCache, Storable};
-use edgeway::params::RequestParam;
 use edgeway::validation::BodySchema;
+use edgeway::validation::params::RequestParam;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use serde_json::json;
 

@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use edgeway::auth::keys::{ApiKeys, NewKey};
 use edgeway::config::{Quota, QuotaPeriod, Throttle};
-use edgeway::keys::{ApiKeys, NewKey};
 use edgeway::state::EmbeddedStore;
 use edgeway::throttle::{Caller, Limiter, PlanLimits, Scope, wall_secs};
 use tokio::time::Instant;

@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{json, message, read_body};
-use crate::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch, AccessKeys};
-use crate::node::Shared;
+use crate::auth::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch, AccessKeys};
+use crate::node::Node;
 
 /// Largest admin request body here: a name and a flag.
 const MAX_BODY: usize = 64 * 1024;
@@ -77,10 +77,10 @@ fn key_error(e: AccessKeyError) -> Response<Full<Bytes>> {
 
 /// Runs a change off the async threads (the store syncs to disk).
 async fn blocking<T: Send + 'static>(
-    shared: &Shared,
+    node: &Node,
     f: impl FnOnce(&AccessKeys) -> T + Send + 'static,
 ) -> Result<T, Response<Full<Bytes>>> {
-    let keys = shared.gateway.load().access_keys.clone();
+    let keys = node.access_keys.clone();
     super::blocking(move || f(&keys)).await
 }
 
@@ -93,7 +93,7 @@ fn not_found(id: &str) -> Response<Full<Bytes>> {
 
 /// `rest` is the path after `/admin/access-keys` (empty or `/ID`).
 pub async fn handle(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     method: &Method,
     rest: &str,
     body: Incoming,
@@ -101,9 +101,7 @@ pub async fn handle(
     let id = rest.strip_prefix('/').unwrap_or(rest);
     let outcome = match (method, id) {
         (&Method::GET, "") => {
-            let keys: Vec<_> = shared
-                .gateway
-                .load()
+            let keys: Vec<_> = node
                 .access_keys
                 .list()
                 .iter()
@@ -114,15 +112,15 @@ pub async fn handle(
                 json!({ "access_keys": keys }).to_string(),
             ))
         }
-        (&Method::POST, "") => create(shared, body).await,
-        (&Method::GET, id) => Ok(match shared.gateway.load().access_keys.get(id) {
+        (&Method::POST, "") => create(node, body).await,
+        (&Method::GET, id) => Ok(match node.access_keys.get(id) {
             Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
             None => not_found(id),
         }),
-        (&Method::PATCH, id) if !id.is_empty() => patch(shared, id, body).await,
+        (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
         (&Method::DELETE, id) if !id.is_empty() => {
             let owned = id.to_owned();
-            match blocking(shared, move |keys| keys.delete(&owned)).await {
+            match blocking(node, move |keys| keys.delete(&owned)).await {
                 Ok(Ok(true)) => {
                     tracing::info!(access_key = id, "access key deleted");
                     Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
@@ -141,12 +139,12 @@ pub async fn handle(
 }
 
 async fn create(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
     let body: CreateBody = read(body, "access key").await?;
     let enabled = body.enabled.unwrap_or(true);
-    let created = blocking(shared, move |keys| keys.create(&body.name, enabled)).await?;
+    let created = blocking(node, move |keys| keys.create(&body.name, enabled)).await?;
     Ok(match created {
         Ok((key, secret)) => {
             tracing::info!(access_key = key.id, name = key.name, "access key created");
@@ -160,7 +158,7 @@ async fn create(
 }
 
 async fn patch(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     id: &str,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
@@ -171,7 +169,7 @@ async fn patch(
     };
     let owned = id.to_owned();
     Ok(
-        match blocking(shared, move |keys| keys.update(&owned, change)).await? {
+        match blocking(node, move |keys| keys.update(&owned, change)).await? {
             Ok(Some(key)) => {
                 tracing::info!(
                     access_key = key.id,

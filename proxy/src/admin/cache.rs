@@ -14,10 +14,10 @@ use http_body_util::Full;
 use serde_json::json;
 
 use super::json;
-use crate::node::Shared;
+use crate::node::Node;
 
-pub fn list(shared: &Shared) -> Response<Full<Bytes>> {
-    let gateway = shared.gateway.load();
+pub fn list(node: &Node) -> Response<Full<Bytes>> {
+    let gateway = node.generation.load();
     let stages: Vec<serde_json::Value> = gateway
         .caches
         .all()
@@ -44,14 +44,14 @@ pub fn list(shared: &Shared) -> Response<Full<Bytes>> {
 }
 
 /// `rest` is the path after `/admin/cache/`.
-pub fn delete(shared: &Shared, rest: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+pub fn delete(node: &Node, rest: &str, query: Option<&str>) -> Response<Full<Bytes>> {
     let Some((api, stage)) = rest.split_once('/').filter(|(_, s)| !s.contains('/')) else {
         return json(
             StatusCode::NOT_FOUND,
             r#"{"message":"expected /admin/cache/{api}/{stage}"}"#,
         );
     };
-    let gateway = shared.gateway.load();
+    let gateway = node.generation.load();
     let Some(cache) = gateway.caches.get(api, stage) else {
         return json(
             StatusCode::NOT_FOUND,

@@ -23,8 +23,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{json, message, read_body};
-use crate::keys::{ApiKey, ApiKeys, KeyError, KeyPatch, NewKey};
-use crate::node::Shared;
+use crate::auth::keys::{ApiKey, ApiKeys, KeyError, KeyPatch, NewKey};
+use crate::node::Node;
 
 /// Largest admin request body (a CSV of many thousand keys fits).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -76,9 +76,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-fn check_plan(shared: &Shared, plan: Option<&str>) -> Result<(), Response<Full<Bytes>>> {
+fn check_plan(node: &Node, plan: Option<&str>) -> Result<(), Response<Full<Bytes>>> {
     let Some(plan) = plan else { return Ok(()) };
-    let gateway = shared.gateway.load();
+    let gateway = node.generation.load();
     if gateway.usage_plans.iter().any(|p| p.name == plan) {
         return Ok(());
     }
@@ -109,16 +109,16 @@ fn key_error(e: KeyError) -> Response<Full<Bytes>> {
 
 /// Runs a key change off the async threads (the store syncs to disk).
 async fn blocking<T: Send + 'static>(
-    shared: &Shared,
+    node: &Node,
     f: impl FnOnce(&ApiKeys) -> T + Send + 'static,
 ) -> Result<T, Response<Full<Bytes>>> {
-    let keys = shared.gateway.load().keys.clone();
+    let keys = node.keys.clone();
     super::blocking(move || f(&keys)).await
 }
 
 /// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).
 pub async fn handle(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     method: &Method,
     rest: &str,
     body: Incoming,
@@ -126,26 +126,19 @@ pub async fn handle(
     let id = rest.strip_prefix('/').unwrap_or(rest);
     let outcome = match (method, id) {
         (&Method::GET, "") => {
-            let keys: Vec<_> = shared
-                .gateway
-                .load()
-                .keys
-                .list()
-                .iter()
-                .map(|k| key_json(k, None))
-                .collect();
+            let keys: Vec<_> = node.keys.list().iter().map(|k| key_json(k, None)).collect();
             Ok(json(StatusCode::OK, json!({ "keys": keys }).to_string()))
         }
-        (&Method::POST, "") => create(shared, body).await,
-        (&Method::POST, "import") => import(shared, body).await,
-        (&Method::GET, id) => Ok(match shared.gateway.load().keys.get(id) {
+        (&Method::POST, "") => create(node, body).await,
+        (&Method::POST, "import") => import(node, body).await,
+        (&Method::GET, id) => Ok(match node.keys.get(id) {
             Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
             None => not_found(id),
         }),
-        (&Method::PATCH, id) if !id.is_empty() => patch(shared, id, body).await,
+        (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
         (&Method::DELETE, id) if !id.is_empty() => {
             let owned = id.to_owned();
-            match blocking(shared, move |keys| keys.delete(&owned)).await {
+            match blocking(node, move |keys| keys.delete(&owned)).await {
                 Ok(Ok(true)) => {
                     tracing::info!(key = id, "API key deleted");
                     Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
@@ -171,13 +164,13 @@ fn not_found(id: &str) -> Response<Full<Bytes>> {
 }
 
 async fn create(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
     let bytes = read_body(body, MAX_BODY).await?;
     let body: CreateBody = serde_json::from_slice(&bytes)
         .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid key: {e}")))?;
-    check_plan(shared, body.plan.as_deref())?;
+    check_plan(node, body.plan.as_deref())?;
     let new = NewKey {
         name: body.name,
         description: body.description,
@@ -185,7 +178,7 @@ async fn create(
         enabled: body.enabled.unwrap_or(true),
         value: body.value,
     };
-    let created = blocking(shared, move |keys| keys.create(vec![new])).await?;
+    let created = blocking(node, move |keys| keys.create(vec![new])).await?;
     match created {
         Ok(mut created) => {
             let (key, value) = created.remove(0);
@@ -205,7 +198,7 @@ async fn create(
 }
 
 async fn patch(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     id: &str,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
@@ -213,7 +206,7 @@ async fn patch(
     let body: PatchBody = serde_json::from_slice(&bytes)
         .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid change: {e}")))?;
     if let Some(Some(plan)) = &body.plan {
-        check_plan(shared, Some(plan))?;
+        check_plan(node, Some(plan))?;
     }
     let change = KeyPatch {
         name: body.name,
@@ -223,7 +216,7 @@ async fn patch(
     };
     let owned = id.to_owned();
     Ok(
-        match blocking(shared, move |keys| keys.update(&owned, change)).await? {
+        match blocking(node, move |keys| keys.update(&owned, change)).await? {
             Ok(Some(key)) => {
                 tracing::info!(
                     key = key.id,
@@ -309,16 +302,16 @@ fn parse_csv(text: &[u8]) -> Result<Vec<NewKey>, String> {
 }
 
 async fn import(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     body: Incoming,
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
     let bytes = read_body(body, MAX_BODY).await?;
     let rows = parse_csv(&bytes).map_err(|e| message(StatusCode::BAD_REQUEST, e))?;
     for row in &rows {
-        check_plan(shared, row.plan.as_deref())?;
+        check_plan(node, row.plan.as_deref())?;
     }
     let count = rows.len();
-    match blocking(shared, move |keys| keys.create(rows)).await? {
+    match blocking(node, move |keys| keys.create(rows)).await? {
         Ok(created) => {
             tracing::info!(count, "API keys imported");
             let keys: Vec<_> = created.iter().map(|(k, _)| key_json(k, None)).collect();

@@ -37,13 +37,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::node::Shared;
+use crate::node::Node;
 
 /// Serves the admin API until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
     token_env: Option<String>,
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let token: Option<Arc<str>> = token_env
@@ -65,13 +65,13 @@ pub async fn serve(
             _ = shutdown.wait_for(|&stop| stop) => break,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let shared = shared.clone();
+        let node = node.clone();
         let token = token.clone();
         let service = service_fn(move |request| {
-            let shared = shared.clone();
+            let node = node.clone();
             let token = token.clone();
             async move {
-                Ok::<_, std::convert::Infallible>(handle(&shared, token.as_deref(), request).await)
+                Ok::<_, std::convert::Infallible>(handle(&node, token.as_deref(), request).await)
             }
         });
         let connection = builder
@@ -151,7 +151,7 @@ fn authorized(token: Option<&str>, request: &Request<Incoming>) -> bool {
 }
 
 async fn handle(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     token: Option<&str>,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -163,24 +163,24 @@ async fn handle(
     if let Some(name) = path.strip_prefix("/admin/plugins/")
         && request.method() == Method::PUT
     {
-        return plugins::put(shared, name, request.into_body()).await;
+        return plugins::put(node, name, request.into_body()).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/keys")
         && (rest.is_empty() || rest.starts_with('/'))
     {
         let method = request.method().clone();
-        return keys::handle(shared, &method, rest, request.into_body()).await;
+        return keys::handle(node, &method, rest, request.into_body()).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/access-keys")
         && (rest.is_empty() || rest.starts_with('/'))
     {
         let method = request.method().clone();
-        return access_keys::handle(shared, &method, rest, request.into_body()).await;
+        return access_keys::handle(node, &method, rest, request.into_body()).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE
     {
-        return cache::delete(shared, rest, request.uri().query());
+        return cache::delete(node, rest, request.uri().query());
     }
     if request.method() != Method::GET {
         return json(
@@ -190,15 +190,15 @@ async fn handle(
     }
     match path {
         "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        "/readyz" if shared.draining.load(Ordering::Relaxed) => {
+        "/readyz" if node.draining.load(Ordering::Relaxed) => {
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
         }
         "/readyz" => json(StatusCode::OK, r#"{"status":"ready"}"#),
-        "/admin/plugins" => plugins::list(shared),
-        "/admin/cache" => cache::list(shared),
-        "/admin/usage" => usage::get(shared, request.uri().query()).await,
+        "/admin/plugins" => plugins::list(node),
+        "/admin/cache" => cache::list(node),
+        "/admin/usage" => usage::get(node, request.uri().query()).await,
         "/admin/config" => {
-            let gateway = shared.gateway.load();
+            let gateway = node.generation.load();
             let mut response = json(StatusCode::OK, gateway.redacted_config.clone());
             response.headers_mut().insert(
                 "x-edgeway-config-generation",

@@ -13,15 +13,15 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::json;
-use crate::node::Shared;
+use crate::node::Node;
 use crate::plugins::SwapError;
 
 /// The largest component a PUT may carry (components built from Python are tens of MiB).
 const MAX_COMPONENT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Every configured plugin with its current version and that version's call statistics.
-pub fn list(shared: &Shared) -> Response<Full<Bytes>> {
-    let set = shared.plugins.current();
+pub fn list(node: &Node) -> Response<Full<Bytes>> {
+    let set = node.plugins.current();
     let mut names: Vec<&String> = set.by_name.keys().collect();
     names.sort();
     let plugins: Vec<serde_json::Value> = names
@@ -49,7 +49,7 @@ pub fn list(shared: &Shared) -> Response<Full<Bytes>> {
 }
 
 /// Swaps in the component in `body` as plugin `name`'s new version.
-pub async fn put(shared: &Arc<Shared>, name: &str, body: Incoming) -> Response<Full<Bytes>> {
+pub async fn put(node: &Arc<Node>, name: &str, body: Incoming) -> Response<Full<Bytes>> {
     let bytes = match Limited::new(body, MAX_COMPONENT_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -60,7 +60,7 @@ pub async fn put(shared: &Arc<Shared>, name: &str, body: Incoming) -> Response<F
             );
         }
     };
-    let host = shared.plugins.clone();
+    let host = node.plugins.clone();
     let name = name.to_owned();
     let swapped = tokio::task::spawn_blocking(move || {
         let result = host.swap(&name, &bytes, true);

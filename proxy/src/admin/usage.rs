@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{json, message};
 use crate::encoding::query_param;
-use crate::node::Shared;
+use crate::node::Node;
 use crate::throttle::quota::{date_text, parse_date};
 use crate::throttle::wall_secs;
 
@@ -21,7 +21,7 @@ fn bad(text: &str) -> Response<Full<Bytes>> {
     message(StatusCode::BAD_REQUEST, text)
 }
 
-pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> {
+pub async fn get(node: &Node, query: Option<&str>) -> Response<Full<Bytes>> {
     let query = query.unwrap_or_default();
     let Some(key_id) = query_param(query, "key").filter(|k| !k.is_empty()) else {
         return bad("give the key's id: ?key=ID");
@@ -47,7 +47,7 @@ pub async fn get(shared: &Shared, query: Option<&str>) -> Response<Full<Bytes>> 
     if to - from >= MAX_DAYS {
         return bad(&format!("at most {MAX_DAYS} days at once"));
     }
-    let gateway = shared.gateway.load();
+    let gateway = node.generation.load();
     if gateway.keys.get(&key_id).is_none() {
         return message(StatusCode::NOT_FOUND, format!("no key {key_id}"));
     }

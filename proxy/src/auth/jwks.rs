@@ -33,8 +33,8 @@ use tokio::time::Instant;
 
 use super::jwt::{AlgorithmSet, JwtAlgorithm, JwtError, clip};
 use crate::body::RequestBody;
-use crate::config::Upstream;
 use crate::upstream::OriginPool;
+use crate::upstream::Upstream;
 
 /// Where a JWKS document comes from. The HTTP one is [`HttpJwksFetcher`]; tests and benches
 /// count or script fetches with their own.
@@ -108,7 +108,7 @@ impl HttpJwksFetcher {
                 .pool
                 .send(request)
                 .await
-                .map_err(|e| crate::pipeline::chain(e.as_ref()))?;
+                .map_err(|e| crate::telemetry::chain(e.as_ref()))?;
             if response.status() != StatusCode::OK {
                 return Err(format!("answered {}", response.status()));
             }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::jwks::{HttpJwksFetcher, JwksCache, JwksFetcher};
-use crate::config::Upstream;
+use crate::upstream::Upstream;
 
 /// Default clock skew allowed on `exp`, `nbf` and `iat`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);

@@ -11,9 +11,17 @@
 //! keyed by the identity values (and the plugin version, so a swapped-in version decides
 //! afresh). Allow and deny decisions are cached for `result_ttl_s`; failures never are.
 
+pub mod access_keys;
+pub mod ip_policy;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
+mod settings;
 pub mod sigv4;
+
+pub use settings::{
+    Authorizer, AuthorizerKind, DEFAULT_AUTHORIZER_TTL, DEFAULT_PRINCIPAL_HEADER, IdentitySource,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +29,10 @@ use http::HeaderValue;
 use http::request::Parts;
 use moka::sync::Cache;
 
-use crate::access_keys::AccessKeys;
-use crate::config::{Authorizer, AuthorizerKind, IdentitySource, Upstream};
+use crate::auth::access_keys::AccessKeys;
 use crate::plugins::Plugin;
 use crate::plugins::bindings::Decision;
+use crate::upstream::Upstream;
 
 /// An API's authorizer, ready to serve.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
-use crate::params::RequestParam;
+use crate::validation::params::RequestParam;
 
 /// `x-cache: hit | miss` on every response of a cached route.
 pub static X_CACHE: HeaderName = HeaderName::from_static("x-cache");

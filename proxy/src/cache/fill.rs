@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::entry::{CachedResponse, Storable, X_CACHE, storable};
 use super::{CacheKey, StageCache};
-use crate::params::RequestParam;
 use crate::upstream::headers::X_REQUEST_ID;
+use crate::validation::params::RequestParam;
 
 /// The right to store one key's response. A leader's fill also holds back the requests
 /// coalesced behind it: they wake when it is dropped, stored or not.
@@ -123,5 +123,15 @@ impl CacheFill {
             key_params: self.key_params,
         };
         self.fill.cache.store(self.fill.key.clone(), entry);
+    }
+}
+
+impl crate::body::BodyTap for CacheFill {
+    fn data(&mut self, data: &Bytes) -> bool {
+        CacheFill::data(self, data)
+    }
+
+    fn finish(self: Box<Self>) {
+        CacheFill::finish(*self);
     }
 }

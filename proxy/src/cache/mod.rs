@@ -14,6 +14,7 @@
 
 mod entry;
 mod fill;
+mod settings;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +28,10 @@ use tokio::time::Instant;
 
 pub use entry::{CachedResponse, Storable, X_CACHE, asks_refresh, storable};
 pub use fill::{CacheFill, Fill};
+pub use settings::{InvalidationPolicy, UnauthorizedStrategy};
 
-use crate::params::RequestParam;
 use crate::sync::lock;
+use crate::validation::params::RequestParam;
 
 type Hasher = foldhash::fast::RandomState;
 

@@ -2,6 +2,7 @@
 //! manages a running node's API keys.
 
 mod keys;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config;
-use crate::node::{self, ServeOptions};
+use serve::ServeOptions;
 
 /// Edgeway: a self-hosted API gateway and edge proxy.
 #[derive(Debug, Parser)]
@@ -100,7 +101,7 @@ where
                 config_path: config,
                 watch: !no_watch,
             };
-            match node::serve(options, loaded) {
+            match serve::serve(options, loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "edgeway stopped");

@@ -5,6 +5,8 @@
 //! URIs). Errors carry the key path and line, e.g.
 //! `edgeway.yaml:12: apis[0].routes[1].route: unknown method "FETCH" ...`.
 
+pub(crate) use crate::suggest::did_you_mean;
+
 mod model;
 pub mod raw;
 mod redact;
@@ -186,42 +188,6 @@ fn explain(message: &str, found: Option<String>) -> String {
     message.to_owned()
 }
 
-/// The candidate closest to `given` by edit distance, if it is close enough to be a typo.
-pub(crate) fn did_you_mean<'a>(
-    given: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (given.chars().count() / 3).max(1);
-    candidates
-        .map(|c| {
-            // A key cut short (`max_body` for `max_body_bytes`) is as likely as a typo.
-            let distance = if given.len() >= 3 && c.len() > given.len() && c.starts_with(given) {
-                1
-            } else {
-                edit_distance(given, c)
-            };
-            (distance, c)
-        })
-        .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,7 +220,7 @@ mod tests {
         assert_eq!(
             e,
             vec![
-                "t.yaml:3: limits.max_body: unknown key `max_body`; did you mean `max_body_bytes`? (valid keys: max_body_bytes, max_header_bytes, integration_timeout_ms, header_read_timeout_ms)"
+                "t.yaml:3: limits.max_body: unknown key `max_body`; did you mean `max_body_bytes`? (valid keys: max_body_bytes, max_header_bytes, integration_timeout_ms, header_read_timeout_ms, linger_timeout_ms, linger_max_bytes)"
             ]
         );
     }
@@ -311,12 +277,6 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert_eq!(did_you_mean("zzzz", ["limits", "listen"].into_iter()), None);
-        assert_eq!(
-            did_you_mean("version", ["versions"].into_iter()),
-            Some("versions")
-        );
-        assert_eq!(edit_distance("versoin", "version"), 2);
     }
 }
 

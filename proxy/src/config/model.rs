@@ -13,12 +13,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+pub use crate::auth::ip_policy::{IpPolicy, TrustedProxies};
+pub use crate::auth::keys::ApiKeySource;
+pub use crate::auth::{
+    Authorizer, AuthorizerKind, DEFAULT_AUTHORIZER_TTL, DEFAULT_PRINCIPAL_HEADER, IdentitySource,
+};
+pub use crate::cache::{InvalidationPolicy, UnauthorizedStrategy};
 pub use crate::cors::CorsPolicy;
-pub use crate::ip_policy::{IpPolicy, TrustedProxies};
-pub use crate::params::RequestParam;
 pub use crate::plugins::{Isolation, PluginRole, PluginSpec, PluginsConfig};
 use crate::router::{RouteMethod, RoutePattern};
+pub use crate::throttle::{DEFAULT_ACCOUNT_THROTTLE, Quota, QuotaPeriod, Throttle};
+pub use crate::upstream::Upstream;
 use crate::upstream::UriTemplate;
+pub use crate::validation::params::RequestParam;
 pub use crate::validation::{BodySchema, RequestValidation, ValidateMode};
 
 /// Default for `limits.max_body_bytes`: 10 MiB, as API Gateway.
@@ -70,37 +77,6 @@ pub struct StateConfig {
     pub path: std::path::PathBuf,
 }
 
-/// Default node-wide throttle: 10,000 requests per second with a burst of 5,000, API Gateway's
-/// default account limit.
-pub const DEFAULT_ACCOUNT_THROTTLE: Throttle = Throttle {
-    rate: 10_000.0,
-    burst: 5_000,
-};
-
-/// A token bucket: `burst` requests at once, refilled at `rate` per second.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Throttle {
-    pub rate: f64,
-    pub burst: u64,
-}
-
-/// A quota window, in UTC calendar terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaPeriod {
-    Day,
-    /// Monday 00:00 UTC to the next.
-    Week,
-    Month,
-}
-
-/// `limit` requests per `period`; `offset` requests are taken off the first period's limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quota {
-    pub limit: u64,
-    pub period: QuotaPeriod,
-    pub offset: u64,
-}
-
 /// A usage plan.
 #[derive(Debug, Clone)]
 pub struct UsagePlan {
@@ -112,15 +88,6 @@ pub struct UsagePlan {
     pub quota: Option<Quota>,
     /// (api, stage, route as written) → a per-route throttle per key.
     pub routes: Vec<((String, String, String), Throttle)>,
-}
-
-/// Where a route's API key comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiKeySource {
-    /// The `x-api-key` header.
-    Header,
-    /// The `usage-key` the route's authorizer returned.
-    Authorizer,
 }
 
 /// One `listen` entry.
@@ -140,18 +107,6 @@ pub struct Admin {
     pub token_env: Option<String>,
 }
 
-/// How the gateway connects to origins.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// System roots plus `ca_file`, for https origins.
-    pub tls: Arc<rustls::ClientConfig>,
-    pub connect_timeout: Duration,
-    pub pool_idle_timeout: Duration,
-    /// Identifies the settings above (the trust roots by a digest of their contents), so a
-    /// reload that keeps them keeps warm connections.
-    pub fingerprint: String,
-}
-
 /// Request limits (`limits`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -159,6 +114,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub integration_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// How a connection closed under a client still sending is read out first
+    /// (`linger_timeout_ms`, `linger_max_bytes`).
+    pub linger: crate::listener::Linger,
 }
 
 /// One API: its stages and routes.
@@ -176,90 +134,8 @@ pub struct Api {
     pub cors: Option<Arc<CorsPolicy>>,
     /// Source-IP rules for stages without their own (`policy`).
     pub policy: Option<Arc<IpPolicy>>,
-}
-
-/// Default for an authorizer's `result_ttl_s`: 300 s, as API Gateway.
-pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
-/// Default for an authorizer's `principal_header`.
-pub const DEFAULT_PRINCIPAL_HEADER: &str = "x-edgeway-principal";
-
-/// An authorizer of an API: what decides, what identifies a caller, and what reaches the origin.
-#[derive(Debug, Clone)]
-pub struct Authorizer {
-    pub name: String,
-    /// A plugin, a JWT issuer or SigV4 signatures.
-    pub kind: AuthorizerKind,
-    /// Read before the plugin is called; a missing one is 401 without a call. A `jwt`
-    /// authorizer reads its token from the one source (default `header.authorization`);
-    /// `sigv4` has none.
-    pub identity_source: Vec<IdentitySource>,
-    /// How long a plugin's decision is cached per identity; zero disables the cache.
-    pub result_ttl: Duration,
-    /// Carries the principal id to the origin (a token's `sub`, an access key id).
-    pub principal_header: http::HeaderName,
-    /// Context key (a plugin's context, a token's claim for `jwt`'s `claims_headers`) →
-    /// header that carries its value to the origin.
-    pub context_headers: Vec<(String, http::HeaderName)>,
-}
-
-/// What an authorizer checks.
-#[derive(Debug, Clone)]
-pub enum AuthorizerKind {
-    /// A plugin with role `authorizer`, by name.
-    Plugin { plugin: String },
-    /// A bearer JWT, checked against the issuer's JWKS (`jwt`).
-    Jwt(crate::auth::jwt::JwtSettings),
-    /// An AWS Signature Version 4 made with an access key of the state store (`sigv4`).
-    SigV4(crate::auth::sigv4::SigV4Settings),
-}
-
-/// Where an identity value is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentitySource {
-    Header(http::HeaderName),
-    Query(String),
-    Path(String),
-    StageVariable(String),
-}
-
-impl IdentitySource {
-    /// The source's value in a request: `params` are its path parameters (name, value).
-    pub fn read<'a>(
-        &self,
-        parts: &'a http::request::Parts,
-        params: &[(&'a str, &'a str)],
-        stage_variables: &'a [(String, String)],
-    ) -> Option<std::borrow::Cow<'a, str>> {
-        use std::borrow::Cow;
-        match self {
-            Self::Header(name) => parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(Cow::Borrowed),
-            Self::Query(name) => {
-                crate::encoding::query_param(parts.uri.query()?, name).map(Cow::Owned)
-            }
-            Self::Path(name) => params
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| Cow::Borrowed(*v)),
-            Self::StageVariable(name) => stage_variables
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| Cow::Borrowed(v.as_str())),
-        }
-    }
-
-    /// The source as plugins see it: `header.authorization`, `query.token`, ...
-    pub fn label(&self) -> String {
-        match self {
-            Self::Header(name) => format!("header.{name}"),
-            Self::Query(name) => format!("query.{name}"),
-            Self::Path(name) => format!("path.{name}"),
-            Self::StageVariable(name) => format!("stage.{name}"),
-        }
-    }
+    /// Overrides of the gateway's own responses (`gateway_responses`); empty when none.
+    pub gateway_responses: Arc<crate::gateway_responses::GatewayResponses>,
 }
 
 /// A stage of an API; its name is the first path segment of every request to it.
@@ -295,40 +171,6 @@ pub struct StageCacheSettings {
     /// A response body larger than this is served but not stored.
     pub max_entry_bytes: usize,
     pub invalidation: Arc<InvalidationPolicy>,
-}
-
-/// Who may make the cache refetch an entry with `Cache-Control: max-age=0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidationPolicy {
-    /// False: any client may.
-    pub require_authorization: bool,
-    /// What happens to a client that may not.
-    pub unauthorized: UnauthorizedStrategy,
-    /// Principal ids (from the route's authorizer) that may.
-    pub principals: Vec<String>,
-    /// Usage keys (an authorizer's `usage-key`) that may.
-    pub api_keys: Vec<String>,
-}
-
-impl InvalidationPolicy {
-    /// Whether a request from `principal` with `usage_key` (both set only by the route's
-    /// authorizer) may invalidate.
-    pub fn allows(&self, principal: Option<&str>, usage_key: Option<&str>) -> bool {
-        !self.require_authorization
-            || principal.is_some_and(|p| self.principals.iter().any(|q| q == p))
-            || usage_key.is_some_and(|k| self.api_keys.iter().any(|q| q == k))
-    }
-}
-
-/// API Gateway's `unauthorizedCacheControlHeaderStrategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnauthorizedStrategy {
-    /// 403, and the origin sees nothing.
-    FailWith403,
-    /// The header is ignored; the response says so in `x-cache-invalidation: denied`.
-    SucceedWithResponseHeader,
-    /// The header is ignored silently.
-    SucceedWithoutResponseHeader,
 }
 
 /// A route's cache settings (`cache` on the route).

@@ -216,6 +216,10 @@ pub struct RawLimits {
     pub integration_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub header_read_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub linger_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub linger_max_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +244,21 @@ pub struct RawApi {
     /// Source-IP allow and deny lists for every stage (a stage's own `policy` replaces it).
     #[serde(default)]
     pub policy: Option<Spanned<RawPolicy>>,
+    /// Overrides of the gateway's own answers, by API Gateway's response type.
+    #[serde(default)]
+    pub gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,
+}
+
+/// One `gateway_responses` entry: what replaces the default response of that type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayResponse {
+    #[serde(default)]
+    pub status: Option<Spanned<u16>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub body: Option<Spanned<String>>,
 }
 
 /// Where a JSON Schema comes from: exactly one of the fields.

@@ -1,30 +1,118 @@
 //! Listeners: accept TCP connections, terminate TLS, and serve HTTP/1.1 and HTTP/2 on them.
 //!
 //! A plain listener speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge); a TLS listener
-//! chooses by ALPN. Each request loads the current config generation, so keep-alive
-//! connections follow reloads. On shutdown a listener stops accepting and lets its
-//! connections finish their requests (HTTP/2 gets GOAWAY, HTTP/1 closes after the response).
+//! chooses by ALPN. The listener owns the transports and the HTTP server settings
+//! ([`Serving`], rebuilt on each reload), and turns each request into the pipeline's request
+//! type (`Request<ClientBody>`) before handing it to a [`Handler`]: the node, which runs it
+//! through `pipeline::run` on the current config generation, so keep-alive connections follow
+//! reloads. A connection closed under a client still sending lingers first (see [`Linger`]).
+//! On shutdown a listener stops accepting and lets its connections finish their requests
+//! (HTTP/2 gets GOAWAY, HTTP/1 closes after the response).
 
+mod linger;
 pub mod tls;
 
+pub use linger::{DEFAULT_LINGER_MAX_BYTES, DEFAULT_LINGER_TIMEOUT, Linger, LingeringStream};
+
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use http::{HeaderValue, Request, Response};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::node::Shared;
-use crate::pipeline::{self, ConnInfo};
+use crate::body::{ClientBody, ResponseBody};
+use crate::telemetry::chain;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// The client's IP address as text (IPv4-mapped addresses unmapped), formatted once per
+    /// connection for `X-Forwarded-For` and the access log.
+    pub client_ip: HeaderValue,
+    /// `"http"` or `"https"`.
+    pub proto: &'static str,
+}
+
+impl ConnInfo {
+    /// Describes a connection from `remote`; `proto` is `"http"` or `"https"`.
+    pub fn new(remote: SocketAddr, proto: &'static str) -> Self {
+        let ip = remote.ip().to_canonical().to_string();
+        Self {
+            remote,
+            client_ip: HeaderValue::from_str(&ip)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            proto,
+        }
+    }
+}
+
+/// What serves the requests a listener receives.
+pub trait Handler: Send + Sync + 'static {
+    /// The listener settings of the current config.
+    fn serving(&self) -> Arc<Serving>;
+
+    /// Answers one request.
+    fn handle(
+        self: Arc<Self>,
+        conn: ConnInfo,
+        request: Request<ClientBody>,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static;
+}
+
+/// How listeners serve new connections, as the current config says.
+#[derive(Debug)]
+pub struct Serving {
+    /// HTTP/1 and HTTP/2 server settings.
+    pub http: auto::Builder<TokioExecutor>,
+    /// Per `listen` entry: its TLS settings, if it is a TLS listener.
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// The longest a TLS handshake may take (`limits.header_read_timeout_ms`, like the head).
+    pub handshake_timeout: Duration,
+    pub linger: Linger,
+}
+
+impl Serving {
+    /// Settings for listeners with these TLS configs (one per `listen` entry), header limits and
+    /// lingering.
+    pub fn new(
+        tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+        header_read_timeout: Duration,
+        max_header_bytes: usize,
+        linger: Linger,
+    ) -> Self {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .max_buf_size(max_header_bytes)
+            .keep_alive(true);
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
+        Self {
+            http,
+            tls,
+            handshake_timeout: header_read_timeout,
+            linger,
+        }
+    }
+}
 
 /// Accepts connections on `listener` (the `index`th `listen` entry) until `shutdown` turns
 /// true, then waits for its connections to finish.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
     index: usize,
-    shared: Arc<Shared>,
+    handler: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -36,9 +124,9 @@ pub async fn serve(
         match accepted {
             Ok((stream, remote)) => {
                 let watcher = graceful.watcher();
-                let shared = shared.clone();
+                let handler = handler.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, remote, index, shared, watcher).await;
+                    serve_connection(stream, remote, index, handler, watcher).await;
                 });
             }
             Err(e) => {
@@ -52,33 +140,27 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-async fn serve_connection(
+async fn serve_connection<H: Handler>(
     stream: TcpStream,
     remote: std::net::SocketAddr,
     index: usize,
-    shared: Arc<Shared>,
+    handler: Arc<H>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
-    let gateway = shared.gateway.load_full();
-    let tls = gateway.listener_tls.get(index).cloned().flatten();
+    let serving = handler.serving();
+    let stream = LingeringStream::new(stream, serving.linger);
+    let tls = serving.tls.get(index).cloned().flatten();
     let conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
-    let service = {
-        let shared = shared.clone();
-        service_fn(move |request| {
-            let shared = shared.clone();
-            let conn = conn.clone();
-            async move {
-                let gateway = shared.gateway.load_full();
-                Ok::<_, std::convert::Infallible>(
-                    pipeline::run(&gateway, &shared.log, conn, request).await,
-                )
-            }
-        })
-    };
+    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+        let answer = handler
+            .clone()
+            .handle(conn.clone(), request.map(ClientBody::from));
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+    });
     let result = match tls {
         None => {
-            let connection = gateway
+            let connection = serving
                 .http
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
@@ -87,8 +169,7 @@ async fn serve_connection(
         Some(config) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake =
-                tokio::time::timeout(gateway.limits.header_read_timeout, acceptor.accept(stream))
-                    .await;
+                tokio::time::timeout(serving.handshake_timeout, acceptor.accept(stream)).await;
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
@@ -100,7 +181,7 @@ async fn serve_connection(
                     return;
                 }
             };
-            let connection = gateway
+            let connection = serving
                 .http
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
@@ -108,6 +189,19 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(%remote, error = %pipeline::chain(e.as_ref()), "connection ended with an error");
+        tracing::debug!(%remote, error = %chain(e.as_ref()), "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ConnInfo;
+
+    #[test]
+    fn client_ip_is_unmapped_text() {
+        let conn = ConnInfo::new("[::ffff:10.1.2.3]:5000".parse().unwrap(), "http");
+        assert_eq!(conn.client_ip, "10.1.2.3");
+        let conn = ConnInfo::new("[2001:db8::1]:443".parse().unwrap(), "https");
+        assert_eq!(conn.client_ip, "2001:db8::1");
     }
 }

@@ -6,15 +6,15 @@ use http::HeaderName;
 use http::request::Parts;
 
 use super::{GatewayError, RequestContext};
-use crate::config::ApiKeySource;
-use crate::gateway::Gateway;
+use crate::auth::keys::ApiKeySource;
+use crate::generation::Generation;
 
 /// Where clients send their API key.
 pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Checks the route's API key requirement; sets `ctx.api_key` and `ctx.plan` on success.
 pub fn check<'g>(
-    gateway: &Gateway,
+    gateway: &Generation,
     ctx: &mut RequestContext<'g>,
     parts: &Parts,
 ) -> Result<(), GatewayError> {

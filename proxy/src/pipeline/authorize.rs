@@ -23,9 +23,9 @@ use http::header::AUTHORIZATION;
 use http::request::Parts;
 
 use super::{Flow, GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
+use crate::auth::IdentitySource;
 use crate::auth::sigv4::{Payload, SecretLookup};
 use crate::auth::{ApiAuthorizer, JwtAuthorizer, PluginAuthorizer, RouteAuth, SigV4Authorizer};
-use crate::config::IdentitySource;
 use crate::plugins::bindings::{Decision, Principal};
 use crate::plugins::convert;
 
@@ -67,7 +67,7 @@ pub async fn check(
 
 /// Whatever the client sent in the headers that carry a principal is not to be trusted, on any
 /// route of the API.
-fn strip_principal_headers(route: &crate::gateway::RouteTarget, parts: &mut Parts) {
+fn strip_principal_headers(route: &crate::generation::RouteTarget, parts: &mut Parts) {
     for name in route.principal_headers.iter() {
         parts.headers.remove(name);
     }
@@ -219,7 +219,7 @@ async fn sigv4(
 fn set_principal(
     ctx: &mut RequestContext<'_>,
     parts: &mut Parts,
-    config: &crate::config::Authorizer,
+    config: &crate::auth::Authorizer,
     principal: Principal,
 ) -> Result<(), GatewayError> {
     if !principal.id.is_empty() {

@@ -11,9 +11,9 @@ use http::{HeaderName, HeaderValue, Response};
 
 use super::{GatewayError, RequestContext};
 use crate::body::ResponseBody;
+use crate::cache::UnauthorizedStrategy;
 use crate::cache::{Fill, Lookup, StageCache, Storable, X_CACHE, asks_refresh};
-use crate::config::UnauthorizedStrategy;
-use crate::gateway::RouteCache;
+use crate::generation::RouteCache;
 
 /// Set when a client asked to invalidate and was not allowed to (`succeed_with_response_header`).
 pub static X_CACHE_INVALIDATION: HeaderName = HeaderName::from_static("x-cache-invalidation");
@@ -115,7 +115,7 @@ pub fn store(
         route.ttl,
         route.key.clone(),
     ) {
-        response.body_mut().fill_cache(fill);
+        response.body_mut().fill_cache(Box::new(fill));
     }
     response
         .headers_mut()

@@ -20,7 +20,7 @@ use http::{HeaderValue, Method, Response, StatusCode};
 use super::{Flow, RequestContext};
 use crate::body::ResponseBody;
 use crate::cors::PreflightRequest;
-use crate::gateway::{Gateway, RouteTarget};
+use crate::generation::{Generation, RouteTarget};
 use crate::router::RouteMiss;
 
 /// What phase 12 needs of a request to an API with CORS.
@@ -44,7 +44,7 @@ const PATH_PROBES: [Method; 7] = [
 
 /// Phase 3: answers a CORS preflight to a route of an API with CORS. Anything else, including
 /// a preflight to an API without CORS (which is routed as any `OPTIONS` request), goes on.
-pub fn preflight<'g>(gateway: &'g Gateway, ctx: &mut RequestContext<'g>, parts: &Parts) -> Flow {
+pub fn preflight<'g>(gateway: &'g Generation, ctx: &mut RequestContext<'g>, parts: &Parts) -> Flow {
     if parts.method != Method::OPTIONS {
         return Flow::Continue;
     }

@@ -11,7 +11,9 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::auth::sigv4::SigV4Error;
 use crate::body::{BoxError, ResponseBody};
+use crate::gateway_responses::{ErrorKind, GatewayResponses, ResponseType, TemplateValues};
 use crate::router::AllowedMethods;
+use crate::telemetry::chain;
 use crate::validation::ValidationFailure;
 
 /// IETF `RateLimit-Policy`: the limits that apply, as `"name";q=QUOTA;w=WINDOW-SECONDS`.
@@ -27,6 +29,12 @@ pub static X_EDGEWAY_ERROR_TYPE: HeaderName = HeaderName::from_static("x-edgeway
 pub enum GatewayError {
     #[error("request path has a dot segment")]
     DotSegment,
+    /// The request's head is ambiguous or breaks HTTP's rules (what, for the log).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The client's body could not be read: bad chunked framing, or cut off.
+    #[error("reading the request body: {}", chain(.0.as_ref()))]
+    ClientBody(BoxError),
     #[error("no route matches the path")]
     NotFound,
     #[error("the path has no route for this method")]
@@ -83,21 +91,6 @@ pub enum PluginPhase {
     Function,
 }
 
-/// An error and its causes on one line: "client error (Connect): tcp connect error: Connection refused".
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// `{"message": ..., "errors": [...]}`, message first.
 fn message_with_errors(message: &str, errors: &[String]) -> Bytes {
     Bytes::from(format!(
@@ -107,124 +100,206 @@ fn message_with_errors(message: &str, errors: &[String]) -> Bytes {
     ))
 }
 
-macro_rules! json_message {
-    ($text:literal) => {
-        concat!("{\"message\":\"", $text, "\"}")
+/// A row of the table: `x-edgeway-error-type`, response type, status and message.
+macro_rules! kind {
+    ($name:literal, $type:ident, $status:ident, $message:literal) => {
+        ErrorKind {
+            name: $name,
+            response_type: ResponseType::$type,
+            status: StatusCode::$status,
+            message: $message,
+            body: concat!("{\"message\":\"", $message, "\"}"),
+        }
     };
 }
 
+/// The gateway-response table: every kind of gateway error, once. Messages are the ones API
+/// Gateway clients match on; Edgeway's finer kinds fall back to `DEFAULT_4XX` / `DEFAULT_5XX`
+/// for overrides.
+pub mod kinds {
+    use super::{ErrorKind, ResponseType, StatusCode};
+
+    pub const BAD_REQUEST: ErrorKind = kind!("BAD_REQUEST", Default4xx, BAD_REQUEST, "Bad Request");
+    pub const BAD_REQUEST_PATH: ErrorKind = kind!(
+        "BAD_REQUEST_PATH",
+        Default4xx,
+        BAD_REQUEST,
+        "Invalid request path"
+    );
+    pub const RESOURCE_NOT_FOUND: ErrorKind = kind!(
+        "RESOURCE_NOT_FOUND",
+        ResourceNotFound,
+        NOT_FOUND,
+        "Not Found"
+    );
+    pub const METHOD_NOT_ALLOWED: ErrorKind = kind!(
+        "METHOD_NOT_ALLOWED",
+        Default4xx,
+        METHOD_NOT_ALLOWED,
+        "Method Not Allowed"
+    );
+    pub const REQUEST_TOO_LARGE: ErrorKind = kind!(
+        "REQUEST_TOO_LARGE",
+        RequestTooLarge,
+        PAYLOAD_TOO_LARGE,
+        "Request Too Long"
+    );
+    pub const INTEGRATION_FAILURE: ErrorKind = kind!(
+        "INTEGRATION_FAILURE",
+        IntegrationFailure,
+        BAD_GATEWAY,
+        "Network error communicating with endpoint"
+    );
+    pub const INTEGRATION_TIMEOUT: ErrorKind = kind!(
+        "INTEGRATION_TIMEOUT",
+        IntegrationTimeout,
+        GATEWAY_TIMEOUT,
+        "Endpoint request timed out"
+    );
+    pub const UNAUTHORIZED: ErrorKind =
+        kind!("UNAUTHORIZED", Unauthorized, UNAUTHORIZED, "Unauthorized");
+    pub const ACCESS_DENIED: ErrorKind =
+        kind!("ACCESS_DENIED", AccessDenied, FORBIDDEN, "Forbidden");
+    pub const MISSING_AUTHENTICATION_TOKEN: ErrorKind = kind!(
+        "MISSING_AUTHENTICATION_TOKEN",
+        MissingAuthenticationToken,
+        FORBIDDEN,
+        "Forbidden"
+    );
+    pub const INVALID_SIGNATURE: ErrorKind = kind!(
+        "INVALID_SIGNATURE",
+        InvalidSignature,
+        FORBIDDEN,
+        "Forbidden"
+    );
+    pub const AUTHORIZER_FAILURE: ErrorKind = kind!(
+        "AUTHORIZER_FAILURE",
+        AuthorizerFailure,
+        INTERNAL_SERVER_ERROR,
+        "Internal server error"
+    );
+    pub const TRANSFORM_FAILURE: ErrorKind = kind!(
+        "TRANSFORM_FAILURE",
+        Default5xx,
+        INTERNAL_SERVER_ERROR,
+        "Internal server error"
+    );
+    pub const FUNCTION_FAILURE: ErrorKind = kind!(
+        "FUNCTION_FAILURE",
+        Default5xx,
+        INTERNAL_SERVER_ERROR,
+        "Internal server error"
+    );
+    pub const BAD_REQUEST_PARAMETERS: ErrorKind = kind!(
+        "BAD_REQUEST_PARAMETERS",
+        BadRequestParameters,
+        BAD_REQUEST,
+        "Missing required request parameters"
+    );
+    pub const BAD_REQUEST_BODY: ErrorKind = kind!(
+        "BAD_REQUEST_BODY",
+        BadRequestBody,
+        BAD_REQUEST,
+        "Invalid request body"
+    );
+    pub const INVALID_API_KEY: ErrorKind =
+        kind!("INVALID_API_KEY", InvalidApiKey, FORBIDDEN, "Forbidden");
+    pub const CACHE_INVALIDATION_DENIED: ErrorKind = kind!(
+        "CACHE_INVALIDATION_DENIED",
+        Default4xx,
+        FORBIDDEN,
+        "Not authorized to invalidate the cache"
+    );
+    pub const QUOTA_EXCEEDED: ErrorKind = kind!(
+        "QUOTA_EXCEEDED",
+        QuotaExceeded,
+        TOO_MANY_REQUESTS,
+        "Limit Exceeded"
+    );
+    pub const THROTTLED: ErrorKind = kind!(
+        "THROTTLED",
+        Throttled,
+        TOO_MANY_REQUESTS,
+        "Too Many Requests"
+    );
+    pub const INTERNAL_ERROR: ErrorKind = kind!(
+        "INTERNAL_ERROR",
+        Default5xx,
+        INTERNAL_SERVER_ERROR,
+        "Internal server error"
+    );
+}
+
+/// What the gateway knows about the request an error answers, for a per-API override.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseScope<'a> {
+    /// The API's overrides, if the request reached one that has any.
+    pub responses: Option<&'a GatewayResponses>,
+    pub api: &'a str,
+    pub stage: &'a str,
+    pub stage_variables: &'a [(String, String)],
+    pub request_id: &'a str,
+}
+
 impl GatewayError {
-    /// Status, error type and client-facing body.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The error's row in the gateway-response table.
+    pub fn kind(&self) -> &'static ErrorKind {
+        use kinds::*;
         match self {
-            Self::DotSegment => (
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST_PATH",
-                json_message!("Invalid request path"),
-            ),
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                "RESOURCE_NOT_FOUND",
-                json_message!("Not Found"),
-            ),
-            Self::MethodNotAllowed { .. } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                json_message!("Method Not Allowed"),
-            ),
-            Self::PayloadTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "REQUEST_TOO_LARGE",
-                json_message!("Request Too Long"),
-            ),
-            Self::Upstream { .. } => (
-                StatusCode::BAD_GATEWAY,
-                "INTEGRATION_FAILURE",
-                json_message!("Network error communicating with endpoint"),
-            ),
-            Self::Timeout { .. } => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "INTEGRATION_TIMEOUT",
-                json_message!("Endpoint request timed out"),
-            ),
-            Self::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                json_message!("Unauthorized"),
-            ),
-            Self::AccessDenied(_) => (
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                json_message!("Forbidden"),
-            ),
-            Self::InvalidToken(_) => (
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                json_message!("Unauthorized"),
-            ),
-            Self::InsufficientScope(_) => (
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                json_message!("Forbidden"),
-            ),
-            Self::Signature(e) => (
-                e.status(),
-                match e {
-                    SigV4Error::MissingAuthentication => "MISSING_AUTHENTICATION_TOKEN",
-                    SigV4Error::PayloadNotBuffered => "INTERNAL_ERROR",
-                    _ => "INVALID_SIGNATURE",
-                },
-                json_message!("Forbidden"),
-            ),
-            Self::Plugin(phase, _) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                match phase {
-                    PluginPhase::Authorizer => "AUTHORIZER_FAILURE",
-                    PluginPhase::Transformer => "TRANSFORM_FAILURE",
-                    PluginPhase::Function => "FUNCTION_FAILURE",
-                },
-                json_message!("Internal server error"),
-            ),
-            Self::Validation(ValidationFailure::Parameters { .. }) => (
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST_PARAMETERS",
-                json_message!("Missing required request parameters"),
-            ),
-            Self::Validation(ValidationFailure::Body(_)) => (
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST_BODY",
-                json_message!("Invalid request body"),
-            ),
-            Self::InvalidApiKey => (
-                StatusCode::FORBIDDEN,
-                "INVALID_API_KEY",
-                json_message!("Forbidden"),
-            ),
-            Self::CacheInvalidationDenied => (
-                StatusCode::FORBIDDEN,
-                "CACHE_INVALIDATION_DENIED",
-                json_message!("Not authorized to invalidate the cache"),
-            ),
-            Self::ResourcePolicy { .. } => (
-                StatusCode::FORBIDDEN,
-                "ACCESS_DENIED",
-                json_message!("Forbidden"),
-            ),
-            Self::Throttled(refusal) if refusal.scope == crate::throttle::Scope::Quota => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "QUOTA_EXCEEDED",
-                json_message!("Limit Exceeded"),
-            ),
-            Self::Throttled(_) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "THROTTLED",
-                json_message!("Too Many Requests"),
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                json_message!("Internal server error"),
-            ),
+            Self::BadRequest(_) | Self::ClientBody(_) => &BAD_REQUEST,
+            Self::DotSegment => &BAD_REQUEST_PATH,
+            Self::NotFound => &RESOURCE_NOT_FOUND,
+            Self::MethodNotAllowed { .. } => &METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => &REQUEST_TOO_LARGE,
+            Self::Upstream { .. } => &INTEGRATION_FAILURE,
+            Self::Timeout { .. } => &INTEGRATION_TIMEOUT,
+            Self::Unauthorized | Self::InvalidToken(_) => &UNAUTHORIZED,
+            Self::AccessDenied(_) | Self::InsufficientScope(_) | Self::ResourcePolicy { .. } => {
+                &ACCESS_DENIED
+            }
+            Self::Signature(SigV4Error::MissingAuthentication) => &MISSING_AUTHENTICATION_TOKEN,
+            Self::Signature(SigV4Error::PayloadNotBuffered) => &INTERNAL_ERROR,
+            Self::Signature(_) => &INVALID_SIGNATURE,
+            Self::Plugin(PluginPhase::Authorizer, _) => &AUTHORIZER_FAILURE,
+            Self::Plugin(PluginPhase::Transformer, _) => &TRANSFORM_FAILURE,
+            Self::Plugin(PluginPhase::Function, _) => &FUNCTION_FAILURE,
+            Self::Validation(ValidationFailure::Parameters { .. }) => &BAD_REQUEST_PARAMETERS,
+            Self::Validation(ValidationFailure::Body(_)) => &BAD_REQUEST_BODY,
+            Self::InvalidApiKey => &INVALID_API_KEY,
+            Self::CacheInvalidationDenied => &CACHE_INVALIDATION_DENIED,
+            Self::Throttled(refusal) if refusal.scope == crate::throttle::Scope::Quota => {
+                &QUOTA_EXCEEDED
+            }
+            Self::Throttled(_) => &THROTTLED,
+            Self::Internal(_) => &INTERNAL_ERROR,
+        }
+    }
+
+    /// The client-facing message, where the error has words of its own; else the kind's.
+    fn message(&self) -> Option<String> {
+        match self {
+            // API Gateway's words for a resource-policy denial.
+            Self::ResourcePolicy {
+                explicit, resource, ..
+            } => Some(format!(
+                "User: anonymous is not authorized to perform: execute-api:Invoke on resource: {resource}{}",
+                if *explicit {
+                    " with an explicit deny"
+                } else {
+                    ""
+                }
+            )),
+            // The authorizer's own words, as API Gateway passes a Lambda authorizer's message.
+            Self::AccessDenied(message) if !message.is_empty() => Some(message.clone()),
+            Self::Validation(ValidationFailure::Parameters { names, .. }) => Some(format!(
+                "Missing required request parameters: [{}]",
+                names.join(", ")
+            )),
+            // Which part of the signature failed, in AWS's words.
+            Self::Signature(e) if !matches!(e, SigV4Error::PayloadNotBuffered) => {
+                Some(e.to_string())
+            }
+            _ => None,
         }
     }
 
@@ -237,50 +312,36 @@ impl GatewayError {
         )
     }
 
-    /// The gateway response for this error (the request id is added by the pipeline).
+    /// The gateway response for this error, with no override (the request id is added by
+    /// the pipeline).
     pub fn into_response(self) -> Response<ResponseBody> {
-        let (status, kind, body) = self.parts();
-        let body = match &self {
-            // The authorizer's own words, as API Gateway passes a Lambda authorizer's message.
-            // API Gateway's words for a resource-policy denial.
-            Self::ResourcePolicy {
-                explicit, resource, ..
-            } => {
-                let message = format!(
-                    "User: anonymous is not authorized to perform: execute-api:Invoke on resource: {resource}{}",
-                    if *explicit {
-                        " with an explicit deny"
-                    } else {
-                        ""
-                    }
-                );
-                Bytes::from(serde_json::json!({ "message": message }).to_string())
-            }
-            Self::AccessDenied(message) if !message.is_empty() => {
-                Bytes::from(serde_json::json!({ "message": message }).to_string())
-            }
+        self.into_response_for(None)
+    }
+
+    /// The gateway response for this error, with the override of `scope`'s API if it has one
+    /// for the error's type.
+    pub fn into_response_for(self, scope: Option<&ResponseScope<'_>>) -> Response<ResponseBody> {
+        let kind = self.kind();
+        let message = self.message();
+        let text = message.as_deref().unwrap_or(kind.message);
+        let mut body = match &self {
             // What was wrong, for the client to fix; API Gateway's message first.
-            Self::Validation(ValidationFailure::Parameters { names, errors }) => {
-                let message = format!(
-                    "Missing required request parameters: [{}]",
-                    names.join(", ")
-                );
-                message_with_errors(&message, errors)
+            Self::Validation(ValidationFailure::Parameters { errors, .. })
+            | Self::Validation(ValidationFailure::Body(errors)) => {
+                message_with_errors(text, errors)
             }
-            Self::Validation(ValidationFailure::Body(errors)) => {
-                message_with_errors("Invalid request body", errors)
+            _ if message.is_some() => {
+                Bytes::from(serde_json::json!({ "message": text }).to_string())
             }
-            // Which part of the signature failed, in AWS's words.
-            Self::Signature(e) if !matches!(e, SigV4Error::PayloadNotBuffered) => {
-                Bytes::from(serde_json::json!({ "message": e.to_string() }).to_string())
-            }
-            _ => Bytes::from_static(body.as_bytes()),
+            _ => Bytes::from_static(kind.body.as_bytes()),
         };
-        let mut response = Response::new(ResponseBody::full(body));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
+        let mut status = kind.status;
+        let mut headers = http::HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(X_EDGEWAY_ERROR_TYPE.clone(), HeaderValue::from_static(kind));
+        headers.insert(
+            X_EDGEWAY_ERROR_TYPE.clone(),
+            HeaderValue::from_static(kind.name),
+        );
         match &self {
             Self::InvalidToken(e) => {
                 headers.insert(WWW_AUTHENTICATE, e.www_authenticate());
@@ -310,6 +371,24 @@ impl GatewayError {
             headers.insert(RATELIMIT_POLICY.clone(), refusal.policy);
             headers.insert(RATELIMIT.clone(), refusal.state);
         }
+        if let Some(scope) = scope
+            && let Some(custom) = scope
+                .responses
+                .and_then(|r| r.find(kind.response_type, status))
+        {
+            let values = TemplateValues {
+                message: text,
+                response_type: kind.response_type,
+                request_id: scope.request_id,
+                stage: scope.stage,
+                api: scope.api,
+                stage_variables: scope.stage_variables,
+            };
+            custom.apply(&values, &mut status, &mut headers, &mut body);
+        }
+        let mut response = Response::new(ResponseBody::full(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
         response
     }
 }

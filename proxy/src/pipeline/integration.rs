@@ -12,14 +12,14 @@ use http::{Request, Response, Version};
 use super::{GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::Mock;
-use crate::gateway::{Gateway, Target};
+use crate::generation::{Generation, Target};
 use crate::upstream::OriginPool;
 use crate::upstream::UriTemplate;
 use crate::upstream::headers::{self, Forwarded};
 
 /// Calls the matched route's integration.
 pub async fn call(
-    gateway: &Gateway,
+    gateway: &Generation,
     ctx: &mut RequestContext<'_>,
     parts: Parts,
     body: InBody,
@@ -69,7 +69,7 @@ fn mock_response(mock: &Mock) -> Response<ResponseBody> {
 }
 
 async fn proxy(
-    gateway: &Gateway,
+    gateway: &Generation,
     ctx: &mut RequestContext<'_>,
     template: &UriTemplate,
     pool: &Arc<OriginPool>,
@@ -113,10 +113,13 @@ async fn proxy(
     let response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => {
-            if stats.is_some_and(|s| s.over_limit()) {
+            if stats.as_ref().is_some_and(|s| s.over_limit()) {
                 return Err(GatewayError::PayloadTooLarge {
                     limit: gateway.limits.max_body_bytes,
                 });
+            }
+            if stats.is_some_and(|s| s.client_failed()) {
+                return Err(GatewayError::ClientBody(error));
             }
             return Err(GatewayError::Upstream {
                 origin: pool.origin.clone(),
@@ -131,6 +134,9 @@ async fn proxy(
         }
     };
     let (mut parts, body) = response.into_parts();
+    // The client's connection speaks its own version, whatever the origin's was (an HTTP/1.0
+    // origin would otherwise make hyper answer an HTTP/1.1 client in HTTP/1.0).
+    parts.version = Version::HTTP_11;
     headers::rewrite_response(&mut parts.headers, &ctx.request_id);
     Ok(Response::from_parts(parts, ResponseBody::upstream(body)))
 }

@@ -35,24 +35,24 @@ mod throttle;
 mod transform;
 mod validate;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 
-pub use error::{GatewayError, PluginPhase, X_EDGEWAY_ERROR_TYPE, chain};
+pub use crate::listener::ConnInfo;
+pub use crate::telemetry::{RouteLabels, chain};
+pub use error::{GatewayError, PluginPhase, ResponseScope, X_EDGEWAY_ERROR_TYPE};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
-use crate::body::{BodyTooLarge, RequestBody};
+use crate::body::{BodyTooLarge, ClientBody, RequestBody};
 use crate::plugins::bindings::{Principal, Request as PluginRequest};
 
 use crate::body::{BodyStats, ResponseBody};
-use crate::gateway::{Gateway, RouteTarget};
+use crate::generation::{Generation, RouteTarget};
 use crate::telemetry::{AccessLog, AccessRecord};
 use crate::upstream::headers::X_REQUEST_ID;
 
@@ -65,40 +65,6 @@ pub enum Flow {
     Continue,
     /// Answer the client with this response; later phases do not run.
     Respond(Response<ResponseBody>),
-}
-
-/// The connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub remote: SocketAddr,
-    /// The client's IP address as text (IPv4-mapped addresses unmapped), formatted once per
-    /// connection for `X-Forwarded-For` and the access log.
-    pub client_ip: HeaderValue,
-    /// `"http"` or `"https"`.
-    pub proto: &'static str,
-}
-
-/// Names of a matched route, shared by every request to it (for logs).
-#[derive(Debug)]
-pub struct RouteLabels {
-    pub api: Box<str>,
-    pub stage: Box<str>,
-    /// The route as written, `GET /pets/{id}`, for operational logs.
-    pub route: Box<str>,
-    /// `"api":...,"stage":...,"route":...` for the access log, rendered once.
-    pub json: Box<str>,
-}
-
-impl RouteLabels {
-    /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
-    pub fn new(api: &str, stage: &str, route: &str) -> Self {
-        Self {
-            api: api.into(),
-            stage: stage.into(),
-            route: route.into(),
-            json: crate::telemetry::access_log::labels_json(api, stage, route),
-        }
-    }
 }
 
 /// Everything the pipeline knows about one request, passed from phase to phase.
@@ -121,7 +87,7 @@ pub struct RequestContext<'g> {
     /// The API key an authorizer named for usage plans.
     pub usage_key: Option<String>,
     /// The caller's API key, once `api_key` has accepted it.
-    pub api_key: Option<Arc<crate::keys::ApiKey>>,
+    pub api_key: Option<Arc<crate::auth::keys::ApiKey>>,
     /// The usage plan the key was accepted under, for this route.
     pub plan: Option<&'g crate::throttle::PlanLimits>,
     /// `RateLimit` headers for the response, set by `throttle` for requests with a key.
@@ -139,7 +105,7 @@ pub struct RequestContext<'g> {
 /// The request body: streaming from the client, or held whole once a plugin needed it.
 #[derive(Debug)]
 pub enum InBody {
-    Streaming(Incoming),
+    Streaming(ClientBody),
     Buffered(Bytes),
 }
 
@@ -161,25 +127,12 @@ impl InBody {
                 if e.is::<BodyTooLarge>() {
                     GatewayError::PayloadTooLarge { limit }
                 } else {
-                    GatewayError::Internal(format!("reading the request body: {e}"))
+                    GatewayError::ClientBody(e)
                 }
             })?
             .to_bytes();
         *self = Self::Buffered(bytes.clone());
         Ok(bytes)
-    }
-}
-
-impl ConnInfo {
-    /// Describes a connection from `remote`; `proto` is `"http"` or `"https"`.
-    pub fn new(remote: SocketAddr, proto: &'static str) -> Self {
-        let ip = remote.ip().to_canonical().to_string();
-        Self {
-            remote,
-            client_ip: HeaderValue::from_str(&ip)
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            proto,
-        }
     }
 }
 
@@ -259,10 +212,10 @@ pub fn plugin_request(
 
 /// Serves one request against one config generation.
 pub async fn run(
-    gateway: &Gateway,
+    gateway: &Generation,
     log: &Arc<AccessLog>,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let mut ctx = RequestContext {
@@ -298,7 +251,8 @@ pub async fn run(
                     "request failed"
                 );
             }
-            error.into_response()
+            let path = path.as_ref().map_or("/", |p| p.path());
+            error.into_response_for(response_scope(gateway, &ctx, path).as_ref())
         }
     };
 
@@ -328,13 +282,13 @@ pub async fn run(
 }
 
 async fn phases<'g>(
-    gateway: &'g Gateway,
+    gateway: &'g Generation,
     ctx: &mut RequestContext<'g>,
     mut parts: Parts,
-    body: Incoming,
+    body: ClientBody,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     policy::resolve_source(gateway, ctx, &parts);
-    if let Flow::Respond(response) = accept::check(gateway, ctx, &parts)? {
+    if let Flow::Respond(response) = accept::check(gateway, ctx, &mut parts)? {
         return Ok(response);
     }
     if let Flow::Respond(response) = cors::preflight(gateway, ctx, &parts) {
@@ -378,6 +332,34 @@ async fn phases<'g>(
     })
 }
 
+/// Whose gateway responses answer an error: the route's API's, or for a request that matched
+/// no route, the API of the stage its path names (when only one API has that stage).
+fn response_scope<'a>(
+    gateway: &'a Generation,
+    ctx: &'a RequestContext<'_>,
+    path: &str,
+) -> Option<ResponseScope<'a>> {
+    let request_id = ctx.request_id.to_str().unwrap_or_default();
+    if let Some(route) = ctx.route {
+        return Some(ResponseScope {
+            responses: Some(route.responses.as_deref()?),
+            api: &route.labels.api,
+            stage: &route.labels.stage,
+            stage_variables: &route.stage_variables,
+            request_id,
+        });
+    }
+    let stage = path.trim_start_matches('/').split('/').next()?;
+    let (stage, unrouted) = gateway.unrouted.get_key_value(stage)?;
+    Some(ResponseScope {
+        responses: Some(&unrouted.responses),
+        api: &unrouted.api,
+        stage,
+        stage_variables: &unrouted.variables,
+        request_id,
+    })
+}
+
 /// What response transforms see of the request: its head as sent to the integration.
 fn response_transform_view(parts: &Parts) -> Parts {
     let mut request = Request::new(());
@@ -385,17 +367,4 @@ fn response_transform_view(parts: &Parts) -> Parts {
     *request.uri_mut() = parts.uri.clone();
     *request.headers_mut() = parts.headers.clone();
     request.into_parts().0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ConnInfo;
-
-    #[test]
-    fn client_ip_is_unmapped_text() {
-        let conn = ConnInfo::new("[::ffff:10.1.2.3]:5000".parse().unwrap(), "http");
-        assert_eq!(conn.client_ip, "10.1.2.3");
-        let conn = ConnInfo::new("[2001:db8::1]:443".parse().unwrap(), "https");
-        assert_eq!(conn.client_ip, "2001:db8::1");
-    }
 }

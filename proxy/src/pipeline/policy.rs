@@ -15,8 +15,8 @@ use http::HeaderValue;
 use http::request::Parts;
 
 use super::{GatewayError, RequestContext};
-use crate::gateway::Gateway;
-use crate::ip_policy::PolicyDenial;
+use crate::auth::ip_policy::PolicyDenial;
+use crate::generation::Generation;
 
 /// The client behind trusted proxies, when it is not the connection's peer.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ impl RequestContext<'_> {
 
 /// Sets `ctx.forwarded_client` when the peer is a trusted proxy that names another client.
 /// Costs nothing when the node trusts no proxy.
-pub fn resolve_source(gateway: &Gateway, ctx: &mut RequestContext<'_>, parts: &Parts) {
+pub fn resolve_source(gateway: &Generation, ctx: &mut RequestContext<'_>, parts: &Parts) {
     if gateway.trusted_proxies.0.is_empty() {
         return;
     }

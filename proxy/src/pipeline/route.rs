@@ -3,12 +3,12 @@
 use http::request::Parts;
 
 use super::{Flow, GatewayError, RequestContext};
-use crate::gateway::Gateway;
+use crate::generation::Generation;
 use crate::router::RouteMiss;
 
 /// Finds the route; a miss is a 404, or a 405 when the path exists for other methods.
 pub fn resolve<'g>(
-    gateway: &'g Gateway,
+    gateway: &'g Generation,
     ctx: &mut RequestContext<'g>,
     parts: &Parts,
 ) -> Result<Flow, GatewayError> {

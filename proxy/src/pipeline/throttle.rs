@@ -9,11 +9,11 @@ use tokio::time::Instant;
 
 use super::error::{RATELIMIT, RATELIMIT_POLICY};
 use super::{GatewayError, RequestContext};
-use crate::gateway::Gateway;
+use crate::generation::Generation;
 use crate::throttle::{Caller, RateLimitHeaders, wall_secs};
 
 /// Admits the request or refuses it with 429.
-pub fn check(gateway: &Gateway, ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+pub fn check(gateway: &Generation, ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let Some(route) = ctx.route else {
         return Ok(());
     };

@@ -35,8 +35,8 @@ pub use plugin::{Plugin, PluginVersion};
 pub use state::{OutboundHttp, PluginShared};
 pub use stats::{CallStats, StatsSnapshot};
 
-use crate::config::Upstream;
 use crate::sync::lock;
+use crate::upstream::Upstream;
 use kv::KvStore;
 
 /// Default for a plugin's `timeout_ms`: 50 ms per call.

@@ -22,9 +22,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::host::edgeway::plugin::{config, http as wit_http, kv, log, metrics, types};
 use super::kv::KvStore;
 use crate::body::RequestBody;
-use crate::config::Upstream;
 use crate::sync::lock;
 use crate::upstream::OriginPool;
+use crate::upstream::Upstream;
 
 /// The largest response body `http.fetch` hands to a plugin.
 const MAX_FETCH_BODY: usize = 8 * 1024 * 1024;
@@ -305,7 +305,7 @@ async fn fetch(
         let response = pool
             .send(outgoing)
             .await
-            .map_err(|e| format!("{origin}: {}", crate::pipeline::chain(e.as_ref())))?;
+            .map_err(|e| format!("{origin}: {}", crate::telemetry::chain(e.as_ref())))?;
         let (parts, body) = response.into_parts();
         let body = http_body_util::Limited::new(body, MAX_FETCH_BODY)
             .collect()

@@ -13,10 +13,31 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Method;
 use http::uri::PathAndQuery;
 
-use crate::pipeline::RouteLabels;
-
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+
+/// Names of a matched route, shared by every request to it (for logs).
+#[derive(Debug)]
+pub struct RouteLabels {
+    pub api: Box<str>,
+    pub stage: Box<str>,
+    /// The route as written, `GET /pets/{id}`, for operational logs.
+    pub route: Box<str>,
+    /// `"api":...,"stage":...,"route":...` for the access log, rendered once.
+    pub json: Box<str>,
+}
+
+impl RouteLabels {
+    /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
+    pub fn new(api: &str, stage: &str, route: &str) -> Self {
+        Self {
+            api: api.into(),
+            stage: stage.into(),
+            route: route.into(),
+            json: labels_json(api, stage, route),
+        }
+    }
+}
 
 /// Where access-log lines go.
 #[derive(Debug)]

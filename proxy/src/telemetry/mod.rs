@@ -4,7 +4,7 @@
 
 pub mod access_log;
 
-pub use access_log::{AccessLog, AccessRecord};
+pub use access_log::{AccessLog, AccessRecord, RouteLabels};
 
 /// Installs the stderr JSON logger. Call once, at startup.
 pub fn init_logging() {
@@ -17,4 +17,19 @@ pub fn init_logging() {
         .with_current_span(false)
         .with_span_list(false)
         .try_init();
+}
+
+/// An error and its causes on one line: "client error (Connect): tcp connect error: Connection refused".
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::Throttle;
+use super::Throttle;
 
 /// One bucket's state. Tokens are kept as a float so that fractional rates (0.5 per second)
 /// refill exactly.

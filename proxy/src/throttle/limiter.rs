@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::quota::{self, Window};
 use super::slots::SlotTable;
 use super::{Buckets, CounterKey, Counters, LocalCounters, Refused, TokenBucket};
-use crate::config::{Quota, Throttle};
+use super::{Quota, Throttle};
 use crate::state::{StateError, StateStore, UsageIncrement};
 use crate::sync::lock;
 
@@ -220,7 +220,7 @@ impl Pending {
 /// The caller of a request that needs an API key.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
-    /// [`crate::keys::ApiKey::slot`].
+    /// [`crate::auth::keys::ApiKey::slot`].
     pub slot: u64,
     pub key_id: &'a str,
     /// When the key was made, seconds since the epoch (for the quota's first-window offset).
@@ -268,9 +268,9 @@ fn bucket_policy(scope: Scope, t: &Throttle) -> String {
 fn quota_policy(q: &Quota, window: Option<&Window>) -> String {
     let seconds = window.map_or_else(
         || match q.period {
-            crate::config::QuotaPeriod::Day => 86_400,
-            crate::config::QuotaPeriod::Week => 7 * 86_400,
-            crate::config::QuotaPeriod::Month => 30 * 86_400,
+            super::QuotaPeriod::Day => 86_400,
+            super::QuotaPeriod::Week => 7 * 86_400,
+            super::QuotaPeriod::Month => 30 * 86_400,
         },
         |w| w.end - w.start,
     );
@@ -591,8 +591,8 @@ fn refusal(scope: Scope, limits: &Throttle, refused: Refused) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::QuotaPeriod;
     use crate::state::EmbeddedStore;
+    use crate::throttle::QuotaPeriod;
 
     fn limiter() -> (Limiter, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(

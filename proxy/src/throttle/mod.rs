@@ -13,6 +13,7 @@
 mod bucket;
 mod limiter;
 pub mod quota;
+mod settings;
 mod slots;
 
 use std::collections::HashMap;
@@ -26,8 +27,8 @@ pub use limiter::{
     Caller, Limiter, PlanLimits, RateLimitHeaders, Refusal, Scope, SharedBucket, wall_secs,
 };
 pub use quota::Window;
+pub use settings::{DEFAULT_ACCOUNT_THROTTLE, Quota, QuotaPeriod, Throttle};
 
-use crate::config::Throttle;
 use crate::sync::lock;
 
 const SHARDS: usize = 64;
@@ -163,7 +164,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::QuotaPeriod;
+    use crate::throttle::QuotaPeriod;
 
     #[tokio::test(start_paused = true)]
     async fn buckets_are_kept_per_id() {

@@ -2,7 +2,7 @@
 //! `limit` requests per window; in the window the key was created in, `offset` requests are
 //! taken off (API Gateway's `offset`: for a plan that starts in the middle of a period).
 
-use crate::config::{Quota, QuotaPeriod};
+use super::{Quota, QuotaPeriod};
 
 /// Seconds in a day.
 const DAY: u64 = 86_400;

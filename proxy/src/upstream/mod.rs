@@ -7,6 +7,7 @@
 
 pub mod headers;
 mod pool;
+mod settings;
 mod uri;
 
 use std::collections::HashMap;
@@ -17,11 +18,9 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-pub use pool::{OriginPool, PooledBody};
+pub use pool::OriginPool;
+pub use settings::Upstream;
 pub use uri::{SubstituteError, UriTemplate, substitute};
-
-use crate::config::Upstream;
-use crate::listener::tls::provider;
 
 /// All origins' pools for one config generation.
 #[derive(Debug, Default)]
@@ -79,7 +78,8 @@ pub fn client_tls(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, u64), St
                 .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
         }
     }
-    let config = ClientConfig::builder_with_provider(provider())
+    let config = // The same ring provider the listeners use (`listener::tls::provider`).
+    ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

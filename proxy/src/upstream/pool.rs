@@ -8,25 +8,21 @@
 //! once on a fresh connection. Idle connections past `upstream.pool_idle_timeout` are dropped
 //! when found, and at most `MAX_IDLE` wait per origin.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::body::{BoxError, RequestBody};
-use crate::config::Upstream;
+use super::Upstream;
+use crate::body::{BoxError, IdleConnections, PooledBody, RequestBody};
 use crate::sync::lock;
 
 /// Idle HTTP/1 connections kept per origin.
@@ -62,13 +58,6 @@ enum Connection {
         reused: bool,
     },
     Http2(http2::SendRequest<RequestBody>),
-}
-
-/// The origin's response body; gives its connection back to the pool once read to the end.
-#[derive(Debug)]
-pub struct PooledBody {
-    inner: Incoming,
-    give_back: Option<(http1::SendRequest<RequestBody>, Arc<OriginPool>)>,
 }
 
 impl OriginPool {
@@ -135,19 +124,15 @@ impl OriginPool {
                     parts.authority = Some(self.authority.clone());
                     *request.uri_mut() = Uri::from_parts(parts)?;
                     let response = sender.send_request(request).await?;
-                    return Ok(response.map(|inner| PooledBody {
-                        inner,
-                        give_back: None,
-                    }));
+                    return Ok(response.map(PooledBody::unpooled));
                 }
                 Connection::Http1 { mut sender, reused } => {
                     match sender.try_send_request(request).await {
                         Ok(response) => {
                             let pool = self.clone();
-                            return Ok(response.map(|inner| PooledBody {
-                                inner,
-                                give_back: Some((sender, pool)),
-                            }));
+                            return Ok(
+                                response.map(|inner| PooledBody::pooled(inner, sender, pool))
+                            );
                         }
                         Err(mut error) => match error.take_message() {
                             // Never written: the pooled connection had closed. Try a new one.
@@ -187,7 +172,7 @@ impl OriginPool {
         }
     }
 
-    fn give_back(&self, sender: http1::SendRequest<RequestBody>) {
+    fn return_idle(&self, sender: http1::SendRequest<RequestBody>) {
         if sender.is_closed() {
             return;
         }
@@ -251,46 +236,8 @@ impl OriginPool {
     }
 }
 
-impl PooledBody {
-    fn finished(&mut self) {
-        if let Some((sender, pool)) = self.give_back.take() {
-            pool.give_back(sender);
-        }
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // A body nobody read (HEAD, 204, 304) still leaves a reusable connection.
-        if self.inner.is_end_stream() {
-            self.finished();
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        match &polled {
-            None => self.finished(),
-            // A broken body means a broken connection: never reuse it.
-            Some(Err(_)) => self.give_back = None,
-            Some(Ok(_)) => {}
-        }
-        Poll::Ready(polled)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+impl IdleConnections for OriginPool {
+    fn give_back(&self, sender: http1::SendRequest<RequestBody>) {
+        self.return_idle(sender);
     }
 }

@@ -7,10 +7,10 @@ use http::{HeaderName, Method};
 use serde_saphyr::Spanned;
 
 use super::Errors;
+use crate::auth::ip_policy::{IpPolicy, NetList, TrustedProxies, parse_net};
 use crate::config::model::*;
 use crate::config::raw::*;
 use crate::cors::{Allowed, CorsPolicy, CorsSettings, MAX_CORS_MAX_AGE_S, OriginPattern};
-use crate::ip_policy::{IpPolicy, NetList, TrustedProxies, parse_net};
 use crate::router::RouteMethod;
 
 fn nets(errors: &mut Errors, path: &str, raw: &[Spanned<String>]) -> Option<NetList> {

@@ -2,6 +2,7 @@
 //! once per stage, so a route that cannot be served in some stage is a config error.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use super::caching::{validate_route_cache, validate_stage_cache};
 use super::models::{Models, validate_models, validate_validation};
 use crate::config::model::*;
 use crate::config::raw::*;
+use crate::gateway_responses::GatewayResponses;
 use crate::router::parse_route_key;
 use crate::upstream::{SubstituteError, UriTemplate, substitute};
 
@@ -168,10 +170,89 @@ pub(super) fn validate_apis(
                 .policy
                 .as_ref()
                 .and_then(|p| validate_policy(errors, &format!("{path}.policy"), p)),
+            gateway_responses: Arc::new(validate_gateway_responses(
+                errors,
+                &format!("{path}.gateway_responses"),
+                &raw_api.gateway_responses,
+            )),
             routes,
         });
     }
     apis
+}
+
+/// `gateway_responses`: known response types, statuses, header names and templates whose
+/// variables exist.
+fn validate_gateway_responses(
+    errors: &mut Errors,
+    path: &str,
+    raw: &std::collections::BTreeMap<String, Spanned<RawGatewayResponse>>,
+) -> GatewayResponses {
+    use crate::gateway_responses::{GatewayResponse, ResponseType, Template};
+    let mut overrides = HashMap::new();
+    for (name, entry) in raw {
+        let path = format!("{path}.{name}");
+        let Some(response_type) = ResponseType::from_name(name) else {
+            let names = ResponseType::ALL.map(ResponseType::name);
+            let hint = crate::config::did_you_mean(name, names.iter().copied())
+                .map(|n| format!("did you mean `{n}`? "))
+                .unwrap_or_default();
+            errors.add(
+                &path,
+                Some(entry),
+                format!(
+                    "unknown gateway response type `{name}`; {hint}(valid types: {})",
+                    names.join(", ")
+                ),
+            );
+            continue;
+        };
+        let raw = &entry.value;
+        let status = raw.status.as_ref().and_then(|s| {
+            let status = http::StatusCode::from_u16(s.value)
+                .ok()
+                .filter(|c| (100..=599).contains(&c.as_u16()));
+            if status.is_none() {
+                errors.add(
+                    format!("{path}.status"),
+                    Some(s),
+                    format!("{} is not an HTTP status (100 to 599)", s.value),
+                );
+            }
+            status
+        });
+        let template = |errors: &mut Errors, at: &str, text: &Spanned<String>| {
+            Template::parse(&text.value)
+                .map_err(|e| errors.add(at, Some(text), e.to_string()))
+                .ok()
+        };
+        let mut headers = Vec::new();
+        for (header, value) in &raw.headers {
+            let at = format!("{path}.headers.{header}");
+            let parsed = template(errors, &at, value);
+            match http::HeaderName::from_bytes(header.as_bytes()) {
+                Ok(name) => headers.extend(parsed.map(|t| (name, t))),
+                Err(_) => errors.add(
+                    &at,
+                    Some(value),
+                    format!("`{header}` is not a valid header name"),
+                ),
+            }
+        }
+        let body = raw
+            .body
+            .as_ref()
+            .and_then(|b| template(errors, &format!("{path}.body"), b));
+        overrides.insert(
+            response_type,
+            GatewayResponse {
+                status,
+                headers,
+                body,
+            },
+        );
+    }
+    GatewayResponses::new(overrides)
 }
 
 /// What a route is checked against: its API's stages, authorizers and models, and the node's

@@ -239,6 +239,21 @@ pub(super) fn validate(
             raw.limits.header_read_timeout_ms.as_ref(),
             DEFAULT_HEADER_READ_TIMEOUT,
         ),
+        linger: crate::listener::Linger {
+            // 0 is allowed: close at once.
+            timeout: raw
+                .limits
+                .linger_timeout_ms
+                .as_ref()
+                .map_or(crate::listener::DEFAULT_LINGER_TIMEOUT, |ms| {
+                    Duration::from_millis(ms.value)
+                }),
+            max_bytes: raw
+                .limits
+                .linger_max_bytes
+                .as_ref()
+                .map_or(crate::listener::DEFAULT_LINGER_MAX_BYTES, |b| b.value),
+        },
     };
     let drain_timeout = Duration::from_secs(
         raw.drain_timeout_s

@@ -18,8 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use crate::auth::keys::random_text;
 use crate::auth::sigv4::{Secret, SecretLookup};
-use crate::keys::random_text;
 use crate::state::{StateError, StateStore, StoredAccessKey};
 use crate::sync::lock;
 

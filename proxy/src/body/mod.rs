@@ -1,6 +1,8 @@
 //! The bodies that stream through the gateway, never buffered whole.
 //!
-//! [`RequestBody`] carries the client's body to the origin, counting bytes and cutting the
+//! [`ClientBody`] is the body of a request as the pipeline receives it, whatever transport it
+//! came on: each listener turns its protocol's body into one, so `pipeline::run` never names a
+//! connection type. [`RequestBody`] carries the client's body to the origin, counting bytes and cutting the
 //! stream off with an error once it passes `limits.max_body_bytes`: the origin's connection is
 //! then aborted mid-body, so it never sees a complete request. [`ResponseBody`] carries a
 //! response to the client and writes the access-log line when it ends (or is dropped), so the
@@ -13,11 +15,14 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
-use crate::cache::CacheFill;
 use crate::telemetry::{AccessLog, AccessRecord};
-use crate::upstream::PooledBody;
+
+mod pooled;
+
+pub use pooled::{IdleConnections, PooledBody};
 
 /// The error type of gateway bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,11 +34,81 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// A client's request body, as a transport delivers it to the pipeline.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// HTTP/1.1 and HTTP/2, as hyper reads them: the common case, not boxed.
+    Http(Incoming),
+    /// A body the transport holds whole (a WebSocket message, say).
+    Full(Bytes),
+    /// Any other transport's stream.
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl ClientBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self::Full(Bytes::new())
+    }
+
+    /// A stream from any transport.
+    pub fn boxed<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        use http_body_util::BodyExt;
+        Self::Boxed(body.map_err(Into::into).boxed_unsync())
+    }
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(incoming: Incoming) -> Self {
+        Self::Http(incoming)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Http(incoming) => Pin::new(incoming)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+            Self::Full(bytes) if bytes.is_empty() => Poll::Ready(None),
+            Self::Full(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
+            Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Http(incoming) => incoming.is_end_stream(),
+            Self::Full(bytes) => bytes.is_empty(),
+            Self::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Http(incoming) => incoming.size_hint(),
+            Self::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
+            Self::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
 /// What the pipeline learns about a request body while it streams.
 #[derive(Debug, Default)]
 pub struct BodyStats {
     bytes: AtomicU64,
     over_limit: AtomicBool,
+    client_failed: AtomicBool,
 }
 
 impl BodyStats {
@@ -46,12 +121,18 @@ impl BodyStats {
     pub fn over_limit(&self) -> bool {
         self.over_limit.load(Ordering::Relaxed)
     }
+
+    /// True once reading the client's body failed (bad chunked framing, a cut-off body): a
+    /// failed origin call is then the client's fault, not the origin's.
+    pub fn client_failed(&self) -> bool {
+        self.client_failed.load(Ordering::Relaxed)
+    }
 }
 
 /// The client's body on its way to the origin.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     /// A body the gateway holds whole (from a plugin, or buffered for one); sent first.
     buffered: Option<Bytes>,
     limit: u64,
@@ -79,9 +160,9 @@ impl RequestBody {
         }
     }
 
-    /// Streams `incoming`, failing once more than `limit` bytes have passed. Returns the body
-    /// and the stats it updates; an already finished body needs neither.
-    pub fn limited(incoming: Incoming, limit: u64) -> (Self, Option<Arc<BodyStats>>) {
+    /// Streams the client's body, failing once more than `limit` bytes have passed. Returns the
+    /// body and the stats it updates; an already finished body needs neither.
+    pub fn limited(incoming: ClientBody, limit: u64) -> (Self, Option<Arc<BodyStats>>) {
         if incoming.is_end_stream() {
             return (Self::empty(), None);
         }
@@ -114,7 +195,12 @@ impl Body for RequestBody {
         };
         let frame = match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            Some(Err(e)) => {
+                if let Some(stats) = &this.stats {
+                    stats.client_failed.store(true, Ordering::Relaxed);
+                }
+                return Poll::Ready(Some(Err(e)));
+            }
             None => return Poll::Ready(None),
         };
         if let Some(data) = frame.data_ref() {
@@ -147,6 +233,14 @@ impl Body for RequestBody {
     }
 }
 
+/// Sees a response body's bytes as they stream (the stage cache collecting an entry).
+pub trait BodyTap: Send + std::fmt::Debug {
+    /// A chunk went out; false stops the tap (the entry got too large).
+    fn data(&mut self, data: &Bytes) -> bool;
+    /// The body ended whole.
+    fn finish(self: Box<Self>);
+}
+
 /// Where a response's bytes come from.
 #[derive(Debug)]
 pub enum ResponseSource {
@@ -163,7 +257,7 @@ pub struct ResponseBody {
     sent: u64,
     log: Option<PendingLog>,
     /// A copy being collected for the stage cache.
-    cache: Option<Box<CacheFill>>,
+    cache: Option<Box<dyn BodyTap>>,
 }
 
 #[derive(Debug)]
@@ -200,11 +294,11 @@ impl ResponseBody {
 
     /// Collects a copy of the body as it streams and stores it in the cache when it ends
     /// whole; a body that fails or passes the size limit is not stored.
-    pub fn fill_cache(&mut self, fill: CacheFill) {
+    pub fn fill_cache(&mut self, fill: Box<dyn BodyTap>) {
         if self.is_end_stream() {
             fill.finish();
         } else {
-            self.cache = Some(Box::new(fill));
+            self.cache = Some(fill);
         }
     }
 

@@ -6,12 +6,14 @@
 //! the schema's `$schema`; a schema without one is read as draft 4, the draft API Gateway
 //! models use.
 
+pub mod params;
+
 use std::sync::Arc;
 
 use http::request::Parts;
 use jsonschema::Draft;
 
-use crate::params::RequestParam;
+use crate::validation::params::RequestParam;
 
 /// At most this many body errors are reported to the client.
 pub const MAX_REPORTED_ERRORS: usize = 20;

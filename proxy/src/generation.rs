@@ -1,41 +1,40 @@
 //! A compiled config generation: everything a request needs, built once when config loads.
 //!
-//! The node holds the current `Gateway` in an `ArcSwap`; each request takes an `Arc` to it at
+//! The node holds the current `Generation` in an `ArcSwap`; each request takes an `Arc` to it at
 //! the start, so a reload swaps the whole thing atomically while requests in flight finish on
 //! the generation they started with.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
+use std::collections::HashMap;
 
-use crate::access_keys::AccessKeys;
+use bytes::Bytes;
+
+use crate::auth::access_keys::AccessKeys;
+use crate::auth::keys::ApiKeySource;
+use crate::auth::keys::ApiKeys;
 use crate::auth::{ApiAuthorizer, JwtVerifiers, RouteAuth};
+use crate::cache::InvalidationPolicy;
 use crate::cache::{StageCache, StageCaches};
 use crate::config::{
-    ApiKeySource, Config, Integration, InvalidationPolicy, Isolation, Limits, Mock, RequestParam,
-    RequestValidation, Route, Throttle, UsagePlan,
+    Config, Integration, Isolation, Limits, Mock, RequestParam, RequestValidation, Route, UsagePlan,
 };
-use crate::keys::ApiKeys;
-use crate::pipeline::RouteLabels;
+use crate::gateway_responses::GatewayResponses;
 use crate::plugins::{Plugin, PluginSet};
 use crate::router::{RouteMethod, Router};
+use crate::telemetry::RouteLabels;
+use crate::throttle::Throttle;
 use crate::throttle::{Limiter, PlanLimits, Scope, SharedBucket};
 use crate::upstream::{OriginPool, OriginPools, UriTemplate};
 
 /// One config generation, ready to serve.
 #[derive(Debug)]
-pub struct Gateway {
+pub struct Generation {
     /// 1 for the config the node started with, +1 for each accepted reload.
     pub generation: u64,
     pub router: Router<RouteTarget>,
     pub limits: Limits,
-    /// HTTP/1 and HTTP/2 server settings for new connections.
-    pub http: auto::Builder<TokioExecutor>,
-    /// Per `listen` entry: its TLS settings, if it is a TLS listener.
-    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
     pub redacted_config: Bytes,
@@ -52,8 +51,19 @@ pub struct Gateway {
     /// The usage plans of this config.
     pub usage_plans: Arc<[UsagePlan]>,
     /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: crate::ip_policy::TrustedProxies,
+    pub trusted_proxies: crate::auth::ip_policy::TrustedProxies,
+    /// By stage name, for requests that match no route: the stage's API when it is the only
+    /// API with that stage and it overrides gateway responses.
+    pub unrouted: HashMap<Box<str>, UnroutedStage>,
     pools: OriginPools,
+}
+
+/// The API whose gateway responses answer a request to a stage that matches no route.
+#[derive(Debug)]
+pub struct UnroutedStage {
+    pub api: Box<str>,
+    pub variables: Arc<[(String, String)]>,
+    pub responses: Arc<GatewayResponses>,
 }
 
 /// What serving one route in one stage takes.
@@ -67,6 +77,8 @@ pub struct RouteTarget {
     pub param_names: Box<[Box<str>]>,
     /// The stage's variables, for plugins.
     pub stage_variables: Arc<[(String, String)]>,
+    /// The API's gateway response overrides; `None` when it has none.
+    pub responses: Option<Arc<GatewayResponses>>,
     /// Runs before everything else when set (`auth`), with the route's `scopes`.
     pub auth: Option<RouteAuth>,
     /// The headers the API's authorizers use to tell the origin who is calling: removed from
@@ -85,7 +97,7 @@ pub struct RouteTarget {
     /// gateway and responses get the CORS headers.
     pub cors: Option<Arc<crate::cors::CorsPolicy>>,
     /// Source-IP rules (the stage's `policy`, else the API's); `None` when there are none.
-    pub ip_policy: Option<Arc<crate::ip_policy::IpPolicy>>,
+    pub ip_policy: Option<Arc<crate::auth::ip_policy::IpPolicy>>,
     /// The shared buckets a request takes a token from, most specific first: route, stage,
     /// account.
     pub throttle: Box<[Arc<SharedBucket>]>,
@@ -141,6 +153,40 @@ impl RouteTarget {
             || self.cors.is_some()
             || self.ip_policy.is_some()
     }
+}
+
+/// The stages whose unrouted requests one API's gateway responses answer.
+fn unrouted_stages(config: &Config) -> HashMap<Box<str>, UnroutedStage> {
+    let mut apis_per_stage: HashMap<&str, usize> = HashMap::new();
+    for stage in config.apis.iter().flat_map(|a| &a.stages) {
+        *apis_per_stage.entry(&stage.name).or_default() += 1;
+    }
+    let mut unrouted = HashMap::new();
+    for api in config
+        .apis
+        .iter()
+        .filter(|a| !a.gateway_responses.is_empty())
+    {
+        for stage in api
+            .stages
+            .iter()
+            .filter(|s| apis_per_stage[s.name.as_str()] == 1)
+        {
+            unrouted.insert(
+                stage.name.as_str().into(),
+                UnroutedStage {
+                    api: api.name.as_str().into(),
+                    variables: stage
+                        .variables
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    responses: api.gateway_responses.clone(),
+                },
+            );
+        }
+    }
+    unrouted
 }
 
 /// What a route keeps in the cache for one stage, if anything: the stage must have a cache,
@@ -252,7 +298,7 @@ pub enum Target {
     Function(Arc<Plugin>),
 }
 
-impl Gateway {
+impl Generation {
     /// Builds a generation from a validated config and its loaded `plugins`, reusing
     /// `previous`'s origin pools where the origin and upstream settings are unchanged.
     pub fn build(
@@ -262,7 +308,7 @@ impl Gateway {
         access_keys: Arc<AccessKeys>,
         limiter: Arc<Limiter>,
         generation: u64,
-        previous: Option<&Gateway>,
+        previous: Option<&Generation>,
     ) -> Result<Self, String> {
         let plugin = |name: &str| -> Result<Arc<Plugin>, String> {
             plugins
@@ -276,6 +322,7 @@ impl Gateway {
         let mut pools = OriginPools::default();
         let mut caches = StageCaches::default();
         let mut router = Router::new();
+        let unrouted = unrouted_stages(config);
         for api in &config.apis {
             let mut authorizers = std::collections::HashMap::new();
             for (name, authorizer) in &api.authorizers {
@@ -355,6 +402,8 @@ impl Gateway {
                         timeout: route.timeout.unwrap_or(config.limits.integration_timeout),
                         param_names: param_names.clone(),
                         stage_variables: stage_variables[s].clone(),
+                        responses: (!api.gateway_responses.is_empty())
+                            .then(|| api.gateway_responses.clone()),
                         auth: auth.clone(),
                         principal_headers: principal_headers.clone(),
                         isolation: route.isolation,
@@ -402,22 +451,10 @@ impl Gateway {
             }
         }
 
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.limits.header_read_timeout)
-            .max_buf_size(config.limits.max_header_bytes)
-            .keep_alive(true);
-        http.http2().timer(TokioTimer::new()).max_header_list_size(
-            u32::try_from(config.limits.max_header_bytes).unwrap_or(u32::MAX),
-        );
-
         Ok(Self {
             generation,
             router,
             limits: config.limits,
-            http,
-            listener_tls: config.listen.iter().map(|l| l.tls.clone()).collect(),
             drain_timeout: config.drain_timeout,
             redacted_config: Bytes::from(
                 serde_json::to_vec_pretty(&config.redacted).unwrap_or_default(),
@@ -429,6 +466,7 @@ impl Gateway {
             limiter,
             usage_plans: config.usage_plans.clone().into(),
             trusted_proxies: config.trusted_proxies.clone(),
+            unrouted,
             pools,
         })
     }

@@ -387,3 +387,12 @@ mod tests {
         assert!(check_value("apikey1234abcdefghij0123456789").is_ok());
     }
 }
+
+/// Where a route's API key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// The `x-api-key` header.
+    Header,
+    /// The `usage-key` the route's authorizer returned.
+    Authorizer,
+}

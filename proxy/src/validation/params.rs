@@ -49,7 +49,7 @@ impl RequestParam {
                         index,
                     })
                     .ok_or_else(|| {
-                        let hint = crate::config::did_you_mean(name, path_params.iter().copied())
+                        let hint = crate::suggest::did_you_mean(name, path_params.iter().copied())
                             .map(|d| format!("; did you mean \"path.{d}\"?"))
                             .unwrap_or_default();
                         let has = if path_params.is_empty() {

@@ -1,0 +1,88 @@
+//! Authorizers' settings, as config builds them.
+
+use std::time::Duration;
+
+/// Default for an authorizer's `result_ttl_s`: 300 s, as API Gateway.
+pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
+
+/// Default for an authorizer's `principal_header`.
+pub const DEFAULT_PRINCIPAL_HEADER: &str = "x-edgeway-principal";
+
+/// An authorizer of an API: what decides, what identifies a caller, and what reaches the origin.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    pub name: String,
+    /// A plugin, a JWT issuer or SigV4 signatures.
+    pub kind: AuthorizerKind,
+    /// Read before the plugin is called; a missing one is 401 without a call. A `jwt`
+    /// authorizer reads its token from the one source (default `header.authorization`);
+    /// `sigv4` has none.
+    pub identity_source: Vec<IdentitySource>,
+    /// How long a plugin's decision is cached per identity; zero disables the cache.
+    pub result_ttl: Duration,
+    /// Carries the principal id to the origin (a token's `sub`, an access key id).
+    pub principal_header: http::HeaderName,
+    /// Context key (a plugin's context, a token's claim for `jwt`'s `claims_headers`) →
+    /// header that carries its value to the origin.
+    pub context_headers: Vec<(String, http::HeaderName)>,
+}
+
+/// What an authorizer checks.
+#[derive(Debug, Clone)]
+pub enum AuthorizerKind {
+    /// A plugin with role `authorizer`, by name.
+    Plugin { plugin: String },
+    /// A bearer JWT, checked against the issuer's JWKS (`jwt`).
+    Jwt(crate::auth::jwt::JwtSettings),
+    /// An AWS Signature Version 4 made with an access key of the state store (`sigv4`).
+    SigV4(crate::auth::sigv4::SigV4Settings),
+}
+
+/// Where an identity value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    Header(http::HeaderName),
+    Query(String),
+    Path(String),
+    StageVariable(String),
+}
+
+impl IdentitySource {
+    /// The source's value in a request: `params` are its path parameters (name, value).
+    pub fn read<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        params: &[(&'a str, &'a str)],
+        stage_variables: &'a [(String, String)],
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        use std::borrow::Cow;
+        match self {
+            Self::Header(name) => parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(Cow::Borrowed),
+            Self::Query(name) => {
+                crate::encoding::query_param(parts.uri.query()?, name).map(Cow::Owned)
+            }
+            Self::Path(name) => params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| Cow::Borrowed(*v)),
+            Self::StageVariable(name) => stage_variables
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| Cow::Borrowed(v.as_str())),
+        }
+    }
+
+    /// The source as plugins see it: `header.authorization`, `query.token`, ...
+    pub fn label(&self) -> String {
+        match self {
+            Self::Header(name) => format!("header.{name}"),
+            Self::Query(name) => format!("query.{name}"),
+            Self::Path(name) => format!("path.{name}"),
+            Self::StageVariable(name) => format!("stage.{name}"),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The node: what lives as long as the process. The state store and the key registries, the
+//! throttle's buckets and counts, the plugin host, the access log, the listener settings, and
+//! the current config [`Generation`], which a reload swaps atomically (requests in flight finish
+//! on the generation they started with).
+//!
+//! `cli::serve` starts a node ([`Node::start`]), binds its listeners and the admin API, and runs
+//! [`reload`] until SIGTERM; [`Node::stop`] flushes what must outlive it.
+
+pub mod reload;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+
+use crate::auth::access_keys::AccessKeys;
+use crate::auth::keys::ApiKeys;
+use crate::config::Config;
+use crate::generation::Generation;
+use crate::listener::{Handler, Serving};
+use crate::plugins::{PluginHost, PluginSet};
+use crate::state::EmbeddedStore;
+use crate::telemetry::AccessLog;
+use crate::throttle::Limiter;
+
+/// How often counted usage is added to the state store: at most this much is lost to a crash.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One running node, shared by every connection and the admin API.
+#[derive(Debug)]
+pub struct Node {
+    /// What requests are served with now.
+    pub generation: ArcSwap<Generation>,
+    /// How the listeners serve new connections (TLS, HTTP settings), from the same config.
+    pub serving: ArcSwap<Serving>,
+    pub log: Arc<AccessLog>,
+    /// Set once SIGTERM arrives; `/readyz` then answers 503.
+    pub draining: AtomicBool,
+    /// The plugin runtime; its plugins are those of the current generation.
+    pub plugins: Arc<PluginHost>,
+    /// API keys, from the state store.
+    pub keys: Arc<ApiKeys>,
+    /// Access keys for SigV4 authorizers, from the state store.
+    pub access_keys: Arc<AccessKeys>,
+    /// Throttle buckets, quota counts and usage.
+    pub limiter: Arc<Limiter>,
+}
+
+impl Node {
+    /// Opens the state store, loads the plugins and builds generation 1 from `config`; then
+    /// adds counted usage to the store every second.
+    pub async fn start(config: &Config) -> anyhow::Result<Arc<Self>> {
+        let plugins = Arc::new(PluginHost::new().context("cannot start the plugin engine")?);
+        let set = {
+            let plugins = plugins.clone();
+            let (specs, upstream) = (config.plugins.clone(), config.upstream.clone());
+            tokio::task::spawn_blocking(move || plugins.load(&specs, &upstream))
+                .await?
+                .map_err(anyhow::Error::msg)?
+        };
+        let (keys, access_keys, limiter) = {
+            let path = config.state.path.clone();
+            tokio::task::spawn_blocking(
+                move || -> anyhow::Result<(ApiKeys, AccessKeys, Limiter)> {
+                    let store: Arc<dyn crate::state::StateStore> =
+                        Arc::new(EmbeddedStore::open(&path)?);
+                    Ok((
+                        ApiKeys::open(store.clone())?,
+                        AccessKeys::open(store.clone())?,
+                        Limiter::new(store),
+                    ))
+                },
+            )
+            .await?
+            .context("cannot open the state store")?
+        };
+        let (keys, access_keys, limiter) =
+            (Arc::new(keys), Arc::new(access_keys), Arc::new(limiter));
+        let generation = Generation::build(
+            config,
+            &set,
+            keys.clone(),
+            access_keys.clone(),
+            limiter.clone(),
+            1,
+            None,
+        )
+        .map_err(anyhow::Error::msg)?;
+        plugins.install(set);
+        tokio::spawn(flush_usage(limiter.clone()));
+        Ok(Arc::new(Self {
+            generation: ArcSwap::from_pointee(generation),
+            serving: ArcSwap::from_pointee(serving(config)),
+            log: AccessLog::stdout(),
+            draining: AtomicBool::new(false),
+            plugins,
+            keys,
+            access_keys,
+            limiter,
+        }))
+    }
+
+    /// Builds the next generation from `config` and its loaded plugins, reusing what the
+    /// current one can lend (origin pools, caches, JWT verifiers), and swaps it in.
+    pub fn swap(&self, config: &Config, set: Arc<PluginSet>) -> Result<u64, String> {
+        let current = self.generation.load_full();
+        let number = current.generation + 1;
+        let next = Generation::build(
+            config,
+            &set,
+            self.keys.clone(),
+            self.access_keys.clone(),
+            self.limiter.clone(),
+            number,
+            Some(&current),
+        )?;
+        self.generation.store(Arc::new(next));
+        self.serving.store(Arc::new(serving(config)));
+        self.plugins.install(set);
+        Ok(number)
+    }
+
+    /// Writes what must outlive the process: the access log's last lines and counted usage.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.log.flush();
+        let limiter = self.limiter.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || limiter.flush()).await? {
+            tracing::error!(error = %e, "usage counted since the last flush is lost");
+        }
+        Ok(())
+    }
+}
+
+impl Handler for Node {
+    fn serving(&self) -> Arc<Serving> {
+        self.serving.load_full()
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        conn: crate::listener::ConnInfo,
+        request: http::Request<crate::body::ClientBody>,
+    ) -> impl std::future::Future<Output = http::Response<crate::body::ResponseBody>> + Send + 'static
+    {
+        async move {
+            let generation = self.generation.load_full();
+            crate::pipeline::run(&generation, &self.log, conn, request).await
+        }
+    }
+}
+
+/// The listener settings a config asks for.
+fn serving(config: &Config) -> Serving {
+    Serving::new(
+        config.listen.iter().map(|l| l.tls.clone()).collect(),
+        config.limits.header_read_timeout,
+        config.limits.max_header_bytes,
+        config.limits.linger,
+    )
+}
+
+/// Adds counted usage to the state store every second.
+async fn flush_usage(limiter: Arc<Limiter>) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let limiter = limiter.clone();
+        let flushed = tokio::task::spawn_blocking(move || limiter.flush()).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            // Kept in memory and tried again at the next tick.
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot store usage; will retry"),
+            Err(e) => tracing::error!(error = %e, "usage flush task failed"),
+        }
+    }
+}
