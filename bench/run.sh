@@ -25,6 +25,10 @@
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
 #                 requests; edgeway-mock answers from config, the floor under a hit
+#   BEFORE_BIN    another edgeway binary (the build before a change): a row named ROW@before
+#                 (edgeway@before, edgeway-cache@before) is ROW run with it, in the same rounds
+#                 as ROW, so before and after compare within one run: ROWS="edgeway
+#                 edgeway@before" RATIOS="edgeway:edgeway@before" BEFORE_BIN=/tmp/old/edgeway
 #   RATIOS        "ROW:BASELINE" pairs, space separated: under the table, ROW's CPU µs/req over
 #                 BASELINE's in the same round, for the pairs whose rows both ran
 #                 [edgeway-api-key:edgeway edgeway-authorizer:edgeway
@@ -92,7 +96,7 @@ case $ACCESS_LOG in file | off) ;; *) die "ACCESS_LOG must be 'file' or 'off'" ;
 ((DURATION > 0)) || die "DURATION must be at least 1"
 ((REPEAT > 0)) || die "REPEAT must be at least 1"
 for pair in $RATIOS; do
-    [[ $pair =~ ^[a-z0-9-]+:[a-z0-9-]+$ ]] || die "RATIOS: '$pair' is not ROW:BASELINE (e.g. edgeway-cache:nginx-cache)"
+    [[ $pair =~ ^[a-z0-9@-]+:[a-z0-9@-]+$ ]] || die "RATIOS: '$pair' is not ROW:BASELINE (e.g. edgeway-cache:nginx-cache)"
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -526,15 +530,21 @@ HIT_ORIGIN_MAX_US=0.5
 ROW_HEADERS=()
 ROW_HIT=""
 run_row() {
-    local name=$1 fn="row_${1//-/_}"
+    local name=$1 base=${1%@before} bin=$EDGEWAY_BIN
+    local fn="row_${base//-/_}"
     declare -F "$fn" >/dev/null || { fail_row "$name" "no function $fn in bench/run.sh"; return 1; }
+    if [[ $name != "$base" ]]; then
+        [[ -x ${BEFORE_BIN:-} ]] || { fail_row "$name" "BEFORE_BIN is not an executable"; return 1; }
+        bin=$BEFORE_BIN
+    fi
     ROW_URL="" ROW_PIDS="" ROW_DESC="" ROW_STARTED=() ROW_HEADERS=() ROW_HIT=""
     log "── $name"
-    if ! "$fn" || [[ -z $ROW_URL || -z $ROW_PIDS ]]; then
+    if ! EDGEWAY_BIN=$bin "$fn" || [[ -z $ROW_URL || -z $ROW_PIDS ]]; then
         stop_pids "${ROW_STARTED[@]}"
-        fail_row "$name" "did not start (see $RUNDIR/$name.err)"
+        fail_row "$name" "did not start (see $RUNDIR/$base.err)"
         return 1
     fi
+    [[ $name == "$base" ]] || ROW_DESC="$ROW_DESC; with BEFORE_BIN ($bin)"
     local status h
     local headers=()
     for h in "${ROW_HEADERS[@]}"; do headers+=(-H "$h"); done

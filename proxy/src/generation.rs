@@ -4,19 +4,16 @@
 //! the start, so a reload swaps the whole thing atomically while requests in flight finish on
 //! the generation they started with.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use crate::auth::access_keys::AccessKeys;
-use crate::auth::keys::ApiKeySource;
-use crate::auth::keys::ApiKeys;
+use crate::auth::keys::{ApiKeySource, ApiKeys};
 use crate::auth::{ApiAuthorizer, JwtVerifiers, RouteAuth};
-use crate::cache::InvalidationPolicy;
-use crate::cache::{StageCache, StageCaches};
+use crate::cache::{InvalidationPolicy, StageCache, StageCaches};
 use crate::config::{
     Config, Integration, Isolation, Limits, Mock, RequestParam, RequestValidation, Route, UsagePlan,
 };
@@ -24,9 +21,33 @@ use crate::gateway_responses::GatewayResponses;
 use crate::plugins::{Plugin, PluginSet};
 use crate::router::{RouteMethod, Router};
 use crate::telemetry::RouteLabels;
-use crate::throttle::Throttle;
-use crate::throttle::{Limiter, PlanLimits, Scope, SharedBucket};
+use crate::throttle::{Limiter, PlanLimits, Scope, SharedBucket, Throttle};
 use crate::upstream::{OriginPool, OriginPools, UriTemplate};
+
+/// A validated config that still cannot be served: what config validation cannot see (the
+/// plugins actually loaded, origins the pools cannot reach by name, settings the verifiers
+/// refuse).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("plugin {0} is not loaded")]
+    PluginNotLoaded(String),
+    #[error("api {api}: authorizer {name}: {source}")]
+    Authorizer {
+        api: String,
+        name: String,
+        source: crate::auth::AuthorizerError,
+    },
+    #[error("authorizer {0} is not defined")]
+    UndefinedAuthorizer(String),
+    #[error(transparent)]
+    Origin(#[from] crate::upstream::OriginError),
+    #[error("api {api}: route {route} is defined twice in stage {stage}")]
+    DuplicateRoute {
+        api: String,
+        route: String,
+        stage: String,
+    },
+}
 
 /// One config generation, ready to serve.
 #[derive(Debug)]
@@ -101,6 +122,8 @@ pub struct RouteTarget {
     /// The shared buckets a request takes a token from, most specific first: route, stage,
     /// account.
     pub throttle: Box<[Arc<SharedBucket>]>,
+    /// See [`RouteTarget::has_phases`].
+    has_phases: bool,
 }
 
 /// What an API key must be for a route in one stage.
@@ -139,19 +162,48 @@ impl RouteCache {
 }
 
 impl RouteTarget {
-    /// True when the request needs any phase beyond routing and the integration: plugins,
-    /// validation or the cache.
+    /// True when the request needs any phase beyond routing, the throttle and the integration;
+    /// false sends it down the pipeline's fast path. Worked out once, when the route is built.
     pub fn has_phases(&self) -> bool {
-        self.auth.is_some()
-            || !self.principal_headers.is_empty()
-            || !self.request_transforms.is_empty()
-            || !self.response_transforms.is_empty()
-            || matches!(self.target, Target::Function(_))
-            || self.validation.is_some()
-            || self.cache.is_some()
-            || self.api_key.is_some()
-            || self.cors.is_some()
-            || self.ip_policy.is_some()
+        self.has_phases
+    }
+
+    /// Whether anything the route holds needs a phase. Every field is named, so a field added
+    /// to `RouteTarget` does not compile until it is sorted in here: a new phase cannot be left
+    /// off the fast path's test by mistake.
+    fn needs_phases(&self) -> bool {
+        let Self {
+            // Used on every path, phases or not.
+            labels: _,
+            timeout: _,
+            param_names: _,
+            stage_variables: _,
+            responses: _,
+            isolation: _,
+            throttle: _,
+            has_phases: _,
+            // Each needs its phase.
+            target,
+            auth,
+            principal_headers,
+            request_transforms,
+            response_transforms,
+            validation,
+            cache,
+            api_key,
+            cors,
+            ip_policy,
+        } = self;
+        auth.is_some()
+            || !principal_headers.is_empty()
+            || !request_transforms.is_empty()
+            || !response_transforms.is_empty()
+            || matches!(target, Target::Function(_))
+            || validation.is_some()
+            || cache.is_some()
+            || api_key.is_some()
+            || cors.is_some()
+            || ip_policy.is_some()
     }
 }
 
@@ -309,12 +361,12 @@ impl Generation {
         limiter: Arc<Limiter>,
         generation: u64,
         previous: Option<&Generation>,
-    ) -> Result<Self, String> {
-        let plugin = |name: &str| -> Result<Arc<Plugin>, String> {
+    ) -> Result<Self, BuildError> {
+        let plugin = |name: &str| -> Result<Arc<Plugin>, BuildError> {
             plugins
                 .get(name)
                 .cloned()
-                .ok_or_else(|| format!("plugin {name} is not loaded"))
+                .ok_or_else(|| BuildError::PluginNotLoaded(name.to_owned()))
         };
         limiter.forget_unused_buckets();
         let mut jwt_verifiers = JwtVerifiers::default();
@@ -328,13 +380,17 @@ impl Generation {
             for (name, authorizer) in &api.authorizers {
                 let runtime = ApiAuthorizer::build(
                     authorizer,
-                    plugin,
+                    |name| plugins.get(name).cloned(),
                     &config.upstream,
                     &access_keys,
                     &mut jwt_verifiers,
                     previous.map(|p| &p.jwt_verifiers),
                 )
-                .map_err(|e| format!("api {}: authorizer {name}: {e}", api.name))?;
+                .map_err(|source| BuildError::Authorizer {
+                    api: api.name.clone(),
+                    name: name.clone(),
+                    source,
+                })?;
                 authorizers.insert(name.as_str(), Arc::new(runtime));
             }
             let mut principal_headers: Vec<http::HeaderName> = Vec::new();
@@ -364,7 +420,7 @@ impl Generation {
                         authorizers
                             .get(name.as_str())
                             .cloned()
-                            .ok_or_else(|| format!("authorizer {name} is not defined"))?,
+                            .ok_or_else(|| BuildError::UndefinedAuthorizer(name.clone()))?,
                         &route.scopes,
                     )),
                     None => None,
@@ -396,7 +452,7 @@ impl Generation {
                         }
                     };
                     let labels = Arc::new(RouteLabels::new(&api.name, &stage.name, &route.key));
-                    let entry = RouteTarget {
+                    let mut entry = RouteTarget {
                         labels,
                         target,
                         timeout: route.timeout.unwrap_or(config.limits.integration_timeout),
@@ -438,14 +494,15 @@ impl Generation {
                             (route.throttle, stage.throttle),
                             &account,
                         ),
+                        has_phases: false,
                     };
+                    entry.has_phases = entry.needs_phases();
                     router
                         .insert(&stage.name, route.method, &route.pattern, entry)
-                        .map_err(|_| {
-                            format!(
-                                "api {}: route {} is defined twice in stage {}",
-                                api.name, route.key, stage.name
-                            )
+                        .map_err(|_| BuildError::DuplicateRoute {
+                            api: api.name.clone(),
+                            route: route.key.clone(),
+                            stage: stage.name.clone(),
                         })?;
                 }
             }

@@ -32,6 +32,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::jwt::{AlgorithmSet, JwtAlgorithm, JwtError, clip};
+use super::jwt::{JwksUrlProblem, JwtSetupError};
 use crate::body::RequestBody;
 use crate::upstream::OriginPool;
 use crate::upstream::Upstream;
@@ -62,23 +63,21 @@ impl HttpJwksFetcher {
         upstream: &Upstream,
         timeout: Duration,
         max_bytes: usize,
-    ) -> Result<Self, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("jwks_url {url:?}: not a URL: {e}"))?;
+    ) -> Result<Self, JwtSetupError> {
+        let error = |problem| JwtSetupError::JwksUrl {
+            url: url.to_owned(),
+            problem,
+        };
+        let uri: Uri = url.parse().map_err(|e| error(JwksUrlProblem::NotAUrl(e)))?;
         let scheme = match uri.scheme_str() {
             Some(scheme @ ("http" | "https")) => scheme,
-            _ => {
-                return Err(format!(
-                    "jwks_url {url:?}: must start with http:// or https://"
-                ));
-            }
+            _ => return Err(error(JwksUrlProblem::Scheme)),
         };
         let authority = uri
             .authority()
-            .ok_or_else(|| format!("jwks_url {url:?}: has no host"))?;
+            .ok_or_else(|| error(JwksUrlProblem::NoHost))?;
         let pool = OriginPool::new(&format!("{scheme}://{authority}"), upstream)
-            .map_err(|e| format!("jwks_url {url:?}: {e}"))?;
+            .map_err(|e| error(JwksUrlProblem::Origin(e)))?;
         let target = uri
             .path_and_query()
             .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));

@@ -370,11 +370,38 @@ pub struct JwtVerifier {
     keys: JwksCache,
 }
 
+/// JWT settings no verifier can be built from; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtSetupError {
+    #[error("issuer: must not be empty")]
+    EmptyIssuer,
+    #[error("algorithms: must name at least one of {}", JwtAlgorithm::ALL.map(JwtAlgorithm::name).join(", "))]
+    NoAlgorithms,
+    #[error("jwks_url {url:?}: {problem}")]
+    JwksUrl {
+        url: String,
+        problem: JwksUrlProblem,
+    },
+}
+
+/// What is wrong with a `jwks_url`.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksUrlProblem {
+    #[error("not a URL: {0}")]
+    NotAUrl(http::uri::InvalidUri),
+    #[error("must start with http:// or https://")]
+    Scheme,
+    #[error("has no host")]
+    NoHost,
+    #[error("{0}")]
+    Origin(crate::upstream::OriginError),
+}
+
 impl JwtVerifier {
     /// A verifier that fetches its JWKS over HTTP through the gateway's origin connection
     /// pool, with the `upstream` TLS and connect settings. Nothing is fetched until the first
     /// token (or [`Self::prefetch`]). The error names the setting that is wrong.
-    pub fn new(settings: JwtSettings, upstream: &Upstream) -> Result<Self, String> {
+    pub fn new(settings: JwtSettings, upstream: &Upstream) -> Result<Self, JwtSetupError> {
         let fetcher = HttpJwksFetcher::new(
             &settings.jwks_url,
             upstream,
@@ -388,15 +415,12 @@ impl JwtVerifier {
     pub fn with_fetcher(
         settings: JwtSettings,
         fetcher: Arc<dyn JwksFetcher>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, JwtSetupError> {
         if settings.issuer.is_empty() {
-            return Err("issuer: must not be empty".into());
+            return Err(JwtSetupError::EmptyIssuer);
         }
         if settings.algorithms.is_empty() {
-            return Err(format!(
-                "algorithms: must name at least one of {}",
-                JwtAlgorithm::ALL.map(JwtAlgorithm::name).join(", ")
-            ));
+            return Err(JwtSetupError::NoAlgorithms);
         }
         let algorithms = AlgorithmSet::of(&settings.algorithms);
         Ok(Self {

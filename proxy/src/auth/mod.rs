@@ -52,15 +52,17 @@ impl ApiAuthorizer {
     /// again nor depends on the issuer being reachable at that moment.
     pub fn build(
         config: &Authorizer,
-        plugin: impl Fn(&str) -> Result<Arc<Plugin>, String>,
+        plugin: impl Fn(&str) -> Option<Arc<Plugin>>,
         upstream: &Upstream,
         access_keys: &Arc<AccessKeys>,
         verifiers: &mut JwtVerifiers,
         previous: Option<&JwtVerifiers>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AuthorizerError> {
         Ok(match &config.kind {
             AuthorizerKind::Plugin { plugin: name } => {
-                Self::Plugin(PluginAuthorizer::new(config.clone(), plugin(name)?))
+                let plugin =
+                    plugin(name).ok_or_else(|| AuthorizerError::PluginNotLoaded(name.clone()))?;
+                Self::Plugin(PluginAuthorizer::new(config.clone(), plugin))
             }
             AuthorizerKind::Jwt(settings) => Self::Jwt(JwtAuthorizer {
                 verifier: verifiers.get_or_create(settings, upstream, previous)?,
@@ -84,6 +86,15 @@ impl ApiAuthorizer {
     }
 }
 
+/// An authorizer that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizerError {
+    #[error("plugin {0} is not loaded")]
+    PluginNotLoaded(String),
+    #[error(transparent)]
+    Jwt(#[from] jwt::JwtSetupError),
+}
+
 /// A JWT authorizer: the token from the identity source, verified by a [`jwt::JwtVerifier`]
 /// (keys fetched and cached per config generation).
 #[derive(Debug)]
@@ -104,7 +115,7 @@ impl JwtVerifiers {
         settings: &jwt::JwtSettings,
         upstream: &Upstream,
         previous: Option<&JwtVerifiers>,
-    ) -> Result<Arc<jwt::JwtVerifier>, String> {
+    ) -> Result<Arc<jwt::JwtVerifier>, jwt::JwtSetupError> {
         let key = (settings.clone(), upstream.fingerprint.clone());
         let known = |set: &JwtVerifiers| {
             set.0

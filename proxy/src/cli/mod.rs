@@ -65,8 +65,11 @@ where
             // that would be refused at startup fails validation.
             Ok(loaded) => match crate::plugins::PluginHost::new()
                 .map_err(|e| format!("{e:#}"))
-                .and_then(|host| host.load(&loaded.plugins, &loaded.upstream).map(|_| ()))
-            {
+                .and_then(|host| {
+                    host.load(&loaded.plugins, &loaded.upstream)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }) {
                 Ok(()) => {
                     println!("{}: ok", config.display());
                     ExitCode::SUCCESS

@@ -60,12 +60,12 @@ pub trait Handler: Send + Sync + 'static {
     /// The listener settings of the current config.
     fn serving(&self) -> Arc<Serving>;
 
-    /// Answers one request.
+    /// Answers one request (never with an error: failures are gateway responses).
     fn handle(
         self: Arc<Self>,
         conn: ConnInfo,
         request: Request<ClientBody>,
-    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static;
+    ) -> impl Future<Output = Result<Response<ResponseBody>, std::convert::Infallible>> + Send + 'static;
 }
 
 /// How listeners serve new connections, as the current config says.
@@ -152,11 +152,12 @@ async fn serve_connection<H: Handler>(
     let stream = LingeringStream::new(stream, serving.linger);
     let tls = serving.tls.get(index).cloned().flatten();
     let conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
+    // The service's future is the handler's own, unwrapped: the pipeline's future is kilobytes
+    // large, and each layer around it costs a copy of it per request.
     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-        let answer = handler
+        handler
             .clone()
-            .handle(conn.clone(), request.map(ClientBody::from));
-        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            .handle(conn.clone(), request.map(ClientBody::from))
     });
     let result = match tls {
         None => {

@@ -86,8 +86,7 @@ impl Node {
             limiter.clone(),
             1,
             None,
-        )
-        .map_err(anyhow::Error::msg)?;
+        )?;
         plugins.install(set);
         tokio::spawn(flush_usage(limiter.clone()));
         Ok(Arc::new(Self {
@@ -104,7 +103,11 @@ impl Node {
 
     /// Builds the next generation from `config` and its loaded plugins, reusing what the
     /// current one can lend (origin pools, caches, JWT verifiers), and swaps it in.
-    pub fn swap(&self, config: &Config, set: Arc<PluginSet>) -> Result<u64, String> {
+    pub fn swap(
+        &self,
+        config: &Config,
+        set: Arc<PluginSet>,
+    ) -> Result<u64, crate::generation::BuildError> {
         let current = self.generation.load_full();
         let number = current.generation + 1;
         let next = Generation::build(
@@ -142,11 +145,16 @@ impl Handler for Node {
         self: Arc<Self>,
         conn: crate::listener::ConnInfo,
         request: http::Request<crate::body::ClientBody>,
-    ) -> impl std::future::Future<Output = http::Response<crate::body::ResponseBody>> + Send + 'static
-    {
+    ) -> impl std::future::Future<
+        Output = Result<http::Response<crate::body::ResponseBody>, std::convert::Infallible>,
+    > + Send
+    + 'static {
+        // The pipeline's future is created inside this one when it is first polled. It is
+        // still copied once per request (about 11 KB, into hyper's slot for the service
+        // future), which the build before this layout did not do: see BENCHMARKS.md.
         async move {
             let generation = self.generation.load_full();
-            crate::pipeline::run(&generation, &self.log, conn, request).await
+            Ok(crate::pipeline::run(generation, self.log.clone(), conn, request).await)
         }
     }
 }

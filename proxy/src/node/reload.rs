@@ -62,7 +62,9 @@ impl Reloader {
         // off the request threads.
         let parsed = tokio::task::spawn_blocking(move || {
             let config = config::parse(&text, &path).map_err(|e| e.to_string())?;
-            let set = plugins.load(&config.plugins, &config.upstream)?;
+            let set = plugins
+                .load(&config.plugins, &config.upstream)
+                .map_err(|e| e.to_string())?;
             Ok::<_, String>((config, set))
         })
         .await;

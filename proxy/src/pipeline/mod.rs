@@ -210,13 +210,18 @@ pub fn plugin_request(
     }
 }
 
-/// Serves one request against one config generation.
+/// Serves one request against one config generation, which the request holds until it ends.
+///
+/// Takes its `Arc`s by value so that a transport can hand this future to its HTTP server as it
+/// is: the request future is large (kilobytes), and each layer wrapped around it is another
+/// copy of it per request.
 pub async fn run(
-    gateway: &Generation,
-    log: &Arc<AccessLog>,
+    generation: Arc<Generation>,
+    log: Arc<AccessLog>,
     conn: ConnInfo,
     request: Request<ClientBody>,
 ) -> Response<ResponseBody> {
+    let gateway = &*generation;
     let (parts, body) = request.into_parts();
     let mut ctx = RequestContext {
         request_id: accept::new_request_id(),
@@ -277,7 +282,7 @@ pub async fn run(
     };
     response
         .body_mut()
-        .log_on_end(log.clone(), record, ctx.request_body.take());
+        .log_on_end(log, record, ctx.request_body.take());
     response
 }
 

@@ -28,7 +28,7 @@ pub fn load(
     engine: &Engine,
     bytes: &[u8],
     cache_dir: &Path,
-) -> Result<(Component, String), String> {
+) -> wasmtime::Result<(Component, String)> {
     let hash = sha256_hex(bytes);
     let path = cache_dir.join(format!("{hash}.cwasm"));
     if path.is_file() {
@@ -39,7 +39,7 @@ pub fn load(
             }
         }
     }
-    let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
+    let component = Component::new(engine, bytes)?;
     if let Err(e) = store(&component, cache_dir, &path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot cache the compiled plugin");
         return Ok((component, hash));
@@ -61,22 +61,18 @@ pub fn load(
 /// instantiation, so a failure shows when the plugin loads instead of failing a request.
 /// Building an image from memory seals a memfd, which the kernel can refuse for a moment
 /// (EBUSY while it still references the pages just written): a few tries, apart, ride it out.
-pub fn prepare_memory_images(component: &Component) -> Result<(), String> {
+pub fn prepare_memory_images(component: &Component) -> Result<(), super::LoadError> {
     const TRIES: u32 = 5;
-    let mut last = None;
-    for attempt in 0..TRIES {
-        if attempt > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
-        }
+    let mut attempt = 0;
+    loop {
         match component.initialize_copy_on_write_image() {
             Ok(()) => return Ok(()),
-            Err(e) => last = Some(format!("{e:#}")),
+            Err(e) if attempt + 1 == TRIES => return Err(super::LoadError::MemoryImage(e)),
+            Err(_) => {}
         }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(20 << attempt));
     }
-    Err(format!(
-        "cannot prepare the plugin's initial memory: {}",
-        last.unwrap_or_default()
-    ))
 }
 
 #[allow(unsafe_code)]

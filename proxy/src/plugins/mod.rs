@@ -213,9 +213,47 @@ pub struct Swapped {
 pub enum SwapError {
     #[error("no plugin named {0:?} is configured")]
     Unknown(String),
-    #[error("plugin {plugin}: {message}")]
-    Refused { plugin: String, message: String },
+    #[error("plugin {plugin}: {reason}")]
+    Refused {
+        plugin: String,
+        #[source]
+        reason: LoadError,
+    },
 }
+
+/// Why a component cannot be loaded as a plugin. Every check a new version passes before it can
+/// serve fails with one of these, at load, reload or hot swap.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the plugin engine: {0:#}")]
+    Engine(anyhow::Error),
+    #[error("not a valid component: {0:#}")]
+    NotAComponent(wasmtime::Error),
+    #[error("cannot prepare the plugin's initial memory: {0:#}")]
+    MemoryImage(wasmtime::Error),
+    #[error("imports something Edgeway does not provide: {0:#}")]
+    Imports(wasmtime::Error),
+    #[error("does not export the `{role}` world: {source:#}")]
+    WrongWorld {
+        role: PluginRole,
+        source: wasmtime::Error,
+    },
+}
+
+/// The plugins of a config that failed to load, each with why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|(name, e)| format!("plugins: {name}: {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct LoadErrors(pub Vec<(String, LoadError)>);
 
 impl PluginHost {
     /// A host with no plugins; the engine starts when the first plugin loads.
@@ -240,7 +278,7 @@ impl PluginHost {
         &self,
         config: &PluginsConfig,
         upstream: &Upstream,
-    ) -> Result<Arc<PluginSet>, String> {
+    ) -> Result<Arc<PluginSet>, LoadErrors> {
         let _changes = lock(&self.changes);
         let previous = self.current.load_full();
         let mut by_name = HashMap::new();
@@ -250,11 +288,11 @@ impl PluginHost {
                 Ok(plugin) => {
                     by_name.insert(spec.name.clone(), plugin);
                 }
-                Err(e) => errors.push(format!("plugins: {}: {e}", spec.name)),
+                Err(e) => errors.push((spec.name.clone(), e)),
             }
         }
         if !errors.is_empty() {
-            return Err(errors.join("\n"));
+            return Err(LoadErrors(errors));
         }
         Ok(Arc::new(PluginSet {
             by_name,
@@ -274,9 +312,11 @@ impl PluginHost {
         config: &PluginsConfig,
         upstream: &Upstream,
         previous: &PluginSet,
-    ) -> Result<Arc<Plugin>, String> {
-        let bytes = std::fs::read(&spec.file)
-            .map_err(|e| format!("cannot read {}: {e}", spec.file.display()))?;
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let bytes = std::fs::read(&spec.file).map_err(|source| LoadError::Read {
+            path: spec.file.clone(),
+            source,
+        })?;
         let hash = cache::sha256_hex(&bytes);
         if let Some(old) = previous.get(&spec.name)
             && old.spec == *spec
@@ -318,18 +358,16 @@ impl PluginHost {
         &self,
         bytes: &[u8],
         cache_dir: &Path,
-    ) -> Result<(wasmtime::component::Component, String), String> {
-        cache::load(&self.engine()?.engine, bytes, cache_dir)
-            .map_err(|e| format!("not a valid component: {e}"))
+    ) -> Result<(wasmtime::component::Component, String), LoadError> {
+        cache::load(&self.engine()?.engine, bytes, cache_dir).map_err(LoadError::NotAComponent)
     }
 
     /// The engine, started on first use.
-    fn engine(&self) -> Result<&PluginEngine, String> {
+    fn engine(&self) -> Result<&PluginEngine, LoadError> {
         if let Some(engine) = self.engine.get() {
             return Ok(engine);
         }
-        let engine =
-            PluginEngine::new().map_err(|e| format!("cannot start the plugin engine: {e:#}"))?;
+        let engine = PluginEngine::new().map_err(LoadError::Engine)?;
         // Loads and swaps hold `changes`, so only one thread gets here at a time.
         Ok(self.engine.get_or_init(|| engine))
     }
@@ -349,9 +387,9 @@ impl PluginHost {
         let plugin = set
             .get(name)
             .ok_or_else(|| SwapError::Unknown(name.to_owned()))?;
-        let refused = |message: String| SwapError::Refused {
+        let refused = |reason: LoadError| SwapError::Refused {
             plugin: name.to_owned(),
-            message,
+            reason,
         };
         let hash = cache::sha256_hex(bytes);
         if plugin.current().hash == hash {
@@ -367,8 +405,11 @@ impl PluginHost {
         let version = PluginVersion::link(engine, plugin.spec.role, component, hash.clone())
             .map_err(refused)?;
         if persist {
-            write_atomically(&plugin.spec.file, bytes).map_err(|e| {
-                refused(format!("cannot write {}: {e}", plugin.spec.file.display()))
+            write_atomically(&plugin.spec.file, bytes).map_err(|source| {
+                refused(LoadError::Write {
+                    path: plugin.spec.file.clone(),
+                    source,
+                })
             })?;
         }
         plugin.swap(version);
@@ -401,12 +442,15 @@ impl PluginHost {
                 return names
                     .into_iter()
                     .map(|name| {
-                        let message = format!("cannot read {}: {e}", path.display());
+                        let reason = LoadError::Read {
+                            path: path.to_owned(),
+                            source: std::io::Error::new(e.kind(), e.to_string()),
+                        };
                         (
                             name.clone(),
                             Err(SwapError::Refused {
                                 plugin: name,
-                                message,
+                                reason,
                             }),
                         )
                     })

@@ -87,13 +87,13 @@ impl PluginVersion {
         role: PluginRole,
         component: Component,
         hash: String,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::LoadError> {
         super::cache::prepare_memory_images(&component)?;
         let pre = engine
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| format!("imports something Edgeway does not provide: {e:#}"))?;
-        let wrong_world = |e: wasmtime::Error| format!("does not export the `{role}` world: {e:#}");
+            .map_err(super::LoadError::Imports)?;
+        let wrong_world = |source| super::LoadError::WrongWorld { role, source };
         let pre = match role {
             PluginRole::Authorizer => {
                 RolePre::Authorizer(authorizer::AuthorizerPre::new(pre).map_err(wrong_world)?)

@@ -75,7 +75,7 @@ impl OutboundHttp {
         if let Some(pool) = pools.get(origin) {
             return Ok(pool.clone());
         }
-        let pool = Arc::new(OriginPool::new(origin, &self.upstream)?);
+        let pool = Arc::new(OriginPool::new(origin, &self.upstream).map_err(|e| e.to_string())?);
         pools.insert(origin.to_owned(), pool.clone());
         Ok(pool)
     }

@@ -18,7 +18,7 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-pub use pool::OriginPool;
+pub use pool::{OriginError, OriginPool, OriginProblem};
 pub use settings::Upstream;
 pub use uri::{SubstituteError, UriTemplate, substitute};
 
@@ -36,7 +36,7 @@ impl OriginPools {
         origin: &str,
         upstream: &Upstream,
         previous: Option<&OriginPools>,
-    ) -> Result<Arc<OriginPool>, String> {
+    ) -> Result<Arc<OriginPool>, OriginError> {
         if let Some(pool) = self.by_origin.get(origin) {
             return Ok(pool.clone());
         }

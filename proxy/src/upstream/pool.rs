@@ -28,6 +28,27 @@ use crate::sync::lock;
 /// Idle HTTP/1 connections kept per origin.
 const MAX_IDLE: usize = 256;
 
+/// An origin that no pool can be made for.
+#[derive(Debug, thiserror::Error)]
+#[error("origin {origin}: {problem}")]
+pub struct OriginError {
+    pub origin: String,
+    pub problem: OriginProblem,
+}
+
+/// What is wrong with an origin's address.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginProblem {
+    #[error("{0}")]
+    NotAUri(http::uri::InvalidUri),
+    #[error("has no host")]
+    NoHost,
+    #[error("{0}")]
+    ServerName(rustls_pki_types::InvalidDnsNameError),
+    #[error("{0}")]
+    HostHeader(http::header::InvalidHeaderValue),
+}
+
 /// The connection pool for one origin (`scheme://authority`).
 #[derive(Debug)]
 pub struct OriginPool {
@@ -62,15 +83,19 @@ enum Connection {
 
 impl OriginPool {
     /// A pool for `origin` (`http://host:port` or `https://host:port`).
-    pub fn new(origin: &str, upstream: &Upstream) -> Result<Self, String> {
+    pub fn new(origin: &str, upstream: &Upstream) -> Result<Self, OriginError> {
+        let error = |problem| OriginError {
+            origin: origin.to_owned(),
+            problem,
+        };
         let uri: Uri = origin
             .parse()
-            .map_err(|e| format!("origin {origin}: {e}"))?;
+            .map_err(|e| error(OriginProblem::NotAUri(e)))?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = uri
             .authority()
             .cloned()
-            .ok_or_else(|| format!("origin {origin} has no host"))?;
+            .ok_or_else(|| error(OriginProblem::NoHost))?;
         let https = scheme == Scheme::HTTPS;
         let host = authority
             .host()
@@ -81,14 +106,14 @@ impl OriginPool {
         let tls = if https {
             let mut config = (*upstream.tls).clone();
             config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            let name =
-                ServerName::try_from(host.clone()).map_err(|e| format!("origin {origin}: {e}"))?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|e| error(OriginProblem::ServerName(e)))?;
             Some((Arc::new(config), name))
         } else {
             None
         };
         let host_header = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| format!("origin {origin}: {e}"))?;
+            .map_err(|e| error(OriginProblem::HostHeader(e)))?;
         Ok(Self {
             origin: origin.to_owned(),
             scheme,
