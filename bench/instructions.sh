@@ -6,6 +6,9 @@
 #
 #   bench/instructions.sh              # 3000 requests after a 500-request warm-up
 #   REQUESTS=10000 bench/instructions.sh
+#   BIN_DIR=/tmp/old CONFIG=bench/edgeway/cache.yaml bench/instructions.sh
+#                                      # another build's edgeway and edgeway-bench-origin (not
+#                                      # built here), and another config
 #
 # Needs valgrind and python3 (installed with apt-get when missing). Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -19,8 +22,12 @@ trap cleanup EXIT
 for tool in valgrind callgrind_control python3 curl; do
     command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind python3 curl >/dev/null; break; }
 done
-cargo build --release --quiet -p edgeway -p edgeway-bench-origin --manifest-path "$ROOT/Cargo.toml"
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
+if [[ -n ${BIN_DIR:-} ]]; then
+    TARGET=$BIN_DIR
+else
+    cargo build --release --quiet -p edgeway -p edgeway-bench-origin --manifest-path "$ROOT/Cargo.toml"
+    TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ORIGIN_PORT=$(free_port)
@@ -28,7 +35,7 @@ PROXY_PORT=$(free_port)
 "$TARGET/edgeway-bench-origin" --addr "127.0.0.1:$ORIGIN_PORT" >/dev/null 2>&1 &
 PIDS+=($!)
 sed "s|origin: http://127.0.0.1:9000|origin: http://127.0.0.1:$ORIGIN_PORT|; s|addr: 127.0.0.1:0|addr: 127.0.0.1:$PROXY_PORT|" \
-    "$ROOT/bench/edgeway/proxy.yaml" >"$RUNDIR/proxy.yaml"
+    "${CONFIG:-$ROOT/bench/edgeway/proxy.yaml}" >"$RUNDIR/proxy.yaml"
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUNDIR/callgrind.out" \
     "$TARGET/edgeway" serve --no-watch --config "$RUNDIR/proxy.yaml" >/dev/null 2>"$RUNDIR/valgrind.err" &
 EDGEWAY=$!
