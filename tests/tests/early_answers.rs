@@ -77,6 +77,20 @@ fn statuses(answer: &[u8]) -> Vec<u16> {
         .collect()
 }
 
+/// Sends `head` and `body` 20 times, each on a fresh connection, and checks that every time the
+/// answers read back have exactly `expected` statuses. Returns the last answer's text.
+async fn twenty_times(gw: &Gateway, head: &[u8], body: &[u8], expected: &[u16]) -> String {
+    let mut text = String::new();
+    for round in 0..20 {
+        let answer = send_all_then_read(gw.addr("listen[0]"), head, body)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        text = String::from_utf8_lossy(&answer).into_owned();
+        assert_eq!(statuses(&answer), expected, "round {round}: {text}");
+    }
+    text
+}
+
 fn post_head(path: &str, len: usize) -> Vec<u8> {
     format!("POST {path} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n")
         .into_bytes()
@@ -87,20 +101,8 @@ async fn a_413_reaches_a_client_that_sends_its_whole_body_first() {
     let origin = Origin::echo().await;
     let gw = Gateway::start(&config(&origin, "")).await;
     let body = vec![b'a'; BIG];
-    for round in 0..20 {
-        let answer =
-            send_all_then_read(gw.addr("listen[0]"), &post_head("/prod/upload", BIG), &body)
-                .await
-                .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(
-            statuses(&answer),
-            [413],
-            "round {round}: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        let text = String::from_utf8_lossy(&answer);
-        assert!(text.contains("Request Too Long"), "{text}");
-    }
+    let text = twenty_times(&gw, &post_head("/prod/upload", BIG), &body, &[413]).await;
+    assert!(text.contains("Request Too Long"), "{text}");
     assert_eq!(origin.request_count(), 0, "the origin receives nothing");
 }
 
@@ -110,22 +112,12 @@ async fn a_413_after_pipelined_keep_alive_requests() {
     let origin = Origin::echo().await;
     let gw = Gateway::start(&config(&origin, "")).await;
     let body = vec![b'a'; BIG];
-    for round in 0..20 {
-        let mut head = Vec::new();
-        for _ in 0..3 {
-            head.extend_from_slice(b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\n\r\n");
-        }
-        head.extend_from_slice(&post_head("/prod/upload", BIG));
-        let answer = send_all_then_read(gw.addr("listen[0]"), &head, &body)
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(
-            statuses(&answer),
-            [200, 200, 200, 413],
-            "round {round}: {}",
-            String::from_utf8_lossy(&answer)
-        );
+    let mut head = Vec::new();
+    for _ in 0..3 {
+        head.extend_from_slice(b"GET /prod/ok HTTP/1.1\r\nHost: gw\r\n\r\n");
     }
+    head.extend_from_slice(&post_head("/prod/upload", BIG));
+    twenty_times(&gw, &head, &body, &[200, 200, 200, 413]).await;
     assert_eq!(origin.request_count(), 0);
 }
 
@@ -136,22 +128,8 @@ async fn a_401_from_an_authorizer_reaches_a_client_sending_a_large_post() {
     let gw = Gateway::start(&config(&origin, "")).await;
     let len = LIMIT - 1;
     let body = vec![b'a'; len];
-    for round in 0..20 {
-        let answer = send_all_then_read(
-            gw.addr("listen[0]"),
-            &post_head("/prod/private", len),
-            &body,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert_eq!(
-            statuses(&answer),
-            [401],
-            "round {round}: {}",
-            String::from_utf8_lossy(&answer)
-        );
-        assert!(String::from_utf8_lossy(&answer).contains("Unauthorized"));
-    }
+    let text = twenty_times(&gw, &post_head("/prod/private", len), &body, &[401]).await;
+    assert!(text.contains("Unauthorized"), "{text}");
     assert_eq!(origin.request_count(), 0, "no JWKS fetch, no request");
 }
 

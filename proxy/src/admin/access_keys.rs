@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{json, message, read_body};
-use crate::auth::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch, AccessKeys};
+use crate::auth::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch};
 use crate::node::Node;
 
 /// Largest admin request body here: a name and a flag.
@@ -75,15 +75,6 @@ fn key_error(e: AccessKeyError) -> Response<Full<Bytes>> {
     }
 }
 
-/// Runs a change off the async threads (the store syncs to disk).
-async fn blocking<T: Send + 'static>(
-    node: &Node,
-    f: impl FnOnce(&AccessKeys) -> T + Send + 'static,
-) -> Result<T, Response<Full<Bytes>>> {
-    let keys = node.access_keys.clone();
-    super::blocking(move || f(&keys)).await
-}
-
 fn not_found(id: &str) -> Response<Full<Bytes>> {
     message(
         StatusCode::NOT_FOUND,
@@ -118,18 +109,14 @@ pub async fn handle(
             None => not_found(id),
         }),
         (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
-        (&Method::DELETE, id) if !id.is_empty() => {
-            let owned = id.to_owned();
-            match blocking(node, move |keys| keys.delete(&owned)).await {
-                Ok(Ok(true)) => {
-                    tracing::info!(access_key = id, "access key deleted");
-                    Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
-                }
-                Ok(Ok(false)) => Ok(not_found(id)),
-                Ok(Err(e)) => Ok(key_error(e)),
-                Err(response) => Ok(response),
+        (&Method::DELETE, id) if !id.is_empty() => match node.access_keys.delete(id).await {
+            Ok(true) => {
+                tracing::info!(access_key = id, "access key deleted");
+                Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
             }
-        }
+            Ok(false) => Ok(not_found(id)),
+            Err(e) => Ok(key_error(e)),
+        },
         _ => Ok(message(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method Not Allowed",
@@ -144,7 +131,7 @@ async fn create(
 ) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
     let body: CreateBody = read(body, "access key").await?;
     let enabled = body.enabled.unwrap_or(true);
-    let created = blocking(node, move |keys| keys.create(&body.name, enabled)).await?;
+    let created = node.access_keys.create(&body.name, enabled).await;
     Ok(match created {
         Ok((key, secret)) => {
             tracing::info!(access_key = key.id, name = key.name, "access key created");
@@ -167,19 +154,16 @@ async fn patch(
         name: body.name,
         enabled: body.enabled,
     };
-    let owned = id.to_owned();
-    Ok(
-        match blocking(node, move |keys| keys.update(&owned, change)).await? {
-            Ok(Some(key)) => {
-                tracing::info!(
-                    access_key = key.id,
-                    enabled = key.enabled,
-                    "access key changed"
-                );
-                json(StatusCode::OK, key_json(&key, None).to_string())
-            }
-            Ok(None) => not_found(id),
-            Err(e) => key_error(e),
-        },
-    )
+    Ok(match node.access_keys.update(id, change).await {
+        Ok(Some(key)) => {
+            tracing::info!(
+                access_key = key.id,
+                enabled = key.enabled,
+                "access key changed"
+            );
+            json(StatusCode::OK, key_json(&key, None).to_string())
+        }
+        Ok(None) => not_found(id),
+        Err(e) => key_error(e),
+    })
 }

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{json, message, read_body};
-use crate::auth::keys::{ApiKey, ApiKeys, KeyError, KeyPatch, NewKey};
+use crate::auth::keys::{ApiKey, KeyError, KeyPatch, NewKey};
 use crate::node::Node;
 
 /// Largest admin request body (a CSV of many thousand keys fits).
@@ -107,15 +107,6 @@ fn key_error(e: KeyError) -> Response<Full<Bytes>> {
     }
 }
 
-/// Runs a key change off the async threads (the store syncs to disk).
-async fn blocking<T: Send + 'static>(
-    node: &Node,
-    f: impl FnOnce(&ApiKeys) -> T + Send + 'static,
-) -> Result<T, Response<Full<Bytes>>> {
-    let keys = node.keys.clone();
-    super::blocking(move || f(&keys)).await
-}
-
 /// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).
 pub async fn handle(
     node: &Arc<Node>,
@@ -136,18 +127,14 @@ pub async fn handle(
             None => not_found(id),
         }),
         (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
-        (&Method::DELETE, id) if !id.is_empty() => {
-            let owned = id.to_owned();
-            match blocking(node, move |keys| keys.delete(&owned)).await {
-                Ok(Ok(true)) => {
-                    tracing::info!(key = id, "API key deleted");
-                    Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
-                }
-                Ok(Ok(false)) => Ok(not_found(id)),
-                Ok(Err(e)) => Ok(key_error(e)),
-                Err(response) => Ok(response),
+        (&Method::DELETE, id) if !id.is_empty() => match node.keys.delete(id).await {
+            Ok(true) => {
+                tracing::info!(key = id, "API key deleted");
+                Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
             }
-        }
+            Ok(false) => Ok(not_found(id)),
+            Err(e) => Ok(key_error(e)),
+        },
         _ => Ok(message(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method Not Allowed",
@@ -178,7 +165,7 @@ async fn create(
         enabled: body.enabled.unwrap_or(true),
         value: body.value,
     };
-    let created = blocking(node, move |keys| keys.create(vec![new])).await?;
+    let created = node.keys.create(vec![new]).await;
     match created {
         Ok(mut created) => {
             let (key, value) = created.remove(0);
@@ -214,22 +201,19 @@ async fn patch(
         plan: body.plan,
         enabled: body.enabled,
     };
-    let owned = id.to_owned();
-    Ok(
-        match blocking(node, move |keys| keys.update(&owned, change)).await? {
-            Ok(Some(key)) => {
-                tracing::info!(
-                    key = key.id,
-                    enabled = key.enabled,
-                    plan = key.plan,
-                    "API key changed"
-                );
-                json(StatusCode::OK, key_json(&key, None).to_string())
-            }
-            Ok(None) => not_found(id),
-            Err(e) => key_error(e),
-        },
-    )
+    Ok(match node.keys.update(id, change).await {
+        Ok(Some(key)) => {
+            tracing::info!(
+                key = key.id,
+                enabled = key.enabled,
+                plan = key.plan,
+                "API key changed"
+            );
+            json(StatusCode::OK, key_json(&key, None).to_string())
+        }
+        Ok(None) => not_found(id),
+        Err(e) => key_error(e),
+    })
 }
 
 /// One imported row, before it is checked against the plans.
@@ -311,7 +295,7 @@ async fn import(
         check_plan(node, row.plan.as_deref())?;
     }
     let count = rows.len();
-    match blocking(node, move |keys| keys.create(rows)).await? {
+    match node.keys.create(rows).await {
         Ok(created) => {
             tracing::info!(count, "API keys imported");
             let keys: Vec<_> = created.iter().map(|(k, _)| key_json(k, None)).collect();

@@ -102,15 +102,6 @@ pub(crate) fn message(status: StatusCode, text: impl std::fmt::Display) -> Respo
     )
 }
 
-/// Runs `f` (a state store write or read) off the async threads; 500 if it panicked.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Response<Full<Bytes>>> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| message(StatusCode::INTERNAL_SERVER_ERROR, e))
-}
-
 /// An admin request's body, up to `limit` bytes: 413 past it, 400 when it cannot be read.
 pub(crate) async fn read_body(
     body: Incoming,

@@ -52,15 +52,13 @@ pub async fn get(node: &Node, query: Option<&str>) -> Response<Full<Bytes>> {
         return message(StatusCode::NOT_FOUND, format!("no key {key_id}"));
     }
     let limiter = gateway.limiter.clone();
-    let read = super::blocking(move || {
-        limiter.flush()?;
-        limiter.usage(&key_id, from..=to)
-    })
-    .await;
+    let read = match limiter.flush().await {
+        Ok(()) => limiter.usage(&key_id, from..=to).await,
+        Err(e) => Err(e),
+    };
     let days = match read {
-        Ok(Ok(days)) => days,
-        Ok(Err(e)) => return message(StatusCode::SERVICE_UNAVAILABLE, e),
-        Err(response) => return response,
+        Ok(days) => days,
+        Err(e) => return message(StatusCode::SERVICE_UNAVAILABLE, e),
     };
     let total: u64 = days.iter().map(|(_, n)| n).sum();
     let days: Vec<_> = days

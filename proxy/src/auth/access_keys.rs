@@ -12,7 +12,7 @@
 //! outlive config reloads.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -21,7 +21,6 @@ use serde::Serialize;
 use crate::auth::keys::random_text;
 use crate::auth::sigv4::{Secret, SecretLookup};
 use crate::state::{StateError, StateStore, StoredAccessKey};
-use crate::sync::lock;
 
 /// Every access key id starts with this, as AWS's long-term keys do.
 pub const ACCESS_KEY_ID_PREFIX: &str = "AKIA";
@@ -87,7 +86,7 @@ pub struct AccessKeys {
     store: Arc<dyn StateStore>,
     index: ArcSwap<Index>,
     /// Serializes changes: store write, then index swap.
-    changes: Mutex<()>,
+    changes: tokio::sync::Mutex<()>,
 }
 
 fn now_secs() -> u64 {
@@ -110,13 +109,13 @@ fn check_name(name: &str) -> Result<String, AccessKeyError> {
 
 impl AccessKeys {
     /// Loads the access keys in `store`.
-    pub fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
+    pub async fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
         let keys = Self {
             store,
             index: ArcSwap::from_pointee(Index::default()),
-            changes: Mutex::new(()),
+            changes: tokio::sync::Mutex::new(()),
         };
-        let stored = keys.store.access_keys()?;
+        let stored = keys.store.access_keys().await?;
         keys.rebuild(stored.into_iter());
         Ok(keys)
     }
@@ -149,9 +148,13 @@ impl AccessKeys {
 
     /// Creates an enabled (or disabled) key named `name`; returns it with its secret, the only
     /// time the secret is shown.
-    pub fn create(&self, name: &str, enabled: bool) -> Result<(AccessKey, String), AccessKeyError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<(AccessKey, String), AccessKeyError> {
         let name = check_name(name)?;
-        let _guard = lock(&self.changes);
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         let id = loop {
             let id = format!(
@@ -169,7 +172,7 @@ impl AccessKeys {
             enabled,
             created: now_secs(),
         };
-        self.store.put_access_keys(std::slice::from_ref(&stored))?;
+        self.store.put_access_keys(vec![stored.clone()]).await?;
         let secret = stored.secret.clone();
         let key = AccessKey::from_stored(&stored);
         self.rebuild(
@@ -182,12 +185,12 @@ impl AccessKeys {
     }
 
     /// Changes a key; `None` when there is no key with this id.
-    pub fn update(
+    pub async fn update(
         &self,
         id: &str,
         patch: AccessKeyPatch,
     ) -> Result<Option<AccessKey>, AccessKeyError> {
-        let _guard = lock(&self.changes);
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         let Some(mut stored) = index.get(id).map(|e| e.stored.clone()) else {
             return Ok(None);
@@ -198,7 +201,7 @@ impl AccessKeys {
         if let Some(enabled) = patch.enabled {
             stored.enabled = enabled;
         }
-        self.store.put_access_keys(std::slice::from_ref(&stored))?;
+        self.store.put_access_keys(vec![stored.clone()]).await?;
         let key = AccessKey::from_stored(&stored);
         self.rebuild(
             index
@@ -211,13 +214,13 @@ impl AccessKeys {
     }
 
     /// Deletes a key; false when there is none with this id.
-    pub fn delete(&self, id: &str) -> Result<bool, AccessKeyError> {
-        let _guard = lock(&self.changes);
+    pub async fn delete(&self, id: &str) -> Result<bool, AccessKeyError> {
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         if !index.contains_key(id) {
             return Ok(false);
         }
-        self.store.delete_access_key(id)?;
+        self.store.delete_access_key(id).await?;
         self.rebuild(
             index
                 .values()
@@ -244,17 +247,19 @@ mod tests {
     use super::*;
     use crate::state::EmbeddedStore;
 
-    fn open(dir: &std::path::Path) -> AccessKeys {
-        AccessKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap())).unwrap()
+    async fn open(dir: &std::path::Path) -> AccessKeys {
+        AccessKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap()))
+            .await
+            .unwrap()
     }
 
-    #[test]
-    fn lifecycle_and_persistence() {
+    #[tokio::test]
+    async fn lifecycle_and_persistence() {
         let dir = std::env::temp_dir().join(format!("edgeway-akeys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (id, secret) = {
-            let keys = open(&dir);
-            let (key, secret) = keys.create(" ci deploy ", true).unwrap();
+            let keys = open(&dir).await;
+            let (key, secret) = keys.create(" ci deploy ", true).await.unwrap();
             assert_eq!(key.name, "ci deploy");
             assert_eq!(key.id.len(), ACCESS_KEY_ID_LEN);
             assert!(key.id.starts_with("AKIA"));
@@ -266,37 +271,38 @@ mod tests {
             assert_eq!(secret.len(), SECRET_LEN);
             assert_eq!(keys.secret(&key.id).unwrap().expose(), secret);
             assert!(keys.secret("AKIANOTAKEY000000000").is_none());
-            assert!(keys.create("  ", true).is_err());
+            assert!(keys.create("  ", true).await.is_err());
             let off = AccessKeyPatch {
                 enabled: Some(false),
                 ..AccessKeyPatch::default()
             };
-            assert!(!keys.update(&key.id, off).unwrap().unwrap().enabled);
+            assert!(!keys.update(&key.id, off).await.unwrap().unwrap().enabled);
             assert!(
                 keys.secret(&key.id).is_none(),
                 "a disabled key has no secret"
             );
             (key.id, secret)
         };
-        let keys = open(&dir);
+        let keys = open(&dir).await;
         assert_eq!(keys.list().len(), 1);
         let on = AccessKeyPatch {
             enabled: Some(true),
             name: Some("renamed".into()),
         };
-        let key = keys.update(&id, on).unwrap().unwrap();
+        let key = keys.update(&id, on).await.unwrap().unwrap();
         assert_eq!((key.name.as_str(), key.enabled), ("renamed", true));
         assert_eq!(keys.secret(&id).unwrap().expose(), secret);
-        assert!(keys.delete(&id).unwrap());
-        assert!(!keys.delete(&id).unwrap());
+        assert!(keys.delete(&id).await.unwrap());
+        assert!(!keys.delete(&id).await.unwrap());
         assert!(keys.secret(&id).is_none());
         assert!(
             keys.update(&id, AccessKeyPatch::default())
+                .await
                 .unwrap()
                 .is_none()
         );
         drop(keys);
-        assert!(open(&dir).list().is_empty());
+        assert!(open(&dir).await.list().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

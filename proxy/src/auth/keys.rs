@@ -7,7 +7,7 @@
 //! Keys are node state: they outlive config reloads.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::encoding::{hex, unhex32};
 use crate::state::{StateError, StateStore, StoredKey};
-use crate::sync::lock;
 
 /// Length of generated key values (alphanumeric; API Gateway's are 20 to 128).
 pub const GENERATED_KEY_LEN: usize = 40;
@@ -110,7 +109,7 @@ pub struct ApiKeys {
     store: Arc<dyn StateStore>,
     index: ArcSwap<Index>,
     /// Serializes changes: store write, then index swap.
-    changes: Mutex<()>,
+    changes: tokio::sync::Mutex<()>,
     /// The next [`ApiKey::slot`].
     next_slot: std::sync::atomic::AtomicU64,
 }
@@ -170,14 +169,14 @@ pub fn check_value(value: &str) -> Result<(), KeyError> {
 
 impl ApiKeys {
     /// Loads the keys in `store`.
-    pub fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
+    pub async fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
         let keys = Self {
             store,
             index: ArcSwap::from_pointee(Index::default()),
-            changes: Mutex::new(()),
+            changes: tokio::sync::Mutex::new(()),
             next_slot: std::sync::atomic::AtomicU64::new(1),
         };
-        let stored = keys.store.keys()?;
+        let stored = keys.store.keys().await?;
         keys.rebuild(stored.into_iter().map(|k| (k.id.clone(), k)).collect());
         Ok(keys)
     }
@@ -231,8 +230,8 @@ impl ApiKeys {
 
     /// Creates keys; returns each with its value (the only time a value is shown). All or
     /// none: a value that exists already or repeats within `new` refuses the whole batch.
-    pub fn create(&self, new: Vec<NewKey>) -> Result<Vec<(ApiKey, String)>, KeyError> {
-        let _guard = lock(&self.changes);
+    pub async fn create(&self, new: Vec<NewKey>) -> Result<Vec<(ApiKey, String)>, KeyError> {
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         let mut stored = Vec::with_capacity(new.len());
         let mut values = Vec::with_capacity(new.len());
@@ -270,7 +269,7 @@ impl ApiKeys {
             });
             values.push(value);
         }
-        self.store.put_keys(&stored)?;
+        self.store.put_keys(stored.clone()).await?;
         let mut by_id = index.by_id.clone();
         for key in &stored {
             by_id.insert(key.id.clone(), key.clone());
@@ -281,8 +280,8 @@ impl ApiKeys {
     }
 
     /// Changes a key; `None` when there is no key with this id.
-    pub fn update(&self, id: &str, patch: KeyPatch) -> Result<Option<ApiKey>, KeyError> {
-        let _guard = lock(&self.changes);
+    pub async fn update(&self, id: &str, patch: KeyPatch) -> Result<Option<ApiKey>, KeyError> {
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         let Some(mut key) = index.by_id.get(id).cloned() else {
             return Ok(None);
@@ -302,7 +301,7 @@ impl ApiKeys {
         if let Some(enabled) = patch.enabled {
             key.enabled = enabled;
         }
-        self.store.put_keys(std::slice::from_ref(&key))?;
+        self.store.put_keys(vec![key.clone()]).await?;
         let mut by_id = index.by_id.clone();
         by_id.insert(key.id.clone(), key.clone());
         self.rebuild(by_id);
@@ -310,13 +309,13 @@ impl ApiKeys {
     }
 
     /// Deletes a key; false when there is none with this id.
-    pub fn delete(&self, id: &str) -> Result<bool, KeyError> {
-        let _guard = lock(&self.changes);
+    pub async fn delete(&self, id: &str) -> Result<bool, KeyError> {
+        let _guard = self.changes.lock().await;
         let index = self.index.load_full();
         if !index.by_id.contains_key(id) {
             return Ok(false);
         }
-        self.store.delete_key(id)?;
+        self.store.delete_key(id).await?;
         let mut by_id = index.by_id.clone();
         by_id.remove(id);
         self.rebuild(by_id);
@@ -329,16 +328,18 @@ mod tests {
     use super::*;
     use crate::state::EmbeddedStore;
 
-    fn open(dir: &std::path::Path) -> ApiKeys {
-        ApiKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap())).unwrap()
+    async fn open(dir: &std::path::Path) -> ApiKeys {
+        ApiKeys::open(Arc::new(EmbeddedStore::open(dir).unwrap()))
+            .await
+            .unwrap()
     }
 
-    #[test]
-    fn lifecycle_and_persistence() {
+    #[tokio::test]
+    async fn lifecycle_and_persistence() {
         let dir = std::env::temp_dir().join(format!("edgeway-keys-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (id, value) = {
-            let keys = open(&dir);
+            let keys = open(&dir).await;
             let created = keys
                 .create(vec![NewKey {
                     name: "alice".into(),
@@ -346,6 +347,7 @@ mod tests {
                     enabled: true,
                     ..NewKey::default()
                 }])
+                .await
                 .unwrap();
             let (key, value) = created.into_iter().next().unwrap();
             assert_eq!(value.len(), GENERATED_KEY_LEN);
@@ -356,10 +358,17 @@ mod tests {
                 enabled: Some(false),
                 ..KeyPatch::default()
             };
-            assert!(!keys.update(&key.id, disabled).unwrap().unwrap().enabled);
+            assert!(
+                !keys
+                    .update(&key.id, disabled)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .enabled
+            );
             (key.id, value)
         };
-        let keys = open(&dir);
+        let keys = open(&dir).await;
         let found = keys.lookup(&value).unwrap();
         assert_eq!((found.id.as_str(), found.enabled), (id.as_str(), false));
         assert!(matches!(
@@ -367,15 +376,16 @@ mod tests {
                 name: "copy".into(),
                 value: Some(value.clone()),
                 ..NewKey::default()
-            }]),
+            }])
+            .await,
             Err(KeyError::Duplicate)
         ));
-        assert!(keys.delete(&id).unwrap());
+        assert!(keys.delete(&id).await.unwrap());
         assert!(keys.lookup(&value).is_none());
         // One process holds the database at a time: a second open while this one lives fails.
         assert!(EmbeddedStore::open(&dir).is_err());
         drop(keys);
-        assert!(open(&dir).list().is_empty());
+        assert!(open(&dir).await.list().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

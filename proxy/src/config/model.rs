@@ -61,6 +61,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// Where node state (API keys, usage) is kept.
     pub state: StateConfig,
+    /// Where quota counts are kept.
+    pub counters: CountersConfig,
     /// Usage plans: which stages a key may call, and how often.
     pub usage_plans: Vec<UsagePlan>,
     /// Proxies whose `X-Forwarded-For` names the client (`trusted_proxies`); none by default.
@@ -71,10 +73,32 @@ pub struct Config {
     pub redacted: serde_json::Value,
 }
 
-/// `state`: the embedded store's folder (default `data` beside the config file).
+/// `state`: the backend, and the embedded store's folder (default `data` beside the config
+/// file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateConfig {
+    pub backend: StateBackend,
     pub path: std::path::PathBuf,
+}
+
+/// `state.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    /// A redb file in `state.path` (the default).
+    Embedded,
+}
+
+/// `counters`: where quota counts are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountersConfig {
+    pub backend: CountersBackend,
+}
+
+/// `counters.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountersBackend {
+    /// This node's memory, seeded from stored usage when a key is first seen (the default).
+    Local,
 }
 
 /// A usage plan.

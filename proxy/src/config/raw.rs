@@ -33,6 +33,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub state: Option<RawState>,
     #[serde(default)]
+    pub counters: Option<RawCounters>,
+    #[serde(default)]
     pub usage_plans: Vec<RawUsagePlan>,
     /// Proxies (CIDRs) whose `X-Forwarded-For` names the client.
     #[serde(default)]
@@ -49,6 +51,13 @@ pub struct RawState {
     pub backend: Option<Spanned<String>>,
     #[serde(default)]
     pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCounters {
+    #[serde(default)]
+    pub backend: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
-//! The node: what lives as long as the process. The state store and the key registries, the
+//! The node: what lives as long as the process. The state store (`state.backend`) and the key
+//! registries, the quota counters (`counters.backend`), the
 //! throttle's buckets and counts, the plugin host, the access log, the listener settings, and
 //! the current config [`Generation`], which a reload swaps atomically (requests in flight finish
 //! on the generation they started with).
@@ -17,11 +18,11 @@ use arc_swap::ArcSwap;
 
 use crate::auth::access_keys::AccessKeys;
 use crate::auth::keys::ApiKeys;
-use crate::config::Config;
+use crate::config::{Config, CountersBackend, StateBackend, StateConfig};
 use crate::generation::Generation;
 use crate::listener::{Handler, Serving};
 use crate::plugins::{PluginHost, PluginSet};
-use crate::state::EmbeddedStore;
+use crate::state::{EmbeddedStore, StateStore};
 use crate::telemetry::AccessLog;
 use crate::throttle::Limiter;
 
@@ -60,24 +61,20 @@ impl Node {
                 .await?
                 .map_err(anyhow::Error::msg)?
         };
-        let (keys, access_keys, limiter) = {
-            let path = config.state.path.clone();
-            tokio::task::spawn_blocking(
-                move || -> anyhow::Result<(ApiKeys, AccessKeys, Limiter)> {
-                    let store: Arc<dyn crate::state::StateStore> =
-                        Arc::new(EmbeddedStore::open(&path)?);
-                    Ok((
-                        ApiKeys::open(store.clone())?,
-                        AccessKeys::open(store.clone())?,
-                        Limiter::new(store),
-                    ))
-                },
-            )
-            .await?
-            .context("cannot open the state store")?
-        };
-        let (keys, access_keys, limiter) =
-            (Arc::new(keys), Arc::new(access_keys), Arc::new(limiter));
+        let store = open_store(&config.state).await?;
+        let keys = Arc::new(
+            ApiKeys::open(store.clone())
+                .await
+                .context("cannot read API keys")?,
+        );
+        let access_keys = Arc::new(
+            AccessKeys::open(store.clone())
+                .await
+                .context("cannot read access keys")?,
+        );
+        let limiter = Arc::new(match config.counters.backend {
+            CountersBackend::Local => Limiter::new(store.clone()),
+        });
         let generation = Generation::build(
             config,
             &set,
@@ -128,8 +125,7 @@ impl Node {
     /// Writes what must outlive the process: the access log's last lines and counted usage.
     pub async fn stop(&self) -> anyhow::Result<()> {
         self.log.flush();
-        let limiter = self.limiter.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || limiter.flush()).await? {
+        if let Err(e) = self.limiter.flush().await {
             tracing::error!(error = %e, "usage counted since the last flush is lost");
         }
         Ok(())
@@ -159,6 +155,19 @@ impl Handler for Node {
     }
 }
 
+/// The state store `state.backend` names.
+async fn open_store(config: &StateConfig) -> anyhow::Result<Arc<dyn StateStore>> {
+    match config.backend {
+        StateBackend::Embedded => {
+            let path = config.path.clone();
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
+                .await?
+                .context("cannot open the state store")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// The listener settings a config asks for.
 fn serving(config: &Config) -> Serving {
     Serving::new(
@@ -175,13 +184,9 @@ async fn flush_usage(limiter: Arc<Limiter>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let limiter = limiter.clone();
-        let flushed = tokio::task::spawn_blocking(move || limiter.flush()).await;
-        match flushed {
-            Ok(Ok(())) => {}
+        if let Err(e) = limiter.flush().await {
             // Kept in memory and tried again at the next tick.
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot store usage; will retry"),
-            Err(e) => tracing::error!(error = %e, "usage flush task failed"),
+            tracing::warn!(error = %e, "cannot store usage; will retry");
         }
     }
 }

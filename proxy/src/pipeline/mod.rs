@@ -305,7 +305,7 @@ async fn phases<'g>(
     cors::remember(ctx, &parts);
     let mut body = InBody::Streaming(body);
     let Some(route) = ctx.route.filter(|r| r.has_phases()) else {
-        throttle::check(gateway, ctx)?;
+        throttle::check_shared(ctx)?;
         return integration::call(gateway, ctx, parts, body).await;
     };
     policy::check(ctx, &parts)?;
@@ -314,7 +314,7 @@ async fn phases<'g>(
         return Ok(response);
     }
     api_key::check(gateway, ctx, &parts)?;
-    throttle::check(gateway, ctx)?;
+    throttle::check(gateway, ctx).await?;
     validate::check(ctx, &parts, &mut body, limit).await?;
     let pending = match cache::lookup(ctx, &parts).await? {
         cache::CacheLookup::Hit(response) => return Ok(response),

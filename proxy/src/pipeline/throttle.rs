@@ -12,8 +12,16 @@ use super::{GatewayError, RequestContext};
 use crate::generation::Generation;
 use crate::throttle::{Caller, RateLimitHeaders, wall_secs};
 
+/// The fast path's check, for a route without API keys: its shared buckets only.
+pub fn check_shared(ctx: &RequestContext<'_>) -> Result<(), GatewayError> {
+    let Some(route) = ctx.route else {
+        return Ok(());
+    };
+    crate::throttle::take_shared(&route.throttle, Instant::now()).map_err(GatewayError::Throttled)
+}
+
 /// Admits the request or refuses it with 429.
-pub fn check(gateway: &Generation, ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
+pub async fn check(gateway: &Generation, ctx: &mut RequestContext<'_>) -> Result<(), GatewayError> {
     let Some(route) = ctx.route else {
         return Ok(());
     };
@@ -33,6 +41,7 @@ pub fn check(gateway: &Generation, ctx: &mut RequestContext<'_>) -> Result<(), G
     ctx.rate_limit = gateway
         .limiter
         .check(&route.throttle, key, Instant::now(), wall)
+        .await
         .map_err(GatewayError::Throttled)?;
     Ok(())
 }

@@ -4,10 +4,17 @@
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 
-use super::{StateError, StateStore, StoredAccessKey, StoredKey, UsageIncrement};
+use super::{
+    Change, Deployment, StagePointer, StateError, StateFuture, StateStore, StoredAccessKey,
+    StoredKey, UsageIncrement, Watch,
+};
 
 /// Key id → the key as JSON.
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
@@ -15,168 +22,335 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("access_keys");
 /// (key id, day) → requests that day.
 const USAGE: TableDefinition<(&str, u32), u64> = TableDefinition::new("usage_by_day");
+/// Deployment id → the deployment as JSON.
+const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
+/// (API, stage) → deployment id.
+const STAGES: TableDefinition<(&str, &str), &str> = TableDefinition::new("stages");
 
-/// State in a redb file.
+/// Changes a watcher may fall behind by before it is told it missed some.
+const WATCH_BACKLOG: usize = 1024;
+
+/// State in a redb file. Each operation runs on tokio's blocking threads (a write waits for
+/// the disk), and changes to deployments and stages are broadcast to this process's watchers
+/// once committed.
 #[derive(Debug)]
 pub struct EmbeddedStore {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    changes: broadcast::Sender<Change>,
 }
 
 fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> StateError + '_ {
-    move |e| StateError(format!("{context}: {e}"))
+    move |e| StateError::Backend(format!("{context}: {e}"))
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`, creating the folder if needed.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StateError(format!("creating {}: {e}", dir.display())))?;
+            .map_err(|e| StateError::Backend(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("state.redb");
         let db = Database::create(&path)
-            .map_err(|e| StateError(format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| StateError::Backend(format!("opening {}: {e}", path.display())))?;
         // Create the tables, so that reads never find them missing.
         let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
         txn.open_table(KEYS).map_err(|e| err("api_keys")(&e))?;
         txn.open_table(ACCESS_KEYS)
             .map_err(|e| err("access_keys")(&e))?;
         txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
+        txn.open_table(DEPLOYMENTS)
+            .map_err(|e| err("deployments")(&e))?;
+        txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
         txn.commit().map_err(|e| err("commit")(&e))?;
-        Ok(Self { db, path })
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+            changes: broadcast::channel(WATCH_BACKLOG).0,
+        })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Runs `f` on a blocking thread.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StateError> + Send + 'static,
+    ) -> StateFuture<'static, T> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || f(&db))
+                .await
+                .map_err(|e| err("state task")(&e))?
+        })
+    }
+
+    /// Writes `records` as JSON by id into `table`, in one transaction.
+    fn put_json<T: Serialize + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        records: Vec<T>,
+        id: fn(&T) -> &str,
+    ) -> StateFuture<'static, ()> {
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            {
+                let mut t = txn.open_table(table).map_err(|e| err(table.name())(&e))?;
+                for record in &records {
+                    let json = serde_json::to_vec(record).map_err(|e| err("encoding")(&e))?;
+                    t.insert(id(record), json.as_slice())
+                        .map_err(|e| err(table.name())(&e))?;
+                }
+            }
+            txn.commit().map_err(|e| err("commit")(&e))
+        })
+    }
+
+    /// Removes `id` from `table`; false when it was not there.
+    fn remove(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+        id: &str,
+    ) -> StateFuture<'static, bool> {
+        let id = id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            let removed = {
+                let mut t = txn.open_table(table).map_err(|e| err(table.name())(&e))?;
+                t.remove(id.as_str())
+                    .map_err(|e| err(table.name())(&e))?
+                    .is_some()
+            };
+            txn.commit().map_err(|e| err("commit")(&e))?;
+            Ok(removed)
+        })
+    }
+
+    /// Every record in `table`.
+    fn all_json<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, &'static str, &'static [u8]>,
+    ) -> StateFuture<'static, Vec<T>> {
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(|e| err("begin")(&e))?;
+            read_all(&txn.open_table(table).map_err(|e| err(table.name())(&e))?)
+        })
+    }
+}
+
+/// Every JSON record of a table.
+fn read_all<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, StateError> {
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(|e| err("reading")(&e))? {
+        let (id, json) = entry.map_err(|e| err("reading")(&e))?;
+        out.push(serde_json::from_slice(json.value()).map_err(|e| {
+            StateError::Backend(format!("record {} is not readable: {e}", id.value()))
+        })?);
+    }
+    Ok(out)
+}
+
+fn read_deployment(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<Deployment>, StateError> {
+    let Some(json) = table.get(id).map_err(|e| err("deployments")(&e))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(json.value())
+        .map(Some)
+        .map_err(|e| StateError::Backend(format!("deployment {id} is not readable: {e}")))
 }
 
 impl StateStore for EmbeddedStore {
-    fn put_keys(&self, keys: &[StoredKey]) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
-        {
-            let mut table = txn.open_table(KEYS).map_err(|e| err("api_keys")(&e))?;
-            for key in keys {
-                let json = serde_json::to_vec(key).map_err(|e| err("encoding a key")(&e))?;
-                table
-                    .insert(key.id.as_str(), json.as_slice())
-                    .map_err(|e| err("writing a key")(&e))?;
-            }
-        }
-        txn.commit().map_err(|e| err("commit")(&e))
+    fn put_keys(&self, keys: Vec<StoredKey>) -> StateFuture<'_, ()> {
+        self.put_json(KEYS, keys, |k| &k.id)
     }
 
-    fn delete_key(&self, id: &str) -> Result<bool, StateError> {
-        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
-        let removed = {
-            let mut table = txn.open_table(KEYS).map_err(|e| err("api_keys")(&e))?;
-            table
-                .remove(id)
-                .map_err(|e| err("removing a key")(&e))?
-                .is_some()
-        };
-        txn.commit().map_err(|e| err("commit")(&e))?;
-        Ok(removed)
+    fn delete_key(&self, id: &str) -> StateFuture<'_, bool> {
+        self.remove(KEYS, id)
     }
 
-    fn keys(&self) -> Result<Vec<StoredKey>, StateError> {
-        let txn = self.db.begin_read().map_err(|e| err("begin")(&e))?;
-        let table = txn.open_table(KEYS).map_err(|e| err("api_keys")(&e))?;
-        let mut keys = Vec::new();
-        for entry in table.iter().map_err(|e| err("reading keys")(&e))? {
-            let (id, json) = entry.map_err(|e| err("reading a key")(&e))?;
-            let key: StoredKey = serde_json::from_slice(json.value())
-                .map_err(|e| StateError(format!("key {} is not readable: {e}", id.value())))?;
-            keys.push(key);
-        }
-        Ok(keys)
+    fn keys(&self) -> StateFuture<'_, Vec<StoredKey>> {
+        self.all_json(KEYS)
     }
 
-    fn put_access_keys(&self, keys: &[StoredAccessKey]) -> Result<(), StateError> {
-        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
-        {
-            let mut table = txn
-                .open_table(ACCESS_KEYS)
-                .map_err(|e| err("access_keys")(&e))?;
-            for key in keys {
-                let json =
-                    serde_json::to_vec(key).map_err(|e| err("encoding an access key")(&e))?;
-                table
-                    .insert(key.id.as_str(), json.as_slice())
-                    .map_err(|e| err("writing an access key")(&e))?;
-            }
-        }
-        txn.commit().map_err(|e| err("commit")(&e))
+    fn put_access_keys(&self, keys: Vec<StoredAccessKey>) -> StateFuture<'_, ()> {
+        self.put_json(ACCESS_KEYS, keys, |k| &k.id)
     }
 
-    fn delete_access_key(&self, id: &str) -> Result<bool, StateError> {
-        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
-        let removed = {
-            let mut table = txn
-                .open_table(ACCESS_KEYS)
-                .map_err(|e| err("access_keys")(&e))?;
-            table
-                .remove(id)
-                .map_err(|e| err("removing an access key")(&e))?
-                .is_some()
-        };
-        txn.commit().map_err(|e| err("commit")(&e))?;
-        Ok(removed)
+    fn delete_access_key(&self, id: &str) -> StateFuture<'_, bool> {
+        self.remove(ACCESS_KEYS, id)
     }
 
-    fn access_keys(&self) -> Result<Vec<StoredAccessKey>, StateError> {
-        let txn = self.db.begin_read().map_err(|e| err("begin")(&e))?;
-        let table = txn
-            .open_table(ACCESS_KEYS)
-            .map_err(|e| err("access_keys")(&e))?;
-        let mut keys = Vec::new();
-        for entry in table.iter().map_err(|e| err("reading access keys")(&e))? {
-            let (id, json) = entry.map_err(|e| err("reading an access key")(&e))?;
-            let key: StoredAccessKey = serde_json::from_slice(json.value()).map_err(|e| {
-                StateError(format!("access key {} is not readable: {e}", id.value()))
-            })?;
-            keys.push(key);
-        }
-        Ok(keys)
+    fn access_keys(&self) -> StateFuture<'_, Vec<StoredAccessKey>> {
+        self.all_json(ACCESS_KEYS)
     }
 
-    fn add_usage(&self, increments: &[UsageIncrement]) -> Result<(), StateError> {
+    fn add_usage(&self, increments: Vec<UsageIncrement>) -> StateFuture<'_, ()> {
         if increments.is_empty() {
-            return Ok(());
+            return Box::pin(std::future::ready(Ok(())));
         }
-        let txn = self.db.begin_write().map_err(|e| err("begin")(&e))?;
-        {
-            let mut table = txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
-            for inc in increments {
-                let key = (inc.key_id.as_str(), inc.day);
-                let current = table
-                    .get(key)
-                    .map_err(|e| err("reading usage")(&e))?
-                    .map_or(0, |v| v.value());
-                table
-                    .insert(key, current.saturating_add(inc.requests))
-                    .map_err(|e| err("writing usage")(&e))?;
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            {
+                let mut table = txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
+                for inc in &increments {
+                    let key = (inc.key_id.as_str(), inc.day);
+                    let current = table
+                        .get(key)
+                        .map_err(|e| err("reading usage")(&e))?
+                        .map_or(0, |v| v.value());
+                    table
+                        .insert(key, current.saturating_add(inc.requests))
+                        .map_err(|e| err("writing usage")(&e))?;
+                }
             }
-        }
-        txn.commit().map_err(|e| err("commit")(&e))
+            txn.commit().map_err(|e| err("commit")(&e))
+        })
     }
 
-    fn usage(
-        &self,
-        key_id: &str,
-        days: RangeInclusive<u32>,
-    ) -> Result<Vec<(u32, u64)>, StateError> {
-        let txn = self.db.begin_read().map_err(|e| err("begin")(&e))?;
-        let table = txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
-        let range = table
-            .range((key_id, *days.start())..=(key_id, *days.end()))
-            .map_err(|e| err("reading usage")(&e))?;
-        let mut out = Vec::new();
-        for entry in range {
-            let (key, count) = entry.map_err(|e| err("reading usage")(&e))?;
-            out.push((key.value().1, count.value()));
-        }
-        Ok(out)
+    fn usage(&self, key_id: &str, days: RangeInclusive<u32>) -> StateFuture<'_, Vec<(u32, u64)>> {
+        let key_id = key_id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(|e| err("begin")(&e))?;
+            let table = txn.open_table(USAGE).map_err(|e| err("usage_by_day")(&e))?;
+            let range = table
+                .range((key_id.as_str(), *days.start())..=(key_id.as_str(), *days.end()))
+                .map_err(|e| err("reading usage")(&e))?;
+            let mut out = Vec::new();
+            for entry in range {
+                let (key, count) = entry.map_err(|e| err("reading usage")(&e))?;
+                out.push((key.value().1, count.value()));
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_deployment(&self, deployment: Deployment) -> StateFuture<'_, ()> {
+        let changes = self.changes.clone();
+        self.run(move |db| {
+            let json = serde_json::to_vec(&deployment).map_err(|e| err("encoding")(&e))?;
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            {
+                let mut table = txn
+                    .open_table(DEPLOYMENTS)
+                    .map_err(|e| err("deployments")(&e))?;
+                if table
+                    .get(deployment.id.as_str())
+                    .map_err(|e| err("deployments")(&e))?
+                    .is_some()
+                {
+                    return Err(StateError::Conflict(format!(
+                        "deployment {} exists; a deployment is never changed",
+                        deployment.id
+                    )));
+                }
+                table
+                    .insert(deployment.id.as_str(), json.as_slice())
+                    .map_err(|e| err("deployments")(&e))?;
+            }
+            txn.commit().map_err(|e| err("commit")(&e))?;
+            // No watcher is not an error.
+            let _ = changes.send(Change::Deployment {
+                id: deployment.id,
+                api: deployment.api,
+            });
+            Ok(())
+        })
+    }
+
+    fn deployment(&self, id: &str) -> StateFuture<'_, Option<Deployment>> {
+        let id = id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(|e| err("begin")(&e))?;
+            let table = txn
+                .open_table(DEPLOYMENTS)
+                .map_err(|e| err("deployments")(&e))?;
+            read_deployment(&table, &id)
+        })
+    }
+
+    fn deployments(&self, api: &str) -> StateFuture<'_, Vec<Deployment>> {
+        let api = api.to_owned();
+        let all = self.all_json::<Deployment>(DEPLOYMENTS);
+        Box::pin(async move {
+            let mut of_api: Vec<Deployment> =
+                all.await?.into_iter().filter(|d| d.api == api).collect();
+            of_api.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+            Ok(of_api)
+        })
+    }
+
+    fn point_stage(&self, pointer: StagePointer) -> StateFuture<'_, ()> {
+        let changes = self.changes.clone();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            {
+                let deployments = txn
+                    .open_table(DEPLOYMENTS)
+                    .map_err(|e| err("deployments")(&e))?;
+                match read_deployment(&deployments, &pointer.deployment)? {
+                    None => {
+                        return Err(StateError::Conflict(format!(
+                            "no deployment {}",
+                            pointer.deployment
+                        )));
+                    }
+                    Some(d) if d.api != pointer.api => {
+                        return Err(StateError::Conflict(format!(
+                            "deployment {} is of API {}, not {}",
+                            d.id, d.api, pointer.api
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                let mut stages = txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
+                stages
+                    .insert(
+                        (pointer.api.as_str(), pointer.stage.as_str()),
+                        pointer.deployment.as_str(),
+                    )
+                    .map_err(|e| err("stages")(&e))?;
+            }
+            txn.commit().map_err(|e| err("commit")(&e))?;
+            let _ = changes.send(Change::Stage(pointer));
+            Ok(())
+        })
+    }
+
+    fn stages(&self, api: &str) -> StateFuture<'_, Vec<StagePointer>> {
+        let api = api.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(|e| err("begin")(&e))?;
+            let table = txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
+            let mut out = Vec::new();
+            // Every (api, stage) key with this API sorts between (api, "") and the next API.
+            for entry in table
+                .range((api.as_str(), "")..)
+                .map_err(|e| err("stages")(&e))?
+            {
+                let (key, deployment) = entry.map_err(|e| err("stages")(&e))?;
+                let (key_api, stage) = key.value();
+                if key_api != api {
+                    break;
+                }
+                out.push(StagePointer {
+                    api: key_api.to_owned(),
+                    stage: stage.to_owned(),
+                    deployment: deployment.value().to_owned(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn watch(&self) -> Watch {
+        Watch::new(self.changes.subscribe())
     }
 }
 
@@ -184,51 +358,27 @@ impl StateStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    fn key(id: &str, hash: &str) -> StoredKey {
-        StoredKey {
-            id: id.into(),
-            name: format!("name-{id}"),
-            description: String::new(),
-            plan: Some("basic".into()),
-            enabled: true,
-            created: 1_700_000_000,
-            hash: hash.into(),
-        }
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("edgeway-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
     }
 
-    #[test]
-    fn keys_and_usage_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("edgeway-state-{}", std::process::id()));
+    #[tokio::test]
+    async fn the_store_suite_holds() {
+        let dir = dir("state-suite");
+        crate::state::suite::run(&EmbeddedStore::open(&dir).unwrap()).await;
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn what_was_written_survives_reopening() {
+        let dir = dir("state-reopen");
         {
             let store = EmbeddedStore::open(&dir).unwrap();
-            store.put_keys(&[key("a", "h1"), key("b", "h2")]).unwrap();
-            let mut changed = key("a", "h1");
-            changed.enabled = false;
-            store.put_keys(&[changed]).unwrap();
-            assert!(store.delete_key("b").unwrap());
-            assert!(!store.delete_key("b").unwrap());
-            let inc = |day, requests| UsageIncrement {
-                key_id: "a".into(),
-                day,
-                requests,
-            };
-            store.add_usage(&[inc(100, 3), inc(101, 1)]).unwrap();
-            store.add_usage(&[inc(100, 2)]).unwrap();
-            let other = UsageIncrement {
-                key_id: "ab".into(),
-                day: 100,
-                requests: 9,
-            };
-            store.add_usage(&[other]).unwrap();
+            crate::state::suite::write_some(&store).await;
         }
-        let store = EmbeddedStore::open(&dir).unwrap();
-        let keys = store.keys().unwrap();
-        assert_eq!(keys.len(), 1);
-        assert!(!keys[0].enabled);
-        assert_eq!(store.usage("a", 0..=200).unwrap(), [(100, 5), (101, 1)]);
-        assert_eq!(store.usage("a", 101..=101).unwrap(), [(101, 1)]);
-        assert_eq!(store.usage("ab", 0..=200).unwrap(), [(100, 9)]);
+        crate::state::suite::read_some(&EmbeddedStore::open(&dir).unwrap()).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

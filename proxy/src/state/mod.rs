@@ -1,15 +1,22 @@
-//! Node state that must outlive a process: API keys and their usage. A [`StateStore`] hides
-//! the backend: [`EmbeddedStore`] (redb, a single-file ACID database under the node's data
-//! directory) now; an etcd backend for a cluster can implement the same trait.
+//! Node state that must outlive a process: API keys, access keys, their usage, deployments and
+//! the stage → deployment pointers. A [`StateStore`] hides the backend, chosen by
+//! `state.backend` in config: [`EmbeddedStore`] (redb, a single-file ACID database under the
+//! node's data directory) now; an etcd backend for a cluster implements the same trait.
 //!
-//! The trait is written for backends that apply writes atomically on their side: usage is
-//! added as increments ([`UsageIncrement`]), never read, modified and written back, so a
-//! Redis or etcd backend can use its own atomic add.
+//! Every operation is async and fallible, as a networked backend's are. The trait is written
+//! for backends that apply writes atomically on their side: usage is added as increments
+//! ([`UsageIncrement`]), never read, modified and written back, so a Redis or etcd backend can
+//! use its own atomic add. Deployments are immutable; a stage changes by pointing at another
+//! one, and [`StateStore::watch`] reports both (in-process for the embedded store, an etcd
+//! watch later), so every node can follow what one node's admin API deployed.
 
 mod embedded;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::ops::RangeInclusive;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::EmbeddedStore;
@@ -68,38 +75,109 @@ pub struct UsageIncrement {
     pub requests: u64,
 }
 
-/// A state backend failed; the operation did not happen.
-#[derive(Debug, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StateError(pub String);
+/// One deployment of an API: an immutable snapshot of its definition, which stages point at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Unique in the store; a deployment is written once and never changed.
+    pub id: String,
+    /// The API's name.
+    pub api: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+    /// The API's definition as deployed (its config entry, as JSON).
+    pub definition: serde_json::Value,
+}
 
-/// Where API keys and usage are kept.
+/// Which deployment a stage of an API serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagePointer {
+    pub api: String,
+    pub stage: String,
+    pub deployment: String,
+}
+
+/// A change to deployments or stage pointers, as a [`Watch`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new deployment was written.
+    Deployment { id: String, api: String },
+    /// A stage now points at another deployment.
+    Stage(StagePointer),
+    /// The watcher fell behind and missed changes: it should read what it follows again.
+    Missed,
+}
+
+/// Changes, in the order the store made them.
+#[derive(Debug)]
+pub struct Watch {
+    changes: tokio::sync::broadcast::Receiver<Change>,
+}
+
+impl Watch {
+    pub(crate) fn new(changes: tokio::sync::broadcast::Receiver<Change>) -> Self {
+        Self { changes }
+    }
+
+    /// The next change; `None` once the store is gone.
+    pub async fn next(&mut self) -> Option<Change> {
+        use tokio::sync::broadcast::error::RecvError;
+        match self.changes.recv().await {
+            Ok(change) => Some(change),
+            Err(RecvError::Lagged(_)) => Some(Change::Missed),
+            Err(RecvError::Closed) => None,
+        }
+    }
+}
+
+/// A state operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The backend failed (I/O, a corrupt record, a lost connection).
+    #[error("state store: {0}")]
+    Backend(String),
+    /// The write contradicts what is stored: a deployment id that exists, a stage pointed at a
+    /// deployment that does not, or one of another API.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What a store operation returns: the stores' work is I/O (a disk sync, a network round
+/// trip), so every operation is a future.
+pub type StateFuture<'a, T> = BoxFuture<'a, Result<T, StateError>>;
+
+/// Where API keys, usage, deployments and stage pointers are kept.
 pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Inserts the keys, or replaces those with the same id, in one transaction.
-    fn put_keys(&self, keys: &[StoredKey]) -> Result<(), StateError>;
+    fn put_keys(&self, keys: Vec<StoredKey>) -> StateFuture<'_, ()>;
     /// Removes a key; false if there was none with this id. Its usage records stay.
-    fn delete_key(&self, id: &str) -> Result<bool, StateError>;
+    fn delete_key(&self, id: &str) -> StateFuture<'_, bool>;
     /// Every key.
-    fn keys(&self) -> Result<Vec<StoredKey>, StateError>;
+    fn keys(&self) -> StateFuture<'_, Vec<StoredKey>>;
     /// Inserts the access keys, or replaces those with the same id, in one transaction.
-    fn put_access_keys(&self, keys: &[StoredAccessKey]) -> Result<(), StateError> {
-        let _ = keys;
-        Err(StateError("this backend does not keep access keys".into()))
-    }
+    fn put_access_keys(&self, keys: Vec<StoredAccessKey>) -> StateFuture<'_, ()>;
     /// Removes an access key; false if there was none with this id.
-    fn delete_access_key(&self, id: &str) -> Result<bool, StateError> {
-        let _ = id;
-        Err(StateError("this backend does not keep access keys".into()))
-    }
-    /// Every access key (none for a backend that does not keep them).
-    fn access_keys(&self) -> Result<Vec<StoredAccessKey>, StateError> {
-        Ok(Vec::new())
-    }
+    fn delete_access_key(&self, id: &str) -> StateFuture<'_, bool>;
+    /// Every access key.
+    fn access_keys(&self) -> StateFuture<'_, Vec<StoredAccessKey>>;
     /// Adds the increments to the per-day counts, all or none.
-    fn add_usage(&self, increments: &[UsageIncrement]) -> Result<(), StateError>;
+    fn add_usage(&self, increments: Vec<UsageIncrement>) -> StateFuture<'_, ()>;
     /// A key's per-day counts for the days in `days` that have any, in day order.
-    fn usage(&self, key_id: &str, days: RangeInclusive<u32>)
-    -> Result<Vec<(u32, u64)>, StateError>;
+    fn usage(&self, key_id: &str, days: RangeInclusive<u32>) -> StateFuture<'_, Vec<(u32, u64)>>;
+    /// Writes a new deployment; [`StateError::Conflict`] when its id exists.
+    fn put_deployment(&self, deployment: Deployment) -> StateFuture<'_, ()>;
+    /// The deployment with this id.
+    fn deployment(&self, id: &str) -> StateFuture<'_, Option<Deployment>>;
+    /// An API's deployments, oldest first.
+    fn deployments(&self, api: &str) -> StateFuture<'_, Vec<Deployment>>;
+    /// Points a stage at a deployment of its API; [`StateError::Conflict`] when there is no
+    /// such deployment or it is another API's.
+    fn point_stage(&self, pointer: StagePointer) -> StateFuture<'_, ()>;
+    /// An API's stage pointers, by stage name.
+    fn stages(&self, api: &str) -> StateFuture<'_, Vec<StagePointer>>;
+    /// Changes to deployments and stage pointers from now on, whoever made them.
+    fn watch(&self) -> Watch;
 }
 
 #[cfg(test)]

@@ -159,17 +159,20 @@ impl PlanLimits {
     }
 }
 
-/// A key as the limiter knows it: its plan-wide bucket, its quota count and the usage not yet
-/// stored. Aligned to 128 bytes, so an entry is one pair of cache lines (which x86 fetches
-/// together) and a check for one of many keys waits for memory once.
+/// A key as the limiter knows it: its plan-wide bucket, the name of its quota count and the
+/// usage not yet stored. Aligned to 128 bytes, so an entry is one pair of cache lines (which
+/// x86 fetches together) and a check for one of many keys waits for memory once.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct KeyEntry<Cell> {
+struct KeyEntry {
     /// The plan it was made under ([`PlanLimits::slot`]); 0 for a slot not in use.
     plan: u64,
     key_id: Box<str>,
     /// `None` until made for a plan with a quota.
-    count: Option<Cell>,
+    counter: Option<Arc<CounterKey>>,
+    /// Set while the count is being seeded from stored usage; every request of the key waits
+    /// for it before counting.
+    seeding: Option<Arc<tokio::sync::OnceCell<()>>>,
     bucket: Option<TokenBucket>,
     /// Requests per UTC day not yet added to the store.
     pending: Pending,
@@ -232,10 +235,14 @@ pub struct Caller<'a> {
 pub struct Limiter<C: Counters = LocalCounters> {
     store: Arc<dyn StateStore>,
     counters: C,
+    /// Counts while `counters` fails, so that quotas still hold on this node.
+    fallback: LocalCounters,
+    /// When `counters` last failed, seconds since the epoch (0: never): logged once a minute.
+    counters_failed: AtomicU64,
     shared: Mutex<HashMap<String, Arc<SharedBucket>>>,
     slots: Mutex<HashMap<String, u64>>,
     /// By [`Caller::slot`].
-    keys: SlotTable<KeyEntry<C::Cell>>,
+    keys: SlotTable<KeyEntry>,
     /// By (caller slot, route slot).
     key_routes: Buckets<(u64, u64)>,
     /// Caller slots with pending usage, each once.
@@ -284,19 +291,18 @@ fn header(text: &str) -> HeaderValue {
 impl Limiter {
     /// A limiter whose usage goes to `store`, with quota counts in this node's memory.
     pub fn new(store: Arc<dyn StateStore>) -> Self {
-        Self::with_counters(store, LocalCounters)
+        Self::with_counters(store, LocalCounters::default())
     }
 }
 
-impl<C: Counters> Limiter<C>
-where
-    C::Cell: Default,
-{
+impl<C: Counters> Limiter<C> {
     /// A limiter with another counters backend.
     pub fn with_counters(store: Arc<dyn StateStore>, counters: C) -> Self {
         Self {
             store,
             counters,
+            fallback: LocalCounters::default(),
+            counters_failed: AtomicU64::new(0),
             shared: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             keys: SlotTable::default(),
@@ -344,10 +350,11 @@ where
     /// specific first; `key` is the caller and its plan, when the route needs a key. `wall` is
     /// seconds since the epoch (for quota windows and usage days).
     ///
-    /// A request with a key is checked under its entry's shard lock, from the key's bucket to
-    /// its quota and usage count, so that concurrent requests of one key are admitted one at a
-    /// time; other locks are only ever taken inside that one, never around it.
-    pub fn check(
+    /// A request with a key takes its tokens under its entry's shard lock, from the key's bucket
+    /// to the shared ones (other locks are only ever taken inside that one, never around it);
+    /// then its quota count decides, outside any lock, as a shared backend's answer arrives.
+    /// A request refused anywhere takes no token and is not counted in usage.
+    pub async fn check(
         &self,
         levels: &[Arc<SharedBucket>],
         key: Option<(Caller<'_>, &PlanLimits)>,
@@ -364,58 +371,90 @@ where
             policy: header("\"key\";q=0;w=3600"),
             state: header("\"key\";r=0;t=3600"),
         };
-        let mut entry = self.keys.get(caller.slot).ok_or_else(exhausted)?;
-        if entry.plan != plan.slot {
-            drop(entry);
-            let mut made = self.new_entry(caller, plan, wall);
-            entry = self.keys.get(caller.slot).ok_or_else(exhausted)?;
-            // Another request may have made it meanwhile: keep the first. An entry of the key's
-            // previous plan hands over its usage not yet stored.
+        let day = u32::try_from(wall / 86_400).unwrap_or(u32::MAX);
+        let (key_state, counter, seeding) = {
+            let mut entry = self.keys.get(caller.slot).ok_or_else(exhausted)?;
             if entry.plan != plan.slot {
+                // The key's first request under this plan; the entry of its previous plan
+                // hands over its usage not yet stored.
+                let mut made = self.new_entry(caller, plan);
                 made.pending = std::mem::take(&mut entry.pending);
                 *entry = made;
             }
-        }
-        // The quota first, without counting: a key over its quota takes no tokens.
-        let quota = plan.quota.as_ref().map(|q| {
-            let window = Window::containing(q.period, wall);
-            let allowance = quota::allowance(q, &window, caller.created);
-            (q, window, allowance)
-        });
-        if let Some((q, window, allowance)) = &quota {
-            let cell = entry.count.get_or_insert_with(|| {
-                // Not reached: a plan's slot names its quota, so an entry made for a plan with
-                // a quota has a count.
-                self.counters.cell(&CounterKey {
-                    plan: plan.name.clone(),
-                    key_id: caller.key_id.into(),
-                })
-            });
-            if self.counters.get(cell, window) >= *allowance {
-                return Err(quota_refusal(q, window, wall));
+            // A route override replaces the plan-wide bucket for that route, as API Gateway's
+            // per-method throttling in a usage plan does.
+            let key_state = if let Some((route_slot, limits)) = &plan.route {
+                let remaining = self
+                    .key_routes
+                    .take_counted(&(caller.slot, *route_slot), limits, now)
+                    .map_err(|r| refusal(Scope::KeyRoute, limits, r))?;
+                Some((Scope::KeyRoute, limits, remaining))
+            } else if let Some(limits) = &plan.throttle {
+                let bucket = entry
+                    .bucket
+                    .get_or_insert_with(|| TokenBucket::full(limits, now));
+                bucket
+                    .take(limits, now)
+                    .map_err(|r| refusal(Scope::Key, limits, r))?;
+                Some((Scope::Key, limits, bucket.remaining()))
+            } else {
+                None
+            };
+            if let Err(refused) = take_shared(levels, now) {
+                self.give_back_key(&mut entry, caller, plan);
+                return Err(refused);
             }
-        }
-        // A route override replaces the plan-wide bucket for that route, as API Gateway's
-        // per-method throttling in a usage plan does.
-        let key_state = if let Some((route_slot, limits)) = &plan.route {
-            let remaining = self
-                .key_routes
-                .take_counted(&(caller.slot, *route_slot), limits, now)
-                .map_err(|r| refusal(Scope::KeyRoute, limits, r))?;
-            Some((Scope::KeyRoute, limits, remaining))
-        } else if let Some(limits) = &plan.throttle {
-            let bucket = entry
-                .bucket
-                .get_or_insert_with(|| TokenBucket::full(limits, now));
-            bucket
-                .take(limits, now)
-                .map_err(|r| refusal(Scope::Key, limits, r))?;
-            Some((Scope::Key, limits, bucket.remaining()))
-        } else {
-            None
+            let counter = plan.quota.as_ref().and(entry.counter.clone());
+            let seeding = entry.seeding.clone();
+            if counter.is_none() {
+                // No quota to wait for: counted in usage now, under the same lock.
+                self.count_usage(entry, caller.slot, day);
+            }
+            (key_state, counter, seeding)
         };
-        // A refusal further on gives the key's token back: a refused request takes nothing.
-        let give_back = |entry: &mut KeyEntry<C::Cell>| match &plan.route {
+        let mut quota_state = None;
+        if let (Some(q), Some(counter)) = (&plan.quota, counter) {
+            let window = Window::containing(q.period, wall);
+            if let Some(seeding) = seeding {
+                seeding.get_or_init(|| self.seed(&counter, &window)).await;
+                if let Some(mut entry) = self.keys.get(caller.slot)
+                    && entry
+                        .seeding
+                        .as_ref()
+                        .is_some_and(|s| Arc::ptr_eq(s, &seeding))
+                {
+                    entry.seeding = None;
+                }
+            }
+            // The count decides: another node sharing it may have used the last request.
+            let allowance = quota::allowance(q, &window, caller.created);
+            let used = self.count(&counter, &window).await;
+            let Some(mut entry) = self.keys.get(caller.slot) else {
+                return Err(exhausted());
+            };
+            if used > allowance {
+                self.give_back_key(&mut entry, caller, plan);
+                drop(entry);
+                give_back_shared(levels);
+                return Err(quota_refusal(q, &window, wall));
+            }
+            self.count_usage(entry, caller.slot, day);
+            let reset = window.end.saturating_sub(wall);
+            quota_state = Some((allowance - used, reset));
+        }
+        let Some(policy) = &plan.policy else {
+            return Ok(None);
+        };
+        Ok(Some(RateLimitHeaders {
+            policy: policy.clone(),
+            key: key_state.map(|(scope, limits, left)| (scope, *limits, left)),
+            quota: quota_state,
+        }))
+    }
+
+    /// Returns the token a request of `caller` took from its key's bucket.
+    fn give_back_key(&self, entry: &mut KeyEntry, caller: Caller<'_>, plan: &PlanLimits) {
+        match &plan.route {
             Some((route_slot, limits)) => {
                 self.key_routes
                     .give_back(&(caller.slot, *route_slot), limits);
@@ -425,80 +464,89 @@ where
                     bucket.give_back(limits);
                 }
             }
-        };
-        if let Err(refused) = take_shared(levels, now) {
-            give_back(&mut entry);
-            return Err(refused);
         }
-        let mut quota_state = None;
-        if let (Some((q, window, allowance)), Some(cell)) = (&quota, entry.count.as_mut()) {
-            // The count is what decides: another node sharing the count may have used the last
-            // request since the check above.
-            let used = self.counters.add(cell, window, 1);
-            if used > *allowance {
-                give_back(&mut entry);
-                give_back_shared(levels);
-                return Err(quota_refusal(q, window, wall));
-            }
-            let reset = Duration::from_secs(window.end.saturating_sub(wall));
-            quota_state = Some((allowance - used, reset));
-        }
-        // Count the request in today's usage.
-        let day = u32::try_from(wall / 86_400).unwrap_or(u32::MAX);
+    }
+
+    /// Counts an admitted request in its key's usage of `day`.
+    fn count_usage(
+        &self,
+        mut entry: impl std::ops::DerefMut<Target = KeyEntry>,
+        slot: u64,
+        day: u32,
+    ) {
         let first = entry.pending.is_empty();
         entry.pending.count(day);
         drop(entry);
         if first {
-            lock(&self.dirty).push(caller.slot);
+            lock(&self.dirty).push(slot);
         }
-        let Some(policy) = &plan.policy else {
-            return Ok(None);
-        };
-        Ok(Some(RateLimitHeaders {
-            policy: policy.clone(),
-            key: key_state.map(|(scope, limits, left)| (scope, *limits, left)),
-            quota: quota_state.map(|(left, reset): (u64, Duration)| (left, reset.as_secs())),
-        }))
     }
 
-    /// A new entry for `caller` under `plan`, its quota count seeded from the stored usage of
-    /// the current window.
-    fn new_entry(&self, caller: Caller<'_>, plan: &PlanLimits, wall: u64) -> KeyEntry<C::Cell> {
-        let mut entry = KeyEntry {
-            plan: plan.slot,
-            key_id: caller.key_id.into(),
-            count: None,
-            bucket: None,
-            pending: Pending::default(),
-        };
-        if let Some(q) = &plan.quota {
-            let cell = entry.count.insert(self.counters.cell(&CounterKey {
-                plan: plan.name.clone(),
-                key_id: caller.key_id.into(),
-            }));
-            let window = Window::containing(q.period, wall);
-            let (first, last) = window.days();
-            match self.store.usage(caller.key_id, first..=last) {
-                Ok(days) => {
-                    let stored: u64 = days.iter().map(|(_, n)| n).sum();
-                    // A shared backend already holds the cluster's count.
-                    if stored > 0 && self.counters.get(cell, &window) == 0 {
-                        self.counters.add(cell, &window, stored);
-                    }
+    /// Adds one request to `counter`; in this node's memory while the backend fails.
+    async fn count(&self, counter: &CounterKey, window: &Window) -> u64 {
+        match self.counters.add(counter, window, 1).await {
+            Ok(used) => used,
+            Err(e) => {
+                let now = wall_secs();
+                let last = self.counters_failed.swap(now, Ordering::Relaxed);
+                if now.saturating_sub(last) >= 60 {
+                    tracing::warn!(
+                        error = %e,
+                        "quota counts are kept on this node until the counters backend answers"
+                    );
                 }
-                Err(e) => tracing::warn!(
-                    key = caller.key_id,
-                    error = %e,
-                    "cannot read stored usage to seed the quota count"
-                ),
+                self.fallback.add_now(counter, window, 1)
             }
         }
-        entry
+    }
+
+    /// Seeds a backend that starts empty with the key's stored usage of `window`, unless it
+    /// counted this key in this window already (the key came back to an earlier plan).
+    async fn seed(&self, counter: &CounterKey, window: &Window) {
+        if !self.counters.forgets_on_restart() {
+            return;
+        }
+        let (first, last) = window.days();
+        let stored = match self.store.usage(&counter.key_id, first..=last).await {
+            Ok(days) => days.iter().map(|(_, n)| n).sum::<u64>(),
+            Err(e) => {
+                tracing::warn!(
+                    key = &*counter.key_id,
+                    error = %e,
+                    "cannot read stored usage to seed the quota count"
+                );
+                return;
+            }
+        };
+        if stored > 0 && matches!(self.counters.get(counter, window).await, Ok(0)) {
+            let _ = self.counters.add(counter, window, stored).await;
+        }
+    }
+
+    /// A new entry for `caller` under `plan`; its quota count is seeded by the first request
+    /// that needs it.
+    fn new_entry(&self, caller: Caller<'_>, plan: &PlanLimits) -> KeyEntry {
+        let counter = plan.quota.as_ref().map(|_| {
+            Arc::new(CounterKey {
+                plan: plan.name.clone(),
+                key_id: caller.key_id.into(),
+            })
+        });
+        KeyEntry {
+            plan: plan.slot,
+            key_id: caller.key_id.into(),
+            seeding: counter
+                .as_ref()
+                .map(|_| Arc::new(tokio::sync::OnceCell::new())),
+            counter,
+            bucket: None,
+            pending: Pending::default(),
+        }
     }
 
     /// Adds the usage counted since the last flush to the store. On failure the counts are
     /// put back for the next flush.
-    pub fn flush(&self) -> Result<(), StateError> {
+    pub async fn flush(&self) -> Result<(), StateError> {
         let dirty = std::mem::take(&mut *lock(&self.dirty));
         let mut taken = Vec::new();
         for slot in dirty {
@@ -520,7 +568,7 @@ where
                 })
             })
             .collect();
-        let Err(e) = self.store.add_usage(&increments) else {
+        let Err(e) = self.store.add_usage(increments).await else {
             return Ok(());
         };
         for (slot, _, pending) in taken {
@@ -538,18 +586,18 @@ where
     }
 
     /// `key_id`'s stored per-day counts in `days` (flush first for an up-to-date answer).
-    pub fn usage(
+    pub async fn usage(
         &self,
         key_id: &str,
         days: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<(u32, u64)>, StateError> {
-        self.store.usage(key_id, days)
+        self.store.usage(key_id, days).await
     }
 }
 
 /// Takes a token from each shared bucket, most specific first. The first that refuses ends it,
 /// and the tokens taken before it are given back.
-fn take_shared(levels: &[Arc<SharedBucket>], now: Instant) -> Result<(), Refusal> {
+pub fn take_shared(levels: &[Arc<SharedBucket>], now: Instant) -> Result<(), Refusal> {
     for (i, level) in levels.iter().enumerate() {
         let taken = lock(&level.bucket).take(&level.limits, now);
         if let Err(refused) = taken {
@@ -626,17 +674,18 @@ mod tests {
         let plan = PlanLimits::new("basic", 1, Some(limits(10)), None, None);
         let now = Instant::now();
         let check = || limiter.check(&levels, Some((CALLER, &plan)), now, NOON);
-        assert!(check().is_ok());
-        assert!(check().is_ok());
+        assert!(check().await.is_ok());
+        assert!(check().await.is_ok());
         // The stage is out: the route's and the key's tokens come back each time.
         for _ in 0..5 {
-            assert_eq!(check().unwrap_err().scope, Scope::Stage);
+            assert_eq!(check().await.unwrap_err().scope, Scope::Stage);
         }
         assert_eq!(lock(&route.bucket).remaining(), 3);
         let admitted = {
             tokio::time::advance(Duration::from_secs(1)).await;
             limiter
                 .check(&levels, Some((CALLER, &plan)), Instant::now(), NOON)
+                .await
                 .unwrap()
                 .unwrap()
         };
@@ -658,18 +707,21 @@ mod tests {
         let now = Instant::now();
         let check = || limiter.check(&levels, Some((CALLER, &plan)), now, NOON);
         for left in [2, 1, 0] {
-            let admitted = check().unwrap().unwrap();
+            let admitted = check().await.unwrap().unwrap();
             assert_eq!(admitted.quota, Some((left, 43_200)));
         }
         for _ in 0..10 {
-            let refused = check().unwrap_err();
+            let refused = check().await.unwrap_err();
             assert_eq!(refused.scope, Scope::Quota);
             assert_eq!(refused.retry_after, Duration::from_secs(43_200));
         }
         assert_eq!(lock(&account.bucket).remaining(), 97);
-        limiter.flush().unwrap();
+        limiter.flush().await.unwrap();
         let day = u32::try_from(NOON / 86_400).unwrap();
-        assert_eq!(limiter.usage("k1", day..=day).unwrap(), vec![(day, 3)]);
+        assert_eq!(
+            limiter.usage("k1", day..=day).await.unwrap(),
+            vec![(day, 3)]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -701,19 +753,104 @@ mod tests {
         for _ in 0..3 {
             limiter
                 .check(&[], Some((CALLER, &plan)), now, NOON)
+                .await
                 .unwrap();
         }
-        limiter.flush().unwrap();
+        limiter.flush().await.unwrap();
         drop(limiter);
         let store = Arc::new(EmbeddedStore::open(&dir).unwrap());
         let limiter = Limiter::new(store);
         // Later the same month: two left.
         let later = NOON + 3 * 86_400;
         let check = || limiter.check(&[], Some((CALLER, &plan)), now, later);
-        assert!(check().is_ok());
-        assert!(check().is_ok());
-        assert_eq!(check().unwrap_err().scope, Scope::Quota);
+        assert!(check().await.is_ok());
+        assert!(check().await.is_ok());
+        assert_eq!(check().await.unwrap_err().scope, Scope::Quota);
         drop(limiter);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A counters backend that is down.
+    #[derive(Debug)]
+    struct Unreachable;
+
+    impl Counters for Unreachable {
+        fn add(
+            &self,
+            _: &CounterKey,
+            _: &Window,
+            _: u64,
+        ) -> impl Future<Output = Result<u64, crate::throttle::CounterError>> + Send {
+            std::future::ready(Err(crate::throttle::CounterError(
+                "connection refused".into(),
+            )))
+        }
+
+        fn get(
+            &self,
+            _: &CounterKey,
+            _: &Window,
+        ) -> impl Future<Output = Result<u64, crate::throttle::CounterError>> + Send {
+            std::future::ready(Err(crate::throttle::CounterError(
+                "connection refused".into(),
+            )))
+        }
+
+        fn forgets_on_restart(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_counters_backend_falls_back_to_local_counts() {
+        let (limiter, dir) = limiter();
+        let limiter = Limiter::with_counters(limiter.store.clone(), Unreachable);
+        let quota = Quota {
+            limit: 2,
+            period: QuotaPeriod::Day,
+            offset: 0,
+        };
+        let plan = PlanLimits::new("basic", 1, None, None, Some(quota));
+        let now = Instant::now();
+        let check = || limiter.check(&[], Some((CALLER, &plan)), now, NOON);
+        // Admitted, not failed, while the backend is down; and the quota still holds here.
+        assert_eq!(check().await.unwrap().unwrap().quota, Some((1, 43_200)));
+        assert_eq!(check().await.unwrap().unwrap().quota, Some((0, 43_200)));
+        assert_eq!(check().await.unwrap_err().scope, Scope::Quota);
+        limiter.flush().await.unwrap();
+        let day = u32::try_from(NOON / 86_400).unwrap();
+        assert_eq!(
+            limiter.usage("k1", day..=day).await.unwrap(),
+            vec![(day, 2)]
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_first_requests_seed_the_count_once() {
+        let (limiter, dir) = limiter();
+        let day = u32::try_from(NOON / 86_400).unwrap();
+        limiter
+            .store
+            .add_usage(vec![UsageIncrement {
+                key_id: "k1".into(),
+                day,
+                requests: 5,
+            }])
+            .await
+            .unwrap();
+        let quota = Quota {
+            limit: 10,
+            period: QuotaPeriod::Day,
+            offset: 0,
+        };
+        let plan = PlanLimits::new("basic", 1, None, None, Some(quota));
+        let now = Instant::now();
+        let checks = (0..8).map(|_| limiter.check(&[], Some((CALLER, &plan)), now, NOON));
+        let outcomes = futures_util::future::join_all(checks).await;
+        // 5 stored + 8 now: 5 admitted, 3 over the quota of 10.
+        let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(admitted, 5, "{outcomes:?}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -5,9 +5,10 @@
 //! - [`TokenBucket`]: one bucket's arithmetic, on tokio's clock.
 //! - [`Limiter`]: the node's buckets, quota counts and usage, and the check of one request.
 //! - [`Buckets`]: buckets by id in a sharded map (a key's per-route buckets).
-//! - [`Counters`]: quota counts behind a trait whose only write is an atomic add that returns
-//!   the new total, so a Redis backend (`INCRBY` with the window's end as expiry) can replace
-//!   [`LocalCounters`] for a cluster of edge nodes without read-modify-write races.
+//! - [`Counters`]: quota counts behind an async, fallible trait whose only write is an atomic
+//!   add that returns the new total, so a Redis backend (`INCRBY` with the window's end as
+//!   expiry) can replace [`LocalCounters`] for a cluster of edge nodes without
+//!   read-modify-write races.
 //! - [`quota`]: the calendar windows.
 
 mod bucket;
@@ -24,7 +25,8 @@ use tokio::time::Instant;
 
 pub use bucket::{Refused, TokenBucket};
 pub use limiter::{
-    Caller, Limiter, PlanLimits, RateLimitHeaders, Refusal, Scope, SharedBucket, wall_secs,
+    Caller, Limiter, PlanLimits, RateLimitHeaders, Refusal, Scope, SharedBucket, take_shared,
+    wall_secs,
 };
 pub use quota::Window;
 pub use settings::{DEFAULT_ACCOUNT_THROTTLE, Quota, QuotaPeriod, Throttle};
@@ -93,48 +95,82 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
 /// Who a quota count belongs to: a usage plan and a key id. A backend shared by several nodes
 /// names its counter by them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CounterKey {
     pub plan: Box<str>,
     pub key_id: Box<str>,
 }
 
-/// Quota counts. The limiter holds one [`Counters::Cell`] per key, in the key's own entry, and
-/// counts through it: for the local backend the cell is the count itself (so a check touches
-/// one place in memory), for a backend shared by a cluster it names the shared counter and
-/// `add` is the backend's atomic increment (Redis `INCRBY` with the window's end as expiry).
-/// Nothing here reads a count, changes it and writes it back.
-pub trait Counters: Send + Sync + std::fmt::Debug {
-    /// What a key's entry holds to reach its count.
-    type Cell: Send + std::fmt::Debug;
-    /// The cell for `key`'s count.
-    fn cell(&self, key: &CounterKey) -> Self::Cell;
-    /// Adds `n` to the count in `window`; returns the count including this add.
-    fn add(&self, cell: &mut Self::Cell, window: &Window, n: u64) -> u64;
-    /// The count in `window`.
-    fn get(&self, cell: &Self::Cell, window: &Window) -> u64;
+/// A counters backend failed; the count did not change there. The limiter counts the request
+/// in this node's memory instead and logs it, so a lost backend never fails a request.
+#[derive(Debug, thiserror::Error)]
+#[error("counters: {0}")]
+pub struct CounterError(pub String);
+
+/// Quota counts, chosen by `counters.backend` in config. The only write is an atomic add that
+/// returns the new total, so a backend shared by a cluster of edge nodes (Redis `INCRBY` with
+/// the window's end as expiry) needs no read-modify-write. Every call is async and fallible, as
+/// a networked backend's are; [`LocalCounters`] answers at once and never fails.
+pub trait Counters: Send + Sync + std::fmt::Debug + 'static {
+    /// Adds `n` to `key`'s count in `window`; the count including this add.
+    fn add(
+        &self,
+        key: &CounterKey,
+        window: &Window,
+        n: u64,
+    ) -> impl Future<Output = Result<u64, CounterError>> + Send;
+    /// `key`'s count in `window` (0 for a window with no count).
+    fn get(
+        &self,
+        key: &CounterKey,
+        window: &Window,
+    ) -> impl Future<Output = Result<u64, CounterError>> + Send;
+    /// True for a backend whose counts end with the process: the limiter then seeds a key's
+    /// count from its stored usage the first time this process sees the key. A shared backend
+    /// outlives any one node and already holds the cluster's count.
+    fn forgets_on_restart(&self) -> bool;
 }
 
-/// Counters in this node's memory.
-#[derive(Debug, Default)]
-pub struct LocalCounters;
+/// Counters in this node's memory: each key's count of its current window (a count from an
+/// earlier window is replaced when a later one begins), in `SHARDS` locked maps.
+#[derive(Debug)]
+pub struct LocalCounters {
+    hasher: Hasher,
+    shards: Box<[Mutex<HashMap<CounterKey, LocalCount, Hasher>>]>,
+}
 
-/// A local count: the count of its current window (a count from an earlier window is replaced
-/// when a later one begins).
+impl Default for LocalCounters {
+    fn default() -> Self {
+        Self {
+            hasher: Hasher::default(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LocalCount {
+struct LocalCount {
     window: Window,
     count: u64,
 }
 
-impl Counters for LocalCounters {
-    type Cell = LocalCount;
-
-    fn cell(&self, _key: &CounterKey) -> LocalCount {
-        LocalCount::default()
+impl LocalCounters {
+    fn shard(
+        &self,
+        key: &CounterKey,
+    ) -> std::sync::MutexGuard<'_, HashMap<CounterKey, LocalCount, Hasher>> {
+        lock(&self.shards[(self.hasher.hash_one(key) as usize) % SHARDS])
     }
 
-    fn add(&self, cell: &mut LocalCount, window: &Window, n: u64) -> u64 {
+    /// [`Counters::add`], at once.
+    pub fn add_now(&self, key: &CounterKey, window: &Window, n: u64) -> u64 {
+        let mut shard = self.shard(key);
+        let cell = match shard.get_mut(key) {
+            Some(cell) => cell,
+            None => shard.entry(key.clone()).or_default(),
+        };
         if cell.window == *window {
             cell.count = cell.count.saturating_add(n);
             return cell.count;
@@ -150,13 +186,69 @@ impl Counters for LocalCounters {
         n
     }
 
-    fn get(&self, cell: &LocalCount, window: &Window) -> u64 {
-        if cell.window == *window {
-            cell.count
-        } else {
-            0
-        }
+    /// [`Counters::get`], at once.
+    pub fn get_now(&self, key: &CounterKey, window: &Window) -> u64 {
+        self.shard(key)
+            .get(key)
+            .filter(|cell| cell.window == *window)
+            .map_or(0, |cell| cell.count)
     }
+}
+
+impl Counters for LocalCounters {
+    fn add(
+        &self,
+        key: &CounterKey,
+        window: &Window,
+        n: u64,
+    ) -> impl Future<Output = Result<u64, CounterError>> + Send {
+        std::future::ready(Ok(self.add_now(key, window, n)))
+    }
+
+    fn get(
+        &self,
+        key: &CounterKey,
+        window: &Window,
+    ) -> impl Future<Output = Result<u64, CounterError>> + Send {
+        std::future::ready(Ok(self.get_now(key, window)))
+    }
+
+    fn forgets_on_restart(&self) -> bool {
+        true
+    }
+}
+
+/// The behaviour every [`Counters`] backend must show, run by each backend's own test.
+#[cfg(test)]
+pub(crate) async fn counters_suite(counters: &impl Counters) {
+    let key = |plan: &str, key_id: &str| CounterKey {
+        plan: plan.into(),
+        key_id: key_id.into(),
+    };
+    let (k1, k2, other_plan) = (key("basic", "k1"), key("basic", "k2"), key("gold", "k1"));
+    let day1 = Window::containing(QuotaPeriod::Day, 86_400 * 20_000 + 5);
+    let day2 = Window::containing(QuotaPeriod::Day, 86_400 * 20_001 + 5);
+    assert_eq!(counters.get(&k1, &day1).await.unwrap(), 0);
+    assert_eq!(counters.add(&k1, &day1, 1).await.unwrap(), 1);
+    assert_eq!(counters.add(&k1, &day1, 2).await.unwrap(), 3);
+    assert_eq!(counters.get(&k1, &day1).await.unwrap(), 3);
+    // Counts are per key and per plan.
+    assert_eq!(counters.add(&k2, &day1, 5).await.unwrap(), 5);
+    assert_eq!(counters.get(&other_plan, &day1).await.unwrap(), 0);
+    assert_eq!(counters.get(&k1, &day1).await.unwrap(), 3);
+    // The next window counts from zero.
+    assert_eq!(counters.get(&k1, &day2).await.unwrap(), 0);
+    assert_eq!(counters.add(&k1, &day2, 1).await.unwrap(), 1);
+    assert_eq!(counters.get(&k1, &day2).await.unwrap(), 1);
+    // Concurrent adds are each counted once.
+    let adds = (0..100).map(|_| counters.add(&k2, &day2, 1));
+    let mut totals: Vec<u64> = futures_util::future::join_all(adds)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    totals.sort_unstable();
+    assert_eq!(totals, (1..=100).collect::<Vec<_>>());
 }
 
 #[cfg(test)]
@@ -194,23 +286,23 @@ mod tests {
         assert_eq!(buckets.len(), 2);
     }
 
+    #[tokio::test]
+    async fn the_counters_suite_holds_for_local_counters() {
+        counters_suite(&LocalCounters::default()).await;
+    }
+
     #[test]
-    fn counters_add_per_window() {
-        let counters = LocalCounters;
-        let mut cell = counters.cell(&CounterKey {
+    fn a_late_add_for_an_earlier_window_changes_nothing() {
+        let counters = LocalCounters::default();
+        let key = CounterKey {
             plan: "basic".into(),
             key_id: "k1".into(),
-        });
+        };
         let day1 = Window::containing(QuotaPeriod::Day, 86_400 * 20_000 + 5);
         let day2 = Window::containing(QuotaPeriod::Day, 86_400 * 20_001 + 5);
-        assert_eq!(counters.get(&cell, &day1), 0);
-        assert_eq!(counters.add(&mut cell, &day1, 1), 1);
-        assert_eq!(counters.add(&mut cell, &day1, 2), 3);
-        assert_eq!(counters.get(&cell, &day1), 3);
-        // The next window replaces the count; a late add for the old one changes nothing.
-        assert_eq!(counters.add(&mut cell, &day2, 1), 1);
-        assert_eq!(counters.get(&cell, &day1), 0);
-        assert_eq!(counters.add(&mut cell, &day1, 5), 5);
-        assert_eq!(counters.get(&cell, &day2), 1);
+        assert_eq!(counters.add_now(&key, &day2, 1), 1);
+        assert_eq!(counters.add_now(&key, &day1, 5), 5);
+        assert_eq!(counters.get_now(&key, &day1), 0);
+        assert_eq!(counters.get_now(&key, &day2), 1);
     }
 }

@@ -279,6 +279,7 @@ pub(super) fn validate(
     );
 
     let state = plans::validate_state(&mut errors, raw.state.as_ref(), base_dir);
+    let counters = plans::validate_counters(&mut errors, raw.counters.as_ref());
     let usage_plans = plans::validate_plans(&mut errors, &raw.usage_plans, &apis);
     let trusted_proxies = access::validate_trusted_proxies(&mut errors, &raw.trusted_proxies);
     let throttle = raw
@@ -312,6 +313,7 @@ pub(super) fn validate(
         workers,
         apis,
         state,
+        counters,
         usage_plans,
         trusted_proxies,
         throttle,

@@ -29,7 +29,28 @@ pub(super) fn validate_state(
     let path = raw
         .and_then(|s| s.path.as_ref())
         .map_or_else(|| base_dir.join("data"), |p| base_dir.join(p.value.trim()));
-    StateConfig { path }
+    StateConfig {
+        backend: StateBackend::Embedded,
+        path,
+    }
+}
+
+pub(super) fn validate_counters(errors: &mut Errors, raw: Option<&RawCounters>) -> CountersConfig {
+    if let Some(backend) = raw.and_then(|c| c.backend.as_ref())
+        && backend.value.trim() != "local"
+    {
+        errors.add(
+            "counters.backend",
+            Some(backend),
+            format!(
+                "unknown counters backend \"{}\"; expected local",
+                backend.value.trim()
+            ),
+        );
+    }
+    CountersConfig {
+        backend: CountersBackend::Local,
+    }
 }
 
 pub(super) fn throttle(
