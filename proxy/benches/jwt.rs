@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgeway::auth::jwks::JwksFetcher;
+use edgeway::auth::jwks::{JwksFetchError, JwksFetcher};
 use edgeway::auth::jwt::{JwtSettings, JwtVerifier};
 use futures_util::future::BoxFuture;
 use ring::rand::SystemRandom;
@@ -31,7 +31,7 @@ const CLIENT: &str = "4m1b2c3d4e5f6g7h8i9j0k1l2m";
 struct StaticJwks(Bytes);
 
 impl JwksFetcher for StaticJwks {
-    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, JwksFetchError>> {
         let document = self.0.clone();
         Box::pin(async move { Ok(document) })
     }

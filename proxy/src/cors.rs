@@ -34,25 +34,35 @@ pub enum OriginPattern {
     },
 }
 
+/// Why an `allow_origins` entry is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OriginPatternError {
+    #[error(
+        "\"null\" is the origin of sandboxed and file: documents, which any page can create; \
+         it cannot be allowed"
+    )]
+    Null,
+    /// Not `*`, `scheme://host[:port]` or `scheme://*.host[:port]`; `why` says what is off.
+    #[error(
+        "invalid origin \"{text}\": {why}; expected scheme://host[:port] such as https://app.example.com, https://*.example.com or *"
+    )]
+    Invalid { text: String, why: &'static str },
+}
+
 /// Parses an `allow_origins` entry: `*`, `scheme://host[:port]`, or `scheme://*.host[:port]`
 /// (any depth of subdomain, not the bare host). Names are lower-cased and a default port
 /// (`:80` for http, `:443` for https) is dropped, since browsers send origins that way.
-pub fn parse_origin(text: &str) -> Result<OriginPattern, String> {
+pub fn parse_origin(text: &str) -> Result<OriginPattern, OriginPatternError> {
     let text = text.trim();
     if text == "*" {
         return Ok(OriginPattern::Any);
     }
     if text.eq_ignore_ascii_case("null") {
-        return Err(
-            "\"null\" is the origin of sandboxed and file: documents, which any page can \
-                    create; it cannot be allowed"
-                .into(),
-        );
+        return Err(OriginPatternError::Null);
     }
-    let invalid = |why: &str| {
-        format!(
-            "invalid origin \"{text}\": {why}; expected scheme://host[:port] such as https://app.example.com, https://*.example.com or *"
-        )
+    let invalid = |why: &'static str| OriginPatternError::Invalid {
+        text: text.into(),
+        why,
     };
     let lower = text.to_ascii_lowercase();
     let (scheme, rest) = lower

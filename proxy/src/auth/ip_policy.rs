@@ -40,29 +40,37 @@ impl NetList {
     }
 }
 
+/// Why a `policy` or `trusted_proxies` entry is not a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseNetError {
+    #[error(
+        "\"{text}\" is not an IP network; expected CIDR notation such as 10.0.0.0/8 or 2001:db8::/32, or one address"
+    )]
+    NotANetwork { text: String },
+    /// `10.0.0.1/8`: `network` is what was probably meant.
+    #[error("\"{text}\" has host bits set; did you mean {network}?")]
+    HostBitsSet { text: String, network: IpNet },
+}
+
 /// Parses a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address (`/32` or `/128`).
 ///
 /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) becomes its IPv4 network, since client
 /// addresses are unmapped before they are compared. A network with host bits set
 /// (`10.0.0.1/8`) is refused: it usually means a typo, and the message names the network.
-pub fn parse_net(text: &str) -> Result<IpNet, String> {
+pub fn parse_net(text: &str) -> Result<IpNet, ParseNetError> {
     let text = text.trim();
     let net = match IpNet::from_str(text) {
         Ok(net) => net,
         Err(_) => match IpAddr::from_str(text) {
             Ok(ip) => IpNet::from(ip),
-            Err(_) => {
-                return Err(format!(
-                    "\"{text}\" is not an IP network; expected CIDR notation such as 10.0.0.0/8 or 2001:db8::/32, or one address"
-                ));
-            }
+            Err(_) => return Err(ParseNetError::NotANetwork { text: text.into() }),
         },
     };
     if net.trunc() != net {
-        return Err(format!(
-            "\"{text}\" has host bits set; did you mean {}?",
-            net.trunc()
-        ));
+        return Err(ParseNetError::HostBitsSet {
+            text: text.into(),
+            network: net.trunc(),
+        });
     }
     Ok(unmap_net(net))
 }
@@ -208,7 +216,7 @@ mod tests {
             parse_net("::ffff:10.0.0.0/104").unwrap(),
             "10.0.0.0/8".parse().unwrap()
         );
-        let err = parse_net("10.0.0.1/8").unwrap_err();
+        let err = parse_net("10.0.0.1/8").unwrap_err().to_string();
         assert!(err.contains("did you mean 10.0.0.0/8"), "{err}");
         assert!(parse_net("10.0.0.0/33").is_err());
         assert!(parse_net("example.com").is_err());

@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use super::jwt::{AlgorithmSet, JwtAlgorithm, JwtError, clip};
 use super::jwt::{JwksUrlProblem, JwtSetupError};
-use crate::body::RequestBody;
+use crate::body::{BoxError, RequestBody};
 use crate::upstream::OriginPool;
 use crate::upstream::Upstream;
 
@@ -41,7 +41,31 @@ use crate::upstream::Upstream;
 /// count or script fetches with their own.
 pub trait JwksFetcher: Send + Sync + fmt::Debug {
     /// The JWKS document's bytes, or why it could not be had (for logs).
-    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, String>>;
+    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, JwksFetchError>>;
+}
+
+/// Why the GET of a JWKS brought no document back.
+#[derive(Debug, thiserror::Error)]
+#[error("GET {url}: {problem}")]
+pub struct JwksFetchError {
+    pub url: String,
+    pub problem: JwksFetchProblem,
+}
+
+/// What went wrong with a JWKS GET.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksFetchProblem {
+    /// No answer: connect, TLS or the exchange failed.
+    #[error("{}", crate::telemetry::chain(.0.as_ref()))]
+    Transport(BoxError),
+    #[error("answered {0}")]
+    Status(StatusCode),
+    #[error("the document is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading the body: {0}")]
+    Body(BoxError),
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
 }
 
 /// Fetches a JWKS with a GET through the gateway's own origin connection pool.
@@ -90,7 +114,7 @@ impl HttpJwksFetcher {
         })
     }
 
-    async fn get(&self) -> Result<Bytes, String> {
+    async fn get(&self) -> Result<Bytes, JwksFetchError> {
         let mut request = Request::new(RequestBody::empty());
         *request.uri_mut() = self.target.clone();
         let headers = request.headers_mut();
@@ -107,31 +131,34 @@ impl HttpJwksFetcher {
                 .pool
                 .send(request)
                 .await
-                .map_err(|e| crate::telemetry::chain(e.as_ref()))?;
+                .map_err(JwksFetchProblem::Transport)?;
             if response.status() != StatusCode::OK {
-                return Err(format!("answered {}", response.status()));
+                return Err(JwksFetchProblem::Status(response.status()));
             }
             let body = http_body_util::Limited::new(response.into_body(), self.max_bytes)
                 .collect()
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        format!("the document is larger than {} bytes", self.max_bytes)
+                        JwksFetchProblem::TooLarge(self.max_bytes)
                     } else {
-                        format!("reading the body: {e}")
+                        JwksFetchProblem::Body(e)
                     }
                 })?;
             Ok(body.to_bytes())
         };
         let answer = tokio::time::timeout(self.timeout, exchange)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {} ms", self.timeout.as_millis())));
-        answer.map_err(|e| format!("GET {}: {e}", self.url))
+            .unwrap_or_else(|_| Err(JwksFetchProblem::Timeout(self.timeout)));
+        answer.map_err(|problem| JwksFetchError {
+            url: self.url.clone(),
+            problem,
+        })
     }
 }
 
 impl JwksFetcher for HttpJwksFetcher {
-    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, JwksFetchError>> {
         Box::pin(self.get())
     }
 }
@@ -148,6 +175,28 @@ enum PublicKey {
     P256(Box<[u8]>),
     P384(Box<[u8]>),
     Ed25519(Box<[u8]>),
+}
+
+/// Why a signing key of the JWKS cannot be used (logged; the key is skipped).
+#[derive(Debug, thiserror::Error)]
+enum JwkError {
+    #[error("its {name} is not base64url: {source}")]
+    NotBase64url {
+        name: &'static str,
+        source: base64::DecodeError,
+    },
+    #[error("an RSA key of {bits} bits; 2048 to 8192 are accepted")]
+    RsaSize { bits: usize },
+    #[error("an EC key on unsupported curve {0:?}")]
+    EcCurve(EllipticCurve),
+    #[error("an EC key whose x or y is not {size} bytes")]
+    EcPointSize { size: usize },
+    #[error("an OKP key on unsupported curve {0:?}")]
+    OkpCurve(EllipticCurve),
+    #[error("an Ed25519 key whose x is not 32 bytes")]
+    Ed25519Size,
+    #[error("alg {0} does not fit the key's type")]
+    AlgorithmMismatch(JwtAlgorithm),
 }
 
 /// One usable signing key of the JWKS and the algorithms it may verify: the JWK's own `alg`
@@ -202,7 +251,7 @@ impl VerifyingKey {
     /// The key a JWK describes, if it is a signing key usable with the `allowed` algorithms:
     /// `Ok(None)` for keys meant for something else (encryption, shared secrets, algorithms
     /// not allowed), an error for a signing key that is broken or too weak.
-    fn from_jwk(jwk: &Jwk, allowed: AlgorithmSet) -> Result<Option<Self>, String> {
+    fn from_jwk(jwk: &Jwk, allowed: AlgorithmSet) -> Result<Option<Self>, JwkError> {
         use JwtAlgorithm as A;
         let common = &jwk.common;
         if matches!(
@@ -225,9 +274,7 @@ impl VerifyingKey {
                 let n = &n[first..];
                 let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
                 if !(2048..=8192).contains(&bits) {
-                    return Err(format!(
-                        "an RSA key of {bits} bits; 2048 to 8192 are accepted"
-                    ));
+                    return Err(JwkError::RsaSize { bits });
                 }
                 let public = PublicKey::Rsa {
                     n: n.into(),
@@ -240,12 +287,12 @@ impl VerifyingKey {
                 let size = match ec.curve {
                     EllipticCurve::P256 => 32,
                     EllipticCurve::P384 => 48,
-                    _ => return Err(format!("an EC key on unsupported curve {:?}", ec.curve)),
+                    _ => return Err(JwkError::EcCurve(ec.curve.clone())),
                 };
                 let x = decode_jwk_b64(&ec.x, "x")?;
                 let y = decode_jwk_b64(&ec.y, "y")?;
                 if x.len() != size || y.len() != size {
-                    return Err(format!("an EC key whose x or y is not {size} bytes"));
+                    return Err(JwkError::EcPointSize { size });
                 }
                 let point: Box<[u8]> = [&[4u8][..], &x, &y].concat().into();
                 if size == 32 {
@@ -256,11 +303,11 @@ impl VerifyingKey {
             }
             AlgorithmParameters::OctetKeyPair(okp) => {
                 if okp.curve != EllipticCurve::Ed25519 {
-                    return Err(format!("an OKP key on unsupported curve {:?}", okp.curve));
+                    return Err(JwkError::OkpCurve(okp.curve.clone()));
                 }
                 let x = decode_jwk_b64(&okp.x, "x")?;
                 if x.len() != 32 {
-                    return Err("an Ed25519 key whose x is not 32 bytes".into());
+                    return Err(JwkError::Ed25519Size);
                 }
                 (PublicKey::Ed25519(x.into()), AlgorithmSet::of(&[A::EdDsa]))
             }
@@ -273,7 +320,7 @@ impl VerifyingKey {
                 // An encryption or shared-secret `alg`: not a key to verify tokens with.
                 None => return Ok(None),
                 Some(alg) if family.contains(alg) => AlgorithmSet::of(&[alg]),
-                Some(alg) => return Err(format!("alg {alg} does not fit the key's type")),
+                Some(alg) => return Err(JwkError::AlgorithmMismatch(alg)),
             },
         };
         let algorithms = algorithms.intersect(allowed);
@@ -287,10 +334,10 @@ const JWK_B64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-fn decode_jwk_b64(value: &str, name: &str) -> Result<Vec<u8>, String> {
+fn decode_jwk_b64(value: &str, name: &'static str) -> Result<Vec<u8>, JwkError> {
     JWK_B64
         .decode(value)
-        .map_err(|e| format!("its {name} is not base64url: {e}"))
+        .map_err(|source| JwkError::NotBase64url { name, source })
 }
 
 /// Why a key set has no key for a token.
@@ -300,6 +347,15 @@ enum KeyMiss {
     Unknown,
     /// The key named by `kid` is not for the token's `alg` (algorithm confusion).
     WrongAlgorithm,
+}
+
+/// Why a fetched JWKS replaces nothing.
+#[derive(Debug, thiserror::Error)]
+enum JwksDocumentError {
+    #[error("not a JWKS (a JSON object with \"keys\"): {0}")]
+    NotAJwks(#[source] serde_json::Error),
+    #[error("none of its {total} keys is a signing key for the allowed algorithms")]
+    NoUsableKey { total: usize },
 }
 
 /// One fetched JWKS, parsed.
@@ -317,13 +373,17 @@ impl KeySet {
     /// Parses a JWKS document, keeping the keys usable with `allowed`. A key that cannot be
     /// used is logged and skipped; a document with no usable key at all is an error, so a
     /// broken answer never replaces good keys.
-    fn parse(document: &[u8], allowed: AlgorithmSet, source: &str) -> Result<Self, String> {
+    fn parse(
+        document: &[u8],
+        allowed: AlgorithmSet,
+        source: &str,
+    ) -> Result<Self, JwksDocumentError> {
         #[derive(Deserialize)]
         struct Document {
             keys: Vec<serde_json::Value>,
         }
-        let document: Document = serde_json::from_slice(document)
-            .map_err(|e| format!("not a JWKS (a JSON object with \"keys\"): {e}"))?;
+        let document: Document =
+            serde_json::from_slice(document).map_err(JwksDocumentError::NotAJwks)?;
         let total = document.keys.len();
         let mut set = Self {
             by_kid: HashMap::with_capacity(total),
@@ -357,9 +417,7 @@ impl KeySet {
             }
         }
         if set.len() == 0 {
-            return Err(format!(
-                "none of its {total} keys is a signing key for the allowed algorithms"
-            ));
+            return Err(JwksDocumentError::NoUsableKey { total });
         }
         Ok(set)
     }
@@ -548,9 +606,13 @@ impl JwksCache {
     /// the gate held. A fetch abandoned midway (its caller went away) records nothing, so the
     /// next caller fetches.
     async fn fetch(&self, log: &mut FetchLog) -> Result<(), Arc<str>> {
-        let fetched = self.fetcher.fetch().await;
-        let parsed =
-            fetched.and_then(|document| KeySet::parse(&document, self.allowed, &self.source));
+        // The text is what callers see (`JwtError::JwksUnavailable`), shared by all of them.
+        let parsed = match self.fetcher.fetch().await {
+            Ok(document) => {
+                KeySet::parse(&document, self.allowed, &self.source).map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
         match parsed {
             Ok(mut set) => {
                 log.generation += 1;

@@ -91,6 +91,11 @@ impl JwtAlgorithm {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|alg| alg.name() == name)
     }
+
+    /// Every supported name, for messages: `RS256, RS384, ...`.
+    fn valid_names() -> String {
+        Self::ALL.map(Self::name).join(", ")
+    }
 }
 
 impl fmt::Display for JwtAlgorithm {
@@ -99,25 +104,39 @@ impl fmt::Display for JwtAlgorithm {
     }
 }
 
-impl FromStr for JwtAlgorithm {
-    type Err = String;
+/// A name [`JwtAlgorithm`] does not parse: why `none` and `HS*` are refused, and the valid
+/// names, for config errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtAlgorithmError {
+    #[error(
+        "`{0}` is never accepted: an unsigned token proves nothing; valid: {valid}",
+        valid = JwtAlgorithm::valid_names()
+    )]
+    Unsigned(String),
+    #[error(
+        "`{0}` is never accepted: shared-secret algorithms cannot be checked against a JWKS of \
+         public keys; valid: {valid}",
+        valid = JwtAlgorithm::valid_names()
+    )]
+    SharedSecret(String),
+    #[error("unknown algorithm `{0}`; valid: {valid}", valid = JwtAlgorithm::valid_names())]
+    Unknown(String),
+}
 
-    /// Parses a JOSE name; the error says why `none` and `HS*` are refused and lists the
-    /// valid names, for config errors.
-    fn from_str(name: &str) -> Result<Self, String> {
+impl FromStr for JwtAlgorithm {
+    type Err = JwtAlgorithmError;
+
+    /// Parses a JOSE name (exact, case-sensitive).
+    fn from_str(name: &str) -> Result<Self, JwtAlgorithmError> {
         if let Some(alg) = Self::from_name(name) {
             return Ok(alg);
         }
-        let valid = Self::ALL.map(Self::name).join(", ");
         Err(if name.eq_ignore_ascii_case("none") {
-            format!("`{name}` is never accepted: an unsigned token proves nothing; valid: {valid}")
+            JwtAlgorithmError::Unsigned(name.into())
         } else if name.len() >= 2 && name[..2].eq_ignore_ascii_case("HS") {
-            format!(
-                "`{name}` is never accepted: shared-secret algorithms cannot be checked against \
-                 a JWKS of public keys; valid: {valid}"
-            )
+            JwtAlgorithmError::SharedSecret(name.into())
         } else {
-            format!("unknown algorithm `{name}`; valid: {valid}")
+            JwtAlgorithmError::Unknown(name.into())
         })
     }
 }

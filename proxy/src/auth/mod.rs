@@ -21,6 +21,7 @@ pub mod sigv4;
 
 pub use settings::{
     Authorizer, AuthorizerKind, DEFAULT_AUTHORIZER_TTL, DEFAULT_PRINCIPAL_HEADER, IdentitySource,
+    IdentitySourceError,
 };
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Authorizers' settings, as config builds them.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Default for an authorizer's `result_ttl_s`: 300 s, as API Gateway.
@@ -45,6 +46,44 @@ pub enum IdentitySource {
     Query(String),
     Path(String),
     StageVariable(String),
+}
+
+/// An `identity_source` entry that names no source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME or stage.NAME"
+)]
+pub struct IdentitySourceError {
+    pub text: String,
+}
+
+impl FromStr for IdentitySource {
+    type Err = IdentitySourceError;
+
+    /// `header.X`, `query.X`, `path.X`, `stage.X`, and the forms API Gateway users bring:
+    /// `method.request.header.X`, `method.request.querystring.X`, `$request.header.X`,
+    /// `$request.querystring.X`, `stageVariables.X`.
+    fn from_str(text: &str) -> Result<Self, IdentitySourceError> {
+        let trimmed = text.trim();
+        let rest = trimmed
+            .strip_prefix("method.request.")
+            .or_else(|| trimmed.strip_prefix("$request."))
+            .unwrap_or(trimmed);
+        let invalid = || IdentitySourceError { text: text.into() };
+        let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
+        if name.is_empty() {
+            return Err(invalid());
+        }
+        match kind {
+            "header" => http::HeaderName::from_bytes(name.as_bytes())
+                .map(Self::Header)
+                .map_err(|_| invalid()),
+            "query" | "querystring" => Ok(Self::Query(name.to_owned())),
+            "path" => Ok(Self::Path(name.to_owned())),
+            "stage" | "stageVariables" => Ok(Self::StageVariable(name.to_owned())),
+            _ => Err(invalid()),
+        }
+    }
 }
 
 impl IdentitySource {

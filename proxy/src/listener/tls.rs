@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -29,41 +29,98 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A certificate and key pair that cannot be served; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read certificate {}: {}", .path.display(), pem_error(.source))]
+    ReadCert {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{} holds no PEM certificate", .path.display())]
+    NoCert { path: PathBuf },
+    #[error("cannot parse certificate {}: {source}", .path.display())]
+    ParseCert {
+        path: PathBuf,
+        source: x509_parser::nom::Err<x509_parser::error::X509Error>,
+    },
+    #[error("cannot read private key {}: {}", .path.display(), pem_error(.source))]
+    ReadKey {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("unusable private key {}: {source}", .path.display())]
+    UnusableKey {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error(
+        "private key {} does not belong to certificate {}: {source}",
+        .key_path.display(),
+        .cert_path.display()
+    )]
+    KeyMismatch {
+        key_path: PathBuf,
+        cert_path: PathBuf,
+        source: rustls::Error,
+    },
+}
+
+impl CertError {
+    /// Whether the key file is at fault rather than the certificate file.
+    pub fn key_at_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::ReadKey { .. } | Self::UnusableKey { .. } | Self::KeyMismatch { .. }
+        )
+    }
+}
+
+/// A listener's certificates that no server config can be built from.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerConfigError {
+    #[error("a TLS listener needs at least one certificate")]
+    NoCertificate,
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
 /// Loads a certificate chain and its private key. Errors name the file and the problem.
-pub fn load_cert(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, String> {
+pub fn load_cert(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, CertError> {
     let chain = CertificateDer::pem_file_iter(cert_path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            format!(
-                "cannot read certificate {}: {}",
-                cert_path.display(),
-                pem_error(&e)
-            )
+        .map_err(|source| CertError::ReadCert {
+            path: cert_path.into(),
+            source,
         })?;
     let Some(leaf) = chain.first() else {
-        return Err(format!("{} holds no PEM certificate", cert_path.display()));
+        return Err(CertError::NoCert {
+            path: cert_path.into(),
+        });
     };
-    let names = dns_names(leaf)
-        .map_err(|e| format!("cannot parse certificate {}: {e}", cert_path.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-        format!(
-            "cannot read private key {}: {}",
-            key_path.display(),
-            pem_error(&e)
-        )
+    let names = dns_names(leaf).map_err(|source| CertError::ParseCert {
+        path: cert_path.into(),
+        source,
+    })?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|source| CertError::ReadKey {
+        path: key_path.into(),
+        source,
     })?;
     let signing_key = provider()
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("unusable private key {}: {e}", key_path.display()))?;
+        .map_err(|source| CertError::UnusableKey {
+            path: key_path.into(),
+            source,
+        })?;
     let certified = CertifiedKey::new(chain, signing_key);
-    certified.keys_match().map_err(|e| {
-        format!(
-            "private key {} does not belong to certificate {}: {e}",
-            key_path.display(),
-            cert_path.display()
-        )
-    })?;
+    certified
+        .keys_match()
+        .map_err(|source| CertError::KeyMismatch {
+            key_path: key_path.into(),
+            cert_path: cert_path.into(),
+            source,
+        })?;
     Ok(LoadedCert {
         key: Arc::new(certified),
         names,
@@ -78,8 +135,10 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
     }
 }
 
-fn dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| e.to_string())?;
+fn dns_names(
+    leaf: &CertificateDer<'_>,
+) -> Result<Vec<String>, x509_parser::nom::Err<x509_parser::error::X509Error>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -98,12 +157,10 @@ fn dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 }
 
 /// Builds a listener's server config from loaded certificates (at least one).
-pub fn server_config(certs: &[LoadedCert]) -> Result<Arc<ServerConfig>, String> {
-    let resolver =
-        SniResolver::new(certs).ok_or("a TLS listener needs at least one certificate")?;
+pub fn server_config(certs: &[LoadedCert]) -> Result<Arc<ServerConfig>, ServerConfigError> {
+    let resolver = SniResolver::new(certs).ok_or(ServerConfigError::NoCertificate)?;
     let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -186,9 +243,11 @@ mod tests {
         assert!(server_config(&[loaded]).is_ok());
 
         let err = load_cert(&dir.join("missing.pem"), &dir.join("k.pem")).unwrap_err();
-        assert!(err.contains("cannot read certificate"), "{err}");
+        assert!(!err.key_at_fault());
+        assert!(err.to_string().contains("cannot read certificate"), "{err}");
         let err = load_cert(&dir.join("c.pem"), &dir.join("c.pem")).unwrap_err();
-        assert!(err.contains("private key"), "{err}");
+        assert!(err.key_at_fault());
+        assert!(err.to_string().contains("private key"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

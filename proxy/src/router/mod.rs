@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use http::Method;
 
-pub use pattern::{RouteMethod, RoutePattern, Segment, parse_route_key};
+pub use pattern::{
+    RouteKeyError, RouteMethod, RoutePattern, RoutePatternError, Segment, parse_route_key,
+};
 
 /// A compiled routing table whose routes carry a `T` (what the pipeline needs to serve them).
 #[derive(Debug)]

@@ -89,6 +89,43 @@ pub enum Segment {
     Greedy(String),
 }
 
+/// Why a route path cannot be parsed; each names the path, and the segment at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutePatternError {
+    #[error("path \"{path}\" must start with '/'")]
+    NoLeadingSlash { path: String },
+    #[error("path \"{path}\" has an empty segment")]
+    EmptySegment { path: String },
+    #[error(
+        "segment \"{segment}\" of \"{path}\": unbalanced '{{'; a parameter is a whole segment, \"{{name}}\""
+    )]
+    UnclosedParameter { segment: String, path: String },
+    #[error(
+        "segment \"{segment}\" of \"{path}\": parameter names use letters, digits, '_', '-' and '.'"
+    )]
+    ParameterName { segment: String, path: String },
+    #[error("greedy parameter \"{segment}\" must be the last segment of \"{path}\"")]
+    GreedyNotLast { segment: String, path: String },
+    #[error("segment \"{segment}\" of \"{path}\": unbalanced or misplaced '{{' or '}}'")]
+    MisplacedBrace { segment: String, path: String },
+    #[error("parameter \"{name}\" appears twice in \"{path}\"")]
+    DuplicateParameter { name: String, path: String },
+}
+
+/// Why a route key cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteKeyError {
+    #[error("route \"{key}\" must be \"METHOD /path\", e.g. \"GET /pets/{{id}}\"")]
+    NoMethod { key: String },
+    #[error(
+        "unknown method \"{method}\" in route \"{key}\"; expected one of {}",
+        RouteMethod::NAMES
+    )]
+    UnknownMethod { method: String, key: String },
+    #[error(transparent)]
+    Pattern(#[from] RoutePatternError),
+}
+
 /// A parsed route path such as `/pets/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePattern {
@@ -97,9 +134,10 @@ pub struct RoutePattern {
 
 impl RoutePattern {
     /// Parses a path as written after the method. Errors say what is wrong with it.
-    pub fn parse(path: &str) -> Result<Self, String> {
+    pub fn parse(path: &str) -> Result<Self, RoutePatternError> {
+        use RoutePatternError as E;
         let Some(rest) = path.strip_prefix('/') else {
-            return Err(format!("path \"{path}\" must start with '/'"));
+            return Err(E::NoLeadingSlash { path: path.into() });
         };
         let mut segments = Vec::new();
         if rest.is_empty() {
@@ -113,13 +151,14 @@ impl RoutePattern {
                     // A trailing slash names the same route as without it.
                     break;
                 }
-                return Err(format!("path \"{path}\" has an empty segment"));
+                return Err(E::EmptySegment { path: path.into() });
             }
             let segment = if let Some(inner) = part.strip_prefix('{') {
                 let Some(inner) = inner.strip_suffix('}') else {
-                    return Err(format!(
-                        "segment \"{part}\" of \"{path}\": unbalanced '{{'; a parameter is a whole segment, \"{{name}}\""
-                    ));
+                    return Err(E::UnclosedParameter {
+                        segment: (*part).into(),
+                        path: path.into(),
+                    });
                 };
                 let (name, greedy) = match inner.strip_suffix('+') {
                     Some(name) => (name, true),
@@ -130,15 +169,17 @@ impl RoutePattern {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
                 {
-                    return Err(format!(
-                        "segment \"{part}\" of \"{path}\": parameter names use letters, digits, '_', '-' and '.'"
-                    ));
+                    return Err(E::ParameterName {
+                        segment: (*part).into(),
+                        path: path.into(),
+                    });
                 }
                 if greedy {
                     if !last {
-                        return Err(format!(
-                            "greedy parameter \"{part}\" must be the last segment of \"{path}\""
-                        ));
+                        return Err(E::GreedyNotLast {
+                            segment: (*part).into(),
+                            path: path.into(),
+                        });
                     }
                     Segment::Greedy(name.to_owned())
                 } else {
@@ -146,9 +187,10 @@ impl RoutePattern {
                 }
             } else {
                 if part.contains(['{', '}']) {
-                    return Err(format!(
-                        "segment \"{part}\" of \"{path}\": unbalanced or misplaced '{{' or '}}'"
-                    ));
+                    return Err(E::MisplacedBrace {
+                        segment: (*part).into(),
+                        path: path.into(),
+                    });
                 }
                 Segment::Literal((*part).to_owned())
             };
@@ -157,10 +199,10 @@ impl RoutePattern {
         let mut names: Vec<&str> = segments.iter().filter_map(Segment::param_name).collect();
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!(
-                "parameter \"{}\" appears twice in \"{path}\"",
-                pair[0]
-            ));
+            return Err(E::DuplicateParameter {
+                name: pair[0].into(),
+                path: path.into(),
+            });
         }
         Ok(Self { segments })
     }
@@ -201,17 +243,13 @@ impl Segment {
 }
 
 /// Splits `"GET /pets/{id}"` into its method and pattern.
-pub fn parse_route_key(key: &str) -> Result<(RouteMethod, RoutePattern), String> {
+pub fn parse_route_key(key: &str) -> Result<(RouteMethod, RoutePattern), RouteKeyError> {
     let Some((method, path)) = key.trim().split_once(' ') else {
-        return Err(format!(
-            "route \"{key}\" must be \"METHOD /path\", e.g. \"GET /pets/{{id}}\""
-        ));
+        return Err(RouteKeyError::NoMethod { key: key.into() });
     };
-    let method = RouteMethod::parse(method).ok_or_else(|| {
-        format!(
-            "unknown method \"{method}\" in route \"{key}\"; expected one of {}",
-            RouteMethod::NAMES
-        )
+    let method = RouteMethod::parse(method).ok_or_else(|| RouteKeyError::UnknownMethod {
+        method: method.into(),
+        key: key.into(),
     })?;
     let pattern = RoutePattern::parse(path.trim())?;
     Ok((method, pattern))
@@ -255,7 +293,7 @@ mod tests {
             ("GET/a", "must be \"METHOD /path\""),
             ("GET /{id}/{id}", "appears twice"),
         ] {
-            let err = parse_route_key(key).unwrap_err();
+            let err = parse_route_key(key).unwrap_err().to_string();
             assert!(err.contains(needle), "{key}: {err}");
         }
     }

@@ -11,7 +11,7 @@ mod settings;
 mod uri;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::{ClientConfig, RootCertStore};
@@ -20,7 +20,7 @@ use rustls_pki_types::pem::PemObject;
 
 pub use pool::{OriginError, OriginPool, OriginProblem};
 pub use settings::Upstream;
-pub use uri::{SubstituteError, UriTemplate, substitute};
+pub use uri::{SubstituteError, UriTemplate, UriTemplateError, substitute};
 
 /// All origins' pools for one config generation.
 #[derive(Debug, Default)]
@@ -52,10 +52,29 @@ impl OriginPools {
     }
 }
 
+/// Why no TLS settings for origins can be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientTlsError {
+    #[error("cannot read CA file {}: {source:?}", .path.display())]
+    ReadCaFile {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{} holds no PEM certificate", .path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("unusable CA certificate in {}: {source}", .path.display())]
+    UnusableCertificate {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
 /// TLS settings for origins: the system's roots plus the PEM certificates in `ca_file`, and
 /// a digest of those roots. Pools are carried across a reload only when the digest is the
 /// same, so a CA file rotated in place (or updated system roots) takes effect on reload.
-pub fn client_tls(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, u64), String> {
+pub fn client_tls(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, u64), ClientTlsError> {
     use std::hash::{Hash, Hasher};
     let mut digest = std::hash::DefaultHasher::new();
     let mut roots = RootCertStore::empty();
@@ -67,21 +86,26 @@ pub fn client_tls(ca_file: Option<&Path>) -> Result<(Arc<ClientConfig>, u64), St
     if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read CA file {}: {e:?}", path.display()))?;
+            .map_err(|source| ClientTlsError::ReadCaFile {
+                path: path.into(),
+                source,
+            })?;
         if certs.is_empty() {
-            return Err(format!("{} holds no PEM certificate", path.display()));
+            return Err(ClientTlsError::NoCertificate { path: path.into() });
         }
         for cert in certs {
             cert.as_ref().hash(&mut digest);
             roots
                 .add(cert)
-                .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
+                .map_err(|source| ClientTlsError::UnusableCertificate {
+                    path: path.into(),
+                    source,
+                })?;
         }
     }
     let config = // The same ring provider the listeners use (`listener::tls::provider`).
     ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok((Arc::new(config), digest.finish()))

@@ -84,20 +84,61 @@ pub fn substitute(
     Ok(out)
 }
 
+/// Why an integration URI cannot be compiled; each names the (substituted) URI.
+#[derive(Debug, thiserror::Error)]
+pub enum UriTemplateError {
+    #[error("\"{text}\" must be an absolute http:// or https:// URL")]
+    NotAbsolute { text: String },
+    #[error("\"{text}\" must name a fixed host (no parameters or credentials in the host)")]
+    NotFixedHost { text: String },
+    #[error("unclosed '{{' in \"{text}\"")]
+    Unclosed { text: String },
+    /// A `{name}` that is none of `route_params`.
+    #[error(
+        "\"{{{name}}}\" is not a parameter of the route; {}",
+        route_params_text(route_params)
+    )]
+    UnknownParameter {
+        name: String,
+        route_params: Vec<String>,
+    },
+    #[error("unbalanced '}}' in \"{text}\"")]
+    Unbalanced { text: String },
+    #[error("\"{text}\" is not a valid URL: {source}")]
+    InvalidUrl {
+        text: String,
+        source: http::uri::InvalidUri,
+    },
+    #[error("\"{text}\" has no host")]
+    NoHost { text: String },
+}
+
+fn route_params_text(params: &[String]) -> String {
+    if params.is_empty() {
+        "the route has no parameters".to_owned()
+    } else {
+        let names: Vec<String> = params.iter().map(|p| format!("{{{p}}}")).collect();
+        format!("the route's parameters are {}", names.join(", "))
+    }
+}
+
 impl UriTemplate {
     /// Compiles a substituted URI whose `{name}` / `{name+}` placeholders refer to `params`,
     /// the route's parameter names in match order.
-    pub fn compile(text: &str, params: &[&str]) -> Result<Self, String> {
+    pub fn compile(text: &str, params: &[&str]) -> Result<Self, UriTemplateError> {
+        use UriTemplateError as E;
         let after_scheme = text
             .strip_prefix("http://")
             .or_else(|| text.strip_prefix("https://"))
-            .ok_or_else(|| format!("\"{text}\" must be an absolute http:// or https:// URL"))?;
+            .ok_or_else(|| E::NotAbsolute {
+                text: text.to_owned(),
+            })?;
         let authority_end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
         let authority = &after_scheme[..authority_end];
         if authority.is_empty() || authority.contains(['{', '}', '@']) {
-            return Err(format!(
-                "\"{text}\" must name a fixed host (no parameters or credentials in the host)"
-            ));
+            return Err(E::NotFixedHost {
+                text: text.to_owned(),
+            });
         }
         let origin_len = text.len() - after_scheme.len() + authority_end;
 
@@ -108,19 +149,16 @@ impl UriTemplate {
         while let Some(open) = rest.find('{') {
             literal.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| format!("unclosed '{{' in \"{text}\""))?;
-            let name = after[..close].trim_end_matches('+');
-            let index = params.iter().position(|p| *p == name).ok_or_else(|| {
-                let known = if params.is_empty() {
-                    "the route has no parameters".to_owned()
-                } else {
-                    let names: Vec<String> = params.iter().map(|p| format!("{{{p}}}")).collect();
-                    format!("the route's parameters are {}", names.join(", "))
-                };
-                format!("\"{{{name}}}\" is not a parameter of the route; {known}")
+            let close = after.find('}').ok_or_else(|| E::Unclosed {
+                text: text.to_owned(),
             })?;
+            let name = after[..close].trim_end_matches('+');
+            let Some(index) = params.iter().position(|p| *p == name) else {
+                return Err(E::UnknownParameter {
+                    name: name.to_owned(),
+                    route_params: params.iter().map(|p| (*p).to_owned()).collect(),
+                });
+            };
             probe.push_str(&literal);
             probe.push('x');
             parts.push(Part::Literal(std::mem::take(&mut literal)));
@@ -130,7 +168,9 @@ impl UriTemplate {
         literal.push_str(rest);
         probe.push_str(&literal);
         if literal.contains('}') {
-            return Err(format!("unbalanced '}}' in \"{text}\""));
+            return Err(E::Unbalanced {
+                text: text.to_owned(),
+            });
         }
         parts.push(Part::Literal(literal));
         // Requests carry the origin form (`/path?query`); the pool knows the origin.
@@ -144,11 +184,14 @@ impl UriTemplate {
         }
         parts.retain(|p| !matches!(p, Part::Literal(s) if s.is_empty()));
 
-        let uri: Uri = probe
-            .parse()
-            .map_err(|e| format!("\"{text}\" is not a valid URL: {e}"))?;
+        let uri: Uri = probe.parse().map_err(|source| E::InvalidUrl {
+            text: text.to_owned(),
+            source,
+        })?;
         if uri.host().is_none() {
-            return Err(format!("\"{text}\" has no host"));
+            return Err(E::NoHost {
+                text: text.to_owned(),
+            });
         }
         let literal_len = parts
             .iter()
@@ -258,7 +301,7 @@ mod tests {
             ("http://o/id}", "unbalanced"),
             ("http:///x", "fixed host"),
         ] {
-            let err = UriTemplate::compile(text, &["id"]).unwrap_err();
+            let err = UriTemplate::compile(text, &["id"]).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
     }

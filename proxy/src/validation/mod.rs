@@ -106,6 +106,28 @@ impl RequestValidation {
     }
 }
 
+/// Why a schema cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unsupported $schema \"{uri}\"; expected draft 4, 6, 7, 2019-09 or 2020-12")]
+    UnsupportedDraft { uri: String },
+    #[error("$schema must be a string, not {value}")]
+    DraftNotAString { value: serde_json::Value },
+    /// The schema breaks its draft's metaschema, here or at a JSON pointer inside it.
+    #[error("not a valid JSON Schema{at}: {0}", at = at_pointer(.0))]
+    Invalid(#[source] jsonschema::ValidationError<'static>),
+}
+
+/// ` at /properties/x`, or nothing when the schema's root is at fault.
+fn at_pointer(error: &jsonschema::ValidationError<'_>) -> String {
+    let at = error.instance_path().to_string();
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!(" at {at}")
+    }
+}
+
 /// A compiled JSON Schema.
 pub struct BodySchema {
     /// Where it came from (`model Pet`, a file, `inline`), for logs.
@@ -126,25 +148,22 @@ impl std::fmt::Debug for BodySchema {
 impl BodySchema {
     /// Compiles `schema` in the draft its `$schema` names (draft 4 without one). Remote
     /// `$ref`s are not fetched: a schema must be whole.
-    pub fn compile(origin: String, schema: &serde_json::Value) -> Result<Self, String> {
+    pub fn compile(origin: String, schema: &serde_json::Value) -> Result<Self, SchemaError> {
         let draft = match schema.get("$schema") {
             None => Draft::Draft4,
-            Some(serde_json::Value::String(uri)) => draft_of(uri).ok_or_else(|| {
-                format!("unsupported $schema \"{uri}\"; expected draft 4, 6, 7, 2019-09 or 2020-12")
-            })?,
-            Some(other) => return Err(format!("$schema must be a string, not {other}")),
+            Some(serde_json::Value::String(uri)) => {
+                draft_of(uri).ok_or_else(|| SchemaError::UnsupportedDraft { uri: uri.clone() })?
+            }
+            Some(other) => {
+                return Err(SchemaError::DraftNotAString {
+                    value: other.clone(),
+                });
+            }
         };
         let validator = jsonschema::options()
             .with_draft(draft)
             .build(schema)
-            .map_err(|e| {
-                let at = e.instance_path().to_string();
-                if at.is_empty() {
-                    format!("not a valid JSON Schema: {e}")
-                } else {
-                    format!("not a valid JSON Schema at {at}: {e}")
-                }
-            })?;
+            .map_err(SchemaError::Invalid)?;
         Ok(Self {
             origin,
             draft,
@@ -225,10 +244,13 @@ mod tests {
 
     #[test]
     fn bad_schemas_and_bodies_say_what_is_wrong() {
-        let err = BodySchema::compile("inline".into(), &json!({"type": 12})).unwrap_err();
+        let err = BodySchema::compile("inline".into(), &json!({"type": 12}))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not a valid JSON Schema"), "{err}");
-        let err =
-            BodySchema::compile("inline".into(), &json!({"$schema": "http://x/y"})).unwrap_err();
+        let err = BodySchema::compile("inline".into(), &json!({"$schema": "http://x/y"}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unsupported $schema"), "{err}");
 
         let schema = BodySchema::compile("inline".into(), &json!({"type": "object"})).unwrap();

@@ -20,16 +20,45 @@ pub enum RequestParam {
     },
 }
 
+/// Why a `cache.key` or `validation.required` entry names no request parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestParamError {
+    #[error("invalid parameter \"{text}\"; expected query.NAME, header.NAME or path.NAME")]
+    Invalid { text: String },
+    #[error("\"{name}\" in \"{text}\" is not a valid header name")]
+    HeaderName { name: String, text: String },
+    /// `path.NAME` where the route has no `{NAME}`; `route_params` are the ones it has.
+    #[error(
+        "the route has no path parameter \"{name}\"{}",
+        path_param_help(name, route_params)
+    )]
+    NoPathParameter {
+        name: String,
+        route_params: Vec<String>,
+    },
+}
+
+/// What the route has instead, and the nearest name.
+fn path_param_help(name: &str, route_params: &[String]) -> String {
+    let hint = crate::suggest::did_you_mean(name, route_params.iter().map(String::as_str))
+        .map(|d| format!("; did you mean \"path.{d}\"?"))
+        .unwrap_or_default();
+    let has = if route_params.is_empty() {
+        " (it has none)".to_owned()
+    } else {
+        format!(" (it has: {})", route_params.join(", "))
+    };
+    format!("{has}{hint}")
+}
+
 impl RequestParam {
     /// Parses `query.x`, `header.x` or `path.x` (and API Gateway's
     /// `method.request.querystring.x` / `method.request.header.x` / `method.request.path.x`);
     /// `path_params` are the route's parameter names.
-    pub fn parse(text: &str, path_params: &[&str]) -> Result<Self, String> {
+    pub fn parse(text: &str, path_params: &[&str]) -> Result<Self, RequestParamError> {
         let trimmed = text.trim();
         let rest = trimmed.strip_prefix("method.request.").unwrap_or(trimmed);
-        let invalid = || {
-            format!("invalid parameter \"{text}\"; expected query.NAME, header.NAME or path.NAME")
-        };
+        let invalid = || RequestParamError::Invalid { text: text.into() };
         let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
         if name.is_empty() {
             return Err(invalid());
@@ -38,7 +67,10 @@ impl RequestParam {
             "query" | "querystring" => Ok(Self::Query(name.to_owned())),
             "header" => HeaderName::from_bytes(name.as_bytes())
                 .map(Self::Header)
-                .map_err(|_| format!("\"{name}\" in \"{text}\" is not a valid header name")),
+                .map_err(|_| RequestParamError::HeaderName {
+                    name: name.into(),
+                    text: text.into(),
+                }),
             "path" => {
                 let name = name.trim_end_matches('+');
                 path_params
@@ -48,16 +80,9 @@ impl RequestParam {
                         name: name.to_owned(),
                         index,
                     })
-                    .ok_or_else(|| {
-                        let hint = crate::suggest::did_you_mean(name, path_params.iter().copied())
-                            .map(|d| format!("; did you mean \"path.{d}\"?"))
-                            .unwrap_or_default();
-                        let has = if path_params.is_empty() {
-                            " (it has none)".to_owned()
-                        } else {
-                            format!(" (it has: {})", path_params.join(", "))
-                        };
-                        format!("the route has no path parameter \"{name}\"{has}{hint}")
+                    .ok_or_else(|| RequestParamError::NoPathParameter {
+                        name: name.into(),
+                        route_params: path_params.iter().map(|p| (*p).to_owned()).collect(),
                     })
             }
             _ => Err(invalid()),
@@ -127,7 +152,9 @@ mod tests {
                 index: 1
             })
         );
-        let err = RequestParam::parse("path.idd", &params).unwrap_err();
+        let err = RequestParam::parse("path.idd", &params)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean \"path.id\""), "{err}");
         assert!(RequestParam::parse("cookie.x", &params).is_err());
         assert!(RequestParam::parse("query.", &params).is_err());

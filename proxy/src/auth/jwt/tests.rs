@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::*;
-use crate::auth::jwks::JwksFetcher;
+use crate::auth::jwks::{JwksFetchError, JwksFetchProblem, JwksFetcher};
 
 const ISSUER: &str = "https://idp.test/pool";
 const AUDIENCE: &str = "edgeway-api";
@@ -268,6 +268,9 @@ fn http_verifier(server: &JwksServer) -> JwtVerifier {
     JwtVerifier::new(settings(&server.url), &upstream()).unwrap()
 }
 
+/// Where [`ScriptedFetcher`]'s JWKS is said to be.
+const SCRIPTED_JWKS_URL: &str = "https://idp.test/jwks";
+
 /// A JWKS source that answers what the test says and counts fetches; `delay` runs on
 /// tokio's clock.
 #[derive(Debug)]
@@ -304,20 +307,24 @@ impl ScriptedFetcher {
 }
 
 impl JwksFetcher for ScriptedFetcher {
-    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, String>> {
+    fn fetch(&self) -> BoxFuture<'_, Result<Bytes, JwksFetchError>> {
         Box::pin(async move {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
             }
-            self.document.lock().unwrap().clone().map(Bytes::from)
+            let document = self.document.lock().unwrap().clone();
+            document.map(Bytes::from).map_err(|e| JwksFetchError {
+                url: SCRIPTED_JWKS_URL.into(),
+                problem: JwksFetchProblem::Transport(e.into()),
+            })
         })
     }
 }
 
 fn scripted_verifier(fetcher: &Arc<ScriptedFetcher>) -> JwtVerifier {
     let fetcher: Arc<dyn JwksFetcher> = fetcher.clone();
-    JwtVerifier::with_fetcher(settings("https://idp.test/jwks"), fetcher).unwrap()
+    JwtVerifier::with_fetcher(settings(SCRIPTED_JWKS_URL), fetcher).unwrap()
 }
 
 // --- Through a real JWKS server ---
@@ -551,13 +558,14 @@ async fn none_and_shared_secret_algorithms_are_refused_before_any_fetch() {
 
     // Nor can they be configured.
     for name in ["none", "HS256", "hs512"] {
-        let error = name.parse::<JwtAlgorithm>().unwrap_err();
+        let error = name.parse::<JwtAlgorithm>().unwrap_err().to_string();
         assert!(error.contains("never accepted"), "{error}");
     }
     assert!(
         "ES512"
             .parse::<JwtAlgorithm>()
             .unwrap_err()
+            .to_string()
             .contains("valid: RS256")
     );
     for alg in JwtAlgorithm::ALL {
@@ -1012,7 +1020,7 @@ async fn a_failed_first_fetch_is_retried_after_the_interval() {
     let verifier = scripted_verifier(&fetcher);
     let token = signer.sign(&claims(json!({})));
     let unavailable = Err(JwtError::JwksUnavailable(
-        "connect: connection refused".into(),
+        "GET https://idp.test/jwks: connect: connection refused".into(),
     ));
     assert_eq!(verifier.verify(&token).await, unavailable);
     fetcher.serve(&[&signer]);

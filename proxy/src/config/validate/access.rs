@@ -21,7 +21,7 @@ fn nets(errors: &mut Errors, path: &str, raw: &[Spanned<String>]) -> Option<NetL
             Ok(net) if list.contains(&net) => {}
             Ok(net) => list.push(net),
             Err(e) => {
-                errors.add(format!("{path}[{i}]"), Some(entry), e);
+                errors.add(format!("{path}[{i}]"), Some(entry), e.to_string());
                 ok = false;
             }
         }
@@ -85,7 +85,7 @@ pub(super) fn validate_cors(
             Ok(pattern) if allow_origins.contains(&pattern) => {}
             Ok(pattern) => allow_origins.push(pattern),
             Err(e) => {
-                errors.add(format!("{path}.allow_origins[{i}]"), Some(o), e);
+                errors.add(format!("{path}.allow_origins[{i}]"), Some(o), e.to_string());
                 ok = false;
             }
         }

@@ -324,7 +324,7 @@ fn validate_route(
     let (method, pattern) = match parse_route_key(&raw.route.value) {
         Ok(parsed) => parsed,
         Err(e) => {
-            errors.add(format!("{path}.route"), Some(&raw.route), e);
+            errors.add(format!("{path}.route"), Some(&raw.route), e.to_string());
             return None;
         }
     };
@@ -531,7 +531,9 @@ fn compile_per_stage(
     let mut missing: Option<(String, Vec<&str>)> = None;
     for stage in stages {
         match substitute(template, origin, &stage.variables) {
-            Ok(text) => per_stage.push(UriTemplate::compile(&text, &params)?),
+            Ok(text) => {
+                per_stage.push(UriTemplate::compile(&text, &params).map_err(|e| e.to_string())?);
+            }
             Err(SubstituteError::MissingVariable(name)) => {
                 missing
                     .get_or_insert_with(|| (name, Vec::new()))

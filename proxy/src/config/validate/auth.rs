@@ -145,10 +145,14 @@ fn validate_authorizer(
     }
     let mut identity_source = Vec::new();
     for (i, source) in a.identity_source.iter().enumerate() {
-        match parse_identity_source(&source.value) {
+        match source.value.parse::<IdentitySource>() {
             Ok(parsed) => identity_source.push(parsed),
             Err(e) => {
-                errors.add(format!("{path}.identity_source[{i}]"), Some(source), e);
+                errors.add(
+                    format!("{path}.identity_source[{i}]"),
+                    Some(source),
+                    e.to_string(),
+                );
                 ok = false;
             }
         }
@@ -305,7 +309,11 @@ fn validate_jwt(
             match name.trim().parse::<JwtAlgorithm>() {
                 Ok(alg) => parsed.push(alg),
                 Err(e) => {
-                    errors.add(format!("{path}.algorithms[{i}]"), Some(algorithms), e);
+                    errors.add(
+                        format!("{path}.algorithms[{i}]"),
+                        Some(algorithms),
+                        e.to_string(),
+                    );
                     ok = false;
                 }
             }
@@ -466,33 +474,4 @@ pub(super) fn validate_scopes(
         }
     }
     list
-}
-
-/// `header.X`, `query.X`, `path.X`, `stage.X`, and the forms API Gateway users bring:
-/// `method.request.header.X`, `method.request.querystring.X`, `$request.header.X`,
-/// `$request.querystring.X`, `stageVariables.X`.
-fn parse_identity_source(text: &str) -> Result<IdentitySource, String> {
-    let trimmed = text.trim();
-    let rest = trimmed
-        .strip_prefix("method.request.")
-        .or_else(|| trimmed.strip_prefix("$request."))
-        .unwrap_or(trimmed);
-    let invalid = || {
-        format!(
-            "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME or stage.NAME"
-        )
-    };
-    let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
-    if name.is_empty() {
-        return Err(invalid());
-    }
-    match kind {
-        "header" => HeaderName::from_bytes(name.as_bytes())
-            .map(IdentitySource::Header)
-            .map_err(|_| invalid()),
-        "query" | "querystring" => Ok(IdentitySource::Query(name.to_owned())),
-        "path" => Ok(IdentitySource::Path(name.to_owned())),
-        "stage" | "stageVariables" => Ok(IdentitySource::StageVariable(name.to_owned())),
-        _ => Err(invalid()),
-    }
 }

@@ -145,7 +145,7 @@ pub(super) fn validate_route_cache(
             }
             Ok(param) => key.push(param),
             Err(e) => {
-                errors.add(format!("{path}.key[{i}]"), Some(k), e);
+                errors.add(format!("{path}.key[{i}]"), Some(k), e.to_string());
                 ok = false;
             }
         }

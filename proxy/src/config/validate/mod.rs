@@ -119,12 +119,12 @@ pub(super) fn validate(
                 match tls::load_cert(&resolve(&c.cert.value), &resolve(&c.key.value)) {
                     Ok(cert) => loaded.push(cert),
                     Err(e) => {
-                        let (field, at) = if e.contains("private key") {
+                        let (field, at) = if e.key_at_fault() {
                             ("key", &c.key)
                         } else {
                             ("cert", &c.cert)
                         };
-                        errors.add(format!("{path}[{j}].{field}"), Some(at), e);
+                        errors.add(format!("{path}[{j}].{field}"), Some(at), e.to_string());
                     }
                 }
             }
@@ -134,7 +134,7 @@ pub(super) fn validate(
             match tls::server_config(&loaded) {
                 Ok(config) => Some(config),
                 Err(e) => {
-                    errors.add(&path, Some(&t.certs), e);
+                    errors.add(&path, Some(&t.certs), e.to_string());
                     None
                 }
             }
@@ -189,7 +189,7 @@ pub(super) fn validate(
     let upstream_tls = match client_tls(ca_file.map(|c| resolve(&c.value)).as_deref()) {
         Ok(tls) => Some(tls),
         Err(e) => {
-            errors.add("upstream.ca_file", ca_file, e);
+            errors.add("upstream.ca_file", ca_file, e.to_string());
             None
         }
     };

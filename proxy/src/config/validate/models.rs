@@ -102,7 +102,7 @@ fn schema(
         Ok(compiled) => Some(Arc::new(compiled)),
         Err(e) => {
             let key = if s.file.is_some() { "file" } else { "schema" };
-            errors.add(format!("{path}.{key}"), Some(raw), e);
+            errors.add(format!("{path}.{key}"), Some(raw), e.to_string());
             None
         }
     }
@@ -151,7 +151,7 @@ pub(super) fn validate_validation(
         match RequestParam::parse(&r.value, param_names) {
             Ok(param) => required.push(param),
             Err(e) => {
-                errors.add(format!("{path}.required[{i}]"), Some(r), e);
+                errors.add(format!("{path}.required[{i}]"), Some(r), e.to_string());
                 ok = false;
             }
         }
