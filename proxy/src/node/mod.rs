@@ -145,9 +145,9 @@ impl Handler for Node {
         Output = Result<http::Response<crate::body::ResponseBody>, std::convert::Infallible>,
     > + Send
     + 'static {
-        // The pipeline's future is created inside this one when it is first polled. It is
-        // still copied once per request (about 11 KB, into hyper's slot for the service
-        // future), which the build before this layout did not do: see BENCHMARKS.md.
+        // The pipeline's future is created inside this one when it is first polled; this one is
+        // moved once per request, into hyper's slot for the service future, so its size is a
+        // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
             let generation = self.generation.load_full();
             Ok(crate::pipeline::run(generation, self.log.clone(), conn, request).await)

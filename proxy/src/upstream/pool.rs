@@ -140,7 +140,9 @@ impl OriginPool {
         loop {
             let connection = match self.checkout().await {
                 Some(connection) => connection,
-                None => self.connect().await?,
+                // Boxed: a new connection's future (TCP, TLS, HTTP handshakes) is most of the
+                // size of this one, and every request's future would carry it unboxed.
+                None => Box::pin(self.connect()).await?,
             };
             match connection {
                 Connection::Http2(mut sender) => {
