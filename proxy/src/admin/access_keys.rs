@@ -12,14 +12,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Method, Response, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{json, message, read_body};
+use super::crud::{self, Answer, Collection};
+use super::message;
 use crate::auth::access_keys::{AccessKey, AccessKeyError, AccessKeyPatch};
 use crate::node::Node;
 
@@ -56,16 +55,7 @@ struct PatchBody {
     enabled: Option<bool>,
 }
 
-async fn read<T: serde::de::DeserializeOwned>(
-    body: Incoming,
-    what: &str,
-) -> Result<T, Response<Full<Bytes>>> {
-    let bytes = read_body(body, MAX_BODY).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid {what}: {e}")))
-}
-
-fn key_error(e: AccessKeyError) -> Response<Full<Bytes>> {
+fn key_error(e: AccessKeyError) -> Answer {
     match e {
         AccessKeyError::Invalid(_) => message(StatusCode::BAD_REQUEST, e),
         AccessKeyError::State(_) => {
@@ -75,95 +65,70 @@ fn key_error(e: AccessKeyError) -> Response<Full<Bytes>> {
     }
 }
 
-fn not_found(id: &str) -> Response<Full<Bytes>> {
-    message(
-        StatusCode::NOT_FOUND,
-        format!("no access key with id \"{id}\""),
-    )
-}
+/// The access keys as an admin collection.
+struct AccessKeys;
 
-/// `rest` is the path after `/admin/access-keys` (empty or `/ID`).
-pub async fn handle(
-    node: &Arc<Node>,
-    method: &Method,
-    rest: &str,
-    body: Incoming,
-) -> Response<Full<Bytes>> {
-    let id = rest.strip_prefix('/').unwrap_or(rest);
-    let outcome = match (method, id) {
-        (&Method::GET, "") => {
-            let keys: Vec<_> = node
-                .access_keys
-                .list()
-                .iter()
-                .map(|k| key_json(k, None))
-                .collect();
-            Ok(json(
-                StatusCode::OK,
-                json!({ "access_keys": keys }).to_string(),
-            ))
-        }
-        (&Method::POST, "") => create(node, body).await,
-        (&Method::GET, id) => Ok(match node.access_keys.get(id) {
-            Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
-            None => not_found(id),
-        }),
-        (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
-        (&Method::DELETE, id) if !id.is_empty() => match node.access_keys.delete(id).await {
-            Ok(true) => {
-                tracing::info!(access_key = id, "access key deleted");
-                Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
-            }
-            Ok(false) => Ok(not_found(id)),
-            Err(e) => Ok(key_error(e)),
-        },
-        _ => Ok(message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed",
-        )),
-    };
-    outcome.unwrap_or_else(|response| response)
-}
+impl Collection for AccessKeys {
+    const ITEM: &'static str = "access key";
+    const NEW_ITEM: &'static str = "access key";
+    const LIST: &'static str = "access_keys";
+    const MAX_BODY: usize = MAX_BODY;
+    type Create = CreateBody;
+    type Patch = PatchBody;
 
-async fn create(
-    node: &Arc<Node>,
-    body: Incoming,
-) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let body: CreateBody = read(body, "access key").await?;
-    let enabled = body.enabled.unwrap_or(true);
-    let created = node.access_keys.create(&body.name, enabled).await;
-    Ok(match created {
-        Ok((key, secret)) => {
-            tracing::info!(access_key = key.id, name = key.name, "access key created");
-            json(
-                StatusCode::CREATED,
-                key_json(&key, Some(&secret)).to_string(),
-            )
-        }
-        Err(e) => key_error(e),
-    })
-}
+    fn list(node: &Node) -> Vec<Value> {
+        node.access_keys
+            .list()
+            .iter()
+            .map(|k| key_json(k, None))
+            .collect()
+    }
 
-async fn patch(
-    node: &Arc<Node>,
-    id: &str,
-    body: Incoming,
-) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let body: PatchBody = read(body, "change").await?;
-    let change = AccessKeyPatch {
-        name: body.name,
-        enabled: body.enabled,
-    };
-    Ok(match node.access_keys.update(id, change).await {
-        Ok(Some(key)) => {
+    fn get(node: &Node, id: &str) -> Option<Value> {
+        node.access_keys.get(id).map(|k| key_json(&k, None))
+    }
+
+    async fn create(node: &Node, body: CreateBody) -> Result<Value, Answer> {
+        let enabled = body.enabled.unwrap_or(true);
+        let (key, secret) = node
+            .access_keys
+            .create(&body.name, enabled)
+            .await
+            .map_err(key_error)?;
+        tracing::info!(access_key = key.id, name = key.name, "access key created");
+        Ok(key_json(&key, Some(&secret)))
+    }
+
+    async fn patch(node: &Node, id: &str, body: PatchBody) -> Result<Option<Value>, Answer> {
+        let change = AccessKeyPatch {
+            name: body.name,
+            enabled: body.enabled,
+        };
+        let changed = node
+            .access_keys
+            .update(id, change)
+            .await
+            .map_err(key_error)?;
+        Ok(changed.map(|key| {
             tracing::info!(
                 access_key = key.id,
                 enabled = key.enabled,
                 "access key changed"
             );
-            json(StatusCode::OK, key_json(&key, None).to_string())
+            key_json(&key, None)
+        }))
+    }
+
+    async fn delete(node: &Node, id: &str) -> Result<bool, Answer> {
+        let deleted = node.access_keys.delete(id).await.map_err(key_error)?;
+        if deleted {
+            tracing::info!(access_key = id, "access key deleted");
         }
-        Ok(None) => not_found(id),
-        Err(e) => key_error(e),
-    })
+        Ok(deleted)
+    }
+}
+
+/// `rest` is the path after `/admin/access-keys` (empty or `/ID`).
+pub async fn handle(node: &Arc<Node>, method: &Method, rest: &str, body: Incoming) -> Answer {
+    crud::handle::<AccessKeys>(node, method, rest.strip_prefix('/').unwrap_or(rest), body).await
 }

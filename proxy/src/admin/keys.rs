@@ -20,8 +20,9 @@ use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::crud::{self, Answer, Collection};
 use super::{json, message, read_body};
 use crate::auth::keys::{ApiKey, KeyError, KeyPatch, NewKey};
 use crate::node::Node;
@@ -107,113 +108,87 @@ fn key_error(e: KeyError) -> Response<Full<Bytes>> {
     }
 }
 
-/// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).
-pub async fn handle(
-    node: &Arc<Node>,
-    method: &Method,
-    rest: &str,
-    body: Incoming,
-) -> Response<Full<Bytes>> {
-    let id = rest.strip_prefix('/').unwrap_or(rest);
-    let outcome = match (method, id) {
-        (&Method::GET, "") => {
-            let keys: Vec<_> = node.keys.list().iter().map(|k| key_json(k, None)).collect();
-            Ok(json(StatusCode::OK, json!({ "keys": keys }).to_string()))
-        }
-        (&Method::POST, "") => create(node, body).await,
-        (&Method::POST, "import") => import(node, body).await,
-        (&Method::GET, id) => Ok(match node.keys.get(id) {
-            Some(key) => json(StatusCode::OK, key_json(&key, None).to_string()),
-            None => not_found(id),
-        }),
-        (&Method::PATCH, id) if !id.is_empty() => patch(node, id, body).await,
-        (&Method::DELETE, id) if !id.is_empty() => match node.keys.delete(id).await {
-            Ok(true) => {
-                tracing::info!(key = id, "API key deleted");
-                Ok(json(StatusCode::OK, json!({ "deleted": id }).to_string()))
-            }
-            Ok(false) => Ok(not_found(id)),
-            Err(e) => Ok(key_error(e)),
-        },
-        _ => Ok(message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method Not Allowed",
-        )),
-    };
-    outcome.unwrap_or_else(|response| response)
-}
+/// The API keys as an admin collection.
+struct Keys;
 
-fn not_found(id: &str) -> Response<Full<Bytes>> {
-    message(
-        StatusCode::NOT_FOUND,
-        format!("no API key with id \"{id}\""),
-    )
-}
+impl Collection for Keys {
+    const ITEM: &'static str = "API key";
+    const NEW_ITEM: &'static str = "key";
+    const LIST: &'static str = "keys";
+    const MAX_BODY: usize = MAX_BODY;
+    type Create = CreateBody;
+    type Patch = PatchBody;
 
-async fn create(
-    node: &Arc<Node>,
-    body: Incoming,
-) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let bytes = read_body(body, MAX_BODY).await?;
-    let body: CreateBody = serde_json::from_slice(&bytes)
-        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid key: {e}")))?;
-    check_plan(node, body.plan.as_deref())?;
-    let new = NewKey {
-        name: body.name,
-        description: body.description,
-        plan: body.plan,
-        enabled: body.enabled.unwrap_or(true),
-        value: body.value,
-    };
-    let created = node.keys.create(vec![new]).await;
-    match created {
-        Ok(mut created) => {
-            let (key, value) = created.remove(0);
-            tracing::info!(
-                key = key.id,
-                name = key.name,
-                plan = key.plan,
-                "API key created"
-            );
-            Ok(json(
-                StatusCode::CREATED,
-                key_json(&key, Some(&value)).to_string(),
-            ))
-        }
-        Err(e) => Ok(key_error(e)),
+    fn list(node: &Node) -> Vec<Value> {
+        node.keys.list().iter().map(|k| key_json(k, None)).collect()
     }
-}
 
-async fn patch(
-    node: &Arc<Node>,
-    id: &str,
-    body: Incoming,
-) -> Result<Response<Full<Bytes>>, Response<Full<Bytes>>> {
-    let bytes = read_body(body, MAX_BODY).await?;
-    let body: PatchBody = serde_json::from_slice(&bytes)
-        .map_err(|e| message(StatusCode::BAD_REQUEST, format!("invalid change: {e}")))?;
-    if let Some(Some(plan)) = &body.plan {
-        check_plan(node, Some(plan))?;
+    fn get(node: &Node, id: &str) -> Option<Value> {
+        node.keys.get(id).map(|k| key_json(&k, None))
     }
-    let change = KeyPatch {
-        name: body.name,
-        description: body.description,
-        plan: body.plan,
-        enabled: body.enabled,
-    };
-    Ok(match node.keys.update(id, change).await {
-        Ok(Some(key)) => {
+
+    async fn create(node: &Node, body: CreateBody) -> Result<Value, Answer> {
+        check_plan(node, body.plan.as_deref())?;
+        let new = NewKey {
+            name: body.name,
+            description: body.description,
+            plan: body.plan,
+            enabled: body.enabled.unwrap_or(true),
+            value: body.value,
+        };
+        let (key, value) = node
+            .keys
+            .create(vec![new])
+            .await
+            .map_err(key_error)?
+            .remove(0);
+        tracing::info!(
+            key = key.id,
+            name = key.name,
+            plan = key.plan,
+            "API key created"
+        );
+        Ok(key_json(&key, Some(&value)))
+    }
+
+    async fn patch(node: &Node, id: &str, body: PatchBody) -> Result<Option<Value>, Answer> {
+        if let Some(Some(plan)) = &body.plan {
+            check_plan(node, Some(plan))?;
+        }
+        let change = KeyPatch {
+            name: body.name,
+            description: body.description,
+            plan: body.plan,
+            enabled: body.enabled,
+        };
+        let changed = node.keys.update(id, change).await.map_err(key_error)?;
+        Ok(changed.map(|key| {
             tracing::info!(
                 key = key.id,
                 enabled = key.enabled,
                 plan = key.plan,
                 "API key changed"
             );
-            json(StatusCode::OK, key_json(&key, None).to_string())
+            key_json(&key, None)
+        }))
+    }
+
+    async fn delete(node: &Node, id: &str) -> Result<bool, Answer> {
+        let deleted = node.keys.delete(id).await.map_err(key_error)?;
+        if deleted {
+            tracing::info!(key = id, "API key deleted");
         }
-        Ok(None) => not_found(id),
-        Err(e) => key_error(e),
-    })
+        Ok(deleted)
+    }
+}
+
+/// `rest` is the path after `/admin/keys` (empty, `/ID` or `/import`).
+pub async fn handle(node: &Arc<Node>, method: &Method, rest: &str, body: Incoming) -> Answer {
+    let id = rest.strip_prefix('/').unwrap_or(rest);
+    if (method, id) == (&Method::POST, "import") {
+        return import(node, body).await.unwrap_or_else(|answer| answer);
+    }
+    crud::handle::<Keys>(node, method, id, body).await
 }
 
 /// One imported row, before it is checked against the plans.

@@ -18,6 +18,7 @@
 
 mod access_keys;
 mod cache;
+mod crud;
 mod keys;
 mod plugins;
 mod usage;
