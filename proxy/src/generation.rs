@@ -87,43 +87,73 @@ pub struct UnroutedStage {
     pub responses: Arc<GatewayResponses>,
 }
 
-/// What serving one route in one stage takes.
+/// What serving one route in one stage takes: each concern's piece of the route, compiled
+/// when the generation is built.
 #[derive(Debug)]
 pub struct RouteTarget {
     pub labels: Arc<RouteLabels>,
-    pub target: Target,
-    /// The integration timeout for this route.
-    pub timeout: Duration,
+    /// What the route's API and stage lend every request.
+    pub scope: RouteScope,
+    /// Who may call: source-IP policy, authorizer, API key.
+    pub access: RouteAccess,
+    /// The shared buckets a request takes a token from, most specific first: route, stage,
+    /// account.
+    pub throttle: Box<[Arc<SharedBucket>]>,
+    /// Required parameters and body schema, checked before the cache and the integration.
+    pub validation: Option<Arc<RequestValidation>>,
+    /// How this route uses its stage's cache; `None` when nothing of it is cached.
+    pub cache: Option<RouteCache>,
+    /// The plugins that rewrite the request and the response.
+    pub transforms: RouteTransforms,
+    /// What answers the request.
+    pub integration: RouteIntegration,
+    /// The API's CORS rules (`cors`), shared by its routes: preflights are answered by the
+    /// gateway and responses get the CORS headers.
+    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
+    /// How the route's plugins (transforms, function) are isolated.
+    pub isolation: Isolation,
+    /// See [`RouteTarget::has_phases`].
+    has_phases: bool,
+}
+
+/// What a route's API and stage lend every request to it, on every path.
+#[derive(Debug)]
+pub struct RouteScope {
     /// The route's path parameter names, in the order the router returns their values.
     pub param_names: Box<[Box<str>]>,
-    /// The stage's variables, for plugins.
+    /// The stage's variables, for plugins and gateway responses.
     pub stage_variables: Arc<[(String, String)]>,
     /// The API's gateway response overrides; `None` when it has none.
     pub responses: Option<Arc<GatewayResponses>>,
+}
+
+/// Who may call a route.
+#[derive(Debug)]
+pub struct RouteAccess {
+    /// Source-IP rules (the stage's `policy`, else the API's); `None` when there are none.
+    pub ip_policy: Option<Arc<crate::auth::ip_policy::IpPolicy>>,
     /// Runs before everything else when set (`auth`), with the route's `scopes`.
     pub auth: Option<RouteAuth>,
     /// The headers the API's authorizers use to tell the origin who is calling: removed from
     /// every request to the API, so a client cannot claim an identity on any route.
     pub principal_headers: Arc<[http::HeaderName]>,
-    pub isolation: Isolation,
-    pub request_transforms: Box<[Arc<Plugin>]>,
-    pub response_transforms: Box<[Arc<Plugin>]>,
-    /// Required parameters and body schema, checked before the cache and the integration.
-    pub validation: Option<Arc<RequestValidation>>,
-    /// How this route uses its stage's cache; `None` when nothing of it is cached.
-    pub cache: Option<RouteCache>,
     /// Set when requests need an API key (`api_key_required`).
     pub api_key: Option<ApiKeyCheck>,
-    /// The API's CORS rules (`cors`), shared by its routes: preflights are answered by the
-    /// gateway and responses get the CORS headers.
-    pub cors: Option<Arc<crate::cors::CorsPolicy>>,
-    /// Source-IP rules (the stage's `policy`, else the API's); `None` when there are none.
-    pub ip_policy: Option<Arc<crate::auth::ip_policy::IpPolicy>>,
-    /// The shared buckets a request takes a token from, most specific first: route, stage,
-    /// account.
-    pub throttle: Box<[Arc<SharedBucket>]>,
-    /// See [`RouteTarget::has_phases`].
-    has_phases: bool,
+}
+
+/// A route's request and response transforms, in the order they run.
+#[derive(Debug)]
+pub struct RouteTransforms {
+    pub request: Box<[Arc<Plugin>]>,
+    pub response: Box<[Arc<Plugin>]>,
+}
+
+/// What answers a route's requests, and how long it may take.
+#[derive(Debug)]
+pub struct RouteIntegration {
+    pub target: Target,
+    /// The integration timeout for this route.
+    pub timeout: Duration,
 }
 
 /// What an API key must be for a route in one stage.
@@ -168,42 +198,62 @@ impl RouteTarget {
         self.has_phases
     }
 
-    /// Whether anything the route holds needs a phase. Every field is named, so a field added
-    /// to `RouteTarget` does not compile until it is sorted in here: a new phase cannot be left
-    /// off the fast path's test by mistake.
+    /// Whether anything the route holds needs a phase. Every field, here and in each group,
+    /// is named, so a field added to the route does not compile until it is sorted in: a new
+    /// phase cannot be left off the fast path's test by mistake.
     fn needs_phases(&self) -> bool {
         let Self {
             // Used on every path, phases or not.
             labels: _,
-            timeout: _,
-            param_names: _,
-            stage_variables: _,
-            responses: _,
-            isolation: _,
+            scope: _,
             throttle: _,
+            isolation: _,
             has_phases: _,
             // Each needs its phase.
-            target,
-            auth,
-            principal_headers,
-            request_transforms,
-            response_transforms,
+            access,
             validation,
             cache,
-            api_key,
+            transforms,
+            integration,
             cors,
-            ip_policy,
         } = self;
-        auth.is_some()
-            || !principal_headers.is_empty()
-            || !request_transforms.is_empty()
-            || !response_transforms.is_empty()
-            || matches!(target, Target::Function(_))
+        access.needs_phase()
             || validation.is_some()
             || cache.is_some()
-            || api_key.is_some()
+            || transforms.needs_phase()
+            || integration.needs_phase()
             || cors.is_some()
-            || ip_policy.is_some()
+    }
+}
+
+impl RouteAccess {
+    fn needs_phase(&self) -> bool {
+        let Self {
+            ip_policy,
+            auth,
+            principal_headers,
+            api_key,
+        } = self;
+        ip_policy.is_some() || auth.is_some() || !principal_headers.is_empty() || api_key.is_some()
+    }
+}
+
+impl RouteTransforms {
+    fn needs_phase(&self) -> bool {
+        let Self { request, response } = self;
+        !request.is_empty() || !response.is_empty()
+    }
+}
+
+impl RouteIntegration {
+    /// A function needs the request's context built for its plugin; an origin or a mock do
+    /// not.
+    fn needs_phase(&self) -> bool {
+        let Self { target, timeout: _ } = self;
+        match target {
+            Target::Function(_) => true,
+            Target::Mock(_) | Target::Proxy { .. } => false,
+        }
     }
 }
 
@@ -454,17 +504,36 @@ impl Generation {
                     let labels = Arc::new(RouteLabels::new(&api.name, &stage.name, &route.key));
                     let mut entry = RouteTarget {
                         labels,
-                        target,
-                        timeout: route.timeout.unwrap_or(config.limits.integration_timeout),
-                        param_names: param_names.clone(),
-                        stage_variables: stage_variables[s].clone(),
-                        responses: (!api.gateway_responses.is_empty())
-                            .then(|| api.gateway_responses.clone()),
-                        auth: auth.clone(),
-                        principal_headers: principal_headers.clone(),
-                        isolation: route.isolation,
-                        request_transforms: request_transforms.clone(),
-                        response_transforms: response_transforms.clone(),
+                        scope: RouteScope {
+                            param_names: param_names.clone(),
+                            stage_variables: stage_variables[s].clone(),
+                            responses: (!api.gateway_responses.is_empty())
+                                .then(|| api.gateway_responses.clone()),
+                        },
+                        access: RouteAccess {
+                            ip_policy: stage
+                                .policy
+                                .as_ref()
+                                .or(api.policy.as_ref())
+                                .filter(|p| !p.allow.is_empty() || !p.deny.is_empty())
+                                .cloned(),
+                            auth: auth.clone(),
+                            principal_headers: principal_headers.clone(),
+                            api_key: route.api_key_required.then(|| {
+                                api_key_check(
+                                    config,
+                                    &limiter,
+                                    (&api.name, &stage.name, &route.key),
+                                    api.api_key_source,
+                                )
+                            }),
+                        },
+                        throttle: route_buckets(
+                            &limiter,
+                            (&api.name, &stage.name, &route.key),
+                            (route.throttle, stage.throttle),
+                            &account,
+                        ),
                         validation: route.validation.clone(),
                         cache: route_cache(
                             route,
@@ -473,27 +542,16 @@ impl Generation {
                             &api.name,
                             previous.map(|p| &p.caches),
                         ),
-                        api_key: route.api_key_required.then(|| {
-                            api_key_check(
-                                config,
-                                &limiter,
-                                (&api.name, &stage.name, &route.key),
-                                api.api_key_source,
-                            )
-                        }),
+                        transforms: RouteTransforms {
+                            request: request_transforms.clone(),
+                            response: response_transforms.clone(),
+                        },
+                        integration: RouteIntegration {
+                            target,
+                            timeout: route.timeout.unwrap_or(config.limits.integration_timeout),
+                        },
                         cors: api.cors.clone(),
-                        ip_policy: stage
-                            .policy
-                            .as_ref()
-                            .or(api.policy.as_ref())
-                            .filter(|p| !p.allow.is_empty() || !p.deny.is_empty())
-                            .cloned(),
-                        throttle: route_buckets(
-                            &limiter,
-                            (&api.name, &stage.name, &route.key),
-                            (route.throttle, stage.throttle),
-                            &account,
-                        ),
+                        isolation: route.isolation,
                         has_phases: false,
                     };
                     entry.has_phases = entry.needs_phases();

@@ -18,7 +18,7 @@ pub fn check<'g>(
     ctx: &mut RequestContext<'g>,
     parts: &Parts,
 ) -> Result<(), GatewayError> {
-    let Some(required) = ctx.route.and_then(|r| r.api_key.as_ref()) else {
+    let Some(required) = ctx.route.and_then(|r| r.access.api_key.as_ref()) else {
         return Ok(());
     };
     let value = match required.source {

@@ -40,7 +40,7 @@ pub async fn check(
     let Some(route) = ctx.route else {
         return Ok(Flow::Continue);
     };
-    let Some(auth) = &route.auth else {
+    let Some(auth) = &route.access.auth else {
         strip_principal_headers(route, parts);
         return Ok(Flow::Continue);
     };
@@ -68,7 +68,7 @@ pub async fn check(
 /// Whatever the client sent in the headers that carry a principal is not to be trusted, on any
 /// route of the API.
 fn strip_principal_headers(route: &crate::generation::RouteTarget, parts: &mut Parts) {
-    for name in route.principal_headers.iter() {
+    for name in route.access.principal_headers.iter() {
         parts.headers.remove(name);
     }
 }
@@ -82,7 +82,7 @@ async fn plugin(
         return Ok(Flow::Continue);
     };
     let params = ctx.named_params(parts.uri.path());
-    let Some(identity) = authorizer.identity(parts, &params, &route.stage_variables) else {
+    let Some(identity) = authorizer.identity(parts, &params, &route.scope.stage_variables) else {
         return Err(GatewayError::Unauthorized);
     };
     let decision = match authorizer.cached(&identity) {
@@ -136,7 +136,7 @@ async fn jwt(
         Some(IdentitySource::Path(_)) => ctx.named_params(parts.uri.path()),
         _ => Vec::new(),
     };
-    let stage_variables = ctx.route.map_or(&[][..], |r| &r.stage_variables[..]);
+    let stage_variables = ctx.route.map_or(&[][..], |r| &r.scope.stage_variables[..]);
     let token = source.and_then(|s| s.read(parts, &params, stage_variables));
     let claims = authorizer
         .verifier

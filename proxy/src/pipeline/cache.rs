@@ -80,20 +80,22 @@ pub async fn lookup<'g>(
             UnauthorizedStrategy::SucceedWithoutResponseHeader => {}
         }
     }
-    Ok(match route.store.lookup(key, target.timeout).await {
-        Lookup::Hit(entry, age) => {
-            let mut response = entry.to_response(age);
-            if invalidation_denied {
-                mark_denied(&mut response);
+    Ok(
+        match route.store.lookup(key, target.integration.timeout).await {
+            Lookup::Hit(entry, age) => {
+                let mut response = entry.to_response(age);
+                if invalidation_denied {
+                    mark_denied(&mut response);
+                }
+                CacheLookup::Hit(response)
             }
-            CacheLookup::Hit(response)
-        }
-        Lookup::Miss(fill) => CacheLookup::Miss(PendingStore {
-            route,
-            fill,
-            invalidation_denied,
-        }),
-    })
+            Lookup::Miss(fill) => CacheLookup::Miss(PendingStore {
+                route,
+                fill,
+                invalidation_denied,
+            }),
+        },
+    )
 }
 
 /// Marks a miss's response and, if it may be stored, collects its body into the cache as

@@ -106,7 +106,7 @@ impl RequestContext<'_> {
             .map(|&(start, end)| path.get(start..end).unwrap_or_default());
         match (&self.param_overrides, self.route) {
             (Some(overrides), Some(route)) => routed
-                .zip(route.param_names.iter())
+                .zip(route.scope.param_names.iter())
                 .map(|(value, name)| {
                     overrides
                         .iter()
@@ -124,6 +124,7 @@ impl RequestContext<'_> {
             return Vec::new();
         };
         route
+            .scope
             .param_names
             .iter()
             .map(|n| &**n)
@@ -154,7 +155,7 @@ pub fn plugin_request(
         headers: crate::plugins::convert::selected_headers_to_wit(&parts.headers, headers),
         path_params: pairs(ctx.named_params(parts.uri.path())),
         stage_variables: route
-            .map(|r| r.stage_variables.to_vec())
+            .map(|r| r.scope.stage_variables.to_vec())
             .unwrap_or_default(),
         api: route.map(|r| r.labels.api.to_string()).unwrap_or_default(),
         stage: route

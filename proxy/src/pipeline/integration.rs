@@ -29,7 +29,7 @@ pub async fn call(
             "integration reached without a route".into(),
         ));
     };
-    match &route.target {
+    match &route.integration.target {
         Target::Mock(mock) => Ok(mock_response(mock)),
         Target::Function(plugin) => {
             let mut body = body;
@@ -55,7 +55,7 @@ pub async fn call(
             Ok(response.map(ResponseBody::full))
         }
         Target::Proxy { uri, pool } => {
-            let timeout = route.timeout;
+            let timeout = route.integration.timeout;
             proxy(gateway, ctx, uri, pool, timeout, parts, body).await
         }
     }

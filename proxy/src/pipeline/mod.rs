@@ -166,7 +166,7 @@ async fn phases<'g>(
     if let Flow::Respond(response) = transform::request(ctx, &mut parts, &mut body, limit).await? {
         return Ok(response);
     }
-    let response = if route.response_transforms.is_empty() {
+    let response = if route.transforms.response.is_empty() {
         integration::call(gateway, ctx, parts, body).await?
     } else {
         let plugin_parts = response_transform_view(&parts);
@@ -189,10 +189,10 @@ fn response_scope<'a>(
     let request_id = ctx.request_id.to_str().unwrap_or_default();
     if let Some(route) = ctx.route {
         return Some(ResponseScope {
-            responses: Some(route.responses.as_deref()?),
+            responses: Some(route.scope.responses.as_deref()?),
             api: &route.labels.api,
             stage: &route.labels.stage,
-            stage_variables: &route.stage_variables,
+            stage_variables: &route.scope.stage_variables,
             request_id,
         });
     }

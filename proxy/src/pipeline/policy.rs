@@ -65,7 +65,7 @@ pub fn check(ctx: &RequestContext<'_>, parts: &Parts) -> Result<(), GatewayError
     let Some(route) = ctx.route else {
         return Ok(());
     };
-    let Some(policy) = route.ip_policy.as_deref() else {
+    let Some(policy) = route.access.ip_policy.as_deref() else {
         return Ok(());
     };
     let source_ip = ctx.source_ip();

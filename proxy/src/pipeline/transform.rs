@@ -36,7 +36,7 @@ pub async fn request(
     let Some(route) = ctx.route else {
         return Ok(Flow::Continue);
     };
-    for plugin in &route.request_transforms {
+    for plugin in &route.transforms.request {
         let given = if plugin.spec.body {
             Some(body.buffer(limit).await?)
         } else {
@@ -103,11 +103,11 @@ pub async fn response(
     let Some(route) = ctx.route else {
         return Ok(response);
     };
-    if route.response_transforms.is_empty() {
+    if route.transforms.response.is_empty() {
         return Ok(response);
     }
     let request = plugin_request(ctx, parts, &HeaderSelection::All, None);
-    for plugin in &route.response_transforms {
+    for plugin in &route.transforms.response {
         let (head, body) = response.into_parts();
         let (body, given) = if plugin.spec.body {
             let bytes = collect_response(body, limit).await?;
