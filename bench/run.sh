@@ -18,7 +18,9 @@
 #   CONNECTIONS   wrk connections [64]
 #   THREADS       wrk threads [1]
 #   REPEAT        rounds over all rows; each row reports its median round by CPU µs/req, which
-#                 evens out other work on the machine (a compile, say) [1]
+#                 evens out other work on the machine (a compile, say), and the median of its
+#                 rounds' p99s with their range (one round's p99 is often one stall of the
+#                 machine's, landing on whichever row was running) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-api-key
 #                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
@@ -505,9 +507,11 @@ fail_row() {
 }
 
 # table_row NAME FIELDS RANGE: one markdown row from a round's tab-separated fields.
+# table_row NAME MEASURED_ROW CPU_RANGE [P99]: P99, when given, replaces the row's own.
 table_row() {
     local cpu rps p50 p99 pcpu pcore lcore ocpu errors user sys
     IFS=$'\t' read -r cpu rps p50 p99 pcpu pcore lcore ocpu errors user sys <<<"$2"
+    [[ -z ${4:-} ]] || p99=$4
     echo "| $1 | $rps | $p50 | $p99 | $cpu$3 | $user | $sys | $pcpu % | $pcore % | $lcore % | $ocpu | $errors |"
 }
 
@@ -720,12 +724,12 @@ done
 
 table() {
     local rounds=""
-    ((REPEAT == 1)) || rounds="; each row the median of $REPEAT rounds by CPU µs/req (min–max in brackets)"
+    ((REPEAT == 1)) || rounds="; each row the median of $REPEAT rounds by CPU µs/req (min–max in brackets), but p99: the median of the rounds' own p99s (min–max), since one round's p99 is one stall of the machine's"
     echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP}s warm-up); proxy on core $PROXY_CPU, wrk + origin on core $LOAD_CPU; $(nproc --all) cores, $(uname -r)$rounds"
     echo
     echo "| row | req/s | p50 ms | p99 ms | CPU µs/req | user µs/req | sys µs/req | proxy CPU % | proxy core busy % | load core busy % | origin µs/req | errors |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    local r sorted n range
+    local r sorted n range p99s p99
     for r in $ROWS; do
         if [[ -z ${MEASURED[$r]:-} ]]; then
             echo "| $r | FAILED: ${FAILURE[$r]:-not run} | | | | | | | | | | |"
@@ -735,7 +739,10 @@ table() {
         n=$(wc -l <<<"$sorted")
         range=""
         ((n == 1)) || range=" ($(head -n 1 <<<"$sorted" | cut -f1)–$(tail -n 1 <<<"$sorted" | cut -f1))"
-        table_row "$r" "$(sed -n "$(((n + 1) / 2))p" <<<"$sorted")" "$range"
+        p99s=$(cut -f4 <<<"$sorted" | sort -n)
+        p99=$(sed -n "$(((n + 1) / 2))p" <<<"$p99s")
+        ((n == 1)) || p99+=" ($(head -n 1 <<<"$p99s")–$(tail -n 1 <<<"$p99s"))"
+        table_row "$r" "$(sed -n "$(((n + 1) / 2))p" <<<"$sorted")" "$range" "$p99"
     done
     echo
     for r in $ROWS; do
