@@ -369,7 +369,7 @@ fn validate_route(
         }
         (Some(target), None) => {
             let per_stage = compile_per_stage(&target.value, &pattern, stages, origin)
-                .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e))
+                .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e.to_string()))
                 .ok()?;
             Integration::HttpProxy { per_stage }
         }
@@ -518,6 +518,27 @@ fn validate_route(
     })
 }
 
+/// Why an `http_proxy` URI does not compile for the API's stages.
+#[derive(Debug, thiserror::Error)]
+enum PerStageUriError {
+    #[error(transparent)]
+    Template(#[from] crate::upstream::UriTemplateError),
+    #[error("{0}")]
+    Substitute(String),
+    /// Named once, with every stage that lacks it.
+    #[error(
+        "stage variable \"{name}\" is not defined in stage{} {}{}",
+        if lacking.len() > 1 { "s" } else { "" },
+        lacking.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", "),
+        did_you_mean.as_ref().map(|d| format!("; did you mean \"{d}\"?")).unwrap_or_default()
+    )]
+    UndefinedVariable {
+        name: String,
+        lacking: Vec<String>,
+        did_you_mean: Option<String>,
+    },
+}
+
 /// Compiles an `http_proxy` URI for every stage of the API; an undefined stage variable is
 /// reported once, naming every stage that lacks it.
 fn compile_per_stage(
@@ -525,14 +546,14 @@ fn compile_per_stage(
     pattern: &crate::router::RoutePattern,
     stages: &[Stage],
     origin: Option<&str>,
-) -> Result<Vec<UriTemplate>, String> {
+) -> Result<Vec<UriTemplate>, PerStageUriError> {
     let params: Vec<&str> = pattern.param_names().collect();
     let mut per_stage = Vec::with_capacity(stages.len());
     let mut missing: Option<(String, Vec<&str>)> = None;
     for stage in stages {
         match substitute(template, origin, &stage.variables) {
             Ok(text) => {
-                per_stage.push(UriTemplate::compile(&text, &params).map_err(|e| e.to_string())?);
+                per_stage.push(UriTemplate::compile(&text, &params)?);
             }
             Err(SubstituteError::MissingVariable(name)) => {
                 missing
@@ -540,7 +561,7 @@ fn compile_per_stage(
                     .1
                     .push(&stage.name);
             }
-            Err(SubstituteError::Invalid(e)) => return Err(e),
+            Err(SubstituteError::Invalid(e)) => return Err(PerStageUriError::Substitute(e)),
         }
     }
     let Some((name, lacking)) = missing else {
@@ -555,15 +576,12 @@ fn compile_per_stage(
         all.dedup();
         all
     };
-    let hint = crate::config::did_you_mean(&name, defined.iter().copied())
-        .map(|d| format!("; did you mean \"{d}\"?"))
-        .unwrap_or_default();
-    let stages_text: Vec<String> = lacking.iter().map(|s| format!("\"{s}\"")).collect();
-    Err(format!(
-        "stage variable \"{name}\" is not defined in stage{} {}{hint}",
-        if lacking.len() > 1 { "s" } else { "" },
-        stages_text.join(", ")
-    ))
+    Err(PerStageUriError::UndefinedVariable {
+        did_you_mean: crate::config::did_you_mean(&name, defined.iter().copied())
+            .map(str::to_owned),
+        name,
+        lacking: lacking.into_iter().map(str::to_owned).collect(),
+    })
 }
 
 fn validate_mock(
