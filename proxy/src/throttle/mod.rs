@@ -37,15 +37,15 @@ const SHARDS: usize = 64;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// Token buckets by id, created full on first use, in `SHARDS` locked maps split by id hash,
-/// so concurrent requests for different ids rarely wait on each other.
+/// A map in `SHARDS` locked parts split by key hash, so concurrent requests for different keys
+/// rarely wait on each other.
 #[derive(Debug)]
-pub struct Buckets<K> {
+struct Sharded<K, V> {
     hasher: Hasher,
-    shards: Box<[Mutex<HashMap<K, TokenBucket, Hasher>>]>,
+    shards: Box<[Mutex<HashMap<K, V, Hasher>>]>,
 }
 
-impl<K: Hash + Eq + Clone> Default for Buckets<K> {
+impl<K, V> Default for Sharded<K, V> {
     fn default() -> Self {
         Self {
             hasher: Hasher::default(),
@@ -56,10 +56,35 @@ impl<K: Hash + Eq + Clone> Default for Buckets<K> {
     }
 }
 
+impl<K: Hash, V> Sharded<K, V> {
+    /// The locked part that holds `key`.
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, V, Hasher>> {
+        lock(&self.shards[(self.hasher.hash_one(key) as usize) % SHARDS])
+    }
+
+    /// Entries held.
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
+
+/// Token buckets by id, created full on first use.
+#[derive(Debug)]
+pub struct Buckets<K> {
+    buckets: Sharded<K, TokenBucket>,
+}
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Self {
+            buckets: Sharded::default(),
+        }
+    }
+}
+
 impl<K: Hash + Eq + Clone> Buckets<K> {
-    /// The locked map that holds `id`.
     fn shard(&self, id: &K) -> std::sync::MutexGuard<'_, HashMap<K, TokenBucket, Hasher>> {
-        lock(&self.shards[(self.hasher.hash_one(id) as usize) % SHARDS])
+        self.buckets.shard(id)
     }
 
     /// Takes a token from `id`'s bucket under `limits`; returns the whole tokens left.
@@ -84,7 +109,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
     /// Buckets held.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.buckets.len()
     }
 
     /// True when no bucket has been used.
@@ -132,22 +157,10 @@ pub trait Counters: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Counters in this node's memory: each key's count of its current window (a count from an
-/// earlier window is replaced when a later one begins), in `SHARDS` locked maps.
-#[derive(Debug)]
+/// earlier window is replaced when a later one begins).
+#[derive(Debug, Default)]
 pub struct LocalCounters {
-    hasher: Hasher,
-    shards: Box<[Mutex<HashMap<CounterKey, LocalCount, Hasher>>]>,
-}
-
-impl Default for LocalCounters {
-    fn default() -> Self {
-        Self {
-            hasher: Hasher::default(),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::default()))
-                .collect(),
-        }
-    }
+    counts: Sharded<CounterKey, LocalCount>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -157,16 +170,9 @@ struct LocalCount {
 }
 
 impl LocalCounters {
-    fn shard(
-        &self,
-        key: &CounterKey,
-    ) -> std::sync::MutexGuard<'_, HashMap<CounterKey, LocalCount, Hasher>> {
-        lock(&self.shards[(self.hasher.hash_one(key) as usize) % SHARDS])
-    }
-
     /// [`Counters::add`], at once.
     pub fn add_now(&self, key: &CounterKey, window: &Window, n: u64) -> u64 {
-        let mut shard = self.shard(key);
+        let mut shard = self.counts.shard(key);
         let cell = match shard.get_mut(key) {
             Some(cell) => cell,
             None => shard.entry(key.clone()).or_default(),
@@ -188,7 +194,8 @@ impl LocalCounters {
 
     /// [`Counters::get`], at once.
     pub fn get_now(&self, key: &CounterKey, window: &Window) -> u64 {
-        self.shard(key)
+        self.counts
+            .shard(key)
             .get(key)
             .filter(|cell| cell.window == *window)
             .map_or(0, |cell| cell.count)

@@ -14,18 +14,12 @@ pub(super) fn validate_state(
     raw: Option<&RawState>,
     base_dir: &Path,
 ) -> StateConfig {
-    if let Some(backend) = raw.and_then(|s| s.backend.as_ref())
-        && backend.value.trim() != "embedded"
-    {
-        errors.add(
-            "state.backend",
-            Some(backend),
-            format!(
-                "unknown state backend \"{}\"; expected embedded",
-                backend.value.trim()
-            ),
-        );
-    }
+    check_backend(
+        errors,
+        "state",
+        raw.and_then(|s| s.backend.as_ref()),
+        "embedded",
+    );
     let path = raw
         .and_then(|s| s.path.as_ref())
         .map_or_else(|| base_dir.join("data"), |p| base_dir.join(p.value.trim()));
@@ -36,20 +30,30 @@ pub(super) fn validate_state(
 }
 
 pub(super) fn validate_counters(errors: &mut Errors, raw: Option<&RawCounters>) -> CountersConfig {
-    if let Some(backend) = raw.and_then(|c| c.backend.as_ref())
-        && backend.value.trim() != "local"
+    check_backend(
+        errors,
+        "counters",
+        raw.and_then(|c| c.backend.as_ref()),
+        "local",
+    );
+    CountersConfig {
+        backend: CountersBackend::Local,
+    }
+}
+
+/// `KEY.backend` must name the one backend this build has.
+fn check_backend(errors: &mut Errors, key: &str, given: Option<&Spanned<String>>, expected: &str) {
+    if let Some(backend) = given
+        && backend.value.trim() != expected
     {
         errors.add(
-            "counters.backend",
+            format!("{key}.backend"),
             Some(backend),
             format!(
-                "unknown counters backend \"{}\"; expected local",
+                "unknown {key} backend \"{}\"; expected {expected}",
                 backend.value.trim()
             ),
         );
-    }
-    CountersConfig {
-        backend: CountersBackend::Local,
     }
 }
 
