@@ -6,19 +6,17 @@
 //! keys the secret is stored as it is: the state folder (`state.path`) must be readable by the
 //! gateway only. The secret is shown once, when the key is created.
 //!
-//! [`AccessKeys`] holds every key in a map loaded from the [`StateStore`] at startup and
-//! replaced whole (under a lock, after the store has committed) on every change, so the
-//! request path's [`SecretLookup`] is a map read with no lock. Keys are node state: they
-//! outlive config reloads.
+//! [`AccessKeys`] is a [`Registry`] whose view holds the enabled keys' secrets, so the request
+//! path's [`SecretLookup`] is a map read with no lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use crate::auth::keys::random_text;
+use crate::auth::registry::{Registry, View};
 use crate::auth::sigv4::{Secret, SecretLookup};
 use crate::state::{StateError, StateStore, StoredAccessKey};
 
@@ -70,24 +68,25 @@ pub enum AccessKeyError {
     State(#[from] StateError),
 }
 
-/// One key in the index: what the admin API shows and the secret the pipeline needs.
-#[derive(Debug)]
-struct Entry {
-    key: AccessKey,
-    secret: Secret,
-    stored: StoredAccessKey,
-}
+/// The request path's view: the secret of each enabled key.
+#[derive(Debug, Default)]
+pub struct Secrets(HashMap<String, Secret, foldhash::fast::RandomState>);
 
-type Index = HashMap<String, Entry, foldhash::fast::RandomState>;
+impl View<StoredAccessKey> for Secrets {
+    fn build(records: &HashMap<String, StoredAccessKey>, _: &Self) -> Self {
+        Self(
+            records
+                .values()
+                .filter(|k| k.enabled)
+                .map(|k| (k.id.clone(), Secret::new(k.secret.as_str())))
+                .collect(),
+        )
+    }
+}
 
 /// The node's access keys.
 #[derive(Debug)]
-pub struct AccessKeys {
-    store: Arc<dyn StateStore>,
-    index: ArcSwap<Index>,
-    /// Serializes changes: store write, then index swap.
-    changes: tokio::sync::Mutex<()>,
-}
+pub struct AccessKeys(Registry<StoredAccessKey, Secrets>);
 
 fn now_secs() -> u64 {
     SystemTime::now()
@@ -110,38 +109,23 @@ fn check_name(name: &str) -> Result<String, AccessKeyError> {
 impl AccessKeys {
     /// Loads the access keys in `store`.
     pub async fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
-        let keys = Self {
-            store,
-            index: ArcSwap::from_pointee(Index::default()),
-            changes: tokio::sync::Mutex::new(()),
-        };
-        let stored = keys.store.access_keys().await?;
-        keys.rebuild(stored.into_iter());
-        Ok(keys)
-    }
-
-    fn rebuild(&self, stored: impl Iterator<Item = StoredAccessKey>) {
-        let index = stored
-            .map(|stored| {
-                let entry = Entry {
-                    key: AccessKey::from_stored(&stored),
-                    secret: Secret::new(stored.secret.as_str()),
-                    stored,
-                };
-                (entry.key.id.clone(), entry)
-            })
-            .collect();
-        self.index.store(Arc::new(index));
+        Ok(Self(Registry::open(store).await?))
     }
 
     /// The access key with this id, enabled or not.
     pub fn get(&self, id: &str) -> Option<AccessKey> {
-        self.index.load().get(id).map(|e| e.key.clone())
+        self.0.load().records.get(id).map(AccessKey::from_stored)
     }
 
     /// Every access key, by creation time then id.
     pub fn list(&self) -> Vec<AccessKey> {
-        let mut keys: Vec<AccessKey> = self.index.load().values().map(|e| e.key.clone()).collect();
+        let mut keys: Vec<AccessKey> = self
+            .0
+            .load()
+            .records
+            .values()
+            .map(AccessKey::from_stored)
+            .collect();
         keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         keys
     }
@@ -154,34 +138,29 @@ impl AccessKeys {
         enabled: bool,
     ) -> Result<(AccessKey, String), AccessKeyError> {
         let name = check_name(name)?;
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        let id = loop {
-            let id = format!(
-                "{ACCESS_KEY_ID_PREFIX}{}",
-                random(ACCESS_KEY_ID_LEN - ACCESS_KEY_ID_PREFIX.len(), ID_ALPHABET)?
-            );
-            if !index.contains_key(&id) {
-                break id;
-            }
-        };
-        let stored = StoredAccessKey {
-            id,
-            secret: random(SECRET_LEN, SECRET_ALPHABET)?,
-            name,
-            enabled,
-            created: now_secs(),
-        };
-        self.store.put_access_keys(vec![stored.clone()]).await?;
-        let secret = stored.secret.clone();
-        let key = AccessKey::from_stored(&stored);
-        self.rebuild(
-            index
-                .values()
-                .map(|e| e.stored.clone())
-                .chain(std::iter::once(stored)),
-        );
-        Ok((key, secret))
+        let written = self
+            .0
+            .put(|now| {
+                let id = loop {
+                    let id = format!(
+                        "{ACCESS_KEY_ID_PREFIX}{}",
+                        random(ACCESS_KEY_ID_LEN - ACCESS_KEY_ID_PREFIX.len(), ID_ALPHABET)?
+                    );
+                    if !now.records.contains_key(&id) {
+                        break id;
+                    }
+                };
+                Ok::<_, AccessKeyError>(vec![StoredAccessKey {
+                    id,
+                    secret: random(SECRET_LEN, SECRET_ALPHABET)?,
+                    name,
+                    enabled,
+                    created: now_secs(),
+                }])
+            })
+            .await?;
+        let stored = &written[0];
+        Ok((AccessKey::from_stored(stored), stored.secret.clone()))
     }
 
     /// Changes a key; `None` when there is no key with this id.
@@ -190,55 +169,34 @@ impl AccessKeys {
         id: &str,
         patch: AccessKeyPatch,
     ) -> Result<Option<AccessKey>, AccessKeyError> {
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        let Some(mut stored) = index.get(id).map(|e| e.stored.clone()) else {
-            return Ok(None);
-        };
-        if let Some(name) = patch.name {
-            stored.name = check_name(&name)?;
-        }
-        if let Some(enabled) = patch.enabled {
-            stored.enabled = enabled;
-        }
-        self.store.put_access_keys(vec![stored.clone()]).await?;
-        let key = AccessKey::from_stored(&stored);
-        self.rebuild(
-            index
-                .values()
-                .filter(|e| e.key.id != id)
-                .map(|e| e.stored.clone())
-                .chain(std::iter::once(stored)),
-        );
-        Ok(Some(key))
+        let written = self
+            .0
+            .put(|now| {
+                let Some(mut stored) = now.records.get(id).cloned() else {
+                    return Ok::<_, AccessKeyError>(Vec::new());
+                };
+                if let Some(name) = patch.name {
+                    stored.name = check_name(&name)?;
+                }
+                if let Some(enabled) = patch.enabled {
+                    stored.enabled = enabled;
+                }
+                Ok(vec![stored])
+            })
+            .await?;
+        Ok(written.first().map(AccessKey::from_stored))
     }
 
     /// Deletes a key; false when there is none with this id.
     pub async fn delete(&self, id: &str) -> Result<bool, AccessKeyError> {
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        if !index.contains_key(id) {
-            return Ok(false);
-        }
-        self.store.delete_access_key(id).await?;
-        self.rebuild(
-            index
-                .values()
-                .filter(|e| e.key.id != id)
-                .map(|e| e.stored.clone()),
-        );
-        Ok(true)
+        Ok(self.0.delete(id).await?)
     }
 }
 
 /// The request path: one map read, no lock. Disabled keys have no secret.
 impl SecretLookup for AccessKeys {
     fn secret(&self, access_key_id: &str) -> Option<Secret> {
-        self.index
-            .load()
-            .get(access_key_id)
-            .filter(|e| e.key.enabled)
-            .map(|e| e.secret.clone())
+        self.0.load().view.0.get(access_key_id).cloned()
     }
 }
 

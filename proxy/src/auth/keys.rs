@@ -1,20 +1,18 @@
 //! API keys: the registry the pipeline looks keys up in and the admin API manages.
 //!
 //! Keys are kept in a [`StateStore`] with only a SHA-256 of their value; the value is shown
-//! once, when the key is created. [`ApiKeys`] holds an in-memory index by that hash, loaded
-//! from the store at startup and replaced whole (under a lock, after the store has committed)
-//! on every change, so a lookup on the request path is a hash and a map read with no lock.
-//! Keys are node state: they outlive config reloads.
+//! once, when the key is created. [`ApiKeys`] is a [`Registry`] whose view indexes keys by that
+//! hash, so a lookup on the request path is a hash and a map read with no lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
+use crate::auth::registry::{Registry, View};
 use crate::encoding::{hex, unhex32};
 use crate::state::{StateError, StateStore, StoredKey};
 
@@ -89,15 +87,47 @@ pub enum KeyError {
 
 type Digest = [u8; 32];
 
+/// The request path's view of the keys: by hash of the value, with each key's slot.
 #[derive(Debug, Default)]
-struct Index {
+pub struct KeyIndex {
     by_hash: HashMap<Digest, Arc<ApiKey>, foldhash::fast::RandomState>,
-    by_id: HashMap<String, StoredKey>,
-    /// Each key's [`ApiKey::slot`], by id.
+    /// Each key's [`ApiKey::slot`], by id: kept across changes while the key exists.
     slots: HashMap<String, u64>,
+    /// The next [`ApiKey::slot`].
+    next_slot: u64,
 }
 
-impl Index {
+impl View<StoredKey> for KeyIndex {
+    fn build(records: &HashMap<String, StoredKey>, previous: &Self) -> Self {
+        let mut next_slot = previous.next_slot.max(1);
+        let slots: HashMap<String, u64> = records
+            .keys()
+            .map(|id| {
+                let slot = previous.slots.get(id).copied().unwrap_or_else(|| {
+                    next_slot += 1;
+                    next_slot - 1
+                });
+                (id.clone(), slot)
+            })
+            .collect();
+        let by_hash = records
+            .values()
+            .filter_map(|k| {
+                Some((
+                    unhex32(&k.hash)?,
+                    Arc::new(ApiKey::from_stored(k, slots[&k.id])),
+                ))
+            })
+            .collect();
+        Self {
+            by_hash,
+            slots,
+            next_slot,
+        }
+    }
+}
+
+impl KeyIndex {
     fn key(&self, stored: &StoredKey) -> ApiKey {
         ApiKey::from_stored(stored, self.slots.get(&stored.id).copied().unwrap_or(0))
     }
@@ -105,14 +135,7 @@ impl Index {
 
 /// The node's API keys.
 #[derive(Debug)]
-pub struct ApiKeys {
-    store: Arc<dyn StateStore>,
-    index: ArcSwap<Index>,
-    /// Serializes changes: store write, then index swap.
-    changes: tokio::sync::Mutex<()>,
-    /// The next [`ApiKey::slot`].
-    next_slot: std::sync::atomic::AtomicU64,
-}
+pub struct ApiKeys(Registry<StoredKey, KeyIndex>);
 
 fn sha256(value: &str) -> Digest {
     let mut out = [0u8; 32];
@@ -170,60 +193,24 @@ pub fn check_value(value: &str) -> Result<(), KeyError> {
 impl ApiKeys {
     /// Loads the keys in `store`.
     pub async fn open(store: Arc<dyn StateStore>) -> Result<Self, StateError> {
-        let keys = Self {
-            store,
-            index: ArcSwap::from_pointee(Index::default()),
-            changes: tokio::sync::Mutex::new(()),
-            next_slot: std::sync::atomic::AtomicU64::new(1),
-        };
-        let stored = keys.store.keys().await?;
-        keys.rebuild(stored.into_iter().map(|k| (k.id.clone(), k)).collect());
-        Ok(keys)
-    }
-
-    fn rebuild(&self, by_id: HashMap<String, StoredKey>) {
-        let old = self.index.load();
-        let slots: HashMap<String, u64> = by_id
-            .keys()
-            .map(|id| {
-                let slot = old.slots.get(id).copied().unwrap_or_else(|| {
-                    self.next_slot
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                });
-                (id.clone(), slot)
-            })
-            .collect();
-        let by_hash = by_id
-            .values()
-            .filter_map(|k| {
-                Some((
-                    unhex32(&k.hash)?,
-                    Arc::new(ApiKey::from_stored(k, slots[&k.id])),
-                ))
-            })
-            .collect();
-        self.index.store(Arc::new(Index {
-            by_hash,
-            by_id,
-            slots,
-        }));
+        Ok(Self(Registry::open(store).await?))
     }
 
     /// The key with this value, enabled or not. The request path: one SHA-256 and a map read.
     pub fn lookup(&self, value: &str) -> Option<Arc<ApiKey>> {
-        self.index.load().by_hash.get(&sha256(value)).cloned()
+        self.0.load().view.by_hash.get(&sha256(value)).cloned()
     }
 
     /// The key with this id.
     pub fn get(&self, id: &str) -> Option<ApiKey> {
-        let index = self.index.load();
-        index.by_id.get(id).map(|k| index.key(k))
+        let now = self.0.load();
+        now.records.get(id).map(|k| now.view.key(k))
     }
 
     /// Every key, by creation time then id.
     pub fn list(&self) -> Vec<ApiKey> {
-        let index = self.index.load();
-        let mut keys: Vec<ApiKey> = index.by_id.values().map(|k| index.key(k)).collect();
+        let now = self.0.load();
+        let mut keys: Vec<ApiKey> = now.records.values().map(|k| now.view.key(k)).collect();
         keys.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         keys
     }
@@ -231,95 +218,84 @@ impl ApiKeys {
     /// Creates keys; returns each with its value (the only time a value is shown). All or
     /// none: a value that exists already or repeats within `new` refuses the whole batch.
     pub async fn create(&self, new: Vec<NewKey>) -> Result<Vec<(ApiKey, String)>, KeyError> {
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        let mut stored = Vec::with_capacity(new.len());
         let mut values = Vec::with_capacity(new.len());
-        let mut seen = std::collections::HashSet::new();
-        let mut new_ids = std::collections::HashSet::new();
-        for key in new {
-            if key.name.trim().is_empty() {
-                return Err(KeyError::Invalid("a key needs a name".into()));
-            }
-            let value = match key.value {
-                Some(v) => {
-                    check_value(&v)?;
-                    v
+        let stored = self
+            .0
+            .put(|now| {
+                let mut stored = Vec::with_capacity(new.len());
+                let mut seen = std::collections::HashSet::new();
+                let mut new_ids = std::collections::HashSet::new();
+                for key in new {
+                    if key.name.trim().is_empty() {
+                        return Err(KeyError::Invalid("a key needs a name".into()));
+                    }
+                    let value = match key.value {
+                        Some(v) => {
+                            check_value(&v)?;
+                            v
+                        }
+                        None => random_text(GENERATED_KEY_LEN, ALPHANUMERIC)?,
+                    };
+                    let hash = sha256(&value);
+                    if now.view.by_hash.contains_key(&hash) || !seen.insert(hash) {
+                        return Err(KeyError::Duplicate);
+                    }
+                    let id = loop {
+                        let id = random_text(10, b"abcdefghijklmnopqrstuvwxyz0123456789")?;
+                        if !now.records.contains_key(&id) && new_ids.insert(id.clone()) {
+                            break id;
+                        }
+                    };
+                    stored.push(StoredKey {
+                        id,
+                        name: key.name.trim().to_owned(),
+                        description: key.description,
+                        plan: key.plan,
+                        enabled: key.enabled,
+                        created: now_secs(),
+                        hash: hex(&hash),
+                    });
+                    values.push(value);
                 }
-                None => random_text(GENERATED_KEY_LEN, ALPHANUMERIC)?,
-            };
-            let hash = sha256(&value);
-            if index.by_hash.contains_key(&hash) || !seen.insert(hash) {
-                return Err(KeyError::Duplicate);
-            }
-            let id = loop {
-                let id = random_text(10, b"abcdefghijklmnopqrstuvwxyz0123456789")?;
-                if !index.by_id.contains_key(&id) && new_ids.insert(id.clone()) {
-                    break id;
-                }
-            };
-            stored.push(StoredKey {
-                id,
-                name: key.name.trim().to_owned(),
-                description: key.description,
-                plan: key.plan,
-                enabled: key.enabled,
-                created: now_secs(),
-                hash: hex(&hash),
-            });
-            values.push(value);
-        }
-        self.store.put_keys(stored.clone()).await?;
-        let mut by_id = index.by_id.clone();
-        for key in &stored {
-            by_id.insert(key.id.clone(), key.clone());
-        }
-        self.rebuild(by_id);
-        let index = self.index.load();
-        Ok(stored.iter().map(|k| index.key(k)).zip(values).collect())
+                Ok(stored)
+            })
+            .await?;
+        let now = self.0.load();
+        Ok(stored.iter().map(|k| now.view.key(k)).zip(values).collect())
     }
 
     /// Changes a key; `None` when there is no key with this id.
     pub async fn update(&self, id: &str, patch: KeyPatch) -> Result<Option<ApiKey>, KeyError> {
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        let Some(mut key) = index.by_id.get(id).cloned() else {
-            return Ok(None);
-        };
-        if let Some(name) = patch.name {
-            if name.trim().is_empty() {
-                return Err(KeyError::Invalid("a key needs a name".into()));
-            }
-            key.name = name.trim().to_owned();
-        }
-        if let Some(description) = patch.description {
-            key.description = description;
-        }
-        if let Some(plan) = patch.plan {
-            key.plan = plan;
-        }
-        if let Some(enabled) = patch.enabled {
-            key.enabled = enabled;
-        }
-        self.store.put_keys(vec![key.clone()]).await?;
-        let mut by_id = index.by_id.clone();
-        by_id.insert(key.id.clone(), key.clone());
-        self.rebuild(by_id);
-        Ok(Some(self.index.load().key(&key)))
+        let written = self
+            .0
+            .put(|now| {
+                let Some(mut key) = now.records.get(id).cloned() else {
+                    return Ok(Vec::new());
+                };
+                if let Some(name) = patch.name {
+                    if name.trim().is_empty() {
+                        return Err(KeyError::Invalid("a key needs a name".into()));
+                    }
+                    key.name = name.trim().to_owned();
+                }
+                if let Some(description) = patch.description {
+                    key.description = description;
+                }
+                if let Some(plan) = patch.plan {
+                    key.plan = plan;
+                }
+                if let Some(enabled) = patch.enabled {
+                    key.enabled = enabled;
+                }
+                Ok(vec![key])
+            })
+            .await?;
+        Ok(written.first().map(|k| self.0.load().view.key(k)))
     }
 
     /// Deletes a key; false when there is none with this id.
     pub async fn delete(&self, id: &str) -> Result<bool, KeyError> {
-        let _guard = self.changes.lock().await;
-        let index = self.index.load_full();
-        if !index.by_id.contains_key(id) {
-            return Ok(false);
-        }
-        self.store.delete_key(id).await?;
-        let mut by_id = index.by_id.clone();
-        by_id.remove(id);
-        self.rebuild(by_id);
-        Ok(true)
+        Ok(self.0.delete(id).await?)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod ip_policy;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod registry;
 mod settings;
 pub mod sigv4;
 
