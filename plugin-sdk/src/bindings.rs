@@ -1,7 +1,7 @@
 //! The code wit-bindgen generates from `wit/plugin.wit`.
 //!
 //! `host` is generated first and owns the shared `types` record and the host-import
-//! interfaces; the three role worlds map every interface onto it with `with:`, so an
+//! interfaces; the role worlds map every interface onto it with `with:`, so an
 //! authorizer, a transformer and a handler all speak in the same `Request`, `Response` and
 //! friends. Each role world contributes only its exports and an export macro
 //! (`pub_export_macro`), which the SDK's `export_*!` macros invoke in the plugin's crate.
@@ -58,6 +58,24 @@ pub mod handler {
         world: "handler",
         pub_export_macro: true,
         default_bindings_module: "$crate::__private::handler",
+        with: {
+            "edgeway:plugin/types@0.1.0": crate::bindings::host::edgeway::plugin::types,
+            "edgeway:plugin/log@0.1.0": crate::bindings::host::edgeway::plugin::log,
+            "edgeway:plugin/config@0.1.0": crate::bindings::host::edgeway::plugin::config,
+            "edgeway:plugin/kv@0.1.0": crate::bindings::host::edgeway::plugin::kv,
+            "edgeway:plugin/metrics@0.1.0": crate::bindings::host::edgeway::plugin::metrics,
+            "edgeway:plugin/http@0.1.0": crate::bindings::host::edgeway::plugin::http,
+        },
+    });
+}
+
+pub mod mapper {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "mapper",
+        pub_export_macro: true,
+        default_bindings_module: "$crate::__private::mapper",
+        additional_derives: [PartialEq, Eq],
         with: {
             "edgeway:plugin/types@0.1.0": crate::bindings::host::edgeway::plugin::types,
             "edgeway:plugin/log@0.1.0": crate::bindings::host::edgeway::plugin::log,

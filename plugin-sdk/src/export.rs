@@ -224,6 +224,59 @@ macro_rules! export_handler {
     };
 }
 
+/// Exports a [`Mapper`](crate::Mapper) implementation as the component's `mapper` world.
+/// Use once per crate, at the top level.
+#[macro_export]
+macro_rules! export_mapper {
+    ($plugin:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static __EDGEWAY_INSTANCE: $crate::__private::Instance<$plugin> =
+                    const { $crate::__private::Instance::new() };
+            }
+
+            struct __EdgewayExport;
+
+            impl $crate::__private::mapper::Guest for __EdgewayExport {
+                fn load(
+                    id: u64,
+                    source: ::std::string::String,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    __EDGEWAY_INSTANCE.with(|instance| {
+                        instance.call(<$plugin as $crate::Mapper>::new, |plugin| {
+                            <$plugin as $crate::Mapper>::load(plugin, id, source)
+                        })
+                    })
+                }
+
+                fn render(
+                    id: u64,
+                    input: $crate::MappingInput,
+                ) -> ::core::result::Result<$crate::Rendered, $crate::RenderError> {
+                    __EDGEWAY_INSTANCE.with(|instance| {
+                        let mut outcome = None;
+                        let built = instance.call(<$plugin as $crate::Mapper>::new, |plugin| {
+                            outcome = Some(<$plugin as $crate::Mapper>::render(plugin, id, input));
+                            Ok(())
+                        });
+                        match (built, outcome) {
+                            (Ok(()), Some(outcome)) => outcome,
+                            (Err(message), _) => Err($crate::RenderError::Failed(message)),
+                            (Ok(()), None) => {
+                                Err($crate::RenderError::Failed("the mapper did not run".into()))
+                            }
+                        }
+                    })
+                }
+            }
+
+            $crate::__private::mapper::export!(
+                __EdgewayExport with_types_in $crate::__private::mapper
+            );
+        };
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

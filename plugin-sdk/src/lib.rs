@@ -66,16 +66,18 @@ pub mod metrics;
 mod roles;
 mod types;
 
+/// What a [`Mapper`] reads and makes.
+pub use bindings::mapper::edgeway::plugin::mapping::{MappingInput, RenderError, Rendered};
 pub use config::{ConfigError, config, config_from_json, config_text};
 pub use error::Error;
 pub use headers::HeaderList;
 pub use identity::Identity;
-pub use roles::{Authorizer, Handler, Transformer};
+pub use roles::{Authorizer, Handler, Mapper, Transformer};
 pub use types::{Allow, Decision, Headers, Principal, Request, RequestFlow, Response};
 
 /// What the export macros expand to. Not part of the API: names and shapes change freely.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::bindings::{authorizer, handler, transformer};
+    pub use crate::bindings::{authorizer, handler, mapper, transformer};
     pub use crate::export::Instance;
 }

@@ -121,3 +121,26 @@ pub trait Handler: Sized + 'static {
     /// The response to `request`. A body of `None` is an empty body.
     fn handle(&self, request: Request) -> Result<Response, Error>;
 }
+
+/// Renders mapping templates for `http` and `mock` integrations (`request_templates`,
+/// `response_templates`). Edgeway's built-in `mapping-template` component plays this role.
+///
+/// Edgeway gives each template an id (the same id is always the same source) and calls
+/// [`render`](Mapper::render) with it; an instance that answers
+/// [`RenderError::UnknownTemplate`](crate::RenderError::UnknownTemplate) is given the source
+/// with [`load`](Mapper::load) and asked again, so a mapper parses each template once per
+/// instance.
+pub trait Mapper: Sized + 'static {
+    /// Builds the mapper, once per instance.
+    fn new() -> Result<Self, Error>;
+
+    /// Parses `source` and keeps it as template `id`; an error says where and why not.
+    fn load(&self, id: u64, source: String) -> Result<(), Error>;
+
+    /// Renders template `id` over `input`.
+    fn render(
+        &self,
+        id: u64,
+        input: crate::MappingInput,
+    ) -> Result<crate::Rendered, crate::RenderError>;
+}

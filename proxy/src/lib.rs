@@ -18,6 +18,7 @@ pub mod encoding;
 pub mod gateway_responses;
 pub mod generation;
 pub mod listener;
+pub mod mapping;
 pub mod node;
 pub mod pipeline;
 pub mod plugins;

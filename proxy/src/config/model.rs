@@ -252,6 +252,21 @@ pub enum Integration {
     Mock(Mock),
     /// Answer from a handler plugin.
     Function { plugin: String },
+    /// A non-proxy HTTP integration: templates and parameter mappings both ways.
+    Http(crate::mapping::HttpIntegration),
+    /// A mock whose request template chooses the status and whose responses map it.
+    MappedMock(crate::mapping::MockMapping),
+}
+
+impl Integration {
+    /// The mapping, for the integrations that have one.
+    pub fn mapping(&self) -> Option<&crate::mapping::Mapping> {
+        match self {
+            Self::Http(http) => Some(&http.mapping),
+            Self::MappedMock(mock) => Some(&mock.mapping),
+            Self::HttpProxy { .. } | Self::Mock(_) | Self::Function { .. } => None,
+        }
+    }
 }
 
 /// A fixed response.

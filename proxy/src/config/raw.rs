@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -382,6 +383,9 @@ pub struct RawRoute {
 pub struct RawIntegration {
     #[serde(default)]
     pub http_proxy: Option<Spanned<String>>,
+    /// A non-proxy HTTP integration, with mapping templates and parameter mappings.
+    #[serde(default)]
+    pub http: Option<Spanned<RawHttp>>,
     #[serde(default)]
     pub function: Option<Spanned<String>>,
     #[serde(default)]
@@ -397,6 +401,51 @@ pub struct RawMock {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: String,
+    /// API Gateway's MOCK: the request template picks the status (`{"statusCode": 404}`).
+    #[serde(default)]
+    pub request_templates: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub responses: Vec<Spanned<RawIntegrationResponse>>,
+}
+
+/// `integration: { http: {...} }`: API Gateway's non-proxy `HTTP` integration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    pub uri: Spanned<String>,
+    /// By media type; in order (the first is the response side's fallback).
+    #[serde(default)]
+    pub request_templates: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub passthrough: Option<Spanned<String>>,
+    /// `integration.request.(header|path|querystring).NAME` ← a source.
+    #[serde(default)]
+    pub request_parameters: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub content_handling: Option<Spanned<String>>,
+    #[serde(default)]
+    pub responses: Vec<Spanned<RawIntegrationResponse>>,
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// One integration response: which integration statuses it takes, and what the client gets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegrationResponse {
+    #[serde(default)]
+    pub selection_pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub status: Option<Spanned<u16>>,
+    /// `method.response.header.NAME` ← a source.
+    #[serde(default)]
+    pub response_parameters: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub response_templates: IndexMap<String, Spanned<String>>,
 }
 
 /// An API's `cors`: API Gateway HTTP API's `corsConfiguration` fields.

@@ -24,8 +24,8 @@ use crate::upstream::OriginPools;
 mod route;
 
 pub use route::{
-    ApiKeyCheck, RouteAccess, RouteCache, RouteIntegration, RouteScope, RouteTarget,
-    RouteTransforms, Target,
+    ApiKeyCheck, HttpTarget, MappedMockTarget, RouteAccess, RouteCache, RouteIntegration,
+    RouteScope, RouteTarget, RouteTransforms, Target,
 };
 use route::{ApiParts, Build, Site};
 
@@ -42,6 +42,8 @@ pub enum BuildError {
         name: String,
         source: crate::auth::AuthorizerError,
     },
+    #[error("plugin mapping-template renders mapping templates, so it must be a mapper, not a {0}")]
+    NotAMapper(crate::plugins::PluginRole),
     #[error("authorizer {0} is not defined")]
     UndefinedAuthorizer(String),
     #[error(transparent)]

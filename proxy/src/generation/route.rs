@@ -17,6 +17,7 @@ use crate::config::{
     Api, Config, Integration, Isolation, Mock, RequestParam, RequestValidation, Route, Stage,
 };
 use crate::gateway_responses::GatewayResponses;
+use crate::mapping::Mapping;
 use crate::plugins::{Plugin, PluginSet};
 use crate::router::RouteMethod;
 use crate::telemetry::RouteLabels;
@@ -189,7 +190,7 @@ impl RouteIntegration {
     fn needs_phase(&self) -> bool {
         let Self { target, timeout: _ } = self;
         match target {
-            Target::Function(_) => true,
+            Target::Function(_) | Target::Http(_) | Target::MappedMock(_) => true,
             Target::Mock(_) | Target::Proxy { .. } => false,
         }
     }
@@ -205,6 +206,30 @@ pub enum Target {
     Mock(Mock),
     /// A handler plugin answers.
     Function(Arc<Plugin>),
+    /// A non-proxy HTTP integration, for this stage.
+    Http(HttpTarget),
+    /// A mock whose request template chooses the status.
+    MappedMock(MappedMockTarget),
+}
+
+/// An `http` integration in one stage.
+#[derive(Debug)]
+pub struct HttpTarget {
+    pub method: Option<http::Method>,
+    pub uri: UriTemplate,
+    /// What the URI's `{...}` refer to, in `uri`'s parameter order.
+    pub path_names: Arc<[String]>,
+    pub mapping: Arc<Mapping>,
+    pub pool: Arc<OriginPool>,
+    /// Renders the templates; `None` when the mapping has none.
+    pub mapper: Option<Arc<Plugin>>,
+}
+
+/// A `mock` with templates.
+#[derive(Debug)]
+pub struct MappedMockTarget {
+    pub mapping: Arc<Mapping>,
+    pub mapper: Option<Arc<Plugin>>,
 }
 
 /// What building one generation's routes shares, and what it collects for the generation.
@@ -227,6 +252,18 @@ impl Build<'_> {
             .get(name)
             .cloned()
             .ok_or_else(|| BuildError::PluginNotLoaded(name.to_owned()))
+    }
+
+    /// The mapper a mapping's templates run on, when it has any.
+    fn mapper(&self, mapping: &Mapping) -> Result<Option<Arc<Plugin>>, BuildError> {
+        if !mapping.has_templates() {
+            return Ok(None);
+        }
+        let mapper = self.plugin(crate::mapping::builtin::NAME)?;
+        if mapper.spec.role != crate::plugins::PluginRole::Mapper {
+            return Err(BuildError::NotAMapper(mapper.spec.role));
+        }
+        Ok(Some(mapper))
     }
 }
 
@@ -499,6 +536,26 @@ impl RouteIntegration {
                 )?;
                 Target::Proxy { uri, pool }
             }
+            Integration::Http(http) => {
+                let uri = http.per_stage[site.stage_index].clone();
+                let pool = build.pools.get_or_create(
+                    uri.origin(),
+                    &build.config.upstream,
+                    build.previous.map(|p| &p.pools),
+                )?;
+                Target::Http(HttpTarget {
+                    method: http.method.clone(),
+                    uri,
+                    path_names: http.path_names.clone().into(),
+                    mapping: http.mapping.clone(),
+                    pool,
+                    mapper: build.mapper(&http.mapping)?,
+                })
+            }
+            Integration::MappedMock(mock) => Target::MappedMock(MappedMockTarget {
+                mapping: mock.mapping.clone(),
+                mapper: build.mapper(&mock.mapping)?,
+            }),
         };
         Ok(Self {
             target,

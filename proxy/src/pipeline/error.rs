@@ -79,6 +79,17 @@ pub enum GatewayError {
     },
     #[error("over the {} limit; retry after {} s", .0.scope.name(), .0.retry_after.as_secs())]
     Throttled(crate::throttle::Refusal),
+    /// No request template for the request's Content-Type, and the integration's
+    /// `passthrough` does not pass it through.
+    #[error("no mapping template for content type {0}")]
+    UnsupportedMediaType(String),
+    /// A mapping template failed on this request, or the mapper did.
+    #[error("{0}")]
+    Mapping(crate::plugins::MapError),
+    /// The integration answered with a status no integration response selects, and there is
+    /// no default one.
+    #[error("no integration response for status {0}")]
+    NoIntegrationResponse(u16),
     #[error("{0}")]
     Internal(String),
 }
@@ -222,6 +233,18 @@ pub mod kinds {
         TOO_MANY_REQUESTS,
         "Too Many Requests"
     );
+    pub const UNSUPPORTED_MEDIA_TYPE: ErrorKind = kind!(
+        "UNSUPPORTED_MEDIA_TYPE",
+        UnsupportedMediaType,
+        UNSUPPORTED_MEDIA_TYPE,
+        "Unsupported Media Type"
+    );
+    pub const API_CONFIGURATION_ERROR: ErrorKind = kind!(
+        "API_CONFIGURATION_ERROR",
+        ApiConfigurationError,
+        INTERNAL_SERVER_ERROR,
+        "Internal server error"
+    );
     pub const INTERNAL_ERROR: ErrorKind = kind!(
         "INTERNAL_ERROR",
         Default5xx,
@@ -271,6 +294,8 @@ impl GatewayError {
                 &QUOTA_EXCEEDED
             }
             Self::Throttled(_) => &THROTTLED,
+            Self::UnsupportedMediaType(_) => &UNSUPPORTED_MEDIA_TYPE,
+            Self::Mapping(_) | Self::NoIntegrationResponse(_) => &API_CONFIGURATION_ERROR,
             Self::Internal(_) => &INTERNAL_ERROR,
         }
     }
@@ -308,7 +333,12 @@ impl GatewayError {
     pub fn is_server_side(&self) -> bool {
         matches!(
             self,
-            Self::Upstream { .. } | Self::Timeout { .. } | Self::Internal(_) | Self::Plugin(..)
+            Self::Upstream { .. }
+                | Self::Timeout { .. }
+                | Self::Internal(_)
+                | Self::Plugin(..)
+                | Self::Mapping(_)
+                | Self::NoIntegrationResponse(_)
         )
     }
 

@@ -58,6 +58,13 @@ pub async fn call(
             let timeout = route.integration.timeout;
             proxy(gateway, ctx, uri, pool, timeout, parts, body).await
         }
+        Target::Http(target) => {
+            let timeout = route.integration.timeout;
+            super::mapped::http(gateway, ctx, target, route.isolation, timeout, parts, body).await
+        }
+        Target::MappedMock(target) => {
+            super::mapped::mock(gateway, ctx, target, route.isolation, parts, body).await
+        }
     }
 }
 

@@ -30,6 +30,7 @@ mod context;
 mod cors;
 mod error;
 mod integration;
+mod mapped;
 mod policy;
 mod route;
 mod throttle;

@@ -1,6 +1,6 @@
 //! Host-side bindings for the `edgeway:plugin` WIT package (`wit/plugin.wit`).
 //!
-//! The `host` world is generated once; the three role worlds map their imports onto it, so
+//! The `host` world is generated once; the role worlds map their imports onto it, so
 //! the shared records (`types::Request`, `types::Response`, ...) and the import traits exist
 //! once. Exports are async because calls run on the request's task and may yield (epoch
 //! deadline) or wait on outbound HTTP.
@@ -45,6 +45,23 @@ pub mod handler {
         with: { "edgeway:plugin": super::host::edgeway::plugin },
     });
 }
+
+/// `world mapper`: `load(id, source)` and `render(id, input) -> rendered`.
+pub mod mapper {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "mapper",
+        exports: { default: async },
+        with: { "edgeway:plugin/types": super::host::edgeway::plugin::types,
+                "edgeway:plugin/log": super::host::edgeway::plugin::log,
+                "edgeway:plugin/config": super::host::edgeway::plugin::config,
+                "edgeway:plugin/kv": super::host::edgeway::plugin::kv,
+                "edgeway:plugin/metrics": super::host::edgeway::plugin::metrics,
+                "edgeway:plugin/http": super::host::edgeway::plugin::http },
+    });
+}
+
+pub use mapper::edgeway::plugin::mapping::{MappingInput, RenderError, Rendered};
 
 pub use host::edgeway::plugin::types::{
     Allow, Decision, Principal, Request, RequestFlow, Response,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 pub use engine::{EPOCH_TICK, MAX_PLUGIN_MEMORY, PluginEngine};
-pub use plugin::{Plugin, PluginVersion};
+pub use plugin::{MapError, Plugin, PluginVersion};
 pub use state::{OutboundHttp, PluginShared};
 pub use stats::{CallStats, StatsSnapshot};
 
@@ -56,6 +56,9 @@ pub enum PluginRole {
     Transformer,
     /// `integration: { function: NAME }`.
     Handler,
+    /// Renders mapping templates (`request_templates`, `response_templates`); the built-in
+    /// `mapping-template` component unless a plugin of that name is configured.
+    Mapper,
 }
 
 impl PluginRole {
@@ -65,6 +68,7 @@ impl PluginRole {
             Self::Authorizer => "authorizer",
             Self::Transformer => "transformer",
             Self::Handler => "handler",
+            Self::Mapper => "mapper",
         }
     }
 
@@ -74,6 +78,7 @@ impl PluginRole {
             "authorizer" => Some(Self::Authorizer),
             "transformer" => Some(Self::Transformer),
             "handler" => Some(Self::Handler),
+            "mapper" => Some(Self::Mapper),
             _ => None,
         }
     }
@@ -235,6 +240,10 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "this edgeway binary was built without the built-in mapping-template component: run scripts/build-plugins.sh, then build edgeway again"
+    )]
+    NoBuiltin,
     #[error("cannot start the plugin engine: {0:#}")]
     Engine(anyhow::Error),
     #[error("not a valid component: {0:#}")]
@@ -251,6 +260,21 @@ pub enum LoadError {
 }
 
 /// The plugins of a config that failed to load, each with why.
+/// A component's bytes: from its file, or from the binary for a built-in one.
+fn read_component(file: &Path) -> Result<std::borrow::Cow<'static, [u8]>, LoadError> {
+    if file == Path::new(crate::mapping::builtin::FILE) {
+        return crate::mapping::builtin::component()
+            .map(std::borrow::Cow::Borrowed)
+            .ok_or(LoadError::NoBuiltin);
+    }
+    std::fs::read(file)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|source| LoadError::Read {
+            path: file.to_owned(),
+            source,
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.iter().map(|(name, e)| format!("plugins: {name}: {e}")).collect::<Vec<_>>().join("\n"))]
 pub struct LoadErrors(pub Vec<(String, LoadError)>);
@@ -313,10 +337,7 @@ impl PluginHost {
         upstream: &Upstream,
         previous: &PluginSet,
     ) -> Result<Arc<Plugin>, LoadError> {
-        let bytes = std::fs::read(&spec.file).map_err(|source| LoadError::Read {
-            path: spec.file.clone(),
-            source,
-        })?;
+        let bytes = read_component(&spec.file)?;
         let hash = cache::sha256_hex(&bytes);
         if let Some(old) = previous.get(&spec.name)
             && old.spec == *spec

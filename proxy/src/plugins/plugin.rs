@@ -13,7 +13,10 @@ use arc_swap::ArcSwap;
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::{Decision, Request, RequestFlow, Response, authorizer, handler, transformer};
+use super::bindings::{
+    Decision, MappingInput, RenderError, Rendered, Request, RequestFlow, Response, authorizer,
+    handler, mapper, transformer,
+};
 use super::engine::PluginEngine;
 use super::state::{PluginShared, PluginState};
 use super::stats::{CallStats, Outcome};
@@ -66,12 +69,14 @@ enum RolePre {
     Authorizer(authorizer::AuthorizerPre<PluginState>),
     Transformer(transformer::TransformerPre<PluginState>),
     Handler(handler::HandlerPre<PluginState>),
+    Mapper(mapper::MapperPre<PluginState>),
 }
 
 enum Exports {
     Authorizer(authorizer::Authorizer),
     Transformer(transformer::Transformer),
     Handler(handler::Handler),
+    Mapper(mapper::Mapper),
 }
 
 struct Instance {
@@ -104,6 +109,9 @@ impl PluginVersion {
             PluginRole::Handler => {
                 RolePre::Handler(handler::HandlerPre::new(pre).map_err(wrong_world)?)
             }
+            PluginRole::Mapper => {
+                RolePre::Mapper(mapper::MapperPre::new(pre).map_err(wrong_world)?)
+            }
         };
         Ok(Self {
             hash,
@@ -133,6 +141,7 @@ impl PluginVersion {
             RolePre::Authorizer(pre) => pre.engine(),
             RolePre::Transformer(pre) => pre.engine(),
             RolePre::Handler(pre) => pre.engine(),
+            RolePre::Mapper(pre) => pre.engine(),
         };
         let memory_cap = usize::try_from(plugin.spec.memory_bytes).unwrap_or(usize::MAX);
         let mut store = Store::new(engine, PluginState::new(plugin.shared.clone(), memory_cap));
@@ -162,6 +171,7 @@ impl PluginVersion {
                 .instantiate_async(&mut store)
                 .await
                 .map(Exports::Handler),
+            RolePre::Mapper(pre) => pre.instantiate_async(&mut store).await.map(Exports::Mapper),
         };
         self.stats.instantiated();
         match made {
@@ -334,6 +344,64 @@ impl Plugin {
     ) -> Result<Response, PluginError> {
         call_export!(self, isolation, Handler, |export, store| export
             .call_handle(store, request))
+    }
+}
+
+/// How a mapper call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// The template failed on this input (or would not parse in the mapper).
+    #[error("mapping template: {0}")]
+    Template(String),
+    /// The mapper itself failed: trap, timeout, out of memory.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+impl Plugin {
+    /// Renders template `id` (whose text is `source`) with a mapper. An instance that has not
+    /// seen the template yet is given it first, in the same checkout, so each instance parses
+    /// each template once.
+    pub async fn render(
+        &self,
+        isolation: Isolation,
+        id: u64,
+        source: &str,
+        input: &MappingInput,
+    ) -> Result<Rendered, MapError> {
+        let version = self.current.load_full();
+        let mut instance = version.checkout(self, isolation).await?;
+        let started = arm(&mut instance.store, self.spec.timeout);
+        let outcome: wasmtime::Result<Result<Rendered, String>> = match &instance.exports {
+            Exports::Mapper(export) => {
+                let store = &mut instance.store;
+                match export.call_render(&mut *store, id, input).await {
+                    Ok(Err(RenderError::UnknownTemplate)) => {
+                        match export.call_load(&mut *store, id, source).await {
+                            Ok(Ok(())) => match export.call_render(&mut *store, id, input).await {
+                                Ok(Ok(rendered)) => Ok(Ok(rendered)),
+                                Ok(Err(RenderError::Failed(why))) => Ok(Err(why)),
+                                Ok(Err(RenderError::UnknownTemplate)) => {
+                                    Ok(Err("the mapper forgot a template it just loaded".into()))
+                                }
+                                Err(trap) => Err(trap),
+                            },
+                            Ok(Err(why)) => Ok(Err(why)),
+                            Err(trap) => Err(trap),
+                        }
+                    }
+                    Ok(Ok(rendered)) => Ok(Ok(rendered)),
+                    Ok(Err(RenderError::Failed(why))) => Ok(Err(why)),
+                    Err(trap) => Err(trap),
+                }
+            }
+            _ => Err(wrong_role(PluginRole::Mapper)),
+        };
+        match version.finish(self, instance, isolation, started, outcome) {
+            Ok(rendered) => Ok(rendered),
+            Err(PluginError::Returned { message, .. }) => Err(MapError::Template(message)),
+            Err(other) => Err(MapError::Plugin(other)),
+        }
     }
 }
 

@@ -344,6 +344,7 @@ fn validate_route(
     let ipath = format!("{path}.integration");
     let chosen = [
         raw_integration.http_proxy.is_some(),
+        raw_integration.http.is_some(),
         raw_integration.mock.is_some(),
         raw_integration.function.is_some(),
     ]
@@ -354,47 +355,67 @@ fn validate_route(
         errors.add(
             &ipath,
             Some(&raw.integration),
-            "has more than one of `http_proxy`, `mock` and `function`; a route has one integration",
+            "has more than one of `http_proxy`, `http`, `mock` and `function`; a route has one integration",
         );
         return None;
     }
-    let integration = match (&raw_integration.http_proxy, &raw_integration.mock) {
-        (None, None) if raw_integration.function.is_some() => {
-            let function = raw_integration.function.as_ref()?;
-            let name = function.value.trim();
-            // Checked, and reported, with the route's other plugin references below.
-            Integration::Function {
-                plugin: name.to_owned(),
+    let mut timeout = timeout;
+    let integration = if let Some(function) = &raw_integration.function {
+        // Checked, and reported, with the route's other plugin references below.
+        Integration::Function {
+            plugin: function.value.trim().to_owned(),
+        }
+    } else if let Some(target) = &raw_integration.http_proxy {
+        let params: Vec<&str> = pattern.param_names().collect();
+        let per_stage = compile_per_stage(&target.value, &params, stages, origin)
+            .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e.to_string()))
+            .ok()?;
+        Integration::HttpProxy { per_stage }
+    } else if let Some(http) = &raw_integration.http {
+        let hpath = format!("{ipath}.http");
+        let parts = super::mapping::validate_http(errors, &hpath, &http.value)?;
+        // `{name}` in the URI: a mapped `integration.request.path.name`, else the route's
+        // parameter of that name.
+        let mut names: Vec<String> = pattern.param_names().map(str::to_owned).collect();
+        for name in parts.mapped_path_names {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
-        (Some(target), None) => {
-            let per_stage = compile_per_stage(&target.value, &pattern, stages, origin)
-                .map_err(|e| errors.add(format!("{ipath}.http_proxy"), Some(target), e.to_string()))
-                .ok()?;
-            Integration::HttpProxy { per_stage }
+        let params: Vec<&str> = names.iter().map(String::as_str).collect();
+        let per_stage = compile_per_stage(&http.value.uri.value, &params, stages, origin)
+            .map_err(|e| errors.add(format!("{hpath}.uri"), Some(&http.value.uri), e.to_string()))
+            .ok()?;
+        if let Some(t) = &http.value.timeout_ms {
+            if t.value == 0 {
+                errors.add(
+                    format!("{hpath}.timeout_ms"),
+                    Some(t),
+                    "must be greater than 0",
+                );
+            } else if timeout.is_none() {
+                timeout = Some(Duration::from_millis(t.value));
+            }
         }
-        (None, Some(mock)) => Integration::Mock(validate_mock(
-            errors,
-            &format!("{ipath}.mock"),
-            &raw.integration,
-            mock,
-        )?),
-        (Some(_), Some(_)) => {
-            errors.add(
-                &ipath,
-                Some(&raw.integration),
-                "has both `http_proxy` and `mock`; a route has one integration",
-            );
-            return None;
+        Integration::Http(crate::mapping::HttpIntegration {
+            method: parts.method,
+            per_stage,
+            path_names: names,
+            mapping: Arc::new(parts.mapping),
+        })
+    } else if let Some(mock) = &raw_integration.mock {
+        let mpath = format!("{ipath}.mock");
+        match super::mapping::validate_mapped_mock(errors, &mpath, &raw.integration, mock)? {
+            Some(mapping) => Integration::MappedMock(crate::mapping::MockMapping { mapping }),
+            None => Integration::Mock(validate_mock(errors, &mpath, &raw.integration, mock)?),
         }
-        (None, None) => {
-            errors.add(
-                &ipath,
-                Some(&raw.integration),
-                "is empty; give it `http_proxy: URL`, `function: PLUGIN` or `mock: {status, headers, body}`",
-            );
-            return None;
-        }
+    } else {
+        errors.add(
+            &ipath,
+            Some(&raw.integration),
+            "is empty; give it `http_proxy: URL`, `http: {uri, ...}`, `function: PLUGIN` or `mock: {status, headers, body}`",
+        );
+        return None;
     };
     let mut plugins_ok = true;
     if let (Integration::Function { plugin }, Some(at)) =
@@ -543,17 +564,16 @@ enum PerStageUriError {
 /// reported once, naming every stage that lacks it.
 fn compile_per_stage(
     template: &str,
-    pattern: &crate::router::RoutePattern,
+    params: &[&str],
     stages: &[Stage],
     origin: Option<&str>,
 ) -> Result<Vec<UriTemplate>, PerStageUriError> {
-    let params: Vec<&str> = pattern.param_names().collect();
     let mut per_stage = Vec::with_capacity(stages.len());
     let mut missing: Option<(String, Vec<&str>)> = None;
     for stage in stages {
         match substitute(template, origin, &stage.variables) {
             Ok(text) => {
-                per_stage.push(UriTemplate::compile(&text, &params)?);
+                per_stage.push(UriTemplate::compile(&text, params)?);
             }
             Err(SubstituteError::MissingVariable(name)) => {
                 missing

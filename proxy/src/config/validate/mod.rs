@@ -13,6 +13,7 @@ mod access;
 mod apis;
 mod auth;
 mod caching;
+mod mapping;
 mod models;
 mod plans;
 mod plugins;
@@ -277,6 +278,15 @@ pub(super) fn validate(
         &plugins,
         base_dir,
     );
+
+    let mut plugins = plugins;
+    let uses_templates = apis
+        .iter()
+        .flat_map(|a| &a.routes)
+        .any(|r| r.integration.mapping().is_some_and(|m| m.has_templates()));
+    if uses_templates {
+        plugins::add_builtin_mapper(&mut plugins);
+    }
 
     let state = plans::validate_state(&mut errors, raw.state.as_ref(), base_dir);
     let counters = plans::validate_counters(&mut errors, raw.counters.as_ref());

@@ -177,3 +177,24 @@ pub(super) fn validate_plugins(
         load,
     }
 }
+
+/// Adds the built-in mapper (`mapping-template`) unless a plugin of that name is configured:
+/// config that uses mapping templates needs no plugin entry of its own.
+pub(super) fn add_builtin_mapper(plugins: &mut PluginsConfig) {
+    use crate::mapping::builtin;
+    if plugins.load.iter().any(|p| p.name == builtin::NAME) {
+        return;
+    }
+    plugins.load.push(PluginSpec {
+        name: builtin::NAME.to_owned(),
+        role: PluginRole::Mapper,
+        file: PathBuf::from(builtin::FILE),
+        timeout: builtin::TIMEOUT,
+        memory_bytes: DEFAULT_PLUGIN_MEMORY,
+        body: true,
+        headers: HeaderSelection::All,
+        allowed_hosts: Vec::new(),
+        http_timeout: DEFAULT_HTTP_TIMEOUT,
+        config_json: "null".to_owned(),
+    });
+}

@@ -1,0 +1,634 @@
+//! Phase 10 for non-proxy integrations (`http`, and `mock` with templates), as API Gateway
+//! REST APIs run them:
+//!
+//! 1. the request template for the request's media type renders the integration request's
+//!    body (or the body passes through, as `passthrough` allows; else 415);
+//! 2. `request_parameters` fill the integration request's headers, path and query, and the
+//!    template's `$context.requestOverride` has the last word;
+//! 3. the integration answers (the origin, or for a mock the status its request template
+//!    chose); the integration response whose `selection_pattern` matches that status is
+//!    selected, else the default one;
+//! 4. its `response_parameters` set headers, its template for the client's `Accept` renders
+//!    the body, and `$context.responseOverride` (from either template) has the last word.
+//!
+//! Mapped bodies are buffered within `limits.max_body_bytes` both ways. Templates run in
+//! the mapper plugin; a template that fails is a 500 `API_CONFIGURATION_ERROR` for this
+//! request only.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+
+use super::{GatewayError, InBody, RequestContext};
+use crate::body::{RequestBody, ResponseBody};
+use crate::generation::{Generation, HttpTarget, MappedMockTarget};
+use crate::mapping::{
+    ContentHandling, IntegrationResponse, Mapping, MappingTemplate, ParamTarget, Passthrough,
+    Sources, media_type,
+};
+use crate::plugins::bindings::{MappingInput, Rendered};
+use crate::plugins::{Isolation, Plugin};
+use crate::upstream::headers::{self, Forwarded};
+
+/// The method request, as templates and parameter mappings read it.
+struct MethodRequest<'a> {
+    parts: &'a Parts,
+    body: Bytes,
+    params: Vec<(String, String)>,
+    stage_variables: &'a [(String, String)],
+    context: serde_json::Value,
+    context_text: String,
+}
+
+impl<'a> MethodRequest<'a> {
+    fn new(ctx: &RequestContext<'a>, parts: &'a Parts, body: Bytes) -> Self {
+        let params = ctx
+            .named_params(parts.uri.path())
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        let stage_variables = ctx.route.map_or(&[][..], |r| &r.scope.stage_variables[..]);
+        let context = context(ctx, parts);
+        let context_text = context.to_string();
+        Self {
+            parts,
+            body,
+            params,
+            stage_variables,
+            context,
+            context_text,
+        }
+    }
+
+    fn sources<'s>(&'s self, integration: Option<(&'s HeaderMap, &'s [u8])>) -> Sources<'s> {
+        Sources {
+            path: &self.params,
+            query: self.parts.uri.query(),
+            headers: &self.parts.headers,
+            body: &self.body,
+            stage_variables: self.stage_variables,
+            context: &self.context,
+            integration_headers: integration.map(|(h, _)| h),
+            integration_body: integration.map(|(_, b)| b),
+        }
+    }
+
+    /// `$input` and `$context` over `body` (the request's, or the integration's answer).
+    fn input(&self, body: String) -> MappingInput {
+        let mut querystring: Vec<(String, String)> = Vec::new();
+        if let Some(query) = self.parts.uri.query() {
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                // The last value of a repeated name, in the place of the first.
+                match querystring.iter_mut().find(|(n, _)| *n == k) {
+                    Some(slot) => slot.1 = v.into_owned(),
+                    None => querystring.push((k.into_owned(), v.into_owned())),
+                }
+            }
+        }
+        let header = self
+            .parts
+            .headers
+            .iter()
+            .filter(|(name, _)| !edgeway_velocity::aws::HIDDEN_HEADERS.contains(&name.as_str()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        MappingInput {
+            body,
+            path: self.params.clone(),
+            querystring,
+            header,
+            context: self.context_text.clone(),
+            stage_variables: self.stage_variables.to_vec(),
+        }
+    }
+}
+
+/// `$context` for templates and `context.*` mappings: what Edgeway knows of the request.
+fn context(ctx: &RequestContext<'_>, parts: &Parts) -> serde_json::Value {
+    let route = ctx.route;
+    let header = |name: HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.host().to_owned())
+        .unwrap_or_else(|| header(http::header::HOST));
+    let host = host.split(':').next().unwrap_or_default().to_owned();
+    let millis = ctx
+        .received_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let request_id = ctx.request_id.to_str().unwrap_or_default();
+    let mut authorizer = serde_json::Map::new();
+    if let Some(principal) = &ctx.principal {
+        authorizer.insert("principalId".into(), principal.id.clone().into());
+        for (k, v) in &principal.context {
+            authorizer.insert(k.clone(), v.clone().into());
+        }
+    }
+    let resource_path = route
+        .and_then(|r| r.labels.route.split_once(' ').map(|(_, p)| p.to_owned()))
+        .unwrap_or_default();
+    serde_json::json!({
+        "accountId": "",
+        "apiId": route.map(|r| r.labels.api.to_string()).unwrap_or_default(),
+        "authorizer": authorizer,
+        "domainName": host,
+        "domainPrefix": host.split('.').next().unwrap_or_default(),
+        "extendedRequestId": request_id,
+        "httpMethod": parts.method.as_str(),
+        "identity": {
+            "accountId": "",
+            "apiKey": header(HeaderName::from_static("x-api-key")),
+            "apiKeyId": ctx.api_key.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
+            "caller": "",
+            "sourceIp": ctx.source_ip_text().to_str().unwrap_or_default(),
+            "user": "",
+            "userAgent": header(http::header::USER_AGENT),
+            "userArn": "",
+        },
+        "path": parts.uri.path(),
+        "protocol": "HTTP/1.1",
+        "requestId": request_id,
+        "requestTime": clf_time(ctx.received_at),
+        "requestTimeEpoch": u64::try_from(millis).unwrap_or(u64::MAX),
+        "resourceId": "",
+        "resourcePath": resource_path,
+        "stage": route.map(|r| r.labels.stage.to_string()).unwrap_or_default(),
+    })
+}
+
+/// `dd/MMM/yyyy:HH:mm:ss +0000`, API Gateway's `requestTime`.
+fn clf_time(at: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
+    let rest = secs % 86_400;
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m as usize).saturating_sub(1) % 12],
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            )
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A path segment's value, percent-encoded but for RFC 3986's unreserved characters.
+fn encode_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A body as text for a template.
+fn body_text(body: &[u8], handling: ContentHandling) -> String {
+    match std::str::from_utf8(body) {
+        Ok(text) => text.to_owned(),
+        Err(_) if handling == ContentHandling::ConvertToText => {
+            base64::engine::general_purpose::STANDARD.encode(body)
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+async fn render(
+    mapper: Option<&Arc<Plugin>>,
+    isolation: Isolation,
+    template: &MappingTemplate,
+    input: &MappingInput,
+) -> Result<Rendered, GatewayError> {
+    let Some(mapper) = mapper else {
+        return Err(GatewayError::Internal(
+            "a mapping template without a mapper".into(),
+        ));
+    };
+    mapper
+        .render(isolation, template.id, &template.source, input)
+        .await
+        .map_err(GatewayError::Mapping)
+}
+
+/// Sets `name` to `values` (replacing it), skipping what is not a valid header.
+fn set_header(headers: &mut HeaderMap, name: &str, values: &[String]) {
+    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        return;
+    };
+    headers.remove(&name);
+    for value in values {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
+/// The integration's answer, buffered: status, headers and body.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Steps 3 and 4: the method response for an integration's answer.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    method: &MethodRequest<'_>,
+    mapping: &Mapping,
+    mapper: Option<&Arc<Plugin>>,
+    isolation: Isolation,
+    answer: Answer,
+    carried: &Rendered,
+    handling: ContentHandling,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let selected: Option<&IntegrationResponse> = mapping.response_for(answer.status.as_u16());
+    let Some(selected) = selected else {
+        if !mapping.responses.is_empty() {
+            return Err(GatewayError::NoIntegrationResponse(answer.status.as_u16()));
+        }
+        // No integration responses: the answer passes through as it is, but for the
+        // overrides a request template set.
+        let mut response = Response::new(ResponseBody::full(answer.body));
+        *response.status_mut() = answer.status;
+        if let Some(ct) = answer.headers.get(CONTENT_TYPE) {
+            response.headers_mut().insert(CONTENT_TYPE, ct.clone());
+        }
+        apply_response_overrides(&mut response, carried);
+        return Ok(response);
+    };
+    let mut response_headers = HeaderMap::new();
+    {
+        let sources = method.sources(Some((&answer.headers, &answer.body)));
+        for (name, source) in &selected.headers {
+            for value in source.resolve(&sources) {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response_headers.append(name.clone(), value);
+                }
+            }
+        }
+    }
+    let accept = method
+        .parts
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let (body, content_type, overrides) = match selected.templates.for_response(accept) {
+        Some((media, template)) => {
+            let input = method.input(body_text(&answer.body, handling));
+            let rendered = render(mapper, isolation, template, &input).await?;
+            let body = Bytes::from(rendered.body.clone());
+            (body, HeaderValue::from_str(media).ok(), Some(rendered))
+        }
+        None => (answer.body, answer.headers.get(CONTENT_TYPE).cloned(), None),
+    };
+    let mut response = Response::new(ResponseBody::full(body));
+    *response.status_mut() = selected.status;
+    *response.headers_mut() = response_headers;
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(CONTENT_TYPE, ct);
+    }
+    apply_response_overrides(&mut response, carried);
+    if let Some(rendered) = &overrides {
+        apply_response_overrides(&mut response, rendered);
+    }
+    Ok(response)
+}
+
+fn apply_response_overrides(response: &mut Response<ResponseBody>, rendered: &Rendered) {
+    if let Some(status) = rendered
+        .response_status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    {
+        *response.status_mut() = status;
+    }
+    for (name, values) in &rendered.response_header {
+        set_header(response.headers_mut(), name, values);
+    }
+}
+
+fn empty_rendered() -> Rendered {
+    Rendered {
+        body: String::new(),
+        request_header: Vec::new(),
+        request_path: Vec::new(),
+        request_querystring: Vec::new(),
+        response_header: Vec::new(),
+        response_status: None,
+    }
+}
+
+/// A non-proxy `http` integration.
+pub async fn http(
+    gateway: &Generation,
+    ctx: &mut RequestContext<'_>,
+    target: &HttpTarget,
+    isolation: Isolation,
+    timeout: std::time::Duration,
+    parts: Parts,
+    mut body: InBody,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let limit = gateway.limits.max_body_bytes;
+    let mapping = &*target.mapping;
+    let received = body.buffer(limit).await?;
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let chosen = mapping
+        .request_templates
+        .for_request(content_type.as_deref());
+    if chosen.is_none() {
+        let passes = match mapping.passthrough {
+            Passthrough::WhenNoMatch => true,
+            Passthrough::WhenNoTemplates => mapping.request_templates.is_empty(),
+            Passthrough::Never => false,
+        };
+        if !passes {
+            return Err(GatewayError::UnsupportedMediaType(media_type(
+                content_type.as_deref(),
+            )));
+        }
+    }
+    let method = MethodRequest::new(ctx, &parts, received.clone());
+
+    // 1. The body.
+    let (out_body, out_type, rendered) = match chosen {
+        Some((media, template)) => {
+            let input = method.input(body_text(&received, mapping.content_handling));
+            let rendered = render(target.mapper.as_ref(), isolation, template, &input).await?;
+            let body = if mapping.content_handling == ContentHandling::ConvertToBinary {
+                base64::engine::general_purpose::STANDARD
+                    .decode(rendered.body.trim().as_bytes())
+                    .map(Bytes::from)
+                    .map_err(|e| {
+                        GatewayError::Mapping(crate::plugins::MapError::Template(format!(
+                            "convert_to_binary: the template's output is not base64: {e}"
+                        )))
+                    })?
+            } else {
+                Bytes::from(rendered.body.clone())
+            };
+            (body, HeaderValue::from_str(media).ok(), rendered)
+        }
+        None => (
+            received.clone(),
+            parts.headers.get(CONTENT_TYPE).cloned(),
+            empty_rendered(),
+        ),
+    };
+
+    // 2. Headers, path and query: mappings, then the template's overrides.
+    let mut out_headers = HeaderMap::new();
+    let mut path_values: Vec<(String, String)> = Vec::new();
+    let mut query: Vec<(String, String)> = Vec::new();
+    {
+        let sources = method.sources(None);
+        for parameter in &mapping.request_parameters {
+            let values = parameter.source.resolve(&sources);
+            match &parameter.target {
+                ParamTarget::Header(name) => {
+                    for value in &values {
+                        if let Ok(value) = HeaderValue::from_str(value) {
+                            out_headers.append(name.clone(), value);
+                        }
+                    }
+                }
+                ParamTarget::Path(name) => {
+                    if let Some(value) = values.into_iter().last() {
+                        path_values.retain(|(n, _)| n != name);
+                        path_values.push((name.clone(), value));
+                    }
+                }
+                ParamTarget::Query(name) => {
+                    query.retain(|(n, _)| n != name);
+                    query.extend(values.into_iter().map(|v| (name.clone(), v)));
+                }
+            }
+        }
+    }
+    for (name, values) in &rendered.request_header {
+        set_header(&mut out_headers, name, values);
+    }
+    for (name, value) in &rendered.request_path {
+        path_values.retain(|(n, _)| n != name);
+        path_values.push((name.clone(), value.clone()));
+    }
+    for (name, values) in &rendered.request_querystring {
+        query.retain(|(n, _)| n != name);
+        query.extend(values.iter().map(|v| (name.clone(), v.clone())));
+    }
+    // The template's media type, unless a mapping or override names another.
+    if let Some(ct) = out_type
+        && !out_headers.contains_key(CONTENT_TYPE)
+    {
+        out_headers.insert(CONTENT_TYPE, ct);
+    }
+    if !out_headers.contains_key(ACCEPT) {
+        let accept = parts
+            .headers
+            .get(ACCEPT)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        out_headers.insert(ACCEPT, accept);
+    }
+    let authority = parts.uri.authority().and_then(|a| a.as_str().parse().ok());
+    let host = parts.headers.get(http::header::HOST).cloned();
+    headers::rewrite_request(
+        &mut out_headers,
+        &Forwarded {
+            client_ip: &ctx.conn.client_ip,
+            proto: ctx.conn.proto,
+            host: authority.as_ref().or(host.as_ref()),
+            request_id: &ctx.request_id,
+        },
+    );
+
+    // The URI: `{name}` from the mapped path values, else the route's own parameter.
+    let raw_params = ctx.named_params(parts.uri.path());
+    let values: Vec<String> = target
+        .path_names
+        .iter()
+        .map(
+            |name| match path_values.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => encode_segment(v),
+                None => raw_params
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| (*v).to_owned())
+                    .unwrap_or_default(),
+            },
+        )
+        .collect();
+    let value_refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let query_text = (!query.is_empty()).then(|| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query.iter())
+            .finish()
+    });
+    let uri = target
+        .uri
+        .render(&value_refs, query_text.as_deref())
+        .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))?;
+
+    let mut request = Request::new(RequestBody::full(out_body));
+    *request.method_mut() = target
+        .method
+        .clone()
+        .unwrap_or_else(|| parts.method.clone());
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = out_headers;
+
+    // 3. The integration's answer, buffered.
+    let pool = &target.pool;
+    let sent = std::time::Instant::now();
+    let answer = tokio::time::timeout(timeout, async {
+        let response = pool.send(request).await?;
+        let (head, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await?
+            .to_bytes();
+        Ok::<_, crate::body::BoxError>(Answer {
+            status: head.status,
+            headers: head.headers,
+            body,
+        })
+    })
+    .await;
+    ctx.integration_latency = Some(sent.elapsed());
+    let answer = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(source)) => {
+            return Err(GatewayError::Upstream {
+                origin: pool.origin.clone(),
+                source,
+            });
+        }
+        Err(_elapsed) => {
+            return Err(GatewayError::Timeout {
+                origin: pool.origin.clone(),
+                after: timeout,
+            });
+        }
+    };
+    let handling = mapping.content_handling;
+    respond(
+        &method,
+        mapping,
+        target.mapper.as_ref(),
+        isolation,
+        answer,
+        &rendered,
+        handling,
+    )
+    .await
+}
+
+/// A `mock` with templates: the request template's `statusCode` is the integration status.
+pub async fn mock(
+    gateway: &Generation,
+    ctx: &mut RequestContext<'_>,
+    target: &MappedMockTarget,
+    isolation: Isolation,
+    parts: Parts,
+    mut body: InBody,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let received = body.buffer(gateway.limits.max_body_bytes).await?;
+    let mapping = &*target.mapping;
+    let method = MethodRequest::new(ctx, &parts, received.clone());
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let (status, rendered) = match mapping.request_templates.for_request(content_type) {
+        Some((_, template)) => {
+            let input = method.input(body_text(&received, ContentHandling::Passthrough));
+            let rendered = render(target.mapper.as_ref(), isolation, template, &input).await?;
+            let status = edgeway_velocity::aws::mock_status(&rendered.body)
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            (status, rendered)
+        }
+        None => (StatusCode::OK, empty_rendered()),
+    };
+    let answer = Answer {
+        status,
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+    };
+    respond(
+        &method,
+        mapping,
+        target.mapper.as_ref(),
+        isolation,
+        answer,
+        &rendered,
+        ContentHandling::Passthrough,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_time_is_in_common_log_format() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        assert_eq!(clf_time(at), "14/Nov/2023:22:13:20 +0000");
+    }
+
+    #[test]
+    fn path_values_are_encoded_and_decoded() {
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(percent_decode("a%20b%2fc%zz"), "a b/c%zz");
+    }
+}
