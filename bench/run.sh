@@ -22,7 +22,7 @@
 #                 rounds' p99s with their range (one round's p99 is often one stall of the
 #                 machine's, landing on whichever row was running) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-api-key
-#                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx
+#                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
@@ -35,7 +35,7 @@
 #                 BASELINE's in the same round, for the pairs whose rows both ran
 #                 [edgeway-api-key:edgeway edgeway-authorizer:edgeway
 #                 edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache
-#                 edgeway-cache:edgeway-mock]
+#                 edgeway-cache:edgeway-mock edgeway-mapped:edgeway]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
@@ -78,8 +78,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock nginx nginx-cache haproxy"}
-RATIOS=${RATIOS-"edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock"}
+ROWS=${ROWS:-"origin edgeway edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock edgeway-mapped:edgeway"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -351,6 +351,13 @@ row_edgeway_cache() {
     edgeway_row edgeway-cache "$BENCH/edgeway/cache.yaml" || return 1
     ROW_HIT="x-cache: hit"
     ROW_DESC="cache-hit row: as edgeway with the stage cache on (ttl_s: 300), bench/edgeway/cache.yaml; hits checked (the probe's second response carries \`$ROW_HIT\`, the origin idle under load); access log: $(edgeway_log_desc)"
+}
+
+# The plain route as a non-proxy `http` integration with a request and a response template,
+# rendered by the built-in mapping-template component (two plugin calls per request).
+row_edgeway_mapped() {
+    edgeway_row edgeway-mapped "$BENCH/edgeway/mapped.yaml" || return 1
+    ROW_DESC="as edgeway, through an \`http\` integration with a request and a response mapping template (two mapper calls per request), bench/edgeway/mapped.yaml; access log: $(edgeway_log_desc)"
 }
 
 # The floor under a cache hit: the same answer from config (a mock integration), no cache.

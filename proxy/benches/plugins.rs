@@ -1,5 +1,6 @@
 //! Plugin calls through the real host: an authorizer on a reused instance, the same call on a
-//! fresh instance (`isolation: per_request`), and a transformer given a 4 KiB body.
+//! fresh instance (`isolation: per_request`), a transformer given a 4 KiB body, and the
+//! built-in mapper rendering velocity's bench template (2 KB) over its 4 KiB JSON body.
 #![allow(clippy::expect_used)] // a bench with a bad fixture should stop at once
 //!
 //! Needs the components: `scripts/build-plugins.sh`, then
@@ -17,6 +18,11 @@ use edgeway::plugins::{
     Isolation, Plugin, PluginHost, PluginRole, PluginSet, PluginSpec, PluginsConfig,
 };
 use std::hint::black_box;
+
+/// The velocity crate's bench fixture: its 2 KB template and 4 KiB input.
+#[path = "../../velocity/benches/velocity.rs"]
+#[allow(dead_code, missing_docs)]
+mod velocity_bench;
 
 /// Where `scripts/build-plugins.sh` leaves the components.
 fn components_dir() -> PathBuf {
@@ -68,6 +74,13 @@ fn load(cache_dir: &Path) -> (PluginHost, Arc<PluginSet>) {
                 "header_rewrite.wasm",
                 true,
                 r#"{"request":{"rename":{"x-old":"x-new"},"remove":["cookie"],"set":{"x-env":"prod"},"add":{"via":"edgeway"}}}"#,
+            ),
+            spec(
+                "mapping-template",
+                PluginRole::Mapper,
+                "mapping_template.wasm",
+                true,
+                "null",
             ),
         ],
     };
@@ -182,6 +195,34 @@ fn calls(c: &mut Criterion) {
         b.iter(|| {
             let flow = rt.block_on(transformer.on_request(Isolation::Reuse, black_box(&with_body)));
             black_box(flow.expect("transformer call"))
+        })
+    });
+
+    // The mapper: the same template and input as velocity's own (native) bench.
+    let mapper = plugin(&set, "mapping-template");
+    let template = edgeway::mapping::MappingTemplate::new(velocity_bench::TEMPLATE);
+    let native = velocity_bench::input();
+    let input = edgeway::plugins::bindings::MappingInput {
+        body: native.body.clone(),
+        path: native.params.path.clone().into_iter().collect(),
+        querystring: native.params.querystring.clone().into_iter().collect(),
+        header: native.params.header.clone().into_iter().collect(),
+        context: native.context.clone(),
+        stage_variables: native.stage_variables.clone().into_iter().collect(),
+    };
+    let rendered = rt
+        .block_on(mapper.render(Isolation::Reuse, template.id, &template.source, &input))
+        .expect("mapper call");
+    serde_json::from_str::<serde_json::Value>(&rendered.body).expect("the render is JSON");
+    group.bench_function("mapper_render_2k_template_4k_body", |b| {
+        b.iter(|| {
+            let rendered = rt.block_on(mapper.render(
+                Isolation::Reuse,
+                template.id,
+                &template.source,
+                black_box(&input),
+            ));
+            black_box(rendered.expect("mapper call"))
         })
     });
     group.finish();

@@ -114,7 +114,7 @@ pub fn input() -> MappingInput {
     MappingInput {
         body: body(),
         params,
-        context: context.as_object().cloned().unwrap_or_default(),
+        context: context.to_string(),
         stage_variables: [("backend".to_owned(), "orders.internal".to_owned())]
             .into_iter()
             .collect(),

@@ -39,9 +39,10 @@ pub struct MappingInput {
     pub body: String,
     #[serde(default)]
     pub params: Params,
-    /// `$context`, as a JSON object (`requestOverride`/`responseOverride` are added).
+    /// `$context`, as the text of a JSON object (`requestOverride` and `responseOverride`
+    /// are added). Parsed the first time a template reads it.
     #[serde(default)]
-    pub context: serde_json::Map<String, serde_json::Value>,
+    pub context: String,
     #[serde(default)]
     pub stage_variables: IndexMap<String, String>,
 }
@@ -117,12 +118,6 @@ pub fn render(template: &Template, input: &MappingInput) -> Result<Rendered, Ren
 }
 
 fn context(input: &MappingInput, overrides: &OverrideSet) -> Value {
-    let mut entries: Entries = input
-        .context
-        .iter()
-        .filter(|(k, _)| k.as_str() != "requestOverride" && k.as_str() != "responseOverride")
-        .map(|(k, v)| (Rc::from(k.as_str()), Value::from_serde(v)))
-        .collect();
     let group = |fields: &[(&str, &Rc<OverrideMap>)]| {
         Value::Object(Rc::new(OverrideGroup(
             fields
@@ -131,22 +126,71 @@ fn context(input: &MappingInput, overrides: &OverrideSet) -> Value {
                 .collect(),
         )))
     };
-    entries.insert(
-        Rc::from("requestOverride"),
-        group(&[
+    Value::Object(Rc::new(Context {
+        text: Rc::from(input.context.as_str()),
+        parsed: OnceCell::new(),
+        request_override: group(&[
             ("header", &overrides.request_header),
             ("path", &overrides.request_path),
             ("querystring", &overrides.request_querystring),
         ]),
-    );
-    entries.insert(
-        Rc::from("responseOverride"),
-        Value::Object(Rc::new(ResponseOverride {
+        response_override: Value::Object(Rc::new(ResponseOverride {
             header: overrides.response_header.clone(),
             status: overrides.response_status.clone(),
         })),
-    );
-    Value::Map(Map::new(entries, false))
+    }))
+}
+
+/// `$context`: the host's JSON, parsed when a template first reads a variable of it, and
+/// the two override objects.
+#[derive(Debug)]
+struct Context {
+    text: Rc<str>,
+    parsed: OnceCell<Map>,
+    request_override: Value,
+    response_override: Value,
+}
+
+impl Context {
+    fn map(&self) -> &Map {
+        self.parsed.get_or_init(|| {
+            let mut entries = match Value::from_json(&self.text) {
+                Ok(Value::Map(map)) => map.entries.borrow().clone(),
+                _ => Entries::default(),
+            };
+            entries.insert(Rc::from("requestOverride"), self.request_override.clone());
+            entries.insert(Rc::from("responseOverride"), self.response_override.clone());
+            Map::new(entries, false)
+        })
+    }
+}
+
+impl Object for Context {
+    fn property(&self, name: &str) -> Option<Result<Value, String>> {
+        Some(Ok(match name {
+            "requestOverride" => self.request_override.clone(),
+            "responseOverride" => self.response_override.clone(),
+            _ => self.map().get(name).unwrap_or(Value::Null),
+        }))
+    }
+    fn set(&self, name: &str, value: Value) -> Option<Result<(), String>> {
+        if matches!(name, "requestOverride" | "responseOverride") {
+            return Some(Err(format!(
+                "$context.{name} cannot be replaced, only its fields set"
+            )));
+        }
+        self.map()
+            .entries
+            .borrow_mut()
+            .insert(Rc::from(name), value);
+        Some(Ok(()))
+    }
+    fn text(&self) -> String {
+        Value::Map(self.map().clone()).to_text()
+    }
+    fn plain(&self) -> Option<Value> {
+        Some(Value::Map(self.map().clone()))
+    }
 }
 
 /// The override maps a render writes.

@@ -263,7 +263,8 @@ impl Value {
     pub fn from_json(text: &str) -> Result<Value, serde_json::Error> {
         use serde::de::DeserializeSeed;
         let mut de = serde_json::Deserializer::from_str(text);
-        let value = JsonSeed.deserialize(&mut de)?;
+        let keys = RefCell::new(Keys::default());
+        let value = JsonSeed { keys: &keys }.deserialize(&mut de)?;
         de.end()?;
         Ok(value)
     }
@@ -450,20 +451,41 @@ pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Keys seen so far in one document: an array of records repeats the same few keys, and
+/// each is allocated once.
+type Keys = std::collections::HashMap<Box<str>, Rc<str>, foldhash::fast::RandomState>;
+
 /// Deserializes JSON straight into [`Value`], keeping key order without asking `serde_json`
 /// for its `preserve_order` feature (which would change every other map in the build).
-struct JsonSeed;
+#[derive(Clone, Copy)]
+struct JsonSeed<'k> {
+    keys: &'k RefCell<Keys>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for JsonSeed {
+impl<'de> serde::de::DeserializeSeed<'de> for JsonSeed<'_> {
     type Value = Value;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(JsonVisitor)
+        d.deserialize_any(self)
     }
 }
 
-struct JsonVisitor;
+impl JsonSeed<'_> {
+    fn key(&self, key: &str) -> Rc<str> {
+        let mut keys = self.keys.borrow_mut();
+        if let Some(k) = keys.get(key) {
+            return k.clone();
+        }
+        let k: Rc<str> = Rc::from(key);
+        // Keys are few; a document of many distinct ones (a map keyed by ids) stops
+        // interning rather than grow the table without bound.
+        if keys.len() < 1024 {
+            keys.insert(Box::from(key), k.clone());
+        }
+        k
+    }
+}
 
-impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+impl<'de> serde::de::Visitor<'de> for JsonSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -489,8 +511,8 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         Ok(Value::Str(s.into()))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(JsonSeed)? {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(item) = seq.next_element_seed(self)? {
             items.push(item);
         }
         Ok(Value::List(List::new(items, true)))
@@ -499,8 +521,8 @@ impl<'de> serde::de::Visitor<'de> for JsonVisitor {
         let mut entries =
             Entries::with_capacity_and_hasher(map.size_hint().unwrap_or(4), Default::default());
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let value = map.next_value_seed(JsonSeed)?;
-            entries.insert(Rc::from(&*key), value);
+            let value = map.next_value_seed(self)?;
+            entries.insert(self.key(&key), value);
         }
         Ok(Value::Map(Map::new(entries, true)))
     }

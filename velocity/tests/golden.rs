@@ -86,7 +86,7 @@ fn run(case: &Case) -> Result<(), String> {
     let input = MappingInput {
         body: case.get("body").unwrap_or_default().to_owned(),
         params: json(case, "params"),
-        context: json(case, "context"),
+        context: case.get("context").unwrap_or("{}").to_owned(),
         stage_variables: json(case, "stage_variables"),
     };
     let rendered = aws::render(&template, &input);

@@ -48,10 +48,6 @@ impl Mapper for Templates {
         let Some(template) = parsed.get(&id) else {
             return Err(RenderError::UnknownTemplate);
         };
-        let context = match serde_json::from_str::<serde_json::Value>(&input.context) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
         let input = aws::MappingInput {
             body: input.body,
             params: Params {
@@ -59,7 +55,7 @@ impl Mapper for Templates {
                 querystring: input.querystring.into_iter().collect(),
                 header: input.header.into_iter().collect(),
             },
-            context,
+            context: input.context,
             stage_variables: input.stage_variables.into_iter().collect(),
         };
         let rendered =

@@ -41,8 +41,10 @@ struct MethodRequest<'a> {
     body: Bytes,
     params: Vec<(String, String)>,
     stage_variables: &'a [(String, String)],
-    context: serde_json::Value,
+    /// `$context` as JSON text, for templates.
     context_text: String,
+    /// `$context` parsed, for `context.*` parameter mappings (only when one is used).
+    context: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl<'a> MethodRequest<'a> {
@@ -53,15 +55,13 @@ impl<'a> MethodRequest<'a> {
             .map(|(k, v)| (k.to_owned(), percent_decode(v)))
             .collect();
         let stage_variables = ctx.route.map_or(&[][..], |r| &r.scope.stage_variables[..]);
-        let context = context(ctx, parts);
-        let context_text = context.to_string();
         Self {
             parts,
             body,
             params,
             stage_variables,
-            context,
-            context_text,
+            context_text: context(ctx, parts),
+            context: std::sync::OnceLock::new(),
         }
     }
 
@@ -72,7 +72,9 @@ impl<'a> MethodRequest<'a> {
             headers: &self.parts.headers,
             body: &self.body,
             stage_variables: self.stage_variables,
-            context: &self.context,
+            context: self
+                .context
+                .get_or_init(|| serde_json::from_str(&self.context_text).unwrap_or_default()),
             integration_headers: integration.map(|(h, _)| h),
             integration_body: integration.map(|(_, b)| b),
         }
@@ -113,65 +115,91 @@ impl<'a> MethodRequest<'a> {
     }
 }
 
-/// `$context` for templates and `context.*` mappings: what Edgeway knows of the request.
-fn context(ctx: &RequestContext<'_>, parts: &Parts) -> serde_json::Value {
+/// `$context` for templates and `context.*` mappings, as JSON text: what Edgeway knows of
+/// the request. Written straight into a string: it is built for every mapped request.
+fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
+    use std::fmt::Write as _;
     let route = ctx.route;
-    let header = |name: HeaderName| {
+    let header = |name: &str| {
         parts
             .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
-            .to_owned()
     };
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.host().to_owned())
-        .unwrap_or_else(|| header(http::header::HOST));
-    let host = host.split(':').next().unwrap_or_default().to_owned();
+    let host = match parts.uri.authority() {
+        Some(authority) => authority.host(),
+        None => header("host"),
+    };
+    let host = host.split(':').next().unwrap_or_default();
     let millis = ctx
         .received_at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let request_id = ctx.request_id.to_str().unwrap_or_default();
-    let mut authorizer = serde_json::Map::new();
-    if let Some(principal) = &ctx.principal {
-        authorizer.insert("principalId".into(), principal.id.clone().into());
-        for (k, v) in &principal.context {
-            authorizer.insert(k.clone(), v.clone().into());
-        }
-    }
     let resource_path = route
-        .and_then(|r| r.labels.route.split_once(' ').map(|(_, p)| p.to_owned()))
+        .and_then(|r| r.labels.route.split_once(' ').map(|(_, p)| p))
         .unwrap_or_default();
-    serde_json::json!({
-        "accountId": "",
-        "apiId": route.map(|r| r.labels.api.to_string()).unwrap_or_default(),
-        "authorizer": authorizer,
-        "domainName": host,
-        "domainPrefix": host.split('.').next().unwrap_or_default(),
-        "extendedRequestId": request_id,
-        "httpMethod": parts.method.as_str(),
-        "identity": {
-            "accountId": "",
-            "apiKey": header(HeaderName::from_static("x-api-key")),
-            "apiKeyId": ctx.api_key.as_ref().map(|k| k.id.clone()).unwrap_or_default(),
-            "caller": "",
-            "sourceIp": ctx.source_ip_text().to_str().unwrap_or_default(),
-            "user": "",
-            "userAgent": header(http::header::USER_AGENT),
-            "userArn": "",
-        },
-        "path": parts.uri.path(),
-        "protocol": "HTTP/1.1",
-        "requestId": request_id,
-        "requestTime": clf_time(ctx.received_at),
-        "requestTimeEpoch": u64::try_from(millis).unwrap_or(u64::MAX),
-        "resourceId": "",
-        "resourcePath": resource_path,
-        "stage": route.map(|r| r.labels.stage.to_string()).unwrap_or_default(),
-    })
+    let mut out = String::with_capacity(640);
+    let field = |out: &mut String, name: &str, value: &str| {
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+        edgeway_velocity::value::write_json_string(out, value);
+        out.push(',');
+    };
+    out.push('{');
+    field(&mut out, "accountId", "");
+    field(&mut out, "apiId", route.map_or("", |r| &*r.labels.api));
+    out.push_str("\"authorizer\":{");
+    if let Some(principal) = &ctx.principal {
+        field(&mut out, "principalId", &principal.id);
+        for (k, v) in &principal.context {
+            if k != "principalId" {
+                field(&mut out, k, v);
+            }
+        }
+        out.pop();
+    }
+    out.push_str("},");
+    field(&mut out, "domainName", host);
+    field(
+        &mut out,
+        "domainPrefix",
+        host.split('.').next().unwrap_or_default(),
+    );
+    field(&mut out, "extendedRequestId", request_id);
+    field(&mut out, "httpMethod", parts.method.as_str());
+    out.push_str("\"identity\":{");
+    field(&mut out, "accountId", "");
+    field(&mut out, "apiKey", header("x-api-key"));
+    field(
+        &mut out,
+        "apiKeyId",
+        ctx.api_key.as_ref().map_or("", |k| k.id.as_str()),
+    );
+    field(&mut out, "caller", "");
+    field(
+        &mut out,
+        "sourceIp",
+        ctx.source_ip_text().to_str().unwrap_or_default(),
+    );
+    field(&mut out, "user", "");
+    field(&mut out, "userAgent", header("user-agent"));
+    field(&mut out, "userArn", "");
+    out.pop();
+    out.push_str("},");
+    field(&mut out, "path", parts.uri.path());
+    field(&mut out, "protocol", "HTTP/1.1");
+    field(&mut out, "requestId", request_id);
+    field(&mut out, "requestTime", &clf_time(ctx.received_at));
+    let _ = write!(out, "\"requestTimeEpoch\":{millis},");
+    field(&mut out, "resourceId", "");
+    field(&mut out, "resourcePath", resource_path);
+    field(&mut out, "stage", route.map_or("", |r| &*r.labels.stage));
+    out.pop();
+    out.push('}');
+    out
 }
 
 /// `dd/MMM/yyyy:HH:mm:ss +0000`, API Gateway's `requestTime`.
