@@ -683,17 +683,23 @@ impl Parser<'_, '_> {
         let iterable = self.expr()?;
         self.close_paren("#foreach")?;
         self.gobble_line_end();
+        let body = self.body_to_end(start, "#foreach")?;
+        Ok(Node::Foreach {
+            var,
+            iterable,
+            body,
+            at: self.base + start,
+        })
+    }
+
+    /// The body of a block directive other than `#if`, up to its `#end`.
+    fn body_to_end(&mut self, start: usize, directive: &str) -> Result<Block, ParseError> {
         let (body, end) = self.block()?;
         match end {
-            End::End => Ok(Node::Foreach {
-                var,
-                iterable,
-                body,
-                at: self.base + start,
-            }),
-            End::Eof => Err(self.error_at(start, "#foreach has no #end")),
+            End::End => Ok(body),
+            End::Eof => Err(self.error_at(start, format!("{directive} has no #end"))),
             End::Else | End::ElseIf(_) => {
-                Err(self.error_at(self.pos, "#else inside #foreach without #if"))
+                Err(self.error_at(self.pos, format!("#else inside {directive} without #if")))
             }
         }
     }
@@ -707,17 +713,11 @@ impl Parser<'_, '_> {
         let name = self.identifier();
         self.close_paren("#define")?;
         self.gobble_line_end();
-        let (body, end) = self.block()?;
-        match end {
-            End::End => Ok(Node::Define {
-                name,
-                body: Rc::new(body),
-            }),
-            End::Eof => Err(self.error_at(start, "#define has no #end")),
-            End::Else | End::ElseIf(_) => {
-                Err(self.error_at(self.pos, "#else inside #define without #if"))
-            }
-        }
+        let body = self.body_to_end(start, "#define")?;
+        Ok(Node::Define {
+            name,
+            body: Rc::new(body),
+        })
     }
 
     fn macro_definition(&mut self, start: usize) -> Result<(), ParseError> {
@@ -773,18 +773,10 @@ impl Parser<'_, '_> {
                 body: Block::default(),
             }),
         );
-        let (body, end) = self.block()?;
-        match end {
-            End::End => {
-                self.macros
-                    .insert(Rc::from(name.as_str()), Rc::new(Macro { params, body }));
-                Ok(())
-            }
-            End::Eof => Err(self.error_at(start, "#macro has no #end")),
-            End::Else | End::ElseIf(_) => {
-                Err(self.error_at(self.pos, "#else inside #macro without #if"))
-            }
-        }
+        let body = self.body_to_end(start, "#macro")?;
+        self.macros
+            .insert(Rc::from(name.as_str()), Rc::new(Macro { params, body }));
+        Ok(())
     }
 
     /// A macro call's arguments: expressions separated by spaces or commas. A call with no

@@ -119,44 +119,35 @@ impl ParamSource {
             Side::Request => ParamError::UnknownRequestSource(text.to_owned()),
             Side::Response => ParamError::UnknownResponseSource(text.to_owned()),
         };
-        match side {
-            Side::Request => {
-                let Some(rest) = text.strip_prefix("method.request.") else {
-                    return Err(unknown());
-                };
-                if rest == "body" {
-                    return Ok(Self::Body(None));
-                }
-                if let Some(path) = rest.strip_prefix("body.") {
-                    return Ok(Self::Body(body_path(text, Some(path))?));
-                }
-                let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
-                match kind {
-                    "path" => Ok(Self::Path(name(text, rest)?)),
-                    "querystring" => Ok(Self::Query(name(text, rest)?)),
-                    "multivaluequerystring" => Ok(Self::MultiQuery(name(text, rest)?)),
-                    "header" => Ok(Self::Header(header(text, rest)?)),
-                    "multivalueheader" => Ok(Self::MultiHeader(header(text, rest)?)),
-                    _ => Err(unknown()),
-                }
+        let prefix = match side {
+            Side::Request => "method.request.",
+            Side::Response => "integration.response.",
+        };
+        let rest = text.strip_prefix(prefix).ok_or_else(unknown)?;
+        let body = |path| {
+            Ok(match side {
+                Side::Request => Self::Body(body_path(text, path)?),
+                Side::Response => Self::IntegrationBody(body_path(text, path)?),
+            })
+        };
+        if rest == "body" {
+            return body(None);
+        }
+        if let Some(path) = rest.strip_prefix("body.") {
+            return body(Some(path));
+        }
+        let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
+        match (side, kind) {
+            (Side::Request, "path") => Ok(Self::Path(name(text, rest)?)),
+            (Side::Request, "querystring") => Ok(Self::Query(name(text, rest)?)),
+            (Side::Request, "multivaluequerystring") => Ok(Self::MultiQuery(name(text, rest)?)),
+            (Side::Request, "header") => Ok(Self::Header(header(text, rest)?)),
+            (Side::Request, "multivalueheader") => Ok(Self::MultiHeader(header(text, rest)?)),
+            (Side::Response, "header") => Ok(Self::IntegrationHeader(header(text, rest)?)),
+            (Side::Response, "multivalueheader") => {
+                Ok(Self::IntegrationMultiHeader(header(text, rest)?))
             }
-            Side::Response => {
-                let Some(rest) = text.strip_prefix("integration.response.") else {
-                    return Err(unknown());
-                };
-                if rest == "body" {
-                    return Ok(Self::IntegrationBody(None));
-                }
-                if let Some(path) = rest.strip_prefix("body.") {
-                    return Ok(Self::IntegrationBody(body_path(text, Some(path))?));
-                }
-                let (kind, rest) = rest.split_once('.').ok_or_else(unknown)?;
-                match kind {
-                    "header" => Ok(Self::IntegrationHeader(header(text, rest)?)),
-                    "multivalueheader" => Ok(Self::IntegrationMultiHeader(header(text, rest)?)),
-                    _ => Err(unknown()),
-                }
-            }
+            _ => Err(unknown()),
         }
     }
 
