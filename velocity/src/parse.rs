@@ -849,129 +849,41 @@ impl Parser<'_, '_> {
     pub(crate) fn expr(&mut self) -> Result<Expr, ParseError> {
         let at = self.pos;
         self.enter(at)?;
-        let e = self.or();
+        let e = self.binary(0);
         self.leave();
         e
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.and()?;
+    /// One precedence level of binary operators (left-associative), over the next one.
+    fn binary(&mut self, level: usize) -> Result<Expr, ParseError> {
+        let Some(operators) = BINARY_LEVELS.get(level) else {
+            return self.unary();
+        };
+        let mut left = self.binary(level + 1)?;
         loop {
             self.skip_space();
-            if self.starts_with("||") {
-                self.pos += 2;
-            } else if !self.take_word("or") {
+            let Some(op) = self.take_operator(operators) else {
                 return Ok(left);
+            };
+            self.skip_space();
+            let right = self.binary(level + 1)?;
+            left = Expr::Binary(op, Box::new(left), Box::new(right));
+        }
+    }
+
+    fn take_operator(&mut self, operators: &[(&str, Option<&str>, Op)]) -> Option<Op> {
+        for &(symbol, word, op) in operators {
+            if self.starts_with(symbol) {
+                self.pos += symbol.len();
+                return Some(op);
             }
-            self.skip_space();
-            let right = self.and()?;
-            left = Expr::Binary(Op::Or, Box::new(left), Box::new(right));
-        }
-    }
-
-    fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.equality()?;
-        loop {
-            self.skip_space();
-            if self.starts_with("&&") {
-                self.pos += 2;
-            } else if !self.take_word("and") {
-                return Ok(left);
+            if let Some(word) = word
+                && self.take_word(word)
+            {
+                return Some(op);
             }
-            self.skip_space();
-            let right = self.equality()?;
-            left = Expr::Binary(Op::And, Box::new(left), Box::new(right));
         }
-    }
-
-    fn equality(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.relation()?;
-        loop {
-            self.skip_space();
-            let op = if self.starts_with("==") {
-                self.pos += 2;
-                Op::Eq
-            } else if self.starts_with("!=") {
-                self.pos += 2;
-                Op::Ne
-            } else if self.take_word("eq") {
-                Op::Eq
-            } else if self.take_word("ne") {
-                Op::Ne
-            } else {
-                return Ok(left);
-            };
-            self.skip_space();
-            let right = self.relation()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
-    }
-
-    fn relation(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.additive()?;
-        loop {
-            self.skip_space();
-            let op = if self.starts_with("<=") {
-                self.pos += 2;
-                Op::Le
-            } else if self.starts_with(">=") {
-                self.pos += 2;
-                Op::Ge
-            } else if self.starts_with("<") {
-                self.pos += 1;
-                Op::Lt
-            } else if self.starts_with(">") {
-                self.pos += 1;
-                Op::Gt
-            } else if self.take_word("lt") {
-                Op::Lt
-            } else if self.take_word("le") {
-                Op::Le
-            } else if self.take_word("gt") {
-                Op::Gt
-            } else if self.take_word("ge") {
-                Op::Ge
-            } else {
-                return Ok(left);
-            };
-            self.skip_space();
-            let right = self.additive()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
-    }
-
-    fn additive(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.multiplicative()?;
-        loop {
-            self.skip_space();
-            let op = match self.peek() {
-                Some(b'+') => Op::Add,
-                // `-` then a digit or `$` is subtraction here; a range's `..` is not.
-                Some(b'-') => Op::Sub,
-                _ => return Ok(left),
-            };
-            self.pos += 1;
-            self.skip_space();
-            let right = self.multiplicative()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
-    }
-
-    fn multiplicative(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.unary()?;
-        loop {
-            self.skip_space();
-            let op = match self.peek() {
-                Some(b'*') => Op::Mul,
-                Some(b'/') => Op::Div,
-                Some(b'%') => Op::Rem,
-                _ => return Ok(left),
-            };
-            self.pos += 1;
-            self.skip_space();
-            let right = self.unary()?;
-            left = Expr::Binary(op, Box::new(left), Box::new(right));
-        }
+        None
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -1230,6 +1142,26 @@ impl Parser<'_, '_> {
         Ok(Expr::Map(entries))
     }
 }
+
+/// Binary operators by precedence, loosest first: each with its symbol and its word form.
+/// Within a level, a longer symbol comes before its prefix (`<=` before `<`).
+const BINARY_LEVELS: &[&[(&str, Option<&str>, Op)]] = &[
+    &[("||", Some("or"), Op::Or)],
+    &[("&&", Some("and"), Op::And)],
+    &[("==", Some("eq"), Op::Eq), ("!=", Some("ne"), Op::Ne)],
+    &[
+        ("<=", Some("le"), Op::Le),
+        (">=", Some("ge"), Op::Ge),
+        ("<", Some("lt"), Op::Lt),
+        (">", Some("gt"), Op::Gt),
+    ],
+    &[("+", None, Op::Add), ("-", None, Op::Sub)],
+    &[
+        ("*", None, Op::Mul),
+        ("/", None, Op::Div),
+        ("%", None, Op::Rem),
+    ],
+];
 
 enum Hash {
     /// The `#` was text, a comment or an unparsed block (written to the text buffer).
