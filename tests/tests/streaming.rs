@@ -1,5 +1,7 @@
 //! Streaming: a 50 MiB response and a 50 MiB request body pass through without being buffered
-//! whole; the proxy's peak RSS (VmHWM) stays under 100 MiB.
+//! whole; the proxy's peak RSS (VmHWM) stays under 100 MiB. Through `http_proxy`, and through a
+//! non-proxy `http` integration whose bodies pass through unmapped (no template for their
+//! media type, no integration responses).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::sync::Arc;
@@ -27,12 +29,27 @@ apis:
     routes:
       - route: ANY /{proxy+}
         integration: { http_proxy: "${origin}/{proxy+}" }
+      - route: ANY /via-http/{proxy+}
+        integration:
+          http:
+            uri: "${origin}/{proxy+}"
+            passthrough: when_no_match
+            request_templates: { application/json: '{"mapped": true}' }
 "#
     .replace("ORIGIN", &origin.url())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_response_streams_with_bounded_memory() {
+    large_response("/prod/big.bin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_http_integration_response_streams_with_bounded_memory() {
+    large_response("/prod/via-http/big.bin").await;
+}
+
+async fn large_response(path: &str) {
     // bytes the client has read, and bytes the origin has produced
     let client_got = Arc::new(AtomicU64::new(0));
     let origin_sent = Arc::new(AtomicU64::new(0));
@@ -53,7 +70,7 @@ async fn large_response_streams_with_bounded_memory() {
     .await;
     let gw = Gateway::start(&config(&origin)).await;
 
-    let resp = client().get(gw.url("/prod/big.bin")).send().await.unwrap();
+    let resp = client().get(gw.url(path)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = resp.bytes_stream();
     let mut n: u64 = 0;
@@ -85,7 +102,7 @@ async fn large_response_streams_with_bounded_memory() {
     );
 }
 
-async fn upload(declare_length: bool) {
+async fn upload(declare_length: bool, path: &str) {
     let origin = Arc::new(
         Origin::start(|r: &Recorded| {
             http::Response::builder()
@@ -124,7 +141,7 @@ async fn upload(declare_length: bool) {
         }
     });
     let mut req = client()
-        .put(gw.url("/prod/upload.bin"))
+        .put(gw.url(path))
         .header("content-type", "application/octet-stream")
         .body(reqwest::Body::wrap_stream(body));
     if declare_length {
@@ -148,11 +165,16 @@ async fn upload(declare_length: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_http_integration_request_body_streams_to_origin_intact() {
+    upload(false, "/prod/via-http/upload.bin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_chunked_request_body_streams_to_origin_intact() {
-    upload(false).await;
+    upload(false, "/prod/upload.bin").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_request_body_with_content_length_streams_to_origin_intact() {
-    upload(true).await;
+    upload(true, "/prod/upload.bin").await;
 }

@@ -11,7 +11,8 @@
 //! 4. its `response_parameters` set headers, its template for the client's `Accept` renders
 //!    the body, and `$context.responseOverride` (from either template) has the last word.
 //!
-//! Mapped bodies are buffered within `limits.max_body_bytes` both ways. Templates run in
+//! Bodies a template or a mapping reads are buffered within `limits.max_body_bytes`; a body
+//! that passes through unmapped streams, as `http_proxy`'s do. Templates run in
 //! the mapper plugin; a template that fails is a 500 `API_CONFIGURATION_ERROR` for this
 //! request only.
 
@@ -297,11 +298,44 @@ fn set_header(headers: &mut HeaderMap, name: &str, values: &[String]) {
     }
 }
 
-/// The integration's answer, buffered: status, headers and body.
+/// The integration's answer: status, headers and body.
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
-    body: Bytes,
+    body: AnswerBody,
+}
+
+/// An answer's body: read whole when a template or a mapping reads it, else streamed through.
+enum AnswerBody {
+    Buffered(Bytes),
+    Streaming(crate::body::PooledBody),
+}
+
+impl AnswerBody {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Buffered(bytes) => bytes,
+            Self::Streaming(_) => &[],
+        }
+    }
+
+    fn into_response_body(self) -> ResponseBody {
+        match self {
+            Self::Buffered(bytes) => ResponseBody::full(bytes),
+            Self::Streaming(body) => ResponseBody::upstream(body),
+        }
+    }
+}
+
+/// Whether the method response for `status` reads the integration's body: its template for
+/// the client's `Accept`, or a `response_parameters` source.
+fn reads_answer_body(mapping: &Mapping, status: u16, accept: Option<&str>) -> bool {
+    mapping.response_for(status).is_some_and(|r| {
+        r.templates.for_response(accept).is_some()
+            || r.headers
+                .iter()
+                .any(|(_, s)| matches!(s, crate::mapping::ParamSource::IntegrationBody(_)))
+    })
 }
 
 /// Steps 3 and 4: the method response for an integration's answer.
@@ -320,19 +354,20 @@ async fn respond(
         if !mapping.responses.is_empty() {
             return Err(GatewayError::NoIntegrationResponse(answer.status.as_u16()));
         }
-        // No integration responses: the answer passes through as it is, but for the
-        // overrides a request template set.
-        let mut response = Response::new(ResponseBody::full(answer.body));
+        // No integration responses: the answer passes through as it is (streaming), but for
+        // the overrides a request template set.
+        let content_type = answer.headers.get(CONTENT_TYPE).cloned();
+        let mut response = Response::new(answer.body.into_response_body());
         *response.status_mut() = answer.status;
-        if let Some(ct) = answer.headers.get(CONTENT_TYPE) {
-            response.headers_mut().insert(CONTENT_TYPE, ct.clone());
+        if let Some(ct) = content_type {
+            response.headers_mut().insert(CONTENT_TYPE, ct);
         }
         apply_response_overrides(&mut response, carried);
         return Ok(response);
     };
     let mut response_headers = HeaderMap::new();
     {
-        let sources = method.sources(Some((&answer.headers, &answer.body)));
+        let sources = method.sources(Some((&answer.headers, answer.body.bytes())));
         for (name, source) in &selected.headers {
             for value in source.resolve(&sources) {
                 if let Ok(value) = HeaderValue::from_str(&value) {
@@ -348,14 +383,17 @@ async fn respond(
         .and_then(|v| v.to_str().ok());
     let (body, content_type, overrides) = match selected.templates.for_response(accept) {
         Some((media, template)) => {
-            let input = method.input(body_text(&answer.body, handling));
+            let input = method.input(body_text(answer.body.bytes(), handling));
             let rendered = render(mapper, isolation, template, &input).await?;
-            let body = Bytes::from(rendered.body.clone());
+            let body = ResponseBody::full(Bytes::from(rendered.body.clone()));
             (body, HeaderValue::from_str(media).ok(), Some(rendered))
         }
-        None => (answer.body, answer.headers.get(CONTENT_TYPE).cloned(), None),
+        None => {
+            let content_type = answer.headers.get(CONTENT_TYPE).cloned();
+            (answer.body.into_response_body(), content_type, None)
+        }
     };
-    let mut response = Response::new(ResponseBody::full(body));
+    let mut response = Response::new(body);
     *response.status_mut() = selected.status;
     *response.headers_mut() = response_headers;
     if let Some(ct) = content_type {
@@ -403,7 +441,6 @@ pub async fn http(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let limit = gateway.limits.max_body_bytes;
     let mapping = &*target.mapping;
-    let received = body.buffer(limit).await?;
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
@@ -424,6 +461,17 @@ pub async fn http(
             )));
         }
     }
+    // A body that passes through unmapped, and that no parameter mapping reads, streams.
+    let reads_body = chosen.is_some()
+        || mapping
+            .request_parameters
+            .iter()
+            .any(|p| matches!(p.source, crate::mapping::ParamSource::Body(_)));
+    let received = if reads_body {
+        body.buffer(limit).await?
+    } else {
+        Bytes::new()
+    };
     let method = MethodRequest::new(ctx, &parts, received.clone());
 
     // 1. The body.
@@ -451,6 +499,12 @@ pub async fn http(
             empty_rendered(),
         ),
     };
+    let (out_body, stats) = match (reads_body, body) {
+        (false, InBody::Streaming(incoming)) => RequestBody::limited(incoming, limit),
+        (false, InBody::Buffered(bytes)) => (RequestBody::full(bytes), None),
+        (true, _) => (RequestBody::full(out_body), None),
+    };
+    ctx.request_body = stats.clone();
 
     // 2. Headers, path and query: mappings, then the template's overrides.
     let mut out_headers = HeaderMap::new();
@@ -545,7 +599,7 @@ pub async fn http(
         .render(&value_refs, query_text.as_deref())
         .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))?;
 
-    let mut request = Request::new(RequestBody::full(out_body));
+    let mut request = Request::new(out_body);
     *request.method_mut() = target
         .method
         .clone()
@@ -554,16 +608,23 @@ pub async fn http(
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = out_headers;
 
-    // 3. The integration's answer, buffered.
+    // 3. The integration's answer; its body read whole only when something reads it.
     let pool = &target.pool;
     let sent = std::time::Instant::now();
+    let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
     let answer = tokio::time::timeout(timeout, async {
         let response = pool.send(request).await?;
         let (head, body) = response.into_parts();
-        let body = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-            .collect()
-            .await?
-            .to_bytes();
+        let body = if reads_answer_body(mapping, head.status.as_u16(), accept) {
+            let bytes =
+                http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect()
+                    .await?
+                    .to_bytes();
+            AnswerBody::Buffered(bytes)
+        } else {
+            AnswerBody::Streaming(body)
+        };
         Ok::<_, crate::body::BoxError>(Answer {
             status: head.status,
             headers: head.headers,
@@ -575,6 +636,12 @@ pub async fn http(
     let answer = match answer {
         Ok(Ok(answer)) => answer,
         Ok(Err(source)) => {
+            if stats.as_ref().is_some_and(|s| s.over_limit()) {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            if stats.is_some_and(|s| s.client_failed()) {
+                return Err(GatewayError::ClientBody(source));
+            }
             return Err(GatewayError::Upstream {
                 origin: pool.origin.clone(),
                 source,
@@ -630,7 +697,7 @@ pub async fn mock(
     let answer = Answer {
         status,
         headers: HeaderMap::new(),
-        body: Bytes::new(),
+        body: AnswerBody::Buffered(Bytes::new()),
     };
     respond(
         &method,
