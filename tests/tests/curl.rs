@@ -124,6 +124,8 @@ fn shipped_configs_validate() {
         "bench/edgeway/authorizer.yaml",
         "bench/edgeway/authorizer-cached.yaml",
         "bench/edgeway/cache.yaml",
+        "bench/edgeway/mapped.yaml",
+        "examples/soap/edgeway.yaml",
     ] {
         let out = Command::new(edgeway_bin())
             .args(["validate", "--config"])

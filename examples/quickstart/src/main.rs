@@ -54,7 +54,8 @@ fn main() -> ExitCode {
          curl -i -H 'cookie: a=1' http://127.0.0.1:8080/prod/rewrite/a\n      \
          curl -i 'http://127.0.0.1:8080/prod/function/a?x=1'\n      \
          curl -i http://127.0.0.1:8080/prod/pets/2   (twice: x-cache miss, then hit)\n      \
-         curl -i -X POST -d '{{\"name\":7}}' http://127.0.0.1:8080/prod/pets   (400: invalid body)\n\
+         curl -i -X POST -d '{{\"name\":7}}' http://127.0.0.1:8080/prod/pets   (400: invalid body)\n      \
+         curl -i -X POST -H 'content-type: application/json' -d '{{\"name\":\"Rex\"}}' http://127.0.0.1:8080/prod/orders   (templates)\n\
          config: {} (edits are reloaded live); Ctrl-C stops\n",
         config_path.display()
     );
