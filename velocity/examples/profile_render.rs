@@ -11,7 +11,7 @@ fn main() {
         .unwrap_or(1000);
     let limits = edgeway_velocity::Limits::default();
     let template = edgeway_velocity::Template::parse(bench::TEMPLATE, &limits).expect("parses");
-    let input = bench::input();
+    let input = std::rc::Rc::new(bench::input());
     let mut total = 0;
     for _ in 0..n {
         total += edgeway_velocity::aws::render(&template, &input)

@@ -91,10 +91,10 @@ impl Overrides {
 
 /// Renders `template` over `input`: the API Gateway variables are put in scope, and the
 /// overrides the template set are read back.
-pub fn render(template: &Template, input: &MappingInput) -> Result<Rendered, RenderError> {
+pub fn render(template: &Template, input: &Rc<MappingInput>) -> Result<Rendered, RenderError> {
     let mut scope = Scope::new();
     let overrides = OverrideSet::default();
-    scope.set("input", Value::Object(Rc::new(Input::new(input))));
+    scope.set("input", Value::Object(Rc::new(Input::new(input.clone()))));
     scope.set("util", Value::Object(Rc::new(Util)));
     scope.set("context", context(input, &overrides));
     scope.set(
@@ -117,7 +117,7 @@ pub fn render(template: &Template, input: &MappingInput) -> Result<Rendered, Ren
     })
 }
 
-fn context(input: &MappingInput, overrides: &OverrideSet) -> Value {
+fn context(input: &Rc<MappingInput>, overrides: &OverrideSet) -> Value {
     let group = |fields: &[(&str, &Rc<OverrideMap>)]| {
         Value::Object(Rc::new(OverrideGroup(
             fields
@@ -127,7 +127,7 @@ fn context(input: &MappingInput, overrides: &OverrideSet) -> Value {
         )))
     };
     Value::Object(Rc::new(Context {
-        text: Rc::from(input.context.as_str()),
+        input: input.clone(),
         parsed: OnceCell::new(),
         request_override: group(&[
             ("header", &overrides.request_header),
@@ -145,7 +145,8 @@ fn context(input: &MappingInput, overrides: &OverrideSet) -> Value {
 /// the two override objects.
 #[derive(Debug)]
 struct Context {
-    text: Rc<str>,
+    /// Its `context` is the JSON text.
+    input: Rc<MappingInput>,
     parsed: OnceCell<Map>,
     request_override: Value,
     response_override: Value,
@@ -154,7 +155,7 @@ struct Context {
 impl Context {
     fn map(&self) -> &Map {
         self.parsed.get_or_init(|| {
-            let mut entries = match Value::from_json(&self.text) {
+            let mut entries = match Value::from_json(&self.input.context) {
                 Ok(Value::Map(map)) => map.entries.borrow().clone(),
                 _ => Entries::default(),
             };
@@ -351,61 +352,41 @@ impl Object for ResponseOverride {
 /// `$input`.
 #[derive(Debug)]
 struct Input {
-    body: Rc<str>,
+    input: Rc<MappingInput>,
+    /// `$input.body` as a value, made on first use.
+    body: OnceCell<Rc<str>>,
     /// The body parsed as JSON, on first use; `None` when it is not JSON.
     json: OnceCell<Option<Value>>,
-    params: Value,
-    path: Map,
-    querystring: Map,
-    header: Rc<Headers>,
+    /// `$input.params()`, made on first use.
+    params: OnceCell<Value>,
 }
 
 impl Input {
-    fn new(input: &MappingInput) -> Self {
-        let map = |m: &IndexMap<String, String>| {
-            Map::new(
-                m.iter()
-                    .map(|(k, v)| (Rc::from(k.as_str()), Value::from(v.as_str())))
-                    .collect(),
-                false,
-            )
-        };
-        let path = map(&input.params.path);
-        let querystring = map(&input.params.querystring);
-        let header = Rc::new(Headers(Map::new(
-            input
-                .params
-                .header
-                .iter()
-                .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.to_ascii_lowercase().as_str()))
-                .map(|(k, v)| (Rc::from(k.as_str()), Value::from(v.as_str())))
-                .collect(),
-            false,
-        )));
-        let params = Value::map([
-            (Rc::from("path"), Value::Map(path.clone())),
-            (Rc::from("querystring"), Value::Map(querystring.clone())),
-            (Rc::from("header"), Value::Object(header.clone())),
-        ]);
-        // An empty body reads as `{}`, as in API Gateway.
-        let body = if input.body.is_empty() {
-            Rc::from("{}")
-        } else {
-            Rc::from(input.body.as_str())
-        };
+    fn new(input: Rc<MappingInput>) -> Self {
         Self {
-            body,
+            input,
+            body: OnceCell::new(),
             json: OnceCell::new(),
-            params,
-            path,
-            querystring,
-            header,
+            params: OnceCell::new(),
         }
+    }
+
+    /// The body's text: an empty body reads as `{}`, as in API Gateway.
+    fn text(&self) -> &str {
+        if self.input.body.is_empty() {
+            "{}"
+        } else {
+            &self.input.body
+        }
+    }
+
+    fn body(&self) -> Rc<str> {
+        self.body.get_or_init(|| Rc::from(self.text())).clone()
     }
 
     fn document(&self) -> Option<Value> {
         self.json
-            .get_or_init(|| Value::from_json(&self.body).ok())
+            .get_or_init(|| Value::from_json(self.text()).ok())
             .clone()
     }
 
@@ -415,16 +396,68 @@ impl Input {
         Ok(match self.document() {
             Some(doc) => path.select(&doc),
             // A body that is not JSON is itself at `$`, and nothing is below it.
-            None if path.is_definite() && text.trim() == "$" => Value::Str(self.body.clone()),
+            None if path.is_definite() && text.trim() == "$" => Value::Str(self.body()),
             None => Value::Null,
         })
     }
+
+    fn params(&self) -> Value {
+        self.params
+            .get_or_init(|| {
+                let map = |m: &IndexMap<String, String>| {
+                    Value::Map(Map::new(
+                        m.iter()
+                            .map(|(k, v)| (Rc::from(k.as_str()), Value::from(v.as_str())))
+                            .collect(),
+                        false,
+                    ))
+                };
+                let params = &self.input.params;
+                let header = Headers(Map::new(
+                    params
+                        .header
+                        .iter()
+                        .filter(|(k, _)| !hidden(k))
+                        .map(|(k, v)| (Rc::from(k.as_str()), Value::from(v.as_str())))
+                        .collect(),
+                    false,
+                ));
+                Value::map([
+                    (Rc::from("path"), map(&params.path)),
+                    (Rc::from("querystring"), map(&params.querystring)),
+                    (Rc::from("header"), Value::Object(Rc::new(header))),
+                ])
+            })
+            .clone()
+    }
+
+    /// `$input.params(name)`: path, then query, then header (any case); `""` when absent.
+    fn param(&self, name: &str) -> Value {
+        let params = &self.input.params;
+        let found = params
+            .path
+            .get(name)
+            .or_else(|| params.querystring.get(name))
+            .or_else(|| {
+                params
+                    .header
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name) && !hidden(k))
+                    .map(|(_, v)| v)
+            });
+        Value::from(found.map_or("", String::as_str))
+    }
+}
+
+/// A header templates do not see.
+fn hidden(name: &str) -> bool {
+    HIDDEN_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 impl Object for Input {
     fn property(&self, name: &str) -> Option<Result<Value, String>> {
         match name {
-            "body" => Some(Ok(Value::Str(self.body.clone()))),
+            "body" => Some(Ok(Value::Str(self.body()))),
             _ => None,
         }
     }
@@ -439,17 +472,9 @@ impl Object for Input {
             ("json", []) => self
                 .select(&Value::from("$"))
                 .map(|v| Value::from(v.to_json())),
-            ("params", []) => Ok(self.params.clone()),
-            ("params", [name]) => {
-                let name = name.to_text();
-                Ok(self
-                    .path
-                    .get(&name)
-                    .or_else(|| self.querystring.get(&name))
-                    .or_else(|| self.header.lookup(&name))
-                    .unwrap_or_else(|| Value::from("")))
-            }
-            ("body", []) => Ok(Value::Str(self.body.clone())),
+            ("params", []) => Ok(self.params()),
+            ("params", [name]) => Ok(self.param(&name.to_text())),
+            ("body", []) => Ok(Value::Str(self.body())),
             _ => return None,
         })
     }

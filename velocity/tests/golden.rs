@@ -83,12 +83,12 @@ fn run(case: &Case) -> Result<(), String> {
         };
     }
     let template = parsed.map_err(|e| format!("parse error: {e}"))?;
-    let input = MappingInput {
+    let input = std::rc::Rc::new(MappingInput {
         body: case.get("body").unwrap_or_default().to_owned(),
         params: json(case, "params"),
         context: case.get("context").unwrap_or("{}").to_owned(),
         stage_variables: json(case, "stage_variables"),
-    };
+    });
     let rendered = aws::render(&template, &input);
     if let Some(expected) = case.get("render-error") {
         return match rendered {

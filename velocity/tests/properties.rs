@@ -93,7 +93,7 @@ proptest! {
         match Template::parse(&text, &Limits::default()) {
             Ok(template) => {
                 // Whatever parses renders or fails cleanly, within the limits.
-                let input = MappingInput { body: r#"{"a":[1,2]}"#.into(), ..MappingInput::default() };
+                let input = std::rc::Rc::new(MappingInput { body: r#"{"a":[1,2]}"#.into(), ..MappingInput::default() });
                 if let Ok(rendered) = aws::render(&template, &input) {
                     prop_assert!(rendered.body.len() <= Limits::default().max_output_bytes);
                 }

@@ -48,7 +48,7 @@ impl Mapper for Templates {
         let Some(template) = parsed.get(&id) else {
             return Err(RenderError::UnknownTemplate);
         };
-        let input = aws::MappingInput {
+        let input = std::rc::Rc::new(aws::MappingInput {
             body: input.body,
             params: Params {
                 path: input.path.into_iter().collect(),
@@ -57,7 +57,7 @@ impl Mapper for Templates {
             },
             context: input.context,
             stage_variables: input.stage_variables.into_iter().collect(),
-        };
+        });
         let rendered =
             aws::render(template, &input).map_err(|e| RenderError::Failed(e.to_string()))?;
         let o = rendered.overrides;

@@ -425,7 +425,10 @@ impl PluginHost {
         let engine = self.engine().map_err(refused)?;
         let version = PluginVersion::link(engine, plugin.spec.role, component, hash.clone())
             .map_err(refused)?;
-        if persist {
+        // A built-in component has no file of its own: a new version of it lasts until the
+        // process ends (configure a plugin of its name to keep one).
+        let builtin = plugin.spec.file == Path::new(crate::mapping::builtin::FILE);
+        if persist && !builtin {
             write_atomically(&plugin.spec.file, bytes).map_err(|source| {
                 refused(LoadError::Write {
                     path: plugin.spec.file.clone(),
