@@ -186,7 +186,9 @@ impl ParamSource {
                 .into_iter()
                 .collect(),
             Self::Context(path) => {
-                let mut value = sources.context;
+                let mut value = sources
+                    .parsed
+                    .get_or_init(|| serde_json::from_str(sources.context_text).unwrap_or_default());
                 for part in path {
                     match value.get(part) {
                         Some(v) => value = v,
@@ -241,8 +243,10 @@ pub struct Sources<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub stage_variables: &'a [(String, String)],
-    /// `$context`, as the templates see it.
-    pub context: &'a serde_json::Value,
+    /// `$context` as the templates see it, as JSON text: parsed (into `parsed`) only when a
+    /// `context.*` source reads it.
+    pub context_text: &'a str,
+    pub parsed: &'a std::sync::OnceLock<serde_json::Value>,
     /// On the way back: the integration's answer.
     pub integration_headers: Option<&'a HeaderMap>,
     pub integration_body: Option<&'a [u8]>,
@@ -294,14 +298,17 @@ mod tests {
         let mut answer = HeaderMap::new();
         answer.append("location", "/there".parse().unwrap());
         let context =
-            serde_json::json!({"requestId": "r1", "authorizer": {"principalId": "alice"}});
+            serde_json::json!({"requestId": "r1", "authorizer": {"principalId": "alice"}})
+                .to_string();
+        let parsed = std::sync::OnceLock::new();
         let sources = Sources {
             path: &[("id".into(), "7".into())],
             query: Some("user=bo+b&tag=a&tag=b"),
             headers: &headers,
             body: br#"{"a":{"b":[1,{"c":"x"}]}}"#,
             stage_variables: &[("env".into(), "prod".into())],
-            context: &context,
+            context_text: &context,
+            parsed: &parsed,
             integration_headers: Some(&answer),
             integration_body: Some(br#"{"redirect":{"url":"https://example.com/"}}"#),
         };

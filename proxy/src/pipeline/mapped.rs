@@ -73,9 +73,8 @@ impl<'a> MethodRequest<'a> {
             headers: &self.parts.headers,
             body: &self.body,
             stage_variables: self.stage_variables,
-            context: self
-                .context
-                .get_or_init(|| serde_json::from_str(&self.context_text).unwrap_or_default()),
+            context_text: &self.context_text,
+            parsed: &self.context,
             integration_headers: integration.map(|(h, _)| h),
             integration_body: integration.map(|(_, b)| b),
         }
