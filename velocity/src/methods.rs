@@ -30,7 +30,7 @@ pub(crate) fn call(value: &Value, name: &str, args: &[Value], limits: &Limits) -
 /// What every Java object answers.
 fn common(value: &Value, name: &str, args: &[Value]) -> Answer {
     match (name, args) {
-        ("toString", []) => Some(Ok(Value::from(value.to_text_java()))),
+        ("toString", []) => Some(Ok(Value::from(value.to_text()))),
         ("equals", [other]) => Some(Ok(Value::Bool(java_equals(value, other)))),
         _ => None,
     }
@@ -46,14 +46,6 @@ fn java_equals(a: &Value, b: &Value) -> bool {
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => a.deep_eq(&b),
         _ => false,
-    }
-}
-
-impl Value {
-    /// `toString()`: like printing, but null inside is `null` and a top-level null is
-    /// `null` too (it is only reached on a non-null value).
-    fn to_text_java(&self) -> String {
-        self.to_text()
     }
 }
 

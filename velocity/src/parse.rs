@@ -939,9 +939,10 @@ impl Parser<'_, '_> {
     fn primary(&mut self) -> Result<Expr, ParseError> {
         let at = self.pos;
         match self.peek() {
-            Some(b'$') => Ok(Expr::Ref(
-                self.expr_ref()?.unwrap_or_else(|| unreachable_ref(at)),
-            )),
+            Some(b'$') => match self.expr_ref()? {
+                Some(reference) => Ok(Expr::Ref(reference)),
+                None => Err(self.error_at(at, "expected a reference after $")),
+            },
             Some(b'(') => {
                 self.pos += 1;
                 self.skip_space();
@@ -1168,14 +1169,4 @@ enum Hash {
     Text,
     Node(Node),
     End(End),
-}
-
-/// `expr_ref` returns `Some` whenever the cursor is on `$`; this is never reached.
-fn unreachable_ref(at: usize) -> Ref {
-    Ref {
-        name: Rc::from(""),
-        chain: Vec::new(),
-        quiet: true,
-        at,
-    }
 }

@@ -25,7 +25,7 @@ fn is_unreserved(byte: u8) -> bool {
 
 /// Appends `bytes` URI-encoded: every byte but the unreserved (and `/` with `keep_slash`) as
 /// `%XX`.
-fn uri_encode(out: &mut Vec<u8>, bytes: &[u8], keep_slash: bool) {
+pub(crate) fn uri_encode(out: &mut Vec<u8>, bytes: &[u8], keep_slash: bool) {
     for &byte in bytes {
         if is_unreserved(byte) || (keep_slash && byte == b'/') {
             out.push(byte);

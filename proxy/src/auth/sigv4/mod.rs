@@ -23,7 +23,7 @@
 //!
 //! Every failure is a [`SigV4Error`] whose message names the part that failed.
 
-mod canonical;
+pub(crate) mod canonical;
 mod error;
 mod key;
 mod parse;
