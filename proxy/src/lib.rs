@@ -20,6 +20,7 @@ pub mod generation;
 pub mod listener;
 pub mod mapping;
 pub mod node;
+pub mod openapi;
 pub mod pipeline;
 pub mod plugins;
 pub mod router;

@@ -1,6 +1,7 @@
 //! The `edgeway` command line: `serve` runs a node, `validate` checks a config, `keys`
 //! manages a running node's API keys.
 
+mod import;
 mod keys;
 mod serve;
 
@@ -37,6 +38,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Import an API definition from another format.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
     /// Manage API keys on a running node (through its admin API).
     Keys {
         #[command(flatten)]
@@ -60,6 +66,7 @@ where
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Keys { target, command } => keys::run(target, command),
+        Command::Import { command } => import::run(command),
         Command::Validate { config } => match config::load(&config) {
             // Plugins are compiled and checked against their role's world too: a component
             // that would be refused at startup fails validation.
@@ -71,6 +78,9 @@ where
                         .map_err(|e| e.to_string())
                 }) {
                 Ok(()) => {
+                    for warning in &loaded.warnings {
+                        eprintln!("{}: warning: {warning}", config.display());
+                    }
                     println!("{}: ok", config.display());
                     ExitCode::SUCCESS
                 }

@@ -43,8 +43,12 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
     let node = Node::start(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    for warning in &config.warnings {
+        tracing::warn!(warning = %warning, "config warning");
+    }
     let reloader = Reloader::new(
         options.config_path.clone(),
+        config.sources.clone(),
         node.clone(),
         config.listen.iter().map(|l| l.addr).collect(),
     );

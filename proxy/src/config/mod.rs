@@ -8,6 +8,7 @@
 pub(crate) use crate::suggest::did_you_mean;
 
 mod model;
+mod openapi;
 pub mod raw;
 mod redact;
 mod validate;
@@ -72,12 +73,19 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         file: file.to_owned(),
         errors,
     };
-    let raw = parse_raw(text).map_err(|e| fail(vec![e]))?;
+    let mut raw = parse_raw(text).map_err(|e| fail(vec![e]))?;
     let redacted = serde_saphyr::from_str_with_options::<serde_json::Value>(text, yaml_options())
         .map(redact::redact)
         .unwrap_or(serde_json::Value::Null);
     let base_dir = file.parent().unwrap_or(Path::new("."));
-    validate::validate(raw, base_dir, redacted).map_err(fail)
+    let expanded = openapi::expand(&mut raw, base_dir).map_err(fail)?;
+    let mut config = validate::validate(raw, base_dir, redacted).map_err(|mut errors| {
+        openapi::annotate(&mut errors, &expanded);
+        fail(errors)
+    })?;
+    config.sources = expanded.files;
+    config.warnings = expanded.warnings;
+    Ok(config)
 }
 
 fn yaml_options() -> serde_saphyr::Options {

@@ -71,6 +71,11 @@ pub struct Config {
     pub throttle: Throttle,
     /// The file as JSON with secrets replaced, for `GET /admin/config`.
     pub redacted: serde_json::Value,
+    /// The files read besides the config itself (OpenAPI documents and what they refer to):
+    /// a change to one reloads the config, as a change to the config does.
+    pub sources: Vec<std::path::PathBuf>,
+    /// What loading found but did not refuse (OpenAPI import warnings), to be logged.
+    pub warnings: Vec<String>,
 }
 
 /// `state`: the backend, and the embedded store's folder (default `data` beside the config

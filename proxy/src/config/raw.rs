@@ -236,6 +236,9 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub name: Spanned<String>,
+    /// An OpenAPI document the API is imported from (merged with what the API gives here).
+    #[serde(default)]
+    pub openapi: Option<Spanned<RawOpenApi>>,
     #[serde(default)]
     pub stages: BTreeMap<String, RawStage>,
     #[serde(default)]
@@ -257,6 +260,56 @@ pub struct RawApi {
     /// Overrides of the gateway's own answers, by API Gateway's response type.
     #[serde(default)]
     pub gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,
+}
+
+/// `openapi: FILE` or `openapi: { file: FILE, functions: {...}, strict: true }`.
+#[derive(Debug)]
+pub struct RawOpenApi {
+    pub file: String,
+    /// Lambda function ARN or name → the plugin that serves it.
+    pub functions: BTreeMap<String, String>,
+    /// Refuse the document if the import would warn about anything.
+    pub strict: bool,
+}
+
+impl<'de> Deserialize<'de> for RawOpenApi {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            file: String,
+            #[serde(default)]
+            functions: BTreeMap<String, String>,
+            #[serde(default)]
+            strict: bool,
+        }
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = RawOpenApi;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a file name or { file, functions, strict }")
+            }
+            fn visit_str<E>(self, file: &str) -> Result<RawOpenApi, E> {
+                Ok(RawOpenApi {
+                    file: file.to_owned(),
+                    functions: BTreeMap::new(),
+                    strict: false,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawOpenApi, A::Error> {
+                let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawOpenApi {
+                    file: full.file,
+                    functions: full.functions,
+                    strict: full.strict,
+                })
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
 }
 
 /// One `gateway_responses` entry: what replaces the default response of that type.

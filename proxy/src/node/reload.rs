@@ -27,21 +27,52 @@ use crate::config;
 pub struct Reloader {
     path: PathBuf,
     node: Arc<Node>,
-    /// The text of the last reload attempt: a watch event that changes nothing is ignored.
-    last_text: Option<String>,
+    /// The files the config read besides itself (OpenAPI documents): watched as it is.
+    sources: Vec<PathBuf>,
+    /// What the last reload attempt read (the config's text and its sources'): a watch event
+    /// that changes nothing is ignored.
+    last_inputs: Option<Vec<u8>>,
     /// The `listen` addresses bound at startup; they stay until the next restart.
     bound: Vec<SocketAddr>,
 }
 
 impl Reloader {
-    /// A reloader for the config at `path`, whose listeners were bound at `bound`.
-    pub fn new(path: PathBuf, node: Arc<Node>, bound: Vec<SocketAddr>) -> Self {
-        Self {
-            last_text: std::fs::read_to_string(&path).ok(),
+    /// A reloader for the config at `path` (which read `sources` besides itself), whose
+    /// listeners were bound at `bound`.
+    pub fn new(
+        path: PathBuf,
+        sources: Vec<PathBuf>,
+        node: Arc<Node>,
+        bound: Vec<SocketAddr>,
+    ) -> Self {
+        let mut reloader = Self {
             path,
             node,
+            sources,
+            last_inputs: None,
             bound,
+        };
+        reloader.last_inputs = reloader.sources_after(std::fs::read_to_string(&reloader.path).ok());
+        reloader
+    }
+
+    /// Every file a change to which reloads the config.
+    fn watched(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.path)
+            .chain(&self.sources)
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect()
+    }
+
+    /// The config's text followed by its sources' bytes (a source that cannot be read counts
+    /// as empty: the parse will say why).
+    fn sources_after(&self, text: Option<String>) -> Option<Vec<u8>> {
+        let mut inputs = text?.into_bytes();
+        for source in &self.sources {
+            inputs.push(0);
+            inputs.extend(std::fs::read(source).unwrap_or_default());
         }
+        Some(inputs)
     }
 
     async fn reload(&mut self, force: bool) {
@@ -52,10 +83,12 @@ impl Reloader {
                 return;
             }
         };
-        if !force && self.last_text.as_deref() == Some(text.as_str()) {
+        let inputs = self.sources_after(Some(text.clone()));
+        if !force && self.last_inputs == inputs {
             return;
         }
-        self.last_text = Some(text.clone());
+        self.last_inputs = inputs;
+        let config_text = text.clone();
         let path = self.path.clone();
         let plugins = self.node.plugins.clone();
         // Parsing loads certificates and trust roots, and plugins may need compiling: keep it
@@ -89,6 +122,13 @@ impl Reloader {
                 "`listen` differs from the addresses bound at startup; they take effect at the next restart"
             );
         }
+        for warning in &config.warnings {
+            tracing::warn!(warning = %warning, "config warning");
+        }
+        if config.sources != self.sources {
+            self.sources = config.sources.clone();
+            self.last_inputs = self.sources_after(Some(config_text));
+        }
         match self.node.swap(&config, set) {
             Ok(generation) => tracing::info!(generation, "config reloaded"),
             Err(e) => tracing::error!(error = %e, "config refused"),
@@ -102,8 +142,10 @@ impl Reloader {
 pub struct ReloadTriggers {
     watch_file: bool,
     hangup: tokio::signal::unix::Signal,
+    file_tx: mpsc::UnboundedSender<()>,
     file_events: mpsc::UnboundedReceiver<()>,
-    _config_watcher: Option<notify::RecommendedWatcher>,
+    /// The watched files (the config and its sources) and their watcher.
+    config_watch: Option<(Vec<PathBuf>, notify::RecommendedWatcher)>,
     plugin_tx: mpsc::UnboundedSender<PathBuf>,
     plugin_events: mpsc::UnboundedReceiver<PathBuf>,
     plugin_watch: Option<(PathBuf, notify::RecommendedWatcher)>,
@@ -112,30 +154,36 @@ pub struct ReloadTriggers {
 impl ReloadTriggers {
     pub fn new(reloader: &Reloader, watch_file: bool) -> anyhow::Result<Self> {
         let hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-        let (tx, file_events) = mpsc::unbounded_channel();
-        let config_watcher = if watch_file {
-            match watch_config(&reloader.path, tx) {
-                Ok(watcher) => Some(watcher),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let (file_tx, file_events) = mpsc::unbounded_channel();
         let (plugin_tx, plugin_events) = mpsc::unbounded_channel::<PathBuf>();
         let mut triggers = Self {
             watch_file,
             hangup,
+            file_tx,
             file_events,
-            _config_watcher: config_watcher,
+            config_watch: None,
             plugin_tx,
             plugin_events,
             plugin_watch: None,
         };
+        triggers.watch_config_files(reloader);
         triggers.watch_plugin_dir(&reloader.node);
         Ok(triggers)
+    }
+
+    /// Watches the config file and its sources (again, if a reload changed the sources).
+    fn watch_config_files(&mut self, reloader: &Reloader) {
+        let files = reloader.watched();
+        if !self.watch_file || self.config_watch.as_ref().map(|(f, _)| f) == Some(&files) {
+            return;
+        }
+        self.config_watch = match watch_config(&files, self.file_tx.clone()) {
+            Ok(watcher) => Some((files, watcher)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP");
+                None
+            }
+        };
     }
 
     /// Watches the current `plugins.dir` (again, if a reload changed it).
@@ -160,6 +208,7 @@ pub async fn reload_loop(mut reloader: Reloader, mut triggers: ReloadTriggers) {
         tokio::select! {
             Some(()) = triggers.hangup.recv() => {
                 reloader.reload(true).await;
+                triggers.watch_config_files(&reloader);
                 triggers.watch_plugin_dir(&reloader.node);
             }
             Some(()) = triggers.file_events.recv() => {
@@ -167,6 +216,7 @@ pub async fn reload_loop(mut reloader: Reloader, mut triggers: ReloadTriggers) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 while triggers.file_events.try_recv().is_ok() {}
                 reloader.reload(false).await;
+                triggers.watch_config_files(&reloader);
                 triggers.watch_plugin_dir(&reloader.node);
             }
             Some(first) = triggers.plugin_events.recv() => {
@@ -232,25 +282,30 @@ fn watch_plugins(
     Ok(watcher)
 }
 
-/// Watches the config file's folder (editors replace files rather than write them in place)
-/// and signals changes to the file.
+/// Watches the folders of the config file and its sources (editors replace files rather than
+/// write them in place) and signals changes to any of those files.
 fn watch_config(
-    path: &Path,
+    files: &[PathBuf],
     events: mpsc::UnboundedSender<()>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{EventKind, RecursiveMode, Watcher};
-    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
-    let name = path.file_name().map(ToOwned::to_owned);
+    let watched = files.to_vec();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if matches!(event.kind, EventKind::Access(_)) {
             return;
         }
-        if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+        if event.paths.iter().any(|p| watched.contains(p)) {
             let _ = events.send(());
         }
     })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut dirs: Vec<&Path> = files
+        .iter()
+        .map(|f| f.parent().unwrap_or(Path::new("/")))
+        .collect();
+    dirs.dedup();
+    for dir in dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
     Ok(watcher)
 }

@@ -36,7 +36,8 @@ impl Errors {
     ) {
         self.0.push(ConfigError {
             path: path.into(),
-            line: at.map(|s| s.referenced.line()),
+            // Line 0: a value not read from the file (an imported OpenAPI definition).
+            line: at.map(|s| s.referenced.line()).filter(|l| *l > 0),
             message: message.into(),
         });
     }
@@ -329,5 +330,7 @@ pub(super) fn validate(
         throttle,
         plugins,
         redacted,
+        sources: Vec::new(),
+        warnings: Vec::new(),
     })
 }

@@ -1,0 +1,358 @@
+//! OpenAPI import, end to end: an API Gateway export (tests/golden/openapi/
+//! petstore-rest.oas30.json) named by a config's `openapi:` serves through the real binary
+//! with the behaviour each of its extensions asks for, and a change to the document reloads
+//! it like a change to the config.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use edgeway_tests::*;
+use serde_json::{Value, json};
+
+fn petstore_document() -> String {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/openapi/petstore-rest.oas30.json");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// An origin that says what it received and gives created pets an id.
+async fn origin() -> Origin {
+    Origin::start(|r: &Recorded| {
+        let body = json!({
+            "id": 7,
+            "method": r.method.as_str(),
+            "path": r.path_and_query(),
+            "body": String::from_utf8_lossy(&r.body),
+        });
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(full(body.to_string()))
+            .unwrap()
+    })
+    .await
+}
+
+fn config(origin: &Origin) -> String {
+    let plugins = plugins_yaml(&[
+        (
+            "token-authorizer",
+            "token_authorizer",
+            "role: authorizer, timeout_ms: 200, config: { tokens: { abc: { principal: alice } } }",
+        ),
+        ("orders", "echo_function", "role: handler"),
+    ]);
+    format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: {{ addr: 127.0.0.1:0, token_env: ADMIN_TOKEN }}
+state: {{ path: $DIR/state }}
+{plugins}
+apis:
+  - name: petstore
+    openapi:
+      file: petstore.json
+      functions:
+        orders: orders
+        arn:aws:lambda:us-east-1:123456789012:function:token-auth: token-authorizer
+    stages:
+      prod: {{ variables: {{ origin: "{origin}" }} }}
+usage_plans:
+  - {{ name: basic, apis: [petstore/prod] }}
+"#,
+        origin = origin.url()
+    )
+}
+
+async fn start(origin: &Origin) -> Gateway {
+    Gateway::builder()
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .file("petstore.json", petstore_document())
+        .start(&config(origin))
+        .await
+}
+
+fn error_type(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("x-edgeway-error-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_api_gateway_export_serves_what_its_extensions_say() {
+    let origin = origin().await;
+    let gw = start(&origin).await;
+    let c = client();
+
+    // The import's warnings are logged, each with its JSON pointer.
+    let warnings = gw.events("config warning");
+    assert!(
+        warnings.iter().any(|w| w["fields"]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("#/paths/~1orders/post/x-amazon-apigateway-integration/uri")),
+        "{warnings:?}"
+    );
+
+    // http_proxy with a required query parameter (the params-only validator).
+    let r = c
+        .get(gw.url("/prod/pets?type=dog&page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(r).await["path"], "/petstore/pets?type=dog&page=2");
+    let r = c.get(gw.url("/prod/pets?page=2")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_type(&r).as_deref(), Some("BAD_REQUEST_PARAMETERS"));
+    // DEFAULT_4XX adds its header and body to every 4xx without its own override.
+    assert_eq!(r.headers()["x-error-source"], "gateway");
+    let body = json_body(r).await;
+    assert!(body["message"].as_str().unwrap().contains("type"), "{body}");
+    assert_eq!(origin.count_to("/petstore/pets"), 1);
+
+    // The path parameter renamed by requestParameters, behind the Lambda authorizer (a plugin).
+    let r = c.get(gw.url("/prod/pets/12")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(gw.url("/prod/pets/12"))
+        .header("authorization", "Bearer nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .get(gw.url("/prod/pets/12"))
+        .header("authorization", "Bearer abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json_body(r).await["path"], "/petstore/pets/12");
+
+    // The API key route: an unknown key gets INVALID_API_KEY as the document overrides it.
+    let pet = r#"{"name": "Rex \"the dog\""}"#;
+    let r = c
+        .post(gw.url("/prod/pets"))
+        .header("content-type", "application/json")
+        .header("x-api-key", "not-a-key-0123456789abcdefghij")
+        .body(pet)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(
+        json_body(r).await,
+        json!({"message": "Bad api-key", "id": id})
+    );
+    let (status, key) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "tester", "plan": "basic"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["value"].as_str().unwrap().to_owned();
+
+    // The body validator (the NewPet model, its $ref and nullable brought along).
+    let r = c
+        .post(gw.url("/prod/pets"))
+        .header("content-type", "application/json")
+        .header("x-api-key", &key)
+        .body(r#"{"name": "", "tag": null}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_type(&r).as_deref(), Some("BAD_REQUEST_BODY"));
+    let r = c
+        .post(gw.url("/prod/pets"))
+        .header("content-type", "application/json")
+        .header("x-api-key", &key)
+        .body(r#"{"name": "Rex", "tag": null, "owner": {"email": 5}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "the referenced Owner schema applies");
+    assert_eq!(
+        origin.count_to("/petstore/pets"),
+        1,
+        "refused bodies never reach the origin"
+    );
+
+    // The mapped http integration: the request template, then the 2\d{2} response.
+    let r = c
+        .post(gw.url("/prod/pets"))
+        .header("content-type", "application/json")
+        .header("x-api-key", &key)
+        .body(pet)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-pet-id"], "7");
+    assert_eq!(json_body(r).await, json!({"created": 7}));
+    let seen = origin.requests_to("/petstore/pets").pop().unwrap();
+    assert_eq!(seen.method, "POST");
+    let sent: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent, json!({"name": "Rex \"the dog\"", "stage": "prod"}));
+    // passthroughBehavior: never refuses an unmapped content type.
+    let r = c
+        .post(gw.url("/prod/pets"))
+        .header("content-type", "application/vnd.pet+json")
+        .header("x-api-key", &key)
+        .body(pet)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // The mock, with its static response header.
+    let r = c.get(gw.url("/prod/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-mock"], "yes");
+    assert_eq!(json_body(r).await, json!({"status": "ok"}));
+
+    // x-amazon-apigateway-any-method on a greedy path.
+    let r = c
+        .delete(gw.url("/prod/files/a/b.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json_body(r).await;
+    assert_eq!(
+        (&body["method"], &body["path"]),
+        (&json!("DELETE"), &json!("/files/a/b.txt"))
+    );
+
+    // aws_proxy: the Lambda ARN mapped to a function plugin.
+    let r = c
+        .post(gw.url("/prod/orders"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // x-amazon-apigateway-cors: preflights answered by the gateway.
+    let r = c
+        .request(reqwest::Method::OPTIONS, gw.url("/prod/pets"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(r.headers()["access-control-max-age"], "600");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_document_reloads_and_a_broken_one_is_refused() {
+    let origin = origin().await;
+    let gw = start(&origin).await;
+    let c = client();
+    let r = c.get(gw.url("/prod/health")).send().await.unwrap();
+    assert_eq!(json_body(r).await, json!({"status": "ok"}));
+
+    // Editors and deploy tools replace the file: write a sibling, rename it over.
+    let replace = |text: String| {
+        let tmp = gw.dir.join(".petstore.json.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, gw.dir.join("petstore.json")).unwrap();
+    };
+    let generation = gw.generation();
+    replace(petstore_document().replace(r#"{\"status\": \"ok\"}"#, r#"{\"status\": \"changed\"}"#));
+    gw.wait_event("config reloaded", Duration::from_secs(10), |e| {
+        e["fields"]["generation"].as_u64() > Some(generation)
+    })
+    .await;
+    let r = c.get(gw.url("/prod/health")).send().await.unwrap();
+    assert_eq!(json_body(r).await, json!({"status": "changed"}));
+
+    // A document that no longer imports is refused with where and why; the API keeps serving.
+    replace(petstore_document().replace(r#""type": "mock""#, r#""type": "vpc""#));
+    let refused = gw
+        .wait_event("config refused", Duration::from_secs(10), |_| true)
+        .await;
+    let why = refused["fields"]["error"].as_str().unwrap();
+    assert!(
+        why.contains("#/paths/~1health/get/x-amazon-apigateway-integration/type: unknown integration type \"vpc\""),
+        "{why}"
+    );
+    let r = c.get(gw.url("/prod/health")).send().await.unwrap();
+    assert_eq!(json_body(r).await, json!({"status": "changed"}));
+}
+
+/// `edgeway import openapi` prints a definition that, pasted under `apis:`, validates.
+#[test]
+fn the_import_command_writes_a_definition_a_config_can_hold() {
+    let dir = unique_temp_dir("edgeway-import");
+    let doc = dir.join("petstore.json");
+    std::fs::write(&doc, petstore_document()).unwrap();
+    let out = Command::new(edgeway_bin())
+        .args(["import", "openapi"])
+        .arg(&doc)
+        .args([
+            "--function",
+            "orders=orders",
+            "--function",
+            "token-auth=token-authorizer",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: #/paths/~1orders/post/x-amazon-apigateway-integration/uri: the function plugin receives Edgeway's request record"), "{stderr}");
+    let api = String::from_utf8(out.stdout).unwrap();
+    assert!(api.starts_with("# Imported from"), "{api}");
+    let plugins = plugins_yaml(&[
+        ("token-authorizer", "token_authorizer", "role: authorizer"),
+        ("orders", "echo_function", "role: handler"),
+    ]);
+    let api = api.replace(
+        "  prod: {}",
+        "  prod: { variables: { origin: \"http://127.0.0.1:9\" } }",
+    );
+    std::fs::write(
+        dir.join("edgeway.yaml"),
+        format!("listen: [{{ addr: 127.0.0.1:0 }}]\n{plugins}apis:\n{api}"),
+    )
+    .unwrap();
+    let out = Command::new(edgeway_bin())
+        .args(["validate", "-c"])
+        .arg(dir.join("edgeway.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("edgeway.yaml")).unwrap()
+    );
+
+    // --strict refuses what would only be warned about, and writes nothing.
+    let out = Command::new(edgeway_bin())
+        .args(["import", "openapi", "--strict", "--out"])
+        .arg(dir.join("strict.yaml"))
+        .arg(&doc)
+        .args([
+            "--function",
+            "orders=orders",
+            "--function",
+            "token-auth=token-authorizer",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused by --strict"));
+    assert!(!dir.join("strict.yaml").exists());
+}
