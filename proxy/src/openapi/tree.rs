@@ -320,12 +320,12 @@ mod tests {
 
     #[test]
     fn keeps_document_order_in_json_and_yaml() {
-        let json: Tree = serde_json::from_str(r#"{"b": 1, "a": {"z": true, "y": null}}"#).unwrap();
-        let yaml: Tree = serde_saphyr::from_str("b: 1\na:\n  z: true\n  y: null\n").unwrap();
+        let json: Tree = serde_json::from_str(r#"{"b": 1, "a": {"z": true, "x": null}}"#).unwrap();
+        let yaml: Tree = serde_saphyr::from_str("b: 1\na:\n  z: true\n  x: null\n").unwrap();
         assert_eq!(json, yaml);
         assert_eq!(
             serde_json::to_string(&json).unwrap(),
-            r#"{"b":1,"a":{"z":true,"y":null}}"#
+            r#"{"b":1,"a":{"z":true,"x":null}}"#
         );
     }
 
