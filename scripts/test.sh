@@ -34,6 +34,8 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need_tool_package python3-ven
 
 # Adds the wasm32-wasip2 target if missing and builds every component into target/plugins/.
 scripts/build-plugins.sh
+# The OpenAPI tests' tools (spec validator, contract tester, client generators, Chromium).
+scripts/test-tools.sh
 
 # One profile (release) for the binary, the tests and the benches: built once, shared.
 cargo build --release --locked -p edgeway

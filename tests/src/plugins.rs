@@ -30,6 +30,18 @@ pub fn plugin_file(name: &str) -> PathBuf {
     path
 }
 
+/// A tool `scripts/test-tools.sh` installed into `target/test-venv`; panics with what to run
+/// when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    let path = workspace().join("target/test-venv/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test-tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 /// The compile cache all plugin tests share, so each component is compiled once per run.
 pub fn plugin_cache_dir() -> PathBuf {
     workspace().join("target/plugin-cache-tests")

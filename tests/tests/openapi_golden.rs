@@ -6,6 +6,10 @@
 //! Edgeway API definition, or nothing for a document that is refused. A definition must also
 //! validate as part of a config, with every plugin it names loaded.
 //!
+//! Then the round trip (acceptance 3): that config's API is exported with `edgeway export`
+//! (with API Gateway's extensions, and without), each export passes `openapi-spec-validator`,
+//! and importing the first export gives the same definition again.
+//!
 //! `EDGEWAY_BLESS=1 cargo test --release -p edgeway-tests --test openapi_golden` rewrites the
 //! `.expected` files from the actual output; read the diff before committing it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
@@ -79,8 +83,9 @@ fn import(doc: &Path) -> (bool, String, String) {
 }
 
 /// `edgeway validate` on a config holding the definition, with every plugin the documents may
-/// name loaded and stage variables (used as origins) pointing at a closed loopback port.
-fn validate(name: &str, definition: &str) -> Result<(), String> {
+/// name loaded and stage variables (used as origins) pointing at a closed loopback port: the
+/// config's path and the definition as it holds it.
+fn validate(name: &str, definition: &str) -> Result<(PathBuf, String), String> {
     let dir = unique_temp_dir("edgeway-openapi-golden");
     let entries: Vec<(&str, &str, String)> = FUNCTIONS
         .iter()
@@ -107,7 +112,7 @@ fn validate(name: &str, definition: &str) -> Result<(), String> {
         .output()
         .unwrap();
     if out.status.success() {
-        Ok(())
+        Ok((path, api))
     } else {
         Err(format!(
             "{name}: the definition does not validate:\n{}\n{config}",
@@ -155,9 +160,93 @@ fn every_document_imports_as_expected() {
             if !stderr.contains("app client ids") {
                 problems.push(format!("{name}: the import does not ask for {what}"));
             }
-        } else if ok && let Err(e) = validate(&name, &stdout) {
-            problems.push(e);
+        } else if ok {
+            match validate(&name, &stdout) {
+                Ok((config, definition)) => {
+                    problems.extend(round_trip(&name, &config, &definition).err());
+                }
+                Err(e) => problems.push(e),
+            }
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// `edgeway export` of the config's one API, as `extensions` asks.
+fn export(config: &Path, extensions: &str, out: &Path) -> Result<(), String> {
+    let api = std::fs::read_to_string(config).unwrap();
+    let name = api
+        .lines()
+        .find_map(|l| l.strip_prefix("- name: "))
+        .expect("the definition names its api");
+    let done = Command::new(edgeway_bin())
+        .args(["export", "--config"])
+        .arg(config)
+        .args(["--api", name, "--extensions", extensions, "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    if !done.status.success() {
+        return Err(format!(
+            "export failed: {}",
+            String::from_utf8_lossy(&done.stderr)
+        ));
+    }
+    let checked = Command::new(tool("openapi-spec-validator"))
+        .arg(out)
+        .output()
+        .unwrap();
+    if !checked.status.success() {
+        return Err(format!(
+            "the export ({extensions}) is not a valid OpenAPI document: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Export (both ways), check each export, import the one with extensions again and compare.
+fn round_trip(name: &str, config: &Path, definition: &str) -> Result<(), String> {
+    let dir = config.parent().unwrap();
+    let with = dir.join("export-aws.json");
+    let plain = dir.join("export-none.json");
+    export(config, "aws", &with).map_err(|e| format!("{name}: {e}"))?;
+    export(config, "none", &plain).map_err(|e| format!("{name}: {e}"))?;
+    // An export names each function by its plugin.
+    let mut command = Command::new(edgeway_bin());
+    command.args(["import", "openapi"]).arg(&with);
+    let api = definition
+        .lines()
+        .find_map(|l| l.strip_prefix("- name: "))
+        .unwrap();
+    command.args(["--api", api]);
+    for (_, plugin, _, _) in FUNCTIONS {
+        command.arg("--function").arg(format!("{plugin}={plugin}"));
+    }
+    let again = command.output().unwrap();
+    if !again.status.success() {
+        return Err(format!(
+            "{name}: the export does not import: {}",
+            String::from_utf8_lossy(&again.stderr)
+        ));
+    }
+    let parse = |yaml: &str| -> serde_json::Value {
+        let body: String = yaml
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        serde_saphyr::from_str(&body).unwrap()
+    };
+    let first = parse(definition);
+    let second = parse(&String::from_utf8_lossy(&again.stdout));
+    if first != second {
+        return Err(format!(
+            "{name}: import → export → import changed the definition\n--- first\n{}\n--- again\n{}",
+            serde_json::to_string_pretty(&first).unwrap(),
+            serde_json::to_string_pretty(&second).unwrap()
+        ));
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The `edgeway` command line: `serve` runs a node, `validate` checks a config, `keys`
 //! manages a running node's API keys.
 
-mod import;
 mod keys;
+mod openapi;
 mod serve;
 
 use std::path::PathBuf;
@@ -41,8 +41,10 @@ enum Command {
     /// Import an API definition from another format.
     Import {
         #[command(subcommand)]
-        command: import::ImportCommand,
+        command: openapi::ImportCommand,
     },
+    /// Export an API of a config as an OpenAPI document.
+    Export(openapi::ExportArgs),
     /// Manage API keys on a running node (through its admin API).
     Keys {
         #[command(flatten)]
@@ -66,7 +68,8 @@ where
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Keys { target, command } => keys::run(target, command),
-        Command::Import { command } => import::run(command),
+        Command::Import { command } => openapi::import(command),
+        Command::Export(args) => openapi::export(args),
         Command::Validate { config } => match config::load(&config) {
             // Plugins are compiled and checked against their role's world too: a component
             // that would be refused at startup fails validation.

@@ -79,10 +79,13 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         .unwrap_or(serde_json::Value::Null);
     let base_dir = file.parent().unwrap_or(Path::new("."));
     let expanded = openapi::expand(&mut raw, base_dir).map_err(fail)?;
-    let mut config = validate::validate(raw, base_dir, redacted).map_err(|mut errors| {
+    let mut config = validate::validate(&raw, base_dir, redacted).map_err(|mut errors| {
         openapi::annotate(&mut errors, &expanded);
         fail(errors)
     })?;
+    config.definitions = raw.apis.into_iter().map(std::sync::Arc::new).collect();
+    config.origin = raw.origin.map(|o| o.value);
+    config.base_dir = base_dir.to_owned();
     config.sources = expanded.files;
     config.warnings = expanded.warnings;
     Ok(config)

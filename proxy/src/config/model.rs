@@ -76,6 +76,12 @@ pub struct Config {
     pub sources: Vec<std::path::PathBuf>,
     /// What loading found but did not refuse (OpenAPI import warnings), to be logged.
     pub warnings: Vec<String>,
+    /// Each API as the file defines it (an `openapi:` document merged in), for export.
+    pub definitions: Vec<std::sync::Arc<super::raw::RawApi>>,
+    /// The `origin` as written, for `${origin}` in exported integration URIs.
+    pub origin: Option<String>,
+    /// The config file's folder, which relative paths (model files) are read from.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// `state`: the backend, and the embedded store's folder (default `data` beside the config

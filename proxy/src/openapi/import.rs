@@ -389,6 +389,15 @@ impl<'d> Importer<'d> {
     /// A SigV4 authorizer for the region the API was exported from: clients sign for
     /// `execute-api` in that region.
     fn sigv4(&mut self, at: &At) -> Option<Tree> {
+        // An Edgeway export names every region; an API Gateway one only implies its own.
+        let regions_at = at.child("x-edgeway-regions");
+        if let Some(regions) = self.doc.get(&regions_at).and_then(Tree::as_array) {
+            let mut settings = Object::new();
+            settings.insert("regions".into(), regions.to_vec().into());
+            let mut sigv4 = Object::new();
+            sigv4.insert("sigv4".into(), settings.into());
+            return Some(sigv4.into());
+        }
         let Some(region) = self.region() else {
             self.error(
                 at,
@@ -476,11 +485,17 @@ impl<'d> Importer<'d> {
                     .and_then(Tree::as_array)
                     .unwrap_or_default()
                     .to_vec();
-                out.insert("jwt".into(), jwt_settings(issuer, audiences).into());
-                self.warn(
-                    &issuer_at,
-                    format!("keys are read from {}/.well-known/jwks.json (set `jwks_url` if the issuer publishes them elsewhere)", issuer.trim_end_matches('/')),
-                );
+                let mut settings = jwt_settings(issuer, audiences);
+                match scheme.get("x-edgeway-jwks-url").and_then(Tree::as_str) {
+                    Some(url) => {
+                        settings.insert("jwks_url".into(), url.into());
+                    }
+                    None => self.warn(
+                        &issuer_at,
+                        format!("keys are read from {}/.well-known/jwks.json (set `jwks_url` if the issuer publishes them elsewhere)", issuer.trim_end_matches('/')),
+                    ),
+                }
+                out.insert("jwt".into(), settings.into());
                 jwt = true;
             }
             "cognito_user_pools" => {
@@ -622,8 +637,8 @@ impl<'d> Importer<'d> {
                 out.insert(to.into(), list.clone());
             }
         }
-        if let Some(b) = cors.get("allowCredentials").and_then(Tree::as_bool) {
-            out.insert("allow_credentials".into(), b.into());
+        if cors.get("allowCredentials").and_then(Tree::as_bool) == Some(true) {
+            out.insert("allow_credentials".into(), true.into());
         }
         if let Some(age) = cors.get("maxAge") {
             match age.as_u64() {
@@ -1219,8 +1234,14 @@ impl<'d> Importer<'d> {
                 out.insert("http".into(), http.into());
             }
             "mock" => {
-                let mut mock = Object::new();
-                self.mapping_fields(integration, at, &mut mock, false);
+                let mock = match plain_mock(integration) {
+                    Some(plain) => plain,
+                    None => {
+                        let mut mock = Object::new();
+                        self.mapping_fields(integration, at, &mut mock, false);
+                        mock
+                    }
+                };
                 out.insert("mock".into(), mock.into());
             }
             "aws_proxy" => {
@@ -1582,6 +1603,79 @@ impl<'d> Importer<'d> {
             rest = &after[end..];
         }
     }
+}
+
+/// A mock that answers one fixed response, as Edgeway's plain `mock: { status, headers, body }`:
+/// the request template is exactly `{"statusCode": N}`, there is one `default` response of
+/// that status, its headers are static, and its one template (application/json) has no
+/// Velocity in it; and passthrough is the default. This is the form CORS preflight mocks take
+/// in REST exports, and the form an export gives a plain mock.
+fn plain_mock(integration: &Tree) -> Option<Object> {
+    if let Some(p) = integration.get("passthroughBehavior")
+        && !p.as_str()?.eq_ignore_ascii_case("when_no_match")
+    {
+        return None;
+    }
+    let request = integration.get("requestTemplates")?.as_object()?;
+    let [(media, template)] = request.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let parsed: serde_json::Value = serde_json::from_str(template.as_str()?).ok()?;
+    let status = parsed
+        .as_object()
+        .filter(|o| o.len() == 1)?
+        .get("statusCode")?
+        .as_u64()?;
+    let responses = integration.get("responses")?.as_object()?;
+    let [(key, response)] = responses.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let response = response.as_object()?;
+    if media != "application/json"
+        || key != "default"
+        || response.get("statusCode")?.as_u64()? != status
+        || response.keys().any(|k| {
+            !matches!(
+                k.as_str(),
+                "statusCode" | "responseParameters" | "responseTemplates"
+            )
+        })
+    {
+        return None;
+    }
+    let mut headers = Object::new();
+    for (target, source) in response
+        .get("responseParameters")
+        .and_then(Tree::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let name = target.strip_prefix("method.response.header.")?;
+        headers.insert(name.to_owned(), static_value(source.as_str()?)?.into());
+    }
+    let body = match response.get("responseTemplates").and_then(Tree::as_object) {
+        None => None,
+        Some(t) if t.is_empty() => None,
+        Some(t) => {
+            let [(media, body)] = t.iter().collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            let body = body.as_str()?;
+            if media != "application/json" || body.contains(['$', '#']) {
+                return None;
+            }
+            Some(body)
+        }
+    };
+    let mut mock = Object::new();
+    mock.insert("status".into(), status.into());
+    if !headers.is_empty() {
+        mock.insert("headers".into(), headers.into());
+    }
+    if let Some(body) = body {
+        mock.insert("body".into(), body.into());
+    }
+    Some(mock)
 }
 
 /// A route path's parameters: (name, greedy).

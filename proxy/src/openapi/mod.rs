@@ -8,6 +8,7 @@
 //! JSON pointer of what it concerns; what it cannot serve is an error.
 
 mod document;
+mod export;
 mod import;
 pub mod tree;
 
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use document::Version;
+pub use export::{ExportOptions, export};
 use tree::Tree;
 
 /// What an import needs besides the document.
@@ -131,4 +133,28 @@ fn run(
         stage_variables: out.stage_variables,
         files: doc.paths().map(Path::to_owned).collect(),
     })
+}
+
+/// The OpenAPI document of `api` in a loaded config, for `stage` (its first stage if `None`);
+/// `None` if the config has no such API or stage.
+pub fn export_api(
+    config: &crate::config::Config,
+    api: &str,
+    stage: Option<&str>,
+    extensions: bool,
+    server_url: Option<String>,
+) -> Option<Tree> {
+    let definition = config.definitions.iter().find(|d| d.name.value == api)?;
+    let served = config.apis.iter().find(|a| a.name == api)?;
+    let stage = match stage {
+        Some(s) => served.stages.iter().find(|st| st.name == s)?.name.clone(),
+        None => served.stages.first()?.name.clone(),
+    };
+    let options = ExportOptions {
+        stage,
+        server_url,
+        extensions,
+        origin: config.origin.clone(),
+    };
+    Some(export(definition, &options, &config.base_dir))
 }

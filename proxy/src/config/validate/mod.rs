@@ -88,7 +88,7 @@ fn millis(
 
 /// Validates `raw`. Relative file paths are taken from `base_dir` (the config file's folder).
 pub(super) fn validate(
-    raw: RawConfig,
+    raw: &RawConfig,
     base_dir: &Path,
     redacted: serde_json::Value,
 ) -> Result<Config, Vec<ConfigError>> {
@@ -332,5 +332,8 @@ pub(super) fn validate(
         redacted,
         sources: Vec::new(),
         warnings: Vec::new(),
+        definitions: Vec::new(),
+        origin: None,
+        base_dir: base_dir.to_owned(),
     })
 }

@@ -1,5 +1,6 @@
 //! `edgeway import openapi FILE`: an API Gateway export (or any OpenAPI document) as an
-//! Edgeway API definition, with every warning on stderr.
+//! Edgeway API definition, with every warning on stderr; and `edgeway export`: an API of a
+//! config as an OpenAPI document.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ pub enum ImportCommand {
     },
 }
 
-pub fn run(command: ImportCommand) -> ExitCode {
+pub fn import(command: ImportCommand) -> ExitCode {
     let ImportCommand::Openapi {
         file,
         api,
@@ -113,4 +114,89 @@ fn indent_as_list_item(yaml: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `edgeway export`'s options.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The config file (YAML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The API to export.
+    #[arg(long)]
+    api: String,
+    /// The stage the document describes (default: the API's first).
+    #[arg(long)]
+    stage: Option<String>,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// `aws`: with API Gateway's extensions, so the document imports again as the same API;
+    /// `none`: a plain OpenAPI document for client generators and docs.
+    #[arg(long, value_enum, default_value = "aws")]
+    extensions: Extensions,
+    /// Where clients reach the stage, without the stage (`https://api.example.com`); by
+    /// default the server URL is relative (`/prod`).
+    #[arg(long)]
+    server_url: Option<String>,
+    /// Write the document here instead of to stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Extensions {
+    Aws,
+    None,
+}
+
+pub fn export(args: ExportArgs) -> ExitCode {
+    let config = match crate::config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} error(s)",
+                args.config.display(),
+                errors.errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(document) = crate::openapi::export_api(
+        &config,
+        &args.api,
+        args.stage.as_deref(),
+        matches!(args.extensions, Extensions::Aws),
+        args.server_url.clone(),
+    ) else {
+        let names: Vec<&str> = config.apis.iter().map(|a| a.name.as_str()).collect();
+        eprintln!(
+            "{}: no api \"{}\" with stage {}; the apis are: {}",
+            args.config.display(),
+            args.api,
+            args.stage.as_deref().unwrap_or("(any)"),
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    };
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&document).unwrap_or_default() + "\n",
+        Format::Yaml => serde_saphyr::to_string(&document).unwrap_or_default(),
+    };
+    match args.out {
+        None => print!("{text}"),
+        Some(out) => {
+            if let Err(e) = std::fs::write(&out, text) {
+                eprintln!("{}: cannot write: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

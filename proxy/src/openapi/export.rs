@@ -1,0 +1,886 @@
+//! Edgeway API definition → OpenAPI document, for client generators, docs pages and contract
+//! tests, and (with API Gateway's extensions) for importing again: an import of the export
+//! gives back the definition it was made from.
+//!
+//! The document is OpenAPI 3.0.3, or 3.1.0 when the API's models are JSON Schema 2020-12 (as
+//! an API imported from 3.1 has), since 3.0's schema dialect cannot hold them. Models become
+//! `components.schemas`, with the definitions each carries hoisted beside it.
+//!
+//! What an API Gateway document has no place for stays in Edgeway's config: throttles, route
+//! caches, transforms, isolation, IP policies, and an authorizer's Edgeway-only settings
+//! (headers it sets). Two Edgeway settings that an import cannot derive travel as Edgeway's
+//! own extensions: a SigV4 authorizer's regions (`x-edgeway-regions`) and a JWT authorizer's
+//! key URL (`x-edgeway-jwks-url`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use indexmap::IndexMap;
+
+use super::tree::{Object, Tree};
+use crate::config::raw::{
+    RawApi, RawAuthorizer, RawHttp, RawIntegration, RawIntegrationResponse, RawMock, RawRoute,
+    RawSchemaSource,
+};
+
+/// What an export is for.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The stage the document describes (its `servers` entry).
+    pub stage: String,
+    /// Where the stage is served, without the stage (`https://api.example.com`); by default
+    /// the server URL is relative (`/prod`), which is right for a docs page the gateway serves.
+    pub server_url: Option<String>,
+    /// With API Gateway's `x-amazon-apigateway-*` extensions (and Edgeway's), so that the
+    /// document imports again as the same API; without, a plain OpenAPI document for clients.
+    pub extensions: bool,
+    /// The config's `origin`, substituted for `${origin}` in integration URIs.
+    pub origin: Option<String>,
+}
+
+/// The region written into function ARNs when no SigV4 authorizer names one.
+const DEFAULT_REGION: &str = "us-east-1";
+/// The route methods an `ANY` route stands for in a document without extensions.
+const ANY_METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
+
+/// The API as an OpenAPI document. `base_dir` anchors models read from files.
+pub fn export(api: &RawApi, options: &ExportOptions, base_dir: &Path) -> Tree {
+    Exporter::new(api, options, base_dir).run()
+}
+
+struct Exporter<'a> {
+    api: &'a RawApi,
+    options: &'a ExportOptions,
+    base_dir: &'a Path,
+    /// `#/components/schemas` (3.0) or the same under 3.1.
+    schemas: Object,
+    /// Request validators used, by name: (body, parameters).
+    validators: BTreeMap<&'static str, (bool, bool)>,
+    region: String,
+    openapi31: bool,
+}
+
+impl<'a> Exporter<'a> {
+    fn new(api: &'a RawApi, options: &'a ExportOptions, base_dir: &'a Path) -> Self {
+        let region = api
+            .authorizers
+            .values()
+            .filter_map(|a| a.value.sigv4.as_ref())
+            .find_map(|s| s.value.regions.first().map(|r| r.value.clone()))
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        let openapi31 = api.models.values().any(|m| {
+            model_schema(&m.value, base_dir)
+                .and_then(|s| s.get("$schema").and_then(Tree::as_str).map(is_2020_12))
+                .unwrap_or(false)
+        });
+        Self {
+            api,
+            options,
+            base_dir,
+            schemas: Object::new(),
+            validators: BTreeMap::new(),
+            region,
+            openapi31,
+        }
+    }
+
+    fn run(mut self) -> Tree {
+        let api = self.api;
+        let ext = self.options.extensions;
+        let mut doc = Object::new();
+        doc.insert(
+            "openapi".into(),
+            if self.openapi31 { "3.1.0" } else { "3.0.3" }.into(),
+        );
+        let mut info = Object::new();
+        info.insert("title".into(), api.name.value.clone().into());
+        info.insert("version".into(), self.options.stage.clone().into());
+        doc.insert("info".into(), info.into());
+        let mut server = Object::new();
+        let base = self
+            .options
+            .server_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/');
+        server.insert(
+            "url".into(),
+            format!("{base}/{}", self.options.stage).into(),
+        );
+        doc.insert("servers".into(), vec![Tree::from(server)].into());
+
+        for (name, model) in &api.models {
+            if let Some(schema) = model_schema(&model.value, self.base_dir) {
+                self.add_schema(name, schema);
+            }
+        }
+        let paths = self.paths();
+
+        if ext {
+            if let Some(source) = &api.api_key_source {
+                let source = source.value.trim().to_ascii_uppercase();
+                doc.insert("x-amazon-apigateway-api-key-source".into(), source.into());
+            }
+            if let Some(cors) = &api.cors {
+                doc.insert(
+                    "x-amazon-apigateway-cors".into(),
+                    cors_extension(&cors.value),
+                );
+            }
+            if !api.gateway_responses.is_empty() {
+                doc.insert(
+                    "x-amazon-apigateway-gateway-responses".into(),
+                    self.gateway_responses(),
+                );
+            }
+            if !self.validators.is_empty() {
+                let validators: Object = self
+                    .validators
+                    .iter()
+                    .map(|(name, (body, params))| {
+                        let mut v = Object::new();
+                        v.insert("validateRequestBody".into(), (*body).into());
+                        v.insert("validateRequestParameters".into(), (*params).into());
+                        ((*name).to_owned(), v.into())
+                    })
+                    .collect();
+                doc.insert(
+                    "x-amazon-apigateway-request-validators".into(),
+                    validators.into(),
+                );
+            }
+        }
+        doc.insert("paths".into(), paths.into());
+        let mut components = Object::new();
+        if !self.schemas.is_empty() {
+            components.insert("schemas".into(), std::mem::take(&mut self.schemas).into());
+        }
+        let schemes = self.security_schemes();
+        if !schemes.is_empty() {
+            components.insert("securitySchemes".into(), schemes.into());
+        }
+        if !components.is_empty() {
+            doc.insert("components".into(), components.into());
+        }
+        doc.into()
+    }
+
+    /// Adds a model to `components.schemas`, its definitions hoisted beside it.
+    fn add_schema(&mut self, name: &str, schema: Tree) {
+        let main = self.hoist(name, schema);
+        self.schemas.insert(name.to_owned(), main);
+    }
+
+    /// A schema as the document holds it, its definitions (`definitions`, `$defs`) moved to
+    /// `components.schemas` (a name taken by a different schema gets `owner_` in front).
+    fn hoist(&mut self, owner: &str, schema: Tree) -> Tree {
+        let Tree::Object(mut map) = schema else {
+            return schema;
+        };
+        let mut renames = BTreeMap::new();
+        let mut hoisted = Vec::new();
+        for key in ["definitions", "$defs"] {
+            if let Some(Tree::Object(defs)) = map.shift_remove(key) {
+                for (def_name, def) in defs {
+                    let mut target = def_name.clone();
+                    if self.schemas.get(&target).is_some_and(|existing| {
+                        *existing != self.schema_for_document(&def, &renames, key)
+                    }) {
+                        target = format!("{owner}_{def_name}");
+                    }
+                    renames.insert(format!("#/{key}/{def_name}"), target.clone());
+                    hoisted.push((key, target, def));
+                }
+            }
+        }
+        if !self.openapi31 {
+            map.shift_remove("$schema");
+        }
+        for (from, target, def) in hoisted {
+            let def = self.schema_for_document(&def, &renames, from);
+            self.schemas.insert(target, def);
+        }
+        self.schema_for_document(&Tree::Object(map), &renames, "definitions")
+    }
+
+    /// A schema as the document holds it: references to hoisted definitions pointed at
+    /// `components.schemas`, and (for 3.0) `type: [T, "null"]` written as `nullable`.
+    fn schema_for_document(
+        &self,
+        schema: &Tree,
+        renames: &BTreeMap<String, String>,
+        defs_key: &str,
+    ) -> Tree {
+        match schema {
+            Tree::Object(map) => {
+                let mut out = Object::new();
+                for (key, value) in map {
+                    if key == "$ref"
+                        && let Some(reference) = value.as_str()
+                    {
+                        let target = renames.get(reference).cloned().or_else(|| {
+                            reference
+                                .strip_prefix(&format!("#/{defs_key}/"))
+                                .map(str::to_owned)
+                        });
+                        let reference = match target {
+                            Some(name) => format!("#/components/schemas/{name}"),
+                            None => reference.to_owned(),
+                        };
+                        out.insert(key.clone(), reference.into());
+                        continue;
+                    }
+                    if key == "type"
+                        && !self.openapi31
+                        && let Some([Tree::String(kind), Tree::String(null)]) =
+                            value.as_array().map(|a| a.iter().as_slice())
+                        && null == "null"
+                    {
+                        out.insert("type".into(), kind.clone().into());
+                        out.insert("nullable".into(), true.into());
+                        continue;
+                    }
+                    out.insert(
+                        key.clone(),
+                        self.schema_for_document(value, renames, defs_key),
+                    );
+                }
+                Tree::Object(out)
+            }
+            Tree::Array(items) => Tree::Array(
+                items
+                    .iter()
+                    .map(|i| self.schema_for_document(i, renames, defs_key))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    fn paths(&mut self) -> Object {
+        let mut paths: IndexMap<String, Object> = IndexMap::new();
+        for route in &self.api.routes {
+            let Some((method, path)) = route.route.value.trim().split_once(' ') else {
+                continue;
+            };
+            let path = path.trim().to_owned();
+            let method = method.trim().to_ascii_uppercase();
+            let op = self.operation(route, &method, &path);
+            // A greedy parameter is API Gateway's `{proxy+}`; plain OpenAPI has no such
+            // form, so a document for clients names it `{proxy}`.
+            let path = if self.options.extensions {
+                path
+            } else {
+                path.replace("+}", "}")
+            };
+            let item = paths.entry(path.clone()).or_default();
+            if method == "ANY" {
+                if self.options.extensions {
+                    item.insert("x-amazon-apigateway-any-method".into(), op);
+                } else {
+                    for m in ANY_METHODS {
+                        item.entry(m.to_owned()).or_insert_with(|| {
+                            let mut op = op.clone();
+                            if let Tree::Object(map) = &mut op {
+                                map.insert("operationId".into(), operation_id(m, &path).into());
+                            }
+                            op
+                        });
+                    }
+                }
+            } else {
+                // An explicit method wins over what an ANY route filled in.
+                item.insert(method.to_ascii_lowercase(), op);
+            }
+        }
+        paths
+            .into_iter()
+            .map(|(p, item)| (p, item.into()))
+            .collect()
+    }
+
+    fn operation(&mut self, route: &RawRoute, method: &str, path: &str) -> Tree {
+        let ext = self.options.extensions;
+        let mut op = Object::new();
+        op.insert("operationId".into(), operation_id(method, path).into());
+        let mut parameters = Vec::new();
+        for (name, greedy) in path_params(path) {
+            let mut p = Object::new();
+            // The name the path template spells: `proxy+` in API Gateway's `{proxy+}`.
+            let name = if greedy && ext {
+                format!("{name}+")
+            } else {
+                name
+            };
+            p.insert("name".into(), name.into());
+            if greedy {
+                p.insert(
+                    "description".into(),
+                    "The rest of the path; it may contain `/`.".into(),
+                );
+            }
+            p.insert("in".into(), "path".into());
+            p.insert("required".into(), true.into());
+            p.insert("schema".into(), string_schema());
+            parameters.push(Tree::from(p));
+        }
+        let validation = route.validation.as_ref().map(|v| &v.value);
+        for required in validation
+            .map(|v| v.required.as_slice())
+            .unwrap_or_default()
+        {
+            let text = required.value.trim();
+            let text = text.strip_prefix("method.request.").unwrap_or(text);
+            let Some((place, name)) = text.split_once('.') else {
+                continue;
+            };
+            let place = match place {
+                "query" | "querystring" => "query",
+                "header" => "header",
+                _ => continue,
+            };
+            let mut p = Object::new();
+            p.insert("name".into(), name.into());
+            p.insert("in".into(), place.into());
+            p.insert("required".into(), true.into());
+            p.insert("schema".into(), string_schema());
+            parameters.push(p.into());
+        }
+        if !parameters.is_empty() {
+            op.insert("parameters".into(), parameters.into());
+        }
+        if let Some(body) = validation.and_then(|v| v.body.as_ref()) {
+            let schema = match &body.value.model {
+                Some(model) => {
+                    let mut r = Object::new();
+                    r.insert(
+                        "$ref".into(),
+                        format!("#/components/schemas/{}", model.value.trim()).into(),
+                    );
+                    Some(Tree::from(r))
+                }
+                // An inline schema stays inline; its definitions live in components.
+                None => model_schema(&body.value, self.base_dir)
+                    .map(|schema| self.hoist(&operation_id(method, path), schema)),
+            };
+            if let Some(schema) = schema {
+                let mut media = Object::new();
+                media.insert("schema".into(), schema);
+                let mut content = Object::new();
+                content.insert("application/json".into(), media.into());
+                let mut request_body = Object::new();
+                request_body.insert("content".into(), content.into());
+                request_body.insert("required".into(), true.into());
+                op.insert("requestBody".into(), request_body.into());
+            }
+        }
+        op.insert("responses".into(), responses(&route.integration.value));
+        let mut requirement = Object::new();
+        if let Some(auth) = &route.auth {
+            let scopes: Vec<Tree> = route
+                .scopes
+                .as_ref()
+                .map(|s| s.value.iter().map(|s| Tree::from(s.as_str())).collect())
+                .unwrap_or_default();
+            requirement.insert(auth.value.trim().to_owned(), scopes.into());
+        }
+        if route.api_key_required {
+            requirement.insert(API_KEY_SCHEME.into(), Vec::<Tree>::new().into());
+        }
+        if !requirement.is_empty() {
+            op.insert("security".into(), vec![Tree::from(requirement)].into());
+        }
+        if ext {
+            if let Some(v) = validation {
+                let mode = v.validate.as_ref().map_or("all", |m| m.value.trim());
+                let (name, flags) = match mode {
+                    "body" => ("body", (true, false)),
+                    "parameters" => ("parameters", (false, true)),
+                    _ => ("all", (true, true)),
+                };
+                self.validators.insert(name, flags);
+                op.insert("x-amazon-apigateway-request-validator".into(), name.into());
+            }
+            let integration = self.integration(route, method, path);
+            op.insert("x-amazon-apigateway-integration".into(), integration);
+        }
+        op.into()
+    }
+
+    /// `x-amazon-apigateway-integration` for a route.
+    fn integration(&self, route: &RawRoute, method: &str, path: &str) -> Tree {
+        let RawIntegration {
+            http_proxy,
+            http,
+            function,
+            mock,
+        } = &route.integration.value;
+        let mut out = Object::new();
+        let timeout = route.timeout_ms.as_ref().map(|t| t.value);
+        if let Some(uri) = http_proxy {
+            out.insert("type".into(), "http_proxy".into());
+            out.insert("httpMethod".into(), method.into());
+            let (uri, mappings) = proxy_uri(&self.substitute(&uri.value), path);
+            out.insert("uri".into(), uri.into());
+            if !mappings.is_empty() {
+                out.insert("requestParameters".into(), mappings.into());
+            }
+            if let Some(t) = timeout {
+                out.insert("timeoutInMillis".into(), t.into());
+            }
+        } else if let Some(http) = http {
+            self.http_integration(&http.value, method, &mut out);
+        } else if let Some(plugin) = function {
+            out.insert("type".into(), "aws_proxy".into());
+            out.insert("httpMethod".into(), "POST".into());
+            out.insert("uri".into(), self.function_uri(plugin.value.trim()).into());
+            if let Some(t) = timeout {
+                out.insert("timeoutInMillis".into(), t.into());
+            }
+        } else if let Some(mock) = mock {
+            mock_integration(mock, &mut out);
+        }
+        out.into()
+    }
+
+    fn http_integration(&self, http: &RawHttp, method: &str, out: &mut Object) {
+        out.insert("type".into(), "http".into());
+        let integration_method = http.method.as_ref().map_or_else(
+            || method.to_owned(),
+            |m| m.value.trim().to_ascii_uppercase(),
+        );
+        out.insert("httpMethod".into(), integration_method.into());
+        out.insert("uri".into(), self.substitute(&http.uri.value).into());
+        if !http.request_templates.is_empty() {
+            out.insert(
+                "requestTemplates".into(),
+                templates(&http.request_templates),
+            );
+        }
+        if let Some(p) = &http.passthrough {
+            out.insert("passthroughBehavior".into(), p.value.trim().into());
+        }
+        if !http.request_parameters.is_empty() {
+            let params: Object = http
+                .request_parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), Tree::from(v.value.as_str())))
+                .collect();
+            out.insert("requestParameters".into(), params.into());
+        }
+        if let Some(c) = &http.content_handling {
+            out.insert(
+                "contentHandling".into(),
+                c.value.trim().to_ascii_uppercase().into(),
+            );
+        }
+        if let Some(t) = &http.timeout_ms {
+            out.insert("timeoutInMillis".into(), t.value.into());
+        }
+        if !http.responses.is_empty() {
+            out.insert("responses".into(), integration_responses(&http.responses));
+        }
+    }
+
+    /// `${origin}` replaced by the config's origin (stage variables stay: they are the stage's).
+    fn substitute(&self, uri: &str) -> String {
+        match &self.options.origin {
+            Some(origin) => uri.replace("${origin}", origin.trim_end_matches('/')),
+            None => uri.to_owned(),
+        }
+    }
+
+    fn function_uri(&self, plugin: &str) -> String {
+        let region = &self.region;
+        format!(
+            "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:000000000000:function:{plugin}/invocations"
+        )
+    }
+
+    fn gateway_responses(&self) -> Tree {
+        let mut out = Object::new();
+        for (kind, r) in &self.api.gateway_responses {
+            let r = &r.value;
+            let mut entry = Object::new();
+            if let Some(s) = &r.status {
+                entry.insert("statusCode".into(), s.value.to_string().into());
+            }
+            if !r.headers.is_empty() {
+                let params: Object = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            format!("gatewayresponse.header.{k}"),
+                            Tree::from(format!("'{}'", v.value)),
+                        )
+                    })
+                    .collect();
+                entry.insert("responseParameters".into(), params.into());
+            }
+            if let Some(body) = &r.body {
+                let mut t = Object::new();
+                t.insert("application/json".into(), body.value.as_str().into());
+                entry.insert("responseTemplates".into(), t.into());
+            }
+            out.insert(kind.clone(), entry.into());
+        }
+        out.into()
+    }
+
+    fn security_schemes(&self) -> Object {
+        let ext = self.options.extensions;
+        let mut schemes = Object::new();
+        for (name, a) in &self.api.authorizers {
+            schemes.insert(name.clone(), self.security_scheme(&a.value, ext));
+        }
+        let wants_key = self.api.routes.iter().any(|r| r.api_key_required);
+        if wants_key {
+            let mut key = Object::new();
+            key.insert("type".into(), "apiKey".into());
+            key.insert("name".into(), "x-api-key".into());
+            key.insert("in".into(), "header".into());
+            schemes.insert(API_KEY_SCHEME.into(), key.into());
+        }
+        schemes
+    }
+
+    fn security_scheme(&self, a: &RawAuthorizer, ext: bool) -> Tree {
+        let mut scheme = Object::new();
+        if let Some(jwt) = &a.jwt {
+            let jwt = &jwt.value;
+            if !ext {
+                scheme.insert("type".into(), "http".into());
+                scheme.insert("scheme".into(), "bearer".into());
+                scheme.insert("bearerFormat".into(), "JWT".into());
+                return scheme.into();
+            }
+            scheme.insert("type".into(), "oauth2".into());
+            scheme.insert("flows".into(), Object::new().into());
+            let mut config = Object::new();
+            config.insert("issuer".into(), jwt.issuer.value.as_str().into());
+            if !jwt.audiences.is_empty() {
+                let audiences: Vec<Tree> = jwt
+                    .audiences
+                    .iter()
+                    .map(|a| Tree::from(a.value.as_str()))
+                    .collect();
+                config.insert("audience".into(), audiences.into());
+            }
+            let mut authorizer = Object::new();
+            authorizer.insert("type".into(), "jwt".into());
+            authorizer.insert(
+                "identitySource".into(),
+                identity_sources(a, "$request.").into(),
+            );
+            authorizer.insert("jwtConfiguration".into(), config.into());
+            scheme.insert("x-amazon-apigateway-authorizer".into(), authorizer.into());
+            let derived = format!(
+                "{}/.well-known/jwks.json",
+                jwt.issuer.value.trim().trim_end_matches('/')
+            );
+            if jwt.jwks_url.value.trim() != derived {
+                scheme.insert(
+                    "x-edgeway-jwks-url".into(),
+                    jwt.jwks_url.value.trim().into(),
+                );
+            }
+            return scheme.into();
+        }
+        scheme.insert("type".into(), "apiKey".into());
+        scheme.insert("name".into(), "Authorization".into());
+        scheme.insert("in".into(), "header".into());
+        if let Some(sigv4) = &a.sigv4 {
+            if ext {
+                scheme.insert("x-amazon-apigateway-authtype".into(), "awsSigv4".into());
+                let regions: Vec<Tree> = sigv4
+                    .value
+                    .regions
+                    .iter()
+                    .map(|r| Tree::from(r.value.as_str()))
+                    .collect();
+                scheme.insert("x-edgeway-regions".into(), regions.into());
+            }
+            return scheme.into();
+        }
+        // A plugin authorizer: a Lambda REQUEST authorizer to API Gateway.
+        let sources: Vec<&str> = a.identity_source.iter().map(|s| s.value.trim()).collect();
+        if let [single] = sources.as_slice()
+            && let Some(header) = single.strip_prefix("header.")
+        {
+            scheme.insert("name".into(), header.into());
+        } else if !sources.is_empty() {
+            scheme.insert("name".into(), "Unused".into());
+        }
+        if ext && let Some(plugin) = &a.plugin {
+            scheme.insert("x-amazon-apigateway-authtype".into(), "custom".into());
+            let mut authorizer = Object::new();
+            authorizer.insert("type".into(), "request".into());
+            authorizer.insert(
+                "authorizerUri".into(),
+                self.function_uri(plugin.value.trim()).into(),
+            );
+            if !a.identity_source.is_empty() {
+                authorizer.insert(
+                    "identitySource".into(),
+                    identity_sources(a, "method.request.").into(),
+                );
+            }
+            if let Some(ttl) = &a.result_ttl_s {
+                authorizer.insert("authorizerResultTtlInSeconds".into(), ttl.value.into());
+            }
+            scheme.insert("x-amazon-apigateway-authorizer".into(), authorizer.into());
+        }
+        scheme.into()
+    }
+}
+
+/// The security scheme name of the API key.
+const API_KEY_SCHEME: &str = "api_key";
+
+fn is_2020_12(schema: &str) -> bool {
+    schema.contains("2020-12")
+}
+
+fn string_schema() -> Tree {
+    let mut s = Object::new();
+    s.insert("type".into(), "string".into());
+    s.into()
+}
+
+/// A model's JSON Schema: inline, or read from its file (a file that cannot be read was
+/// refused when the config loaded).
+fn model_schema(source: &RawSchemaSource, base_dir: &Path) -> Option<Tree> {
+    if let Some(schema) = &source.schema {
+        return Some(Tree::from_json(schema));
+    }
+    let file = source.file.as_ref()?;
+    let text = std::fs::read(base_dir.join(file.value.trim())).ok()?;
+    serde_json::from_slice::<Tree>(&text).ok()
+}
+
+/// `GET /pets/{id}` → `getPetsId`: a stable name client generators give the call.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.extend(chars);
+        }
+    }
+    id
+}
+
+fn path_params(path: &str) -> Vec<(String, bool)> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|p| match p.strip_suffix('+') {
+            Some(name) => (name.to_owned(), true),
+            None => (p.to_owned(), false),
+        })
+        .collect()
+}
+
+/// An Edgeway proxy URI (`{id}`, `{proxy+}` name route parameters) in API Gateway's form:
+/// `{name}` placeholders with `integration.request.path.name` ← `method.request.path.name`.
+fn proxy_uri(uri: &str, path: &str) -> (String, Object) {
+    let mut mappings = Object::new();
+    let mut out = uri.to_owned();
+    for (name, greedy) in path_params(path) {
+        let edgeway = if greedy {
+            format!("{{{name}+}}")
+        } else {
+            format!("{{{name}}}")
+        };
+        if out.contains(&edgeway) {
+            out = out.replace(&edgeway, &format!("{{{name}}}"));
+            mappings.insert(
+                format!("integration.request.path.{name}"),
+                format!("method.request.path.{name}").into(),
+            );
+        }
+    }
+    (out, mappings)
+}
+
+fn identity_sources(a: &RawAuthorizer, prefix: &str) -> String {
+    let sources: Vec<String> = a
+        .identity_source
+        .iter()
+        .filter_map(|s| {
+            let (kind, name) = s.value.trim().split_once('.')?;
+            Some(match (kind, prefix) {
+                ("header", _) => format!("{prefix}header.{name}"),
+                ("query" | "querystring", _) => format!("{prefix}querystring.{name}"),
+                ("path", _) => format!("{prefix}path.{name}"),
+                ("stage" | "stageVariables", "$request.") => format!("$stageVariables.{name}"),
+                ("stage" | "stageVariables", _) => format!("stageVariables.{name}"),
+                _ => return None,
+            })
+        })
+        .collect();
+    if sources.is_empty() {
+        format!("{prefix}header.Authorization")
+    } else {
+        sources.join(", ")
+    }
+}
+
+fn templates(map: &IndexMap<String, serde_saphyr::Spanned<String>>) -> Tree {
+    map.iter()
+        .map(|(k, v)| (k.clone(), Tree::from(v.value.as_str())))
+        .collect::<Object>()
+        .into()
+}
+
+fn integration_responses(responses: &[serde_saphyr::Spanned<RawIntegrationResponse>]) -> Tree {
+    let mut out = Object::new();
+    for r in responses {
+        let r = &r.value;
+        let key = r
+            .selection_pattern
+            .as_ref()
+            .map_or_else(|| "default".to_owned(), |p| p.value.clone());
+        let mut entry = Object::new();
+        entry.insert(
+            "statusCode".into(),
+            r.status
+                .as_ref()
+                .map_or(200, |s| s.value)
+                .to_string()
+                .into(),
+        );
+        if !r.response_parameters.is_empty() {
+            let params: Object = r
+                .response_parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), Tree::from(v.value.as_str())))
+                .collect();
+            entry.insert("responseParameters".into(), params.into());
+        }
+        if !r.response_templates.is_empty() {
+            entry.insert("responseTemplates".into(), templates(&r.response_templates));
+        }
+        out.insert(key, entry.into());
+    }
+    out.into()
+}
+
+/// A mock in API Gateway's form. A plain Edgeway mock (status, headers, body) is the request
+/// template `{"statusCode": N}` and one default response with static headers and the body as
+/// its template, which an import reads back as the plain mock.
+fn mock_integration(mock: &RawMock, out: &mut Object) {
+    out.insert("type".into(), "mock".into());
+    if !mock.request_templates.is_empty() || !mock.responses.is_empty() {
+        if !mock.request_templates.is_empty() {
+            out.insert(
+                "requestTemplates".into(),
+                templates(&mock.request_templates),
+            );
+        }
+        if !mock.responses.is_empty() {
+            out.insert("responses".into(), integration_responses(&mock.responses));
+        }
+        return;
+    }
+    let status = mock.status.as_ref().map_or(200, |s| s.value);
+    let mut request = Object::new();
+    request.insert(
+        "application/json".into(),
+        format!("{{\"statusCode\": {status}}}").into(),
+    );
+    out.insert("requestTemplates".into(), request.into());
+    let mut response = Object::new();
+    response.insert("statusCode".into(), status.to_string().into());
+    if !mock.headers.is_empty() {
+        let params: Object = mock
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("method.response.header.{k}"),
+                    Tree::from(format!("'{v}'")),
+                )
+            })
+            .collect();
+        response.insert("responseParameters".into(), params.into());
+    }
+    if !mock.body.is_empty() {
+        let mut t = Object::new();
+        t.insert("application/json".into(), mock.body.as_str().into());
+        response.insert("responseTemplates".into(), t.into());
+    }
+    let mut responses = Object::new();
+    responses.insert("default".into(), response.into());
+    out.insert("responses".into(), responses.into());
+}
+
+/// The method responses a document lists: the statuses a mapped or mock integration answers
+/// with, or `default` for a proxy whose statuses are the origin's.
+fn responses(integration: &RawIntegration) -> Tree {
+    let statuses: Vec<u16> = match (&integration.http, &integration.mock) {
+        (Some(http), _) => http
+            .value
+            .responses
+            .iter()
+            .map(|r| r.value.status.as_ref().map_or(200, |s| s.value))
+            .collect(),
+        (_, Some(mock)) if !mock.responses.is_empty() => mock
+            .responses
+            .iter()
+            .map(|r| r.value.status.as_ref().map_or(200, |s| s.value))
+            .collect(),
+        (_, Some(mock)) if mock.request_templates.is_empty() => {
+            vec![mock.status.as_ref().map_or(200, |s| s.value)]
+        }
+        _ => Vec::new(),
+    };
+    let mut out = Object::new();
+    for status in statuses {
+        let mut r = Object::new();
+        r.insert("description".into(), format!("Status {status}").into());
+        out.insert(status.to_string(), r.into());
+    }
+    if out.is_empty() {
+        let mut r = Object::new();
+        r.insert("description".into(), "The integration's answer".into());
+        out.insert("default".into(), r.into());
+    }
+    out.into()
+}
+
+fn cors_extension(cors: &crate::config::raw::RawCors) -> Tree {
+    let list = |items: &[serde_saphyr::Spanned<String>]| -> Tree {
+        items
+            .iter()
+            .map(|i| Tree::from(i.value.as_str()))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let mut out = Object::new();
+    if !cors.allow_origins.is_empty() {
+        out.insert("allowOrigins".into(), list(&cors.allow_origins));
+    }
+    if let Some(methods) = &cors.allow_methods {
+        let methods: Vec<Tree> = methods
+            .value
+            .iter()
+            .map(|m| Tree::from(m.as_str()))
+            .collect();
+        out.insert("allowMethods".into(), methods.into());
+    }
+    if !cors.allow_headers.is_empty() {
+        out.insert("allowHeaders".into(), list(&cors.allow_headers));
+    }
+    if !cors.expose_headers.is_empty() {
+        out.insert("exposeHeaders".into(), list(&cors.expose_headers));
+    }
+    if cors.allow_credentials {
+        out.insert("allowCredentials".into(), true.into());
+    }
+    if let Some(age) = &cors.max_age_s {
+        out.insert("maxAge".into(), age.value.into());
+    }
+    out.into()
+}

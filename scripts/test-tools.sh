@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the tools the OpenAPI tests run, each pinned, into folders under target/:
+#   target/test-venv        openapi-spec-validator, schemathesis, openapi-python-client (PyPI)
+#   tests/tools/node_modules  openapi-typescript, openapi-fetch, typescript, playwright-core (npm)
+# and Debian's chromium for the docs page test. Reinstalls only when a pin changes; any
+# failure exits non-zero, so a missing tool never becomes a skipped test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "test-tools.sh: $*" >&2; exit 1; }
+
+venv=target/test-venv
+stamp=$venv/.edgeway-requirements.txt
+if [ ! -x "$venv/bin/python" ]; then
+    rm -f "$stamp"
+    python3 -m venv "$venv" || die "cannot create a venv at $venv (is python3-venv installed?)"
+fi
+if ! cmp -s tests/tools/requirements.txt "$stamp"; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --require-virtualenv -r tests/tools/requirements.txt || die "pip install failed"
+    cp tests/tools/requirements.txt "$stamp"
+fi
+for tool in openapi-spec-validator schemathesis openapi-python-client; do
+    [ -x "$venv/bin/$tool" ] || die "$venv/bin/$tool is missing after pip install"
+done
