@@ -1235,7 +1235,10 @@ impl<'d> Importer<'d> {
             }
             "mock" => {
                 let mock = match plain_mock(integration) {
-                    Some(plain) => plain,
+                    Some(plain) => {
+                        self.mock_passthrough(integration, at);
+                        plain
+                    }
                     None => {
                         let mut mock = Object::new();
                         self.mapping_fields(integration, at, &mut mock, false);
@@ -1477,19 +1480,13 @@ impl<'d> Importer<'d> {
         ) {
             out.insert("request_templates".into(), templates);
         }
-        if let Some(p) = integration
+        if !http {
+            self.mock_passthrough(integration, at);
+        } else if let Some(p) = integration
             .get("passthroughBehavior")
             .and_then(Tree::as_str)
         {
-            let p = p.to_ascii_lowercase();
-            if http {
-                out.insert("passthrough".into(), p.into());
-            } else if p != "when_no_match" {
-                self.warn(
-                    &at.child("passthroughBehavior"),
-                    "a mock answers from its templates and responses; passthrough does not apply",
-                );
-            }
+            out.insert("passthrough".into(), p.to_ascii_lowercase().into());
         }
         if let Some(params) = integration
             .get("requestParameters")
@@ -1568,6 +1565,20 @@ impl<'d> Importer<'d> {
         }
     }
 
+    /// A mock's `passthroughBehavior`: only the default, which refuses nothing, is carried out.
+    fn mock_passthrough(&mut self, integration: &Tree, at: &At) {
+        if let Some(p) = integration
+            .get("passthroughBehavior")
+            .and_then(Tree::as_str)
+            && !p.eq_ignore_ascii_case("when_no_match")
+        {
+            self.warn(
+                &at.child("passthroughBehavior"),
+                "a mock answers from its templates and responses; passthrough does not apply",
+            );
+        }
+    }
+
     /// A template map, each template parsed here so a broken one is named by its pointer.
     fn templates(&mut self, templates: Option<&Tree>, at: &At) -> Option<Tree> {
         let map = templates?.as_object()?;
@@ -1608,14 +1619,9 @@ impl<'d> Importer<'d> {
 /// A mock that answers one fixed response, as Edgeway's plain `mock: { status, headers, body }`:
 /// the request template is exactly `{"statusCode": N}`, there is one `default` response of
 /// that status, its headers are static, and its one template (application/json) has no
-/// Velocity in it; and passthrough is the default. This is the form CORS preflight mocks take
-/// in REST exports, and the form an export gives a plain mock.
+/// Velocity in it. This is the form CORS preflight mocks take in REST exports, and the form
+/// an export gives a plain mock.
 fn plain_mock(integration: &Tree) -> Option<Object> {
-    if let Some(p) = integration.get("passthroughBehavior")
-        && !p.as_str()?.eq_ignore_ascii_case("when_no_match")
-    {
-        return None;
-    }
     let request = integration.get("requestTemplates")?.as_object()?;
     let [(media, template)] = request.iter().collect::<Vec<_>>()[..] else {
         return None;
