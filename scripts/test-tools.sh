@@ -23,3 +23,20 @@ fi
 for tool in openapi-spec-validator schemathesis openapi-python-client; do
     [ -x "$venv/bin/$tool" ] || die "$venv/bin/$tool is missing after pip install"
 done
+
+npm_stamp=tests/tools/node_modules/.edgeway-package-lock.json
+if ! cmp -s tests/tools/package-lock.json "$npm_stamp"; then
+    (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
+    cp tests/tools/package-lock.json "$npm_stamp"
+fi
+for tool in openapi-typescript tsc; do
+    [ -x "tests/tools/node_modules/.bin/$tool" ] || die "tests/tools/node_modules/.bin/$tool is missing after npm ci"
+done
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test-tools.sh: installing chromium" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null || die "cannot install chromium"
+    command -v chromium >/dev/null 2>&1 || die "chromium is still missing after installing it"
+fi

@@ -42,6 +42,17 @@ pub fn tool(name: &str) -> PathBuf {
     path
 }
 
+/// `tests/tools`: the npm tools and the scripts that drive them.
+pub fn tools_dir() -> PathBuf {
+    let dir = workspace().join("tests/tools");
+    assert!(
+        dir.join("node_modules/.bin/tsc").is_file(),
+        "{}/node_modules is missing: run scripts/test-tools.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
 /// The compile cache all plugin tests share, so each component is compiled once per run.
 pub fn plugin_cache_dir() -> PathBuf {
     workspace().join("target/plugin-cache-tests")

@@ -292,6 +292,107 @@ async fn a_changed_document_reloads_and_a_broken_one_is_refused() {
     assert_eq!(json_body(r).await, json!({"status": "changed"}));
 }
 
+/// A stage with `docs: {}` serves a Swagger UI page that a real browser renders with the API's
+/// operations; the admin API exports the API with or without API Gateway's extensions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
+    let origin = origin().await;
+    let gw = Gateway::builder()
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .file("petstore.json", petstore_document())
+        .start(&config(&origin).replace("variables: {", "docs: {}, variables: {"))
+        .await;
+
+    let document = json_body(
+        client()
+            .get(gw.url("/prod/docs/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(document["servers"][0]["url"], "/prod");
+    assert!(
+        !document.to_string().contains("x-amazon-apigateway"),
+        "a public docs page shows no integrations: {document}"
+    );
+
+    let screenshot = gw.dir.join("docs.png");
+    let (url, shot) = (gw.url("/prod/docs"), screenshot.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(tools_dir().join("docs-page.mjs"))
+            .arg(url)
+            .arg(shot)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["title"], "petstore");
+    assert_eq!(seen["errors"], json!([]), "the page logged errors");
+    let operations: Vec<String> = seen["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["method"].as_str().unwrap(),
+                o["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "GET /pets",
+        "POST /pets",
+        "GET /pets/{petId}",
+        "GET /health",
+        "DELETE /files/{proxy}",
+        "POST /orders",
+    ] {
+        assert!(
+            operations.iter().any(|o| o == expected),
+            "{expected} not in {operations:?}"
+        );
+    }
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+
+    // The admin API: the same export `edgeway export` makes, as the generation serves it.
+    let (status, with) = gw
+        .admin(
+            reqwest::Method::GET,
+            "/admin/apis/petstore/openapi?stage=prod",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        with["paths"]["/pets/{petId}"]["get"]["x-amazon-apigateway-integration"]["type"],
+        "http_proxy"
+    );
+    let (status, plain) = gw
+        .admin(
+            reqwest::Method::GET,
+            "/admin/apis/petstore/openapi?extensions=none",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(plain, document);
+    let (status, missing) = gw
+        .admin(reqwest::Method::GET, "/admin/apis/nope/openapi", None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["apis"], json!(["petstore"]));
+}
+
 /// `edgeway import openapi` prints a definition that, pasted under `apis:`, validates.
 #[test]
 fn the_import_command_writes_a_definition_a_config_can_hold() {

@@ -189,6 +189,9 @@ async fn handle(
         "/admin/plugins" => plugins::list(node),
         "/admin/cache" => cache::list(node),
         "/admin/usage" => usage::get(node, request.uri().query()).await,
+        _ if path.starts_with("/admin/apis/") && path.ends_with("/openapi") => {
+            openapi_document(node, path, request.uri().query())
+        }
         "/admin/config" => {
             let gateway = node.generation.load();
             let mut response = json(StatusCode::OK, gateway.redacted_config.clone());
@@ -199,6 +202,60 @@ async fn handle(
             response
         }
         _ => json(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#),
+    }
+}
+
+/// `GET /admin/apis/{api}/openapi?stage=S&extensions=aws|none&format=json|yaml`: the API as
+/// the current generation serves it, as `edgeway export` writes it.
+fn openapi_document(node: &Node, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let api = path
+        .trim_start_matches("/admin/apis/")
+        .trim_end_matches("/openapi");
+    let mut stage = None;
+    let mut extensions = true;
+    let mut yaml = false;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match (&*key, &*value) {
+            ("stage", s) => stage = Some(s.to_owned()),
+            ("extensions", "aws") => extensions = true,
+            ("extensions", "none") => extensions = false,
+            ("format", "json") => yaml = false,
+            ("format", "yaml") => yaml = true,
+            (k, v) => {
+                let message = serde_json::json!({
+                    "message": format!("unknown parameter {k}={v}: expected stage, extensions=aws|none, format=json|yaml")
+                });
+                return json(StatusCode::BAD_REQUEST, message.to_string());
+            }
+        }
+    }
+    let gateway = node.generation.load();
+    let Some(document) = gateway
+        .definitions
+        .export(api, stage.as_deref(), extensions, None)
+    else {
+        let names: Vec<&str> = gateway.definitions.names().collect();
+        let message = serde_json::json!({
+            "message": format!("no api \"{api}\" with stage {}", stage.as_deref().unwrap_or("(any)")),
+            "apis": names,
+        });
+        return json(StatusCode::NOT_FOUND, message.to_string());
+    };
+    if yaml {
+        let mut response = json(
+            StatusCode::OK,
+            serde_saphyr::to_string(&document).unwrap_or_default(),
+        );
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        );
+        response
+    } else {
+        json(
+            StatusCode::OK,
+            serde_json::to_vec_pretty(&document).unwrap_or_default(),
+        )
     }
 }
 

@@ -168,8 +168,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(document) = crate::openapi::export_api(
-        &config,
+    let Some(document) = crate::openapi::Definitions::from_config(&config).export(
         &args.api,
         args.stage.as_deref(),
         matches!(args.extensions, Extensions::Aws),

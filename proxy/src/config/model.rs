@@ -184,6 +184,8 @@ pub struct Stage {
     pub policy: Option<Arc<IpPolicy>>,
     /// One bucket for every request to the stage.
     pub throttle: Option<Throttle>,
+    /// Where below the stage its API docs page is served (`docs.path`); none when off.
+    pub docs: Option<String>,
 }
 
 /// Default for a stage cache's `capacity_mib`.

@@ -400,6 +400,18 @@ pub struct RawStage {
     pub policy: Option<Spanned<RawPolicy>>,
     #[serde(default)]
     pub throttle: Option<Spanned<RawThrottle>>,
+    /// An API docs page for the stage: its OpenAPI document and Swagger UI.
+    #[serde(default)]
+    pub docs: Option<Spanned<RawDocs>>,
+}
+
+/// A stage's `docs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDocs {
+    /// Below the stage; `/docs` by default.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

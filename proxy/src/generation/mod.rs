@@ -83,6 +83,10 @@ pub struct Generation {
     /// By stage name, for requests that match no route: the stage's API when it is the only
     /// API with that stage and it overrides gateway responses.
     pub unrouted: HashMap<Box<str>, UnroutedStage>,
+    /// The stages' API docs pages (`docs`), answered before routing.
+    pub docs: crate::openapi::DocsSites,
+    /// The APIs as the config defines them, for `GET /admin/apis/{api}/openapi`.
+    pub definitions: crate::openapi::Definitions,
     pools: OriginPools,
 }
 
@@ -181,6 +185,7 @@ impl Generation {
             ..
         } = build;
         let unrouted = unrouted_stages(config);
+        let definitions = crate::openapi::Definitions::from_config(config);
 
         Ok(Self {
             generation,
@@ -198,7 +203,29 @@ impl Generation {
             usage_plans: config.usage_plans.clone().into(),
             trusted_proxies: config.trusted_proxies.clone(),
             unrouted,
+            docs: docs_sites(config, &definitions),
+            definitions,
             pools,
         })
     }
+}
+
+/// Each stage's docs page, with the document exported as the stage serves it.
+fn docs_sites(
+    config: &Config,
+    definitions: &crate::openapi::Definitions,
+) -> crate::openapi::DocsSites {
+    let mut sites = crate::openapi::DocsSites::default();
+    for api in &config.apis {
+        for stage in &api.stages {
+            let Some(path) = &stage.docs else { continue };
+            let Some(document) = definitions.export(&api.name, Some(&stage.name), false, None)
+            else {
+                continue;
+            };
+            let json = serde_json::to_vec_pretty(&document).unwrap_or_default();
+            sites.add(&stage.name, path, &api.name, Bytes::from(json));
+        }
+    }
+    sites
 }

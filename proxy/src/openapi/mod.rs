@@ -7,6 +7,7 @@
 //! validation as a hand-written API. What Edgeway does not carry out is a warning with the
 //! JSON pointer of what it concerns; what it cannot serve is an error.
 
+mod docs;
 mod document;
 mod export;
 mod import;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use docs::DocsSites;
 pub use document::Version;
 pub use export::{ExportOptions, export};
 use tree::Tree;
@@ -135,26 +137,61 @@ fn run(
     })
 }
 
-/// The OpenAPI document of `api` in a loaded config, for `stage` (its first stage if `None`);
-/// `None` if the config has no such API or stage.
-pub fn export_api(
-    config: &crate::config::Config,
-    api: &str,
-    stage: Option<&str>,
-    extensions: bool,
-    server_url: Option<String>,
-) -> Option<Tree> {
-    let definition = config.definitions.iter().find(|d| d.name.value == api)?;
-    let served = config.apis.iter().find(|a| a.name == api)?;
-    let stage = match stage {
-        Some(s) => served.stages.iter().find(|st| st.name == s)?.name.clone(),
-        None => served.stages.first()?.name.clone(),
-    };
-    let options = ExportOptions {
-        stage,
-        server_url,
-        extensions,
-        origin: config.origin.clone(),
-    };
-    Some(export(definition, &options, &config.base_dir))
+/// A config's APIs as they are defined, kept by a generation so the admin API and docs pages
+/// can export them.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    /// Each API's definition and its stages' names, in config order.
+    apis: Vec<(std::sync::Arc<crate::config::raw::RawApi>, Vec<String>)>,
+    origin: Option<String>,
+    base_dir: PathBuf,
+}
+
+impl Definitions {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let apis = config
+            .definitions
+            .iter()
+            .filter_map(|d| {
+                let served = config.apis.iter().find(|a| a.name == d.name.value)?;
+                Some((
+                    d.clone(),
+                    served.stages.iter().map(|s| s.name.clone()).collect(),
+                ))
+            })
+            .collect();
+        Self {
+            apis,
+            origin: config.origin.clone(),
+            base_dir: config.base_dir.clone(),
+        }
+    }
+
+    /// The OpenAPI document of `api` for `stage` (its first stage if `None`); `None` if there
+    /// is no such API or stage.
+    pub fn export(
+        &self,
+        api: &str,
+        stage: Option<&str>,
+        extensions: bool,
+        server_url: Option<String>,
+    ) -> Option<Tree> {
+        let (definition, stages) = self.apis.iter().find(|(d, _)| d.name.value == api)?;
+        let stage = match stage {
+            Some(s) => stages.iter().find(|st| *st == s)?,
+            None => stages.first()?,
+        };
+        let options = ExportOptions {
+            stage: stage.clone(),
+            server_url,
+            extensions,
+            origin: self.origin.clone(),
+        };
+        Some(export(definition, &options, &self.base_dir))
+    }
+
+    /// The APIs' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.apis.iter().map(|(d, _)| d.name.value.as_str())
+    }
 }

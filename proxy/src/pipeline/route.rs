@@ -13,6 +13,11 @@ pub fn resolve<'g>(
     parts: &Parts,
 ) -> Result<Flow, GatewayError> {
     let path = parts.uri.path();
+    if !gateway.docs.is_empty()
+        && let Some(page) = gateway.docs.answer(&parts.method, path)
+    {
+        return Ok(Flow::Respond(page));
+    }
     match gateway.router.lookup(&parts.method, path) {
         Ok(found) => {
             ctx.route = Some(found.route);

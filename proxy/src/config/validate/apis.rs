@@ -89,6 +89,9 @@ pub(super) fn validate_apis(
                             t,
                         )
                     }),
+                    docs: s.docs.as_ref().and_then(|d| {
+                        docs_path(errors, &format!("{path}.stages.{stage}.docs.path"), d)
+                    }),
                 }
             })
             .collect();
@@ -649,4 +652,24 @@ fn validate_mock(
         headers,
         body: Bytes::from(raw.body.clone()),
     })
+}
+
+/// A stage's docs path: below the stage, fixed (no parameters), not the stage itself.
+fn docs_path(errors: &mut Errors, path: &str, raw: &Spanned<RawDocs>) -> Option<String> {
+    let Some(given) = &raw.value.path else {
+        return Some("/docs".to_owned());
+    };
+    let text = given.value.trim().trim_end_matches('/');
+    if !text.starts_with('/') || text.contains(['{', '}', '?', '#', ' ']) {
+        errors.add(
+            path,
+            Some(given),
+            format!(
+                "\"{}\" is not a docs path: a fixed path below the stage, such as /docs",
+                given.value
+            ),
+        );
+        return None;
+    }
+    Some(text.to_owned())
 }
