@@ -393,6 +393,166 @@ async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
     assert_eq!(missing["apis"], json!(["petstore"]));
 }
 
+/// `edgeway sdk` with the test tools on `PATH`, from the gateway's own config.
+fn sdk(gw: &Gateway, lang: &str, out: &std::path::Path) {
+    let path = format!(
+        "{}:{}:{}",
+        tools_dir().join("node_modules/.bin").display(),
+        tool("openapi-python-client").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let done = Command::new(edgeway_bin())
+        .args(["sdk", "--lang", lang, "--config"])
+        .arg(&gw.config_path)
+        .args(["--server-url", gw.url("").trim_end_matches('/'), "--out"])
+        .arg(out)
+        .env("PATH", path)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+async fn api_key(gw: &Gateway) -> String {
+    let (status, key) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(json!({"name": "sdk", "plan": "basic"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    key["value"].as_str().unwrap().to_owned()
+}
+
+/// The TypeScript client type-checks with `tsc` (and a wrong call does not), and its calls
+/// reach the gateway with the API key wired in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_client_type_checks_and_calls_the_gateway() {
+    let origin = origin().await;
+    let gw = start(&origin).await;
+    let key = api_key(&gw).await;
+    let out = gw.dir.join("ts-client");
+    sdk(&gw, "typescript", &out);
+    std::os::unix::fs::symlink(tools_dir().join("node_modules"), out.join("node_modules")).unwrap();
+    std::fs::write(
+        out.join("main.ts"),
+        format!(
+            r#"import {{ createApiClient }} from "./client.js";
+const client = createApiClient({{ apiKey: {key:?} }});
+const pets = await client.GET("/pets", {{ params: {{ query: {{ type: "dog" }} }} }});
+const created = await client.POST("/pets", {{ body: {{ name: "Rex", tag: null }} }});
+const pet = await client.GET("/pets/{{petId}}", {{ params: {{ path: {{ petId: "3" }} }} }});
+console.log(JSON.stringify({{ pets: pets.response.status, created: created.response.status, pet: pet.response.status }}));
+"#
+        ),
+    )
+    .unwrap();
+    let tsc = tools_dir().join("node_modules/.bin/tsc");
+    let (dir, tsc2) = (out.clone(), tsc.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        Command::new(tsc2)
+            .args(["-p", "."])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        checked.status.success(),
+        "tsc: {}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let dir = out.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("dist/main.js")
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let statuses: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    // The token authorizer guards GET /pets/{petId}: the client reached it without a token.
+    assert_eq!(statuses, json!({"pets": 200, "created": 201, "pet": 401}));
+    assert_eq!(origin.requests_to("/petstore/pets").len(), 2);
+
+    // The types are the API's: a misspelt parameter does not compile.
+    std::fs::write(
+        out.join("wrong.ts"),
+        "import { createApiClient } from \"./client.js\";\nawait createApiClient().GET(\"/pets\", { params: { query: { kind: \"dog\" } } });\n",
+    )
+    .unwrap();
+    let dir = out.clone();
+    let wrong = tokio::task::spawn_blocking(move || {
+        Command::new(tsc)
+            .args(["-p", ".", "--noEmit"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("wrong.ts"));
+}
+
+/// The Python client imports, and its calls reach the gateway with the API key wired in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_imports_and_calls_the_gateway() {
+    let origin = origin().await;
+    let gw = start(&origin).await;
+    let key = api_key(&gw).await;
+    let out = gw.dir.join("py-client");
+    sdk(&gw, "python", &out);
+    let script = format!(
+        r#"
+import json
+from petstore_client.edgeway_client import connect
+from petstore_client.api.default import get_pets, post_pets
+from petstore_client.models import NewPet
+client = connect(api_key={key:?})
+pets = get_pets.sync_detailed(client=client, type_="dog")
+created = post_pets.sync_detailed(client=client, body=NewPet(name="Rex"))
+print(json.dumps({{"pets": pets.status_code, "created": created.status_code}}))
+"#
+    );
+    let python = tool("python");
+    let ran = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(["-c", &script])
+            .env("PYTHONPATH", &out)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let statuses: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(statuses, json!({"pets": 200, "created": 201}));
+    let sent = origin.requests_to("/petstore/pets").pop().unwrap();
+    assert_eq!(sent.method, "POST");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&sent.body).unwrap(),
+        json!({"name": "Rex", "stage": "prod"})
+    );
+}
+
 /// `edgeway import openapi` prints a definition that, pasted under `apis:`, validates.
 #[test]
 fn the_import_command_writes_a_definition_a_config_can_hold() {

@@ -3,6 +3,7 @@
 
 mod keys;
 mod openapi;
+mod sdk;
 mod serve;
 
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Export an API of a config as an OpenAPI document.
     Export(openapi::ExportArgs),
+    /// Generate a typed client (TypeScript or Python) for an API of a config.
+    Sdk(sdk::SdkArgs),
     /// Manage API keys on a running node (through its admin API).
     Keys {
         #[command(flatten)]
@@ -70,6 +73,7 @@ where
         Command::Keys { target, command } => keys::run(target, command),
         Command::Import { command } => openapi::import(command),
         Command::Export(args) => openapi::export(args),
+        Command::Sdk(args) => sdk::run(args),
         Command::Validate { config } => match config::load(&config) {
             // Plugins are compiled and checked against their role's world too: a component
             // that would be refused at startup fails validation.
