@@ -553,6 +553,77 @@ print(json.dumps({{"pets": pets.status_code, "created": created.status_code}}))
     );
 }
 
+/// Schemathesis (a contract tester) runs a bounded number of generated requests, valid and
+/// not, against a running gateway with the API's exported document, and finds no server error
+/// and no response the document does not allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
+    let origin = origin().await;
+    let gw = start(&origin).await;
+    let key = api_key(&gw).await;
+    let document = gw.dir.join("contract.json");
+    let exported = Command::new(edgeway_bin())
+        .args(["export", "--config"])
+        .arg(&gw.config_path)
+        .args(["--api", "petstore", "--extensions", "none", "--server-url"])
+        .arg(gw.url("").trim_end_matches('/'))
+        .arg("--out")
+        .arg(&document)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let (st, base, report) = (
+        tool("schemathesis"),
+        gw.url("/prod"),
+        gw.dir.join("st-report"),
+    );
+    let ran = tokio::task::spawn_blocking(move || {
+        Command::new(st)
+            .arg("run")
+            .arg(&document)
+            .args(["--url", &base])
+            .args(["--header", &format!("x-api-key: {key}")])
+            .args(["--header", "authorization: Bearer abc"])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+                "--phases",
+                "coverage,fuzzing",
+                "--max-examples",
+                "20",
+                "--max-time",
+                "40",
+                "--seed",
+                "7",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "10",
+            ])
+            .arg("--report-dir")
+            .arg(report)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    // It did run the operations (not an empty pass).
+    assert!(stdout.contains("GET /pets"), "{stdout}");
+    assert!(origin.request_count() > 0);
+}
+
 /// `edgeway import openapi` prints a definition that, pasted under `apis:`, validates.
 #[test]
 fn the_import_command_writes_a_definition_a_config_can_hold() {

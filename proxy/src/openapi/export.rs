@@ -374,7 +374,7 @@ impl<'a> Exporter<'a> {
                 op.insert("requestBody".into(), request_body.into());
             }
         }
-        op.insert("responses".into(), responses(&route.integration.value));
+        op.insert("responses".into(), self.responses(route));
         let mut requirement = Object::new();
         if let Some(auth) = &route.auth {
             let scopes: Vec<Tree> = route
@@ -816,9 +816,86 @@ fn mock_integration(mock: &RawMock, out: &mut Object) {
     out.insert("responses".into(), responses.into());
 }
 
-/// The method responses a document lists: the statuses a mapped or mock integration answers
-/// with, or `default` for a proxy whose statuses are the origin's.
-fn responses(integration: &RawIntegration) -> Tree {
+/// The schema of the gateway's own error bodies (`{"message": "..."}`).
+const GATEWAY_ERROR: &str = "GatewayError";
+
+impl Exporter<'_> {
+    /// The method responses a document lists: the statuses a mapped or mock integration
+    /// answers with (or `default` for a proxy, whose statuses are the origin's), and the
+    /// gateway's own answers that the route's settings make possible, so that a contract
+    /// test holds the gateway to what it documents.
+    fn responses(&mut self, route: &RawRoute) -> Tree {
+        let mut out = integration_statuses(&route.integration.value);
+        let mut own: Vec<(&str, &str)> = Vec::new();
+        if route.validation.is_some() {
+            own.push((
+                "400",
+                "The request is not valid (`BAD_REQUEST_PARAMETERS`, `BAD_REQUEST_BODY`)",
+            ));
+        }
+        if route.auth.is_some() {
+            own.push(("401", "No credentials (`UNAUTHORIZED`)"));
+            own.push(("403", "The credentials are refused (`ACCESS_DENIED`)"));
+        } else if route.api_key_required {
+            own.push((
+                "403",
+                "No API key, or one that may not call the stage (`INVALID_API_KEY`, `FORBIDDEN`)",
+            ));
+        }
+        if let Some(http) = &route.integration.value.http
+            && !http.value.request_templates.is_empty()
+        {
+            own.push((
+                "415",
+                "No mapping template for the request's content type (`UNSUPPORTED_MEDIA_TYPE`)",
+            ));
+        }
+        own.push((
+            "429",
+            "Throttled or over quota (`THROTTLED`, `QUOTA_EXCEEDED`)",
+        ));
+        if !out.contains_key("default") {
+            for (status, description) in own {
+                if out.contains_key(status) {
+                    continue;
+                }
+                let mut r = Object::new();
+                r.insert("description".into(), description.into());
+                r.insert("content".into(), self.gateway_error_content());
+                out.insert(status.to_owned(), r.into());
+            }
+        }
+        out.into()
+    }
+
+    /// `application/json` with the gateway error schema (added to the components once).
+    fn gateway_error_content(&mut self) -> Tree {
+        if !self.schemas.contains_key(GATEWAY_ERROR) {
+            let mut message = Object::new();
+            message.insert("type".into(), "string".into());
+            let mut properties = Object::new();
+            properties.insert("message".into(), message.into());
+            let mut schema = Object::new();
+            schema.insert("type".into(), "object".into());
+            schema.insert("properties".into(), properties.into());
+            self.schemas.insert(GATEWAY_ERROR.into(), schema.into());
+        }
+        let mut reference = Object::new();
+        reference.insert(
+            "$ref".into(),
+            format!("#/components/schemas/{GATEWAY_ERROR}").into(),
+        );
+        let mut media = Object::new();
+        media.insert("schema".into(), reference.into());
+        let mut content = Object::new();
+        content.insert("application/json".into(), media.into());
+        content.into()
+    }
+}
+
+/// The statuses a mapped or mock integration answers with, or `default` for a proxy, whose
+/// statuses are the origin's.
+fn integration_statuses(integration: &RawIntegration) -> Object {
     let statuses: Vec<u16> = match (&integration.http, &integration.mock) {
         (Some(http), _) => http
             .value
@@ -847,7 +924,7 @@ fn responses(integration: &RawIntegration) -> Tree {
         r.insert("description".into(), "The integration's answer".into());
         out.insert("default".into(), r.into());
     }
-    out.into()
+    out
 }
 
 fn cors_extension(cors: &crate::config::raw::RawCors) -> Tree {
