@@ -172,7 +172,10 @@ impl<'a> Exporter<'a> {
     }
 
     /// A schema as the document holds it, its definitions (`definitions`, `$defs`) moved to
-    /// `components.schemas` (a name taken by a different schema gets `owner_` in front).
+    /// `components.schemas`. A definition that is one of the API's models (the same schema
+    /// under the same name) becomes a reference to it; any other is marked
+    /// `x-edgeway-model: false`, so an import brings it into the models that use it without
+    /// making it a model of its own; a name taken by a different schema gets `owner_` in front.
     fn hoist(&mut self, owner: &str, schema: Tree) -> Tree {
         let Tree::Object(mut map) = schema else {
             return schema;
@@ -182,14 +185,25 @@ impl<'a> Exporter<'a> {
         for key in ["definitions", "$defs"] {
             if let Some(Tree::Object(defs)) = map.shift_remove(key) {
                 for (def_name, def) in defs {
-                    let mut target = def_name.clone();
-                    if self.schemas.get(&target).is_some_and(|existing| {
-                        *existing != self.schema_for_document(&def, &renames, key)
-                    }) {
-                        target = format!("{owner}_{def_name}");
-                    }
-                    renames.insert(format!("#/{key}/{def_name}"), target.clone());
-                    hoisted.push((key, target, def));
+                    let model = self
+                        .api
+                        .models
+                        .get(&def_name)
+                        .and_then(|m| model_schema(&m.value, self.base_dir));
+                    let target = if model.is_some_and(|m| bare(&m) == bare(&def)) {
+                        def_name.clone()
+                    } else {
+                        let taken = self.schemas.contains_key(&def_name)
+                            || self.api.models.contains_key(&def_name);
+                        let target = if taken {
+                            format!("{owner}_{def_name}")
+                        } else {
+                            def_name.clone()
+                        };
+                        hoisted.push((key, target.clone(), def));
+                        target
+                    };
+                    renames.insert(format!("#/{key}/{def_name}"), target);
                 }
             }
         }
@@ -197,7 +211,10 @@ impl<'a> Exporter<'a> {
             map.shift_remove("$schema");
         }
         for (from, target, def) in hoisted {
-            let def = self.schema_for_document(&def, &renames, from);
+            let mut def = self.schema_for_document(&def, &renames, from);
+            if let Tree::Object(def) = &mut def {
+                def.insert(NOT_A_MODEL.into(), false.into());
+            }
             self.schemas.insert(target, def);
         }
         self.schema_for_document(&Tree::Object(map), &renames, "definitions")
@@ -818,6 +835,21 @@ fn mock_integration(mock: &RawMock, out: &mut Object) {
 
 /// The schema of the gateway's own error bodies (`{"message": "..."}`).
 const GATEWAY_ERROR: &str = "GatewayError";
+/// Marks a component schema that is not one of the API's models (`false`).
+pub(super) const NOT_A_MODEL: &str = "x-edgeway-model";
+
+/// A model's schema without what `hoist` moves or drops, to compare with a definition.
+fn bare(schema: &Tree) -> Tree {
+    match schema {
+        Tree::Object(map) => Tree::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "definitions" | "$defs" | "$schema"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
 
 impl Exporter<'_> {
     /// The method responses a document lists: the statuses a mapped or mock integration
@@ -878,6 +910,7 @@ impl Exporter<'_> {
             let mut schema = Object::new();
             schema.insert("type".into(), "object".into());
             schema.insert("properties".into(), properties.into());
+            schema.insert(NOT_A_MODEL.into(), false.into());
             self.schemas.insert(GATEWAY_ERROR.into(), schema.into());
         }
         let mut reference = Object::new();

@@ -119,6 +119,7 @@ impl<'d> Importer<'d> {
                 "top-level security is not applied, as API Gateway does not apply it: give each operation its own `security`",
             );
         }
+        self.import_models();
         let routes = self.routes();
         if !self.authorizers.is_empty() {
             api.insert(
@@ -1038,6 +1039,30 @@ impl<'d> Importer<'d> {
         Some(out.into())
     }
 
+    /// Every schema component becomes a model, as every model of an API Gateway API is in
+    /// its export, whether a method uses it or not; those an Edgeway export marks as no model
+    /// of their own (`x-edgeway-model: false`: a model's definition, the gateway's error
+    /// schema) are only brought into the models that refer to them.
+    fn import_models(&mut self) {
+        let base = match self.doc.version {
+            Version::Swagger2 => At::root("/definitions"),
+            _ => At::root("/components/schemas"),
+        };
+        let Some(schemas) = self.doc.get(&base).and_then(Tree::as_object) else {
+            return;
+        };
+        for (name, schema) in schemas {
+            if schema
+                .get(super::export::NOT_A_MODEL)
+                .and_then(Tree::as_bool)
+                == Some(false)
+            {
+                continue;
+            }
+            self.model(&base.child(name));
+        }
+    }
+
     /// The model a schema component becomes (made once, named after the component).
     fn model(&mut self, target: &At) -> Option<String> {
         if let Some(name) = self.model_names.get(target) {
@@ -1144,7 +1169,9 @@ impl<'d> Importer<'d> {
                         out.insert(key.clone(), format!("#/{defs_key}/{name}").into());
                         continue;
                     }
-                    if key == "nullable" && self.doc.version == Version::OpenApi30 {
+                    if (key == "nullable" && self.doc.version == Version::OpenApi30)
+                        || key == super::export::NOT_A_MODEL
+                    {
                         continue;
                     }
                     out.insert(
