@@ -13,7 +13,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgeway::openapi::{ExportOptions, Options, export, import_text};
+use edgeway::config::{ExportOptions, export};
+use edgeway::openapi::{Options, import_text};
 use serde_json::{Map, Value, json};
 
 fn document() -> String {

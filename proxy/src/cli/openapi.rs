@@ -168,7 +168,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Some(document) = crate::openapi::Definitions::from_config(&config).export(
+    let Some(document) = crate::config::Definitions::from_config(&config).export(
         &args.api,
         args.stage.as_deref(),
         matches!(args.extensions, Extensions::Aws),

@@ -56,7 +56,7 @@ pub fn run(args: SdkArgs) -> ExitCode {
 
 fn generate(args: &SdkArgs) -> Result<(), String> {
     let config = crate::config::load(&args.config).map_err(|e| e.to_string())?;
-    let definitions = crate::openapi::Definitions::from_config(&config);
+    let definitions = crate::config::Definitions::from_config(&config);
     let api = match &args.api {
         Some(api) => api.clone(),
         None => match definitions.names().collect::<Vec<_>>()[..] {

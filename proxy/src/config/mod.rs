@@ -7,6 +7,7 @@
 
 pub(crate) use crate::suggest::did_you_mean;
 
+mod export;
 mod model;
 mod openapi;
 pub mod raw;
@@ -16,6 +17,7 @@ mod validate;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use export::{Definitions, ExportOptions, export};
 pub use model::*;
 
 /// One problem in a config file.

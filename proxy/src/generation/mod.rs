@@ -86,7 +86,7 @@ pub struct Generation {
     /// The stages' API docs pages (`docs`), answered before routing.
     pub docs: crate::openapi::DocsSites,
     /// The APIs as the config defines them, for `GET /admin/apis/{api}/openapi`.
-    pub definitions: crate::openapi::Definitions,
+    pub definitions: crate::config::Definitions,
     pools: OriginPools,
 }
 
@@ -185,7 +185,7 @@ impl Generation {
             ..
         } = build;
         let unrouted = unrouted_stages(config);
-        let definitions = crate::openapi::Definitions::from_config(config);
+        let definitions = crate::config::Definitions::from_config(config);
 
         Ok(Self {
             generation,
@@ -213,7 +213,7 @@ impl Generation {
 /// Each stage's docs page, with the document exported as the stage serves it.
 fn docs_sites(
     config: &Config,
-    definitions: &crate::openapi::Definitions,
+    definitions: &crate::config::Definitions,
 ) -> crate::openapi::DocsSites {
     let mut sites = crate::openapi::DocsSites::default();
     for api in &config.apis {

@@ -61,7 +61,7 @@ const MAX_FILES: usize = 64;
 impl Document {
     /// Reads the document at `path` and every sibling file its references name.
     pub fn load(path: &Path) -> Result<Self, Finding> {
-        let root = read_file(path)?;
+        let root = read_file(path, None)?;
         Self::from_tree(path, root)
     }
 
@@ -92,7 +92,7 @@ impl Document {
                         format!("the document's references reach more than {MAX_FILES} files"),
                     ));
                 }
-                let tree = read_file(&full)?;
+                let tree = read_file(&full, Some(&file))?;
                 doc.files.push((full, tree));
             }
             next += 1;
@@ -231,11 +231,16 @@ fn collect_file_refs(tree: &Tree, out: &mut Vec<String>) {
     }
 }
 
-/// Reads a JSON or YAML file.
-fn read_file(path: &Path) -> Result<Tree, Finding> {
+/// Reads a JSON or YAML file: the document (`reference` `None`; errors about it are named by
+/// its path already) or a file a `$ref` names (named in the error as the `$ref` wrote it).
+fn read_file(path: &Path, reference: Option<&str>) -> Result<Tree, Finding> {
+    let what = match reference {
+        None => "the document".to_owned(),
+        Some(file) => format!("{file} (named by a $ref)"),
+    };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Finding::new("", format!("cannot read {}: {e}", path.display())))?;
-    parse(&text).map_err(|why| Finding::new("", format!("{}: {why}", path.display())))
+        .map_err(|e| Finding::new("", format!("cannot read {what}: {e}")))?;
+    parse(&text).map_err(|why| Finding::new("", format!("{what} is {why}")))
 }
 
 /// JSON or YAML text (JSON when it starts with `{`; YAML is a superset, but JSON's own parser

@@ -1052,11 +1052,7 @@ impl<'d> Importer<'d> {
             return;
         };
         for (name, schema) in schemas {
-            if schema
-                .get(super::export::NOT_A_MODEL)
-                .and_then(Tree::as_bool)
-                == Some(false)
-            {
+            if schema.get(super::NOT_A_MODEL).and_then(Tree::as_bool) == Some(false) {
                 continue;
             }
             self.model(&base.child(name));
@@ -1170,7 +1166,7 @@ impl<'d> Importer<'d> {
                         continue;
                     }
                     if (key == "nullable" && self.doc.version == Version::OpenApi30)
-                        || key == super::export::NOT_A_MODEL
+                        || key == super::NOT_A_MODEL
                     {
                         continue;
                     }
