@@ -74,6 +74,25 @@ async fn start(origin: &Origin) -> Gateway {
         .await
 }
 
+/// Runs a command off the test's runtime threads (the origin answers on them).
+async fn run(mut command: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs a command that must succeed: its stdout.
+async fn run_ok(command: Command) -> Vec<u8> {
+    let out = run(command).await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn error_type(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get("x-edgeway-error-type")
@@ -318,23 +337,12 @@ async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
     );
 
     let screenshot = gw.dir.join("docs.png");
-    let (url, shot) = (gw.url("/prod/docs"), screenshot.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(tools_dir().join("docs-page.mjs"))
-            .arg(url)
-            .arg(shot)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut node = Command::new("node");
+    node.arg(tools_dir().join("docs-page.mjs"))
+        .arg(gw.url("/prod/docs"))
+        .arg(&screenshot);
+    let out = run_ok(node).await;
+    let seen: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(seen["title"], "petstore");
     assert_eq!(seen["errors"], json!([]), "the page logged errors");
     let operations: Vec<String> = seen["operations"]
@@ -453,37 +461,13 @@ console.log(JSON.stringify({{ pets: pets.response.status, created: created.respo
     )
     .unwrap();
     let tsc = tools_dir().join("node_modules/.bin/tsc");
-    let (dir, tsc2) = (out.clone(), tsc.clone());
-    let checked = tokio::task::spawn_blocking(move || {
-        Command::new(tsc2)
-            .args(["-p", "."])
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        checked.status.success(),
-        "tsc: {}",
-        String::from_utf8_lossy(&checked.stdout)
-    );
-    let dir = out.clone();
-    let ran = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("dist/main.js")
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let statuses: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let mut check = Command::new(&tsc);
+    check.args(["-p", "."]).current_dir(&out);
+    run_ok(check).await;
+    let mut node = Command::new("node");
+    node.arg("dist/main.js").current_dir(&out);
+    let ran = run_ok(node).await;
+    let statuses: Value = serde_json::from_slice(&ran).unwrap();
     // The token authorizer guards GET /pets/{petId}: the client reached it without a token.
     assert_eq!(statuses, json!({"pets": 200, "created": 201, "pet": 401}));
     assert_eq!(origin.requests_to("/petstore/pets").len(), 2);
@@ -494,16 +478,9 @@ console.log(JSON.stringify({{ pets: pets.response.status, created: created.respo
         "import { createApiClient } from \"./client.js\";\nawait createApiClient().GET(\"/pets\", { params: { query: { kind: \"dog\" } } });\n",
     )
     .unwrap();
-    let dir = out.clone();
-    let wrong = tokio::task::spawn_blocking(move || {
-        Command::new(tsc)
-            .args(["-p", ".", "--noEmit"])
-            .current_dir(dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut check = Command::new(&tsc);
+    check.args(["-p", ".", "--noEmit"]).current_dir(&out);
+    let wrong = run(check).await;
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stdout).contains("wrong.ts"));
 }
@@ -528,22 +505,10 @@ created = post_pets.sync_detailed(client=client, body=NewPet(name="Rex"))
 print(json.dumps({{"pets": pets.status_code, "created": created.status_code}}))
 "#
     );
-    let python = tool("python");
-    let ran = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args(["-c", &script])
-            .env("PYTHONPATH", &out)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let statuses: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    let mut python = Command::new(tool("python"));
+    python.args(["-c", &script]).env("PYTHONPATH", &out);
+    let ran = run_ok(python).await;
+    let statuses: Value = serde_json::from_slice(&ran).unwrap();
     assert_eq!(statuses, json!({"pets": 200, "created": 201}));
     let sent = origin.requests_to("/petstore/pets").pop().unwrap();
     assert_eq!(sent.method, "POST");
@@ -577,42 +542,32 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
         "{}",
         String::from_utf8_lossy(&exported.stderr)
     );
-    let (st, base, report) = (
-        tool("schemathesis"),
-        gw.url("/prod"),
-        gw.dir.join("st-report"),
-    );
-    let ran = tokio::task::spawn_blocking(move || {
-        Command::new(st)
-            .arg("run")
-            .arg(&document)
-            .args(["--url", &base])
-            .args(["--header", &format!("x-api-key: {key}")])
-            .args(["--header", "authorization: Bearer abc"])
-            .args([
-                "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-                "--phases",
-                "coverage,fuzzing",
-                "--max-examples",
-                "20",
-                "--max-time",
-                "40",
-                "--seed",
-                "7",
-                "--workers",
-                "1",
-                "--request-timeout",
-                "10",
-            ])
-            .arg("--report-dir")
-            .arg(report)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let mut st = Command::new(tool("schemathesis"));
+    st.arg("run")
+        .arg(&document)
+        .args(["--url", &gw.url("/prod")])
+        .args(["--header", &format!("x-api-key: {key}")])
+        .args(["--header", "authorization: Bearer abc"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--phases",
+            "coverage,fuzzing",
+            "--max-examples",
+            "20",
+            "--max-time",
+            "40",
+            "--seed",
+            "7",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+        ])
+        .arg("--report-dir")
+        .arg(gw.dir.join("st-report"))
+        .env("NO_COLOR", "1");
+    let ran = run(st).await;
     let stdout = String::from_utf8_lossy(&ran.stdout);
     assert!(
         ran.status.success(),

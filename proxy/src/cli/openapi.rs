@@ -86,16 +86,7 @@ pub fn import(command: ImportCommand) -> ExitCode {
         file.display(),
         indent_as_list_item(&imported.to_yaml())
     );
-    match out {
-        None => print!("{yaml}"),
-        Some(out) => {
-            if let Err(e) = std::fs::write(&out, yaml) {
-                eprintln!("{}: cannot write: {e}", out.display());
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    ExitCode::SUCCESS
+    emit(out.as_deref(), &yaml)
 }
 
 /// A YAML mapping as one item of a YAML list (`- name: x` / `  stages: ...`), so the output
@@ -188,10 +179,15 @@ pub fn export(args: ExportArgs) -> ExitCode {
         Format::Json => serde_json::to_string_pretty(&document).unwrap_or_default() + "\n",
         Format::Yaml => serde_saphyr::to_string(&document).unwrap_or_default(),
     };
-    match args.out {
+    emit(args.out.as_deref(), &text)
+}
+
+/// Writes `text` to `out`, or to stdout without one.
+fn emit(out: Option<&std::path::Path>, text: &str) -> ExitCode {
+    match out {
         None => print!("{text}"),
         Some(out) => {
-            if let Err(e) = std::fs::write(&out, text) {
+            if let Err(e) = std::fs::write(out, text) {
                 eprintln!("{}: cannot write: {e}", out.display());
                 return ExitCode::FAILURE;
             }

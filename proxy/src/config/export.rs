@@ -21,8 +21,8 @@ use crate::config::raw::{
     RawApi, RawAuthorizer, RawHttp, RawIntegration, RawIntegrationResponse, RawMock, RawRoute,
     RawSchemaSource,
 };
-use crate::openapi::NOT_A_MODEL;
 use crate::openapi::tree::{Object, Tree};
+use crate::openapi::{NOT_A_MODEL, path_params};
 
 /// What an export is for.
 #[derive(Debug, Clone)]
@@ -688,16 +688,6 @@ fn operation_id(method: &str, path: &str) -> String {
         }
     }
     id
-}
-
-fn path_params(path: &str) -> Vec<(String, bool)> {
-    path.split('/')
-        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-        .map(|p| match p.strip_suffix('+') {
-            Some(name) => (name.to_owned(), true),
-            None => (p.to_owned(), false),
-        })
-        .collect()
 }
 
 /// An Edgeway proxy URI (`{id}`, `{proxy+}` name route parameters) in API Gateway's form:

@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 
 use super::document::{At, Document, Version};
 use super::tree::{Object, Tree};
-use super::{Finding, Options};
+use super::{Finding, Options, path_params};
 
 /// The operations of a path item, with the route method each one becomes.
 const METHODS: [(&str, &str); 8] = [
@@ -1705,17 +1705,6 @@ fn plain_mock(integration: &Tree) -> Option<Object> {
         mock.insert("body".into(), body.into());
     }
     Some(mock)
-}
-
-/// A route path's parameters: (name, greedy).
-fn path_params(path: &str) -> Vec<(String, bool)> {
-    path.split('/')
-        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-        .map(|p| match p.strip_suffix('+') {
-            Some(name) => (name.to_owned(), true),
-            None => (p.to_owned(), false),
-        })
-        .collect()
 }
 
 fn jwt_settings(issuer: &str, audiences: Vec<Tree>) -> Object {

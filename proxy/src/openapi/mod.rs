@@ -25,6 +25,17 @@ pub use document::Version;
 pub const NOT_A_MODEL: &str = "x-edgeway-model";
 use tree::Tree;
 
+/// A route path's parameters: (name, greedy), `/files/{id}/{rest+}` → `id`, `rest` (greedy).
+pub fn path_params(path: &str) -> Vec<(String, bool)> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|p| match p.strip_suffix('+') {
+            Some(name) => (name.to_owned(), true),
+            None => (p.to_owned(), false),
+        })
+        .collect()
+}
+
 /// What an import needs besides the document.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
