@@ -311,6 +311,27 @@ async fn a_changed_document_reloads_and_a_broken_one_is_refused() {
     assert_eq!(json_body(r).await, json!({"status": "changed"}));
 }
 
+/// The test config with docs on `prod`, and on `internal`, a stage only 10.0.0.0/8 may call.
+fn docs_config(origin: &Origin) -> String {
+    let config = config(origin);
+    let prod = config
+        .lines()
+        .find(|l| l.trim_start().starts_with("prod: {"))
+        .unwrap()
+        .to_owned();
+    let internal = prod.replace(
+        "prod: {",
+        "internal: { policy: { allow: [10.0.0.0/8] }, docs: {},",
+    );
+    config.replace(
+        &prod,
+        &format!(
+            "{}\n{internal}",
+            prod.replace("prod: {", "prod: { docs: {},")
+        ),
+    )
+}
+
 /// A stage with `docs: {}` serves a Swagger UI page that a real browser renders with the API's
 /// operations; the admin API exports the API with or without API Gateway's extensions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +340,7 @@ async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
     let gw = Gateway::builder()
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .file("petstore.json", petstore_document())
-        .start(&config(&origin).replace("variables: {", "docs: {}, variables: {"))
+        .start(&docs_config(&origin))
         .await;
 
     let document = json_body(
@@ -331,6 +352,14 @@ async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
     )
     .await;
     assert_eq!(document["servers"][0]["url"], "/prod");
+    // A stage's source-IP policy covers its docs as it covers its routes.
+    let r = client()
+        .get(gw.url("/internal/docs/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_type(&r).as_deref(), Some("ACCESS_DENIED"));
     assert!(
         !document.to_string().contains("x-amazon-apigateway"),
         "a public docs page shows no integrations: {document}"
@@ -388,7 +417,7 @@ async fn the_docs_page_renders_in_chromium_and_the_admin_api_exports() {
     let (status, plain) = gw
         .admin(
             reqwest::Method::GET,
-            "/admin/apis/petstore/openapi?extensions=none",
+            "/admin/apis/petstore/openapi?extensions=none&stage=prod",
             None,
         )
         .await;

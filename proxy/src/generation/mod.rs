@@ -224,7 +224,8 @@ fn docs_sites(
                 continue;
             };
             let json = serde_json::to_vec_pretty(&document).unwrap_or_default();
-            sites.add(&stage.name, path, &api.name, Bytes::from(json));
+            let policy = stage.policy.clone().or_else(|| api.policy.clone());
+            sites.add(&api.name, &stage.name, path, Bytes::from(json), policy);
         }
     }
     sites

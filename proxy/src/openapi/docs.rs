@@ -4,11 +4,15 @@
 //!
 //! `GET /{stage}/docs` is the page, `/{stage}/docs/openapi.json` the document, and
 //! `/{stage}/docs/swagger-ui-bundle.js` and `swagger-ui.css` the page's assets. A docs path is
-//! answered before routing, so it wins over a route with the same path.
+//! answered before routing, so it wins over a route with the same path; the stage's source-IP
+//! policy applies to it as to the stage's routes (a private API's docs stay private).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 
+use crate::auth::ip_policy::IpPolicy;
 use crate::body::ResponseBody;
 
 const BUNDLE: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
@@ -16,11 +20,15 @@ const CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css");
 
 /// One stage's docs.
 #[derive(Debug)]
-struct Site {
+pub struct Site {
+    pub api: String,
+    pub stage: String,
     /// `/{stage}{path}`, e.g. `/prod/docs`.
     prefix: String,
     page: Bytes,
     document: Bytes,
+    /// The stage's source-IP policy (its own, else its API's).
+    pub policy: Option<Arc<IpPolicy>>,
 }
 
 /// Every stage's docs in a generation.
@@ -28,14 +36,25 @@ struct Site {
 pub struct DocsSites(Vec<Site>);
 
 impl DocsSites {
-    /// Adds the docs of a stage: served at `/{stage}{path}`, showing `document` (OpenAPI JSON).
-    pub fn add(&mut self, stage: &str, path: &str, title: &str, document: Bytes) {
+    /// Adds the docs of a stage: served at `/{stage}{path}`, showing `document` (OpenAPI JSON)
+    /// to the sources `policy` allows.
+    pub fn add(
+        &mut self,
+        api: &str,
+        stage: &str,
+        path: &str,
+        document: Bytes,
+        policy: Option<Arc<IpPolicy>>,
+    ) {
         let prefix = format!("/{stage}{}", path.trim_end_matches('/'));
-        let page = page(&prefix, title);
+        let page = page(&prefix, api);
         self.0.push(Site {
+            api: api.to_owned(),
+            stage: stage.to_owned(),
             prefix,
             page: Bytes::from(page),
             document,
+            policy,
         });
     }
 
@@ -43,10 +62,26 @@ impl DocsSites {
         self.0.is_empty()
     }
 
-    /// The answer for a request to a docs path; `None` for any other request.
-    pub fn answer(&self, method: &Method, path: &str) -> Option<Response<ResponseBody>> {
+    /// The site a request path is for, and the page it asks for; `None` for any other path.
+    pub fn find<'a>(&'a self, path: &'a str) -> Option<(&'a Site, &'a str)> {
         let site = self.0.iter().find(|s| path.starts_with(&s.prefix))?;
         let rest = &path[site.prefix.len()..];
+        matches!(
+            rest,
+            "" | "/"
+                | "/index.html"
+                | "/openapi.json"
+                | "/swagger-ui-bundle.js"
+                | "/swagger-ui.css"
+        )
+        .then_some((site, rest))
+    }
+}
+
+impl Site {
+    /// The answer for `rest`, a page [`DocsSites::find`] found.
+    pub fn answer(&self, method: &Method, rest: &str) -> Response<ResponseBody> {
+        let site = self;
         let (body, content_type, cache) = match rest {
             "" | "/" | "/index.html" => (site.page.clone(), "text/html; charset=utf-8", "no-cache"),
             "/openapi.json" => (site.document.clone(), "application/json", "no-cache"),
@@ -60,7 +95,7 @@ impl DocsSites {
                 "text/css; charset=utf-8",
                 "public, max-age=86400",
             ),
-            _ => return None,
+            _ => (Bytes::new(), "text/plain", "no-cache"),
         };
         let mut response = Response::new(ResponseBody::empty());
         if *method != Method::GET && *method != Method::HEAD {
@@ -68,7 +103,7 @@ impl DocsSites {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Some(response);
+            return response;
         }
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -81,7 +116,7 @@ impl DocsSites {
         if *method == Method::GET {
             *response.body_mut() = ResponseBody::full(body);
         }
-        Some(response)
+        response
     }
 }
 

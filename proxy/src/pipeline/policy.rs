@@ -15,7 +15,7 @@ use http::HeaderValue;
 use http::request::Parts;
 
 use super::{GatewayError, RequestContext};
-use crate::auth::ip_policy::PolicyDenial;
+use crate::auth::ip_policy::{IpPolicy, PolicyDenial};
 use crate::generation::Generation;
 
 /// The client behind trusted proxies, when it is not the connection's peer.
@@ -68,6 +68,17 @@ pub fn check(ctx: &RequestContext<'_>, parts: &Parts) -> Result<(), GatewayError
     let Some(policy) = route.access.ip_policy.as_deref() else {
         return Ok(());
     };
+    check_policy(ctx, parts, policy, &route.labels.api, &route.labels.stage)
+}
+
+/// `policy` for a request to `api`'s `stage` (a route's, or a stage's docs page).
+pub fn check_policy(
+    ctx: &RequestContext<'_>,
+    parts: &Parts,
+    policy: &IpPolicy,
+    api: &str,
+    stage: &str,
+) -> Result<(), GatewayError> {
     let source_ip = ctx.source_ip();
     let Err(denial) = policy.check(source_ip) else {
         return Ok(());
@@ -75,12 +86,7 @@ pub fn check(ctx: &RequestContext<'_>, parts: &Parts) -> Result<(), GatewayError
     Err(GatewayError::ResourcePolicy {
         source_ip,
         explicit: denial == PolicyDenial::Explicit,
-        resource: resource_arn(
-            &route.labels.api,
-            &route.labels.stage,
-            parts.method.as_str(),
-            parts.uri.path(),
-        ),
+        resource: resource_arn(api, stage, parts.method.as_str(), parts.uri.path()),
     })
 }
 

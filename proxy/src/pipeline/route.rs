@@ -14,9 +14,12 @@ pub fn resolve<'g>(
 ) -> Result<Flow, GatewayError> {
     let path = parts.uri.path();
     if !gateway.docs.is_empty()
-        && let Some(page) = gateway.docs.answer(&parts.method, path)
+        && let Some((site, page)) = gateway.docs.find(path)
     {
-        return Ok(Flow::Respond(page));
+        if let Some(policy) = &site.policy {
+            super::policy::check_policy(ctx, parts, policy, &site.api, &site.stage)?;
+        }
+        return Ok(Flow::Respond(site.answer(&parts.method, page)));
     }
     match gateway.router.lookup(&parts.method, path) {
         Ok(found) => {
