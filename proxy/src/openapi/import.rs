@@ -91,6 +91,14 @@ impl<'d> Importer<'d> {
         self.warnings.push(Finding::new(pointer, message));
     }
 
+    /// Warns about `key` of `object` (found at `at`) when it is there: a field Edgeway does
+    /// not carry out.
+    fn warn_if_present(&mut self, object: &Tree, at: &At, key: &str, why: &str) {
+        if object.get(key).is_some() {
+            self.warn(&at.child(key), why);
+        }
+    }
+
     fn error(&mut self, at: &At, message: impl Into<String>) {
         let pointer = self.doc.name(at);
         self.errors.push(Finding::new(pointer, message));
@@ -570,18 +578,13 @@ impl<'d> Importer<'d> {
                 ),
             }
         }
-        if authorizer.get("identityValidationExpression").is_some() {
-            self.warn(
-                &at.child("identityValidationExpression"),
-                "not carried out: the authorizer is called for every token (check the token's form in the plugin)",
-            );
-        }
-        if authorizer.get("authorizerCredentials").is_some() {
-            self.warn(
-                &at.child("authorizerCredentials"),
-                "IAM credentials are not used: Edgeway runs the authorizer plugin itself",
-            );
-        }
+        self.warn_if_present(authorizer, at, "identityValidationExpression", "not carried out: the authorizer is called for every token (check the token's form in the plugin)");
+        self.warn_if_present(
+            authorizer,
+            at,
+            "authorizerCredentials",
+            "IAM credentials are not used: Edgeway runs the authorizer plugin itself",
+        );
         Some((out, jwt))
     }
 
@@ -1324,18 +1327,13 @@ impl<'d> Importer<'d> {
                 "VPC links are not supported; the integration calls the URI directly",
             );
         }
-        if integration.get("tlsConfig").is_some() {
-            self.warn(
-                &at.child("tlsConfig"),
-                "not carried out: origins' certificates are checked against the upstream trust store (`upstream.ca_file`)",
-            );
-        }
-        if integration.get("credentials").is_some() {
-            self.warn(
-                &at.child("credentials"),
-                "IAM credentials are not used: Edgeway calls the integration itself",
-            );
-        }
+        self.warn_if_present(integration, at, "tlsConfig", "not carried out: origins' certificates are checked against the upstream trust store (`upstream.ca_file`)");
+        self.warn_if_present(
+            integration,
+            at,
+            "credentials",
+            "IAM credentials are not used: Edgeway calls the integration itself",
+        );
         if let Some(v) = integration
             .get("payloadFormatVersion")
             .and_then(Tree::as_text)
