@@ -13,12 +13,16 @@
 //! Access keys for SigV4 authorizers (`access_keys.rs`): `/admin/access-keys` creates (the
 //! secret is shown once), lists, changes (enable, disable, rename) and deletes them.
 //!
+//! APIs, stages, deployments and canaries (`deployments.rs`): `/admin/apis` and
+//! `/admin/deployments`, the lifecycle `edgeway deploy`, `rollback` and `canary` drive.
+//!
 //! Stage caches (`cache.rs`): `GET /admin/cache` shows sizes and counters;
 //! `DELETE /admin/cache/{api}/{stage}` flushes a stage or drops one route's entries.
 
 mod access_keys;
 mod cache;
 mod crud;
+mod deployments;
 mod keys;
 mod plugins;
 mod usage;
@@ -168,6 +172,17 @@ async fn handle(
     {
         let method = request.method().clone();
         return access_keys::handle(node, &method, rest, request.into_body()).await;
+    }
+    if let Some(rest) = path.strip_prefix("/admin/apis")
+        && (rest.is_empty() || rest.starts_with('/'))
+        && !path.ends_with("/openapi")
+    {
+        let method = request.method().clone();
+        return deployments::apis(node, &method, rest, request.into_body()).await;
+    }
+    if let Some(rest) = path.strip_prefix("/admin/deployments/") {
+        let method = request.method().clone();
+        return deployments::deployments(node, &method, rest).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE

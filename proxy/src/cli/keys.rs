@@ -18,13 +18,13 @@ use hyper_util::rt::TokioIo;
 #[derive(Debug, Args)]
 pub struct AdminTarget {
     /// The admin API's base URL, e.g. http://127.0.0.1:9901.
-    #[arg(long, env = "EDGEWAY_ADMIN_URL")]
+    #[arg(long, env = "EDGEWAY_ADMIN_URL", global = true)]
     admin: Option<String>,
     /// A node's config file, for its admin address and token variable.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// The environment variable holding the admin token.
-    #[arg(long)]
+    #[arg(long, global = true)]
     token_env: Option<String>,
 }
 
@@ -131,7 +131,7 @@ fn run_inner(target: AdminTarget, command: KeysCommand) -> Result<(StatusCode, B
 }
 
 /// The admin base URL (`http://host:port`) and token.
-fn resolve(target: &AdminTarget) -> Result<(String, String), String> {
+pub(super) fn resolve(target: &AdminTarget) -> Result<(String, String), String> {
     let config = match &target.config {
         Some(path) => Some(crate::config::load(path).map_err(|e| e.to_string())?),
         None => None,
@@ -163,7 +163,7 @@ fn resolve(target: &AdminTarget) -> Result<(String, String), String> {
     Ok((base, token))
 }
 
-async fn send(
+pub(super) async fn send(
     base: &str,
     token: &str,
     method: Method,

@@ -1,7 +1,9 @@
-//! The `edgeway` command line: `serve` runs a node, `validate` checks a config, `keys`
-//! manages a running node's API keys.
+//! The `edgeway` command line: `serve` runs a node, `validate` checks a config; `keys`,
+//! `apis`, `stages`, `deploy`, `deployments`, `rollback` and `canary` drive a running node
+//! through its admin API.
 
 mod keys;
+mod lifecycle;
 mod openapi;
 mod sdk;
 mod serve;
@@ -48,6 +50,47 @@ enum Command {
     Export(openapi::ExportArgs),
     /// Generate a typed client (TypeScript or Python) for an API of a config.
     Sdk(sdk::SdkArgs),
+    /// List a node's APIs, their stages and the deployment each serves.
+    Apis {
+        #[command(flatten)]
+        common: lifecycle::Common,
+    },
+    /// Show an API's stages: the deployment each serves, its canary, and any refusal.
+    Stages {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        /// The API, by name.
+        #[arg(long)]
+        api: String,
+    },
+    /// Deploy an API as the node's config file holds it now, and point a stage at it.
+    Deploy {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(flatten)]
+        args: lifecycle::DeployArgs,
+    },
+    /// List, show, compare and delete an API's deployments.
+    Deployments {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(subcommand)]
+        command: lifecycle::DeploymentsCommand,
+    },
+    /// Point a stage back at an earlier deployment (default: the one before its current).
+    Rollback {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(flatten)]
+        args: lifecycle::RollbackArgs,
+    },
+    /// Start, promote or stop a stage's canary release.
+    Canary {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(subcommand)]
+        command: lifecycle::CanaryCommand,
+    },
     /// Manage API keys on a running node (through its admin API).
     Keys {
         #[command(flatten)]
@@ -71,6 +114,22 @@ where
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Keys { target, command } => keys::run(target, command),
+        Command::Apis { common } => lifecycle::run(common, lifecycle::Lifecycle::Apis),
+        Command::Stages { common, api } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Stages { api })
+        }
+        Command::Deploy { common, args } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Deploy(args))
+        }
+        Command::Deployments { common, command } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Deployments(command))
+        }
+        Command::Rollback { common, args } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Rollback(args))
+        }
+        Command::Canary { common, command } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Canary(command))
+        }
         Command::Import { command } => openapi::import(command),
         Command::Export(args) => openapi::export(args),
         Command::Sdk(args) => sdk::run(args),

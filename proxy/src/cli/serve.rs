@@ -40,7 +40,8 @@ pub fn serve(options: ServeOptions, config: Config) -> anyhow::Result<()> {
 }
 
 async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
-    let node = Node::start(&config).await?;
+    let config = std::sync::Arc::new(config);
+    let node = Node::start(config.clone(), Some(options.config_path.clone())).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     for warning in &config.warnings {

@@ -7,6 +7,7 @@
 
 pub(crate) use crate::suggest::did_you_mean;
 
+pub mod deploy;
 mod export;
 mod model;
 mod openapi;
@@ -75,6 +76,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         file: file.to_owned(),
         errors,
     };
+    if let Some(error) = too_large(text.len(), max_config_bytes()) {
+        return Err(fail(vec![error]));
+    }
     let mut raw = parse_raw(text).map_err(|e| fail(vec![e]))?;
     let redacted = serde_saphyr::from_str_with_options::<serde_json::Value>(text, yaml_options())
         .map(redact::redact)
@@ -93,11 +97,46 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// The largest config file (or stored definition) read, unless `EDGEWAY_MAX_CONFIG_BYTES`
+/// says otherwise: 16 MiB, about 150,000 routes written as the examples write them.
+pub const DEFAULT_MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+
+/// The environment variable that raises (or lowers) [`DEFAULT_MAX_CONFIG_BYTES`].
+pub const MAX_CONFIG_BYTES_VAR: &str = "EDGEWAY_MAX_CONFIG_BYTES";
+
+/// The bound on a config file's size: `EDGEWAY_MAX_CONFIG_BYTES`, else the default.
+pub fn max_config_bytes() -> usize {
+    std::env::var(MAX_CONFIG_BYTES_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_CONFIG_BYTES)
+}
+
+/// A file over the size bound, refused before it is parsed, with the setting that raises it.
+fn too_large(bytes: usize, max: usize) -> Option<ConfigError> {
+    (bytes > max).then(|| ConfigError {
+        path: String::new(),
+        line: None,
+        message: format!(
+            "the file is {bytes} bytes, over the {max}-byte bound on config size; raise it with the environment variable {MAX_CONFIG_BYTES_VAR}"
+        ),
+    })
+}
+
 fn yaml_options() -> serde_saphyr::Options {
+    // The parser's own budget (nodes, events) follows from the size bound: every node takes
+    // at least a byte, so a file within the bound stays within the budget, and the bound is
+    // the one setting an operator raises. Aliases keep the parser's limits (alias bombs).
+    let max = max_config_bytes();
     // Only `true`/`false` are booleans: `y`, `no` and `on` stay strings, as a user means them.
     serde_saphyr::options! {
         strict_booleans: true,
         with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_nodes: max.max(250_000),
+            max_events: max.saturating_mul(2).max(1_000_000),
+            max_total_scalar_bytes: max.max(64 * 1024 * 1024),
+        },
     }
 }
 
@@ -279,6 +318,30 @@ mod tests {
             e,
             vec!["t.yaml:3: limits.max_body_bytes: expected a whole number (0 or more), got lots"]
         );
+    }
+
+    #[test]
+    fn a_file_over_the_size_bound_names_the_setting() {
+        let error = too_large(DEFAULT_MAX_CONFIG_BYTES + 1, DEFAULT_MAX_CONFIG_BYTES).unwrap();
+        assert!(
+            error.message.contains(MAX_CONFIG_BYTES_VAR),
+            "{}",
+            error.message
+        );
+        assert!(too_large(10, 10).is_none());
+    }
+
+    #[test]
+    fn more_nodes_than_the_parsers_default_budget_load() {
+        // 300,000 nodes: over the YAML parser's own default of 250,000.
+        let mut yaml = String::from(
+            "listen: [{ addr: 127.0.0.1:0 }]\napis:\n  - name: a\n    stages: { prod: {} }\n    routes:\n",
+        );
+        for i in 0..30_000 {
+            yaml.push_str(&format!("      - {{ route: GET /r{i}, integration: {{ mock: {{ status: 200, body: x }} }} }}\n"));
+        }
+        let config = parse(&yaml, Path::new("t.yaml")).unwrap();
+        assert_eq!(config.apis[0].routes.len(), 30_000);
     }
 
     #[test]

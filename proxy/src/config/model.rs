@@ -186,6 +186,34 @@ pub struct Stage {
     pub throttle: Option<Throttle>,
     /// Where below the stage its API docs page is served (`docs.path`); none when off.
     pub docs: Option<String>,
+    /// What the stage serves: the config, or a deployment.
+    pub source: StageSource,
+}
+
+/// Where a stage's routes come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StageSource {
+    /// The config as it is now (no deployment named: API Gateway's `auto_deploy`).
+    #[default]
+    Config,
+    /// A deployment, by id.
+    Deployment(String),
+    /// The stage's canary, serving a deployment beside the stage's own.
+    Canary {
+        deployment: String,
+        /// Whether its requests read and fill the stage cache.
+        use_stage_cache: bool,
+    },
+}
+
+impl StageSource {
+    /// The deployment served, if any.
+    pub fn deployment(&self) -> Option<&str> {
+        match self {
+            Self::Config => None,
+            Self::Deployment(id) | Self::Canary { deployment: id, .. } => Some(id),
+        }
+    }
 }
 
 /// Default for a stage cache's `capacity_mib`.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 /// The whole file.
@@ -77,7 +77,7 @@ pub struct RawUsagePlan {
     pub routes: BTreeMap<String, Spanned<RawThrottle>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawThrottle {
     pub rate: Spanned<f64>,
@@ -128,7 +128,7 @@ pub struct RawPlugin {
     pub config: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizer {
     /// Exactly one of `plugin`, `jwt` and `sigv4`.
@@ -151,7 +151,7 @@ pub struct RawAuthorizer {
     pub claims_headers: BTreeMap<String, Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtAuthorizer {
     pub issuer: Spanned<String>,
@@ -164,7 +164,7 @@ pub struct RawJwtAuthorizer {
     pub leeway_s: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSigV4Authorizer {
     #[serde(default)]
@@ -232,12 +232,12 @@ pub struct RawLimits {
     pub linger_max_bytes: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     pub name: Spanned<String>,
     /// An OpenAPI document the API is imported from (merged with what the API gives here).
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub openapi: Option<Spanned<RawOpenApi>>,
     #[serde(default)]
     pub stages: BTreeMap<String, RawStage>,
@@ -313,7 +313,7 @@ impl<'de> Deserialize<'de> for RawOpenApi {
 }
 
 /// One `gateway_responses` entry: what replaces the default response of that type.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGatewayResponse {
     #[serde(default)]
@@ -325,7 +325,7 @@ pub struct RawGatewayResponse {
 }
 
 /// Where a JSON Schema comes from: exactly one of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchemaSource {
     #[serde(default)]
@@ -336,7 +336,7 @@ pub struct RawSchemaSource {
     pub schema: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStageCache {
     #[serde(default)]
@@ -349,7 +349,7 @@ pub struct RawStageCache {
     pub invalidation: Option<RawInvalidation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInvalidation {
     #[serde(default)]
@@ -362,7 +362,7 @@ pub struct RawInvalidation {
     pub api_keys: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRouteCache {
     #[serde(default)]
@@ -377,7 +377,7 @@ pub struct RawRouteCache {
     pub statuses: Option<Spanned<Vec<u16>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawValidation {
     #[serde(default)]
@@ -388,7 +388,7 @@ pub struct RawValidation {
     pub body: Option<Spanned<RawSchemaSource>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
     #[serde(default)]
@@ -406,7 +406,7 @@ pub struct RawStage {
 }
 
 /// A stage's `docs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDocs {
     /// Below the stage; `/docs` by default.
@@ -414,7 +414,7 @@ pub struct RawDocs {
     pub path: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub route: Spanned<String>,
@@ -443,7 +443,7 @@ pub struct RawRoute {
     pub throttle: Option<Spanned<RawThrottle>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntegration {
     #[serde(default)]
@@ -457,7 +457,7 @@ pub struct RawIntegration {
     pub mock: Option<RawMock>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMock {
     #[serde(default)]
@@ -474,7 +474,7 @@ pub struct RawMock {
 }
 
 /// `integration: { http: {...} }`: API Gateway's non-proxy `HTTP` integration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     #[serde(default)]
@@ -497,7 +497,7 @@ pub struct RawHttp {
 }
 
 /// One integration response: which integration statuses it takes, and what the client gets.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntegrationResponse {
     #[serde(default)]
@@ -514,7 +514,7 @@ pub struct RawIntegrationResponse {
 }
 
 /// An API's `cors`: API Gateway HTTP API's `corsConfiguration` fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCors {
     #[serde(default)]
@@ -532,7 +532,7 @@ pub struct RawCors {
 }
 
 /// A resource `policy`: CIDRs allowed and denied by source IP.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     #[serde(default)]

@@ -14,14 +14,18 @@ use crate::auth::JwtVerifiers;
 use crate::auth::access_keys::AccessKeys;
 use crate::auth::keys::ApiKeys;
 use crate::cache::StageCaches;
-use crate::config::{Config, Limits, UsagePlan};
+use crate::config::deploy::{Deployed, Refusal};
+use crate::config::{Api, Config, Limits, StageSource, UsagePlan};
 use crate::gateway_responses::GatewayResponses;
 use crate::plugins::PluginSet;
 use crate::router::Router;
 use crate::throttle::{Limiter, Scope};
 use crate::upstream::OriginPools;
 
+mod canary;
 mod route;
+
+pub use canary::CanarySplit;
 
 pub use route::{
     ApiKeyCheck, HttpTarget, MappedMockTarget, RouteAccess, RouteCache, RouteIntegration,
@@ -62,6 +66,15 @@ pub struct Generation {
     /// 1 for the config the node started with, +1 for each accepted reload.
     pub generation: u64,
     pub router: Router<RouteTarget>,
+    /// The canaries' routes, by stage like `router`'s.
+    pub canary_router: Router<RouteTarget>,
+    /// By stage name: the canary splits of that stage's APIs, for requests the base side has
+    /// no route for (a route the canary adds).
+    pub canaries: HashMap<Box<str>, Vec<Arc<CanarySplit>>>,
+    /// The stages that cannot serve the deployment they point at.
+    pub refused: Vec<Refusal>,
+    /// The stage pointers this generation serves.
+    pub pointers: Vec<crate::state::StagePointer>,
     pub limits: Limits,
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
@@ -137,6 +150,7 @@ impl Generation {
     /// `previous`'s origin pools where the origin and upstream settings are unchanged.
     pub fn build(
         config: &Config,
+        deployed: &Deployed,
         plugins: &PluginSet,
         keys: Arc<ApiKeys>,
         access_keys: Arc<AccessKeys>,
@@ -157,24 +171,44 @@ impl Generation {
             jwt_verifiers: JwtVerifiers::default(),
         };
         let mut router = Router::new();
-        for api in &config.apis {
-            let parts = ApiParts::build(api, &mut build)?;
-            for route in &api.routes {
-                for (stage_index, stage) in api.stages.iter().enumerate() {
-                    let site = Site {
-                        parts: &parts,
-                        route,
-                        stage,
-                        stage_index,
-                    };
-                    let target = RouteTarget::build(&site, &mut build)?;
-                    router
-                        .insert(&stage.name, route.method, &route.pattern, target)
-                        .map_err(|_| BuildError::DuplicateRoute {
-                            api: api.name.clone(),
-                            route: route.key.clone(),
-                            stage: stage.name.clone(),
-                        })?;
+        let mut canary_router = Router::new();
+        let mut splits: HashMap<(&str, &str), Arc<CanarySplit>> = HashMap::new();
+        let mut canaries: HashMap<Box<str>, Vec<Arc<CanarySplit>>> = HashMap::new();
+        for (api, stage, canary) in &deployed.canaries {
+            let split = Arc::new(CanarySplit::new(api, canary));
+            canaries
+                .entry(stage.as_str().into())
+                .or_default()
+                .push(split.clone());
+            splits.insert((api, stage), split);
+        }
+        let mut refused = deployed.refused.clone();
+        for api in config.apis.iter().chain(&deployed.apis) {
+            let from_config = api.stages.iter().any(|s| s.source == StageSource::Config);
+            let parts = match ApiParts::build(api, &mut build) {
+                Ok(parts) => parts,
+                Err(e) if !from_config => {
+                    refused.push(refusal(api, e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for (stage_index, stage) in api.stages.iter().enumerate() {
+                let (router, canary) = match &stage.source {
+                    StageSource::Config if !deployed.config_serves(&api.name, &stage.name) => {
+                        continue;
+                    }
+                    StageSource::Canary { .. } => (&mut canary_router, None),
+                    _ => (
+                        &mut router,
+                        splits.get(&(api.name.as_str(), stage.name.as_str())),
+                    ),
+                };
+                // A deployment that cannot be built is refused for its stage alone.
+                match build_routes(&parts, stage_index, canary, &mut build) {
+                    Ok(targets) => insert_routes(router, api, stage_index, targets)?,
+                    Err(e) if !from_config => refused.push(refusal(api, e)),
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -190,6 +224,10 @@ impl Generation {
         Ok(Self {
             generation,
             router,
+            canary_router,
+            canaries,
+            refused,
+            pointers: deployed.pointers.clone(),
             limits: config.limits,
             drain_timeout: config.drain_timeout,
             redacted_config: Bytes::from(
@@ -207,6 +245,63 @@ impl Generation {
             definitions,
             pools,
         })
+    }
+}
+
+/// An API's routes in one of its stages, built.
+fn build_routes(
+    parts: &ApiParts<'_>,
+    stage_index: usize,
+    canary: Option<&Arc<CanarySplit>>,
+    build: &mut Build<'_>,
+) -> Result<Vec<RouteTarget>, BuildError> {
+    let api: &Api = parts.api;
+    let stage = &api.stages[stage_index];
+    api.routes
+        .iter()
+        .map(|route| {
+            let site = Site {
+                parts,
+                route,
+                stage,
+                stage_index,
+            };
+            let mut target = RouteTarget::build(&site, build)?;
+            target.scope.canary = canary.cloned();
+            Ok(target)
+        })
+        .collect()
+}
+
+/// Adds an API's built routes in one of its stages to `router`.
+fn insert_routes(
+    router: &mut Router<RouteTarget>,
+    api: &Api,
+    stage_index: usize,
+    targets: Vec<RouteTarget>,
+) -> Result<(), BuildError> {
+    let stage = &api.stages[stage_index];
+    for (route, target) in api.routes.iter().zip(targets) {
+        router
+            .insert(&stage.name, route.method, &route.pattern, target)
+            .map_err(|_| BuildError::DuplicateRoute {
+                api: api.name.clone(),
+                route: route.key.clone(),
+                stage: stage.name.clone(),
+            })?;
+    }
+    Ok(())
+}
+
+/// A deployment's API that could not be built, for its one stage.
+fn refusal(api: &Api, error: BuildError) -> Refusal {
+    let stage = &api.stages[0];
+    Refusal {
+        api: api.name.clone(),
+        stage: stage.name.clone(),
+        deployment: stage.source.deployment().unwrap_or_default().to_owned(),
+        canary: matches!(stage.source, StageSource::Canary { .. }),
+        reason: error.to_string(),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::auth::{ApiAuthorizer, JwtVerifiers, RouteAuth};
 use crate::cache::{InvalidationPolicy, StageCache, StageCaches};
 use crate::config::{
     Api, Config, Integration, Isolation, Mock, RequestParam, RequestValidation, Route, Stage,
+    StageSource,
 };
 use crate::gateway_responses::GatewayResponses;
 use crate::mapping::Mapping;
@@ -64,6 +65,8 @@ pub struct RouteScope {
     pub stage_variables: Arc<[(String, String)]>,
     /// The API's gateway response overrides; `None` when it has none.
     pub responses: Option<Arc<GatewayResponses>>,
+    /// Set on the base side of a stage with a canary: which requests go to the canary.
+    pub canary: Option<Arc<super::CanarySplit>>,
 }
 
 /// Who may call a route.
@@ -347,10 +350,12 @@ impl Site<'_> {
 impl RouteTarget {
     pub(super) fn build(site: &Site<'_>, build: &mut Build<'_>) -> Result<Self, BuildError> {
         let mut target = Self {
-            labels: Arc::new(RouteLabels::new(
+            labels: Arc::new(RouteLabels::deployed(
                 &site.api().name,
                 &site.stage.name,
                 &site.route.key,
+                site.stage.source.deployment(),
+                matches!(site.stage.source, StageSource::Canary { .. }),
             )),
             scope: RouteScope::build(site),
             access: RouteAccess::build(site, build)?,
@@ -375,6 +380,7 @@ impl RouteScope {
             param_names: site.route.pattern.param_names().map(Into::into).collect(),
             stage_variables: site.parts.stage_variables[site.stage_index].clone(),
             responses: (!api.gateway_responses.is_empty()).then(|| api.gateway_responses.clone()),
+            canary: None,
         }
     }
 }
@@ -462,6 +468,13 @@ impl RouteCache {
     /// not opt out.
     fn build(site: &Site<'_>, build: &mut Build<'_>) -> Option<Self> {
         let (route, stage) = (site.route, site.stage);
+        if let StageSource::Canary {
+            use_stage_cache: false,
+            ..
+        } = stage.source
+        {
+            return None;
+        }
         let settings = stage.cache.as_ref()?;
         let ttl = route.cache.ttl.unwrap_or(settings.ttl);
         if route.cache.enabled == Some(false) || ttl.is_zero() {

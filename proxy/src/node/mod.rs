@@ -7,8 +7,10 @@
 //! `cli::serve` starts a node ([`Node::start`]), binds its listeners and the admin API, and runs
 //! [`reload`] until SIGTERM; [`Node::stop`] flushes what must outlive it.
 
+pub mod deploy;
 pub mod reload;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -47,12 +49,26 @@ pub struct Node {
     pub access_keys: Arc<AccessKeys>,
     /// Throttle buckets, quota counts and usage.
     pub limiter: Arc<Limiter>,
+    /// API keys, access keys, usage, deployments and stage pointers.
+    pub store: Arc<dyn StateStore>,
+    /// The config file, which `deploy` reads as it is now.
+    pub config_path: Option<PathBuf>,
+    /// The config the current generation was built from, for rebuilding it when a stage
+    /// moves to another deployment.
+    config: std::sync::Mutex<Arc<Config>>,
+    /// Held while a generation is built and swapped in: a reload and a deploy at the same
+    /// moment apply one after the other.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl Node {
-    /// Opens the state store, loads the plugins and builds generation 1 from `config`; then
-    /// adds counted usage to the store every second.
-    pub async fn start(config: &Config) -> anyhow::Result<Arc<Self>> {
+    /// Opens the state store, loads the plugins and builds generation 1 from `config` and
+    /// the deployments its stages point at; then adds counted usage to the store every
+    /// second, and follows the store's changes to stages.
+    pub async fn start(
+        config: Arc<Config>,
+        config_path: Option<PathBuf>,
+    ) -> anyhow::Result<Arc<Self>> {
         let plugins = Arc::new(PluginHost::new().context("cannot start the plugin engine")?);
         let set = {
             let plugins = plugins.clone();
@@ -75,8 +91,14 @@ impl Node {
         let limiter = Arc::new(match config.counters.backend {
             CountersBackend::Local => Limiter::new(store.clone()),
         });
+        let pointed = deploy::pointed(&*store, &config)
+            .await
+            .context("cannot read the stages' deployments")?;
+        let deployed = crate::config::deploy::resolve(&config, &pointed);
+        deploy::log_refusals(&deployed.refused);
         let generation = Generation::build(
-            config,
+            &config,
+            &deployed,
             &set,
             keys.clone(),
             access_keys.clone(),
@@ -86,30 +108,61 @@ impl Node {
         )?;
         plugins.install(set);
         tokio::spawn(flush_usage(limiter.clone()));
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             generation: ArcSwap::from_pointee(generation),
-            serving: ArcSwap::from_pointee(serving(config)),
+            serving: ArcSwap::from_pointee(serving(&config)),
             log: AccessLog::stdout(),
             draining: AtomicBool::new(false),
             plugins,
             keys,
             access_keys,
             limiter,
-        }))
+            store,
+            config_path,
+            config: std::sync::Mutex::new(config),
+            rebuilding: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(deploy::follow_stages(Arc::downgrade(&node)));
+        Ok(node)
     }
 
-    /// Builds the next generation from `config` and its loaded plugins, reusing what the
-    /// current one can lend (origin pools, caches, JWT verifiers), and swaps it in.
-    pub fn swap(
-        &self,
-        config: &Config,
-        set: Arc<PluginSet>,
-    ) -> Result<u64, crate::generation::BuildError> {
+    /// Builds the next generation from `config`, its loaded plugins and the deployments its
+    /// stages point at, reusing what the current one can lend (origin pools, caches, JWT
+    /// verifiers), and swaps it in.
+    pub async fn swap(&self, config: Arc<Config>, set: Arc<PluginSet>) -> Result<u64, SwapError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let number = self.build_and_swap(&config, &set).await?;
+        *crate::sync::lock(&self.config) = config.clone();
+        self.serving.store(Arc::new(serving(&config)));
+        self.plugins.install(set);
+        Ok(number)
+    }
+
+    /// Builds the generation again from the current config: a stage moved to another
+    /// deployment, or its canary changed.
+    pub async fn redeploy(&self) -> Result<u64, SwapError> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        let config = self.config();
+        self.build_and_swap(&config, &self.plugins.current()).await
+    }
+
+    /// The config the current generation was built from.
+    pub fn config(&self) -> Arc<Config> {
+        crate::sync::lock(&self.config).clone()
+    }
+
+    async fn build_and_swap(&self, config: &Config, set: &PluginSet) -> Result<u64, SwapError> {
+        let pointed = deploy::pointed(&*self.store, config).await?;
+        let deployed = crate::config::deploy::resolve(config, &pointed);
         let current = self.generation.load_full();
+        if deployed.refused != current.refused {
+            deploy::log_refusals(&deployed.refused);
+        }
         let number = current.generation + 1;
         let next = Generation::build(
             config,
-            &set,
+            &deployed,
+            set,
             self.keys.clone(),
             self.access_keys.clone(),
             self.limiter.clone(),
@@ -117,8 +170,6 @@ impl Node {
             Some(&current),
         )?;
         self.generation.store(Arc::new(next));
-        self.serving.store(Arc::new(serving(config)));
-        self.plugins.install(set);
         Ok(number)
     }
 
@@ -153,6 +204,15 @@ impl Handler for Node {
             Ok(crate::pipeline::run(generation, self.log.clone(), conn, request).await)
         }
     }
+}
+
+/// Why a new generation was not swapped in.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error(transparent)]
+    Build(#[from] crate::generation::BuildError),
+    #[error("cannot read the stages' deployments: {0}")]
+    State(#[from] crate::state::StateError),
 }
 
 /// The state store `state.backend` names.

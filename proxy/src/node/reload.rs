@@ -129,7 +129,7 @@ impl Reloader {
             self.sources = config.sources.clone();
             self.last_inputs = self.sources_after(Some(config_text));
         }
-        match self.node.swap(&config, set) {
+        match self.node.swap(Arc::new(config), set).await {
             Ok(generation) => tracing::info!(generation, "config reloaded"),
             Err(e) => tracing::error!(error = %e, "config refused"),
         }

@@ -3,8 +3,8 @@
 use http::request::Parts;
 
 use super::{Flow, GatewayError, RequestContext};
-use crate::generation::Generation;
-use crate::router::RouteMiss;
+use crate::generation::{CanarySplit, Generation, RouteTarget};
+use crate::router::{RouteMatch, RouteMiss};
 
 /// Finds the route; a miss is a 404, or a 405 when the path exists for other methods.
 pub fn resolve<'g>(
@@ -21,21 +21,69 @@ pub fn resolve<'g>(
         }
         return Ok(Flow::Respond(site.answer(&parts.method, page)));
     }
-    match gateway.router.lookup(&parts.method, path) {
-        Ok(found) => {
-            ctx.route = Some(found.route);
-            let base = path.as_ptr() as usize;
-            ctx.params = found
-                .params
-                .iter()
-                .map(|value| {
-                    let start = value.as_ptr() as usize - base;
-                    (start, start + value.len())
-                })
-                .collect();
-            Ok(Flow::Continue)
+    let found = match gateway.router.lookup(&parts.method, path) {
+        Ok(found) => match &found.route.scope.canary {
+            Some(split) if split.to_canary(&parts.headers) => {
+                canary_route(gateway, split, parts, path)?
+            }
+            _ => found,
+        },
+        Err(miss) => {
+            match (!gateway.canaries.is_empty())
+                .then(|| added_by_a_canary(gateway, parts, path))
+                .flatten()
+            {
+                Some(found) => found,
+                None => return Err(miss_error(miss)),
+            }
         }
-        Err(RouteMiss::NotFound) => Err(GatewayError::NotFound),
-        Err(RouteMiss::MethodNotAllowed(allow)) => Err(GatewayError::MethodNotAllowed { allow }),
+    };
+    ctx.route = Some(found.route);
+    let base = path.as_ptr() as usize;
+    ctx.params = found
+        .params
+        .iter()
+        .map(|value| {
+            let start = value.as_ptr() as usize - base;
+            (start, start + value.len())
+        })
+        .collect();
+    Ok(Flow::Continue)
+}
+
+fn miss_error(miss: RouteMiss) -> GatewayError {
+    match miss {
+        RouteMiss::NotFound => GatewayError::NotFound,
+        RouteMiss::MethodNotAllowed(allow) => GatewayError::MethodNotAllowed { allow },
     }
+}
+
+/// The canary's route for a request the split sent there: its API's, or none (a route the
+/// canary's deployment does not have is not served to its share).
+fn canary_route<'g, 'p>(
+    gateway: &'g Generation,
+    split: &CanarySplit,
+    parts: &'p Parts,
+    path: &'p str,
+) -> Result<RouteMatch<'g, 'p, RouteTarget>, GatewayError> {
+    match gateway.canary_router.lookup(&parts.method, path) {
+        Ok(found) if *found.route.labels.api == *split.api => Ok(found),
+        Ok(_) => Err(GatewayError::NotFound),
+        Err(miss) => Err(miss_error(miss)),
+    }
+}
+
+/// A route only a canary has (one its deployment adds), for the requests sent to it.
+fn added_by_a_canary<'g, 'p>(
+    gateway: &'g Generation,
+    parts: &'p Parts,
+    path: &'p str,
+) -> Option<RouteMatch<'g, 'p, RouteTarget>> {
+    let stage = path.trim_start_matches('/').split('/').next()?;
+    gateway
+        .canaries
+        .get(stage)?
+        .iter()
+        .filter(|split| split.to_canary(&parts.headers))
+        .find_map(|split| canary_route(gateway, split, parts, path).ok())
 }

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::{
-    Change, Deployment, StagePointer, StateError, StateFuture, StateStore, StoredAccessKey,
-    StoredKey, UsageIncrement, Watch,
+    Change, DEPLOYMENT_IN_USE, Deployment, StagePointer, StateError, StateFuture, StateStore,
+    StoredAccessKey, StoredKey, UsageIncrement, Watch,
 };
 
 /// Key id → the key as JSON.
@@ -24,8 +24,8 @@ const ACCESS_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("access_k
 const USAGE: TableDefinition<(&str, u32), u64> = TableDefinition::new("usage_by_day");
 /// Deployment id → the deployment as JSON.
 const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
-/// (API, stage) → deployment id.
-const STAGES: TableDefinition<(&str, &str), &str> = TableDefinition::new("stages");
+/// (API, stage) → the stage's pointer (deployment and canary) as JSON.
+const STAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("stage_pointers");
 
 /// Changes a watcher may fall behind by before it is told it missed some.
 const WATCH_BACKLOG: usize = 1024;
@@ -286,34 +286,75 @@ impl StateStore for EmbeddedStore {
         })
     }
 
+    fn delete_deployment(&self, id: &str) -> StateFuture<'_, bool> {
+        let changes = self.changes.clone();
+        let id = id.to_owned();
+        self.run(move |db| {
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            let removed = {
+                let stages = txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
+                for entry in stages.iter().map_err(|e| err("stages")(&e))? {
+                    let (_, json) = entry.map_err(|e| err("stages")(&e))?;
+                    let pointer: StagePointer = serde_json::from_slice(json.value())
+                        .map_err(|e| err("a stage pointer")(&e))?;
+                    if pointer.deployment == id
+                        || pointer.canary.as_ref().is_some_and(|c| c.deployment == id)
+                    {
+                        return Err(StateError::Conflict(DEPLOYMENT_IN_USE.to_owned()));
+                    }
+                }
+                let mut table = txn
+                    .open_table(DEPLOYMENTS)
+                    .map_err(|e| err("deployments")(&e))?;
+                let removed = table
+                    .remove(id.as_str())
+                    .map_err(|e| err("deployments")(&e))?;
+                removed.map(|json| serde_json::from_slice::<Deployment>(json.value()))
+            };
+            txn.commit().map_err(|e| err("commit")(&e))?;
+            match removed {
+                Some(Ok(deployment)) => {
+                    let _ = changes.send(Change::Deleted {
+                        id,
+                        api: deployment.api,
+                    });
+                    Ok(true)
+                }
+                Some(Err(_)) => Ok(true),
+                None => Ok(false),
+            }
+        })
+    }
+
     fn point_stage(&self, pointer: StagePointer) -> StateFuture<'_, ()> {
         let changes = self.changes.clone();
         self.run(move |db| {
+            let json = serde_json::to_vec(&pointer).map_err(|e| err("encoding")(&e))?;
             let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
             {
                 let deployments = txn
                     .open_table(DEPLOYMENTS)
                     .map_err(|e| err("deployments")(&e))?;
-                match read_deployment(&deployments, &pointer.deployment)? {
-                    None => {
-                        return Err(StateError::Conflict(format!(
-                            "no deployment {}",
-                            pointer.deployment
-                        )));
+                let canary = pointer.canary.as_ref().map(|c| &c.deployment);
+                for id in std::iter::once(&pointer.deployment).chain(canary) {
+                    match read_deployment(&deployments, id)? {
+                        None => {
+                            return Err(StateError::Conflict(format!("no deployment {id}")));
+                        }
+                        Some(d) if d.api != pointer.api => {
+                            return Err(StateError::Conflict(format!(
+                                "deployment {} is of API {}, not {}",
+                                d.id, d.api, pointer.api
+                            )));
+                        }
+                        Some(_) => {}
                     }
-                    Some(d) if d.api != pointer.api => {
-                        return Err(StateError::Conflict(format!(
-                            "deployment {} is of API {}, not {}",
-                            d.id, d.api, pointer.api
-                        )));
-                    }
-                    Some(_) => {}
                 }
                 let mut stages = txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
                 stages
                     .insert(
                         (pointer.api.as_str(), pointer.stage.as_str()),
-                        pointer.deployment.as_str(),
+                        json.as_slice(),
                     )
                     .map_err(|e| err("stages")(&e))?;
             }
@@ -334,16 +375,15 @@ impl StateStore for EmbeddedStore {
                 .range((api.as_str(), "")..)
                 .map_err(|e| err("stages")(&e))?
             {
-                let (key, deployment) = entry.map_err(|e| err("stages")(&e))?;
+                let (key, json) = entry.map_err(|e| err("stages")(&e))?;
                 let (key_api, stage) = key.value();
                 if key_api != api {
                     break;
                 }
-                out.push(StagePointer {
-                    api: key_api.to_owned(),
-                    stage: stage.to_owned(),
-                    deployment: deployment.value().to_owned(),
-                });
+                let pointer = serde_json::from_slice(json.value()).map_err(|e| {
+                    StateError::Backend(format!("stage {key_api}/{stage} is not readable: {e}"))
+                })?;
+                out.push(pointer);
             }
             Ok(out)
         })

@@ -84,27 +84,62 @@ pub struct Deployment {
     pub api: String,
     #[serde(default)]
     pub description: String,
+    /// Who deployed it, when the admin API was told (`author` in the request).
+    #[serde(default)]
+    pub author: Option<String>,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    /// Lowercase hex SHA-256 of `definition` as compact JSON: two deployments of the same
+    /// definition have the same hash.
+    #[serde(default)]
+    pub hash: String,
     /// The API's definition as deployed (its config entry, as JSON).
     pub definition: serde_json::Value,
 }
 
-/// Which deployment a stage of an API serves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which deployment a stage of an API serves, and its canary if it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagePointer {
     pub api: String,
     pub stage: String,
     pub deployment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
 }
+
+/// A stage's canary: a share of its requests served by another deployment of its API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    /// The deployment the canary serves.
+    pub deployment: String,
+    /// The share of the stage's requests sent to the canary, 0.0 to 100.0.
+    pub percent: f64,
+    /// Stage variables that the canary's requests see instead of the stage's own.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// Whether the canary's requests read and fill the stage cache (API Gateway's
+    /// `useStageCache`); off by default, so the canary's answers never reach the base.
+    #[serde(default)]
+    pub use_stage_cache: bool,
+    /// A request header that picks the side: `canary` (or `true`) for the canary, `base`
+    /// (or `false`) for the stage's deployment; any other value, or none, splits at random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_header: Option<String>,
+}
+
+/// API Gateway's answer to deleting a deployment that a stage (or its canary) still serves.
+pub const DEPLOYMENT_IN_USE: &str =
+    "Active stages pointing to this deployment must be moved or deleted";
 
 /// A change to deployments or stage pointers, as a [`Watch`] reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A new deployment was written.
     Deployment { id: String, api: String },
-    /// A stage now points at another deployment.
+    /// A stage now points at another deployment (or its canary changed).
     Stage(StagePointer),
+    /// A deployment was deleted.
+    Deleted { id: String, api: String },
     /// The watcher fell behind and missed changes: it should read what it follows again.
     Missed,
 }
@@ -171,8 +206,11 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn deployment(&self, id: &str) -> StateFuture<'_, Option<Deployment>>;
     /// An API's deployments, oldest first.
     fn deployments(&self, api: &str) -> StateFuture<'_, Vec<Deployment>>;
-    /// Points a stage at a deployment of its API; [`StateError::Conflict`] when there is no
-    /// such deployment or it is another API's.
+    /// Deletes a deployment; false if there was none with this id, [`StateError::Conflict`]
+    /// (with [`DEPLOYMENT_IN_USE`]) while a stage or a canary points at it.
+    fn delete_deployment(&self, id: &str) -> StateFuture<'_, bool>;
+    /// Points a stage (and its canary, if any) at deployments of its API, replacing what it
+    /// pointed at; [`StateError::Conflict`] when a deployment is missing or another API's.
     fn point_stage(&self, pointer: StagePointer) -> StateFuture<'_, ()>;
     /// An API's stage pointers, by stage name.
     fn stages(&self, api: &str) -> StateFuture<'_, Vec<StagePointer>>;

@@ -32,7 +32,9 @@ fn deployment(id: &str, api: &str, created: u64) -> Deployment {
         id: id.into(),
         api: api.into(),
         description: format!("deployment {id}"),
+        author: Some("ops".into()),
         created,
+        hash: String::new(),
         definition: serde_json::json!({ "name": api, "routes": { "GET /": { "mock": {} } } }),
     }
 }
@@ -42,6 +44,7 @@ fn pointer(api: &str, stage: &str, deployment: &str) -> StagePointer {
         api: api.into(),
         stage: stage.into(),
         deployment: deployment.into(),
+        canary: None,
     }
 }
 
@@ -180,9 +183,41 @@ async fn deployments_and_stages(store: &dyn StateStore) {
         [pointer("billing", "prod", "d3")]
     );
 
+    // A canary points at a second deployment of the same API, in the same record.
+    let mut with_canary = pointer("shop", "beta", "d2");
+    with_canary.canary = Some(Canary {
+        deployment: "d1".into(),
+        percent: 12.5,
+        variables: [("color".to_owned(), "blue".to_owned())].into(),
+        use_stage_cache: false,
+        pin_header: Some("x-canary".into()),
+    });
+    let mut foreign_canary = with_canary.clone();
+    if let Some(c) = foreign_canary.canary.as_mut() {
+        c.deployment = "d3".into();
+    }
+    let e = store.point_stage(foreign_canary).await.unwrap_err();
+    assert!(matches!(e, StateError::Conflict(_)), "{e}");
+    store.point_stage(with_canary.clone()).await.unwrap();
+    assert_eq!(
+        store.stages("shop").await.unwrap(),
+        [with_canary.clone(), pointer("shop", "prod", "d2")]
+    );
+
+    // A deployment a stage or a canary serves cannot be deleted; another can.
+    for in_use in ["d1", "d2"] {
+        let e = store.delete_deployment(in_use).await.unwrap_err();
+        assert_eq!(e.to_string(), DEPLOYMENT_IN_USE, "{in_use}");
+    }
+    let unused = deployment("d4", "shop", 30);
+    store.put_deployment(unused).await.unwrap();
+    assert!(store.delete_deployment("d4").await.unwrap());
+    assert!(!store.delete_deployment("d4").await.unwrap());
+    assert_eq!(store.deployment("d4").await.unwrap(), None);
+
     // The watcher saw every change that happened, in order, and none that was refused.
     let mut seen = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..9 {
         seen.push(next_change(&mut watch).await);
     }
     assert_eq!(
@@ -200,6 +235,15 @@ async fn deployments_and_stages(store: &dyn StateStore) {
             Change::Stage(pointer("shop", "beta", "d2")),
             Change::Stage(pointer("shop", "prod", "d2")),
             Change::Stage(pointer("billing", "prod", "d3")),
+            Change::Stage(with_canary),
+            Change::Deployment {
+                id: "d4".into(),
+                api: "shop".into()
+            },
+            Change::Deleted {
+                id: "d4".into(),
+                api: "shop".into()
+            },
         ]
     );
     assert!(

@@ -23,18 +23,46 @@ pub struct RouteLabels {
     pub stage: Box<str>,
     /// The route as written, `GET /pets/{id}`, for operational logs.
     pub route: Box<str>,
-    /// `"api":...,"stage":...,"route":...` for the access log, rendered once.
+    /// The deployment that serves the route (`$context.deploymentId`); none when the stage
+    /// follows the config.
+    pub deployment: Option<Box<str>>,
+    /// Whether the route is its stage's canary side.
+    pub canary: bool,
+    /// `"api":...,"stage":...,"route":...` (and `"deployment"`, `"canary":true` when they
+    /// apply) for the access log, rendered once.
     pub json: Box<str>,
 }
 
 impl RouteLabels {
     /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
     pub fn new(api: &str, stage: &str, route: &str) -> Self {
+        Self::deployed(api, stage, route, None, false)
+    }
+
+    /// Labels for a route served from a deployment, on the base side or the canary's.
+    pub fn deployed(
+        api: &str,
+        stage: &str,
+        route: &str,
+        deployment: Option<&str>,
+        canary: bool,
+    ) -> Self {
+        let mut json = String::from(labels_json(api, stage, route));
+        if let Some(id) = deployment {
+            let mut out = b",\"deployment\":".to_vec();
+            push_json_str(&mut out, id);
+            json.push_str(&String::from_utf8_lossy(&out));
+        }
+        if canary {
+            json.push_str(",\"canary\":true");
+        }
         Self {
             api: api.into(),
             stage: stage.into(),
             route: route.into(),
-            json: labels_json(api, stage, route),
+            deployment: deployment.map(Into::into),
+            canary,
+            json: json.into(),
         }
     }
 }

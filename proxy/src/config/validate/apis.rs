@@ -92,6 +92,7 @@ pub(super) fn validate_apis(
                     docs: s.docs.as_ref().and_then(|d| {
                         docs_path(errors, &format!("{path}.stages.{stage}.docs.path"), d)
                     }),
+                    source: StageSource::Config,
                 }
             })
             .collect();

@@ -86,6 +86,41 @@ fn millis(
     Duration::from_millis(positive(errors, path, raw, default_ms))
 }
 
+/// Validates the API a deployment serves (with the one stage it serves) against `config`'s
+/// plugins and origin, as `validate` would in the file.
+pub(super) fn validate_deployed(raw: &RawApi, config: &Config) -> Result<Api, Vec<ConfigError>> {
+    let mut errors = Errors::default();
+    let origin = config.origin.as_deref().map(|o| o.trim_end_matches('/'));
+    let mut apis = apis::validate_apis(
+        &mut errors,
+        std::slice::from_ref(raw),
+        origin,
+        &config.plugins,
+        &config.base_dir,
+    );
+    if !errors.0.is_empty() {
+        return Err(errors.0);
+    }
+    let uses_templates = apis[0]
+        .routes
+        .iter()
+        .any(|r| r.integration.mapping().is_some_and(|m| m.has_templates()));
+    if uses_templates
+        && !config
+            .plugins
+            .load
+            .iter()
+            .any(|p| p.name == crate::mapping::builtin::NAME)
+    {
+        return Err(vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: "it uses mapping templates, which this config does not load: add a route with a template to the config, or redeploy".into(),
+        }]);
+    }
+    Ok(apis.remove(0))
+}
+
 /// Validates `raw`. Relative file paths are taken from `base_dir` (the config file's folder).
 pub(super) fn validate(
     raw: &RawConfig,

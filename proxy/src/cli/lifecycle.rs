@@ -1,0 +1,439 @@
+//! `edgeway apis`, `stages`, `deploy`, `deployments`, `rollback` and `canary`: a node's
+//! deployment lifecycle through its admin API (`admin/deployments.rs`), found as `edgeway
+//! keys` finds it (`--admin` or `EDGEWAY_ADMIN_URL`, the token from `EDGEWAY_ADMIN_TOKEN`).
+//!
+//! Output is a table for people, or the admin API's JSON with `--output json`; a refusal is
+//! the node's message on stderr and exit status 1.
+
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use http::Method;
+use serde_json::{Value, json};
+
+use super::keys::AdminTarget;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns, for people.
+    #[default]
+    Table,
+    /// The admin API's JSON, for scripts.
+    Json,
+}
+
+/// What every lifecycle command takes: where the node is, and how to print.
+#[derive(Debug, Args)]
+pub struct Common {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, short, value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+}
+
+/// A stage of an API.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The API, by name.
+    #[arg(long)]
+    api: String,
+    /// The stage, by name.
+    #[arg(long)]
+    stage: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    at: StageArgs,
+    /// What changed, shown in `edgeway deployments list`.
+    #[arg(long, short, default_value = "")]
+    message: String,
+    /// Who deploys (default: $USER).
+    #[arg(long)]
+    author: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// An API's deployments, oldest first, with the stages that serve each.
+    List {
+        #[arg(long)]
+        api: String,
+    },
+    /// One deployment, with its definition.
+    Show { id: String },
+    /// What changed from one deployment's definition to another's.
+    Diff { from: String, to: String },
+    /// Delete a deployment no stage serves.
+    Delete { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    at: StageArgs,
+    /// The deployment to serve (default: the one deployed before the stage's current one).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Deploy the config as it is now as the stage's canary, for a share of its requests.
+    Start {
+        #[command(flatten)]
+        at: StageArgs,
+        /// The share of requests the canary serves, 0 to 100.
+        #[arg(long)]
+        percent: f64,
+        /// A stage variable the canary sees instead of the stage's (repeatable): `k=v`.
+        #[arg(long = "var", value_name = "K=V")]
+        vars: Vec<String>,
+        /// Let the canary read and fill the stage cache.
+        #[arg(long)]
+        use_stage_cache: bool,
+        /// A request header that picks the side: `canary` or `base`.
+        #[arg(long)]
+        pin_header: Option<String>,
+        /// Serve this stored deployment as the canary instead of deploying the config.
+        #[arg(long)]
+        deployment: Option<String>,
+        #[arg(long, short, default_value = "")]
+        message: String,
+    },
+    /// Make the canary's deployment the stage's, and end the canary.
+    Promote {
+        #[command(flatten)]
+        at: StageArgs,
+    },
+    /// End the canary: every request goes to the stage's deployment.
+    Stop {
+        #[command(flatten)]
+        at: StageArgs,
+    },
+}
+
+/// One lifecycle command.
+#[derive(Debug)]
+pub enum Lifecycle {
+    Apis,
+    Stages { api: String },
+    Deploy(DeployArgs),
+    Deployments(DeploymentsCommand),
+    Rollback(RollbackArgs),
+    Canary(CanaryCommand),
+}
+
+/// Runs a lifecycle command against the node `common` names.
+pub fn run(common: Common, command: Lifecycle) -> ExitCode {
+    let (method, path, body) = match request(command) {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("edgeway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let answer = (|| {
+        let (base, token) = super::keys::resolve(&common.target)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        let body = body.map(|b| (Bytes::from(b.to_string()), "application/json"));
+        runtime.block_on(super::keys::send(&base, &token, method, &path, body))
+    })();
+    let (status, bytes) = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            eprintln!("edgeway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        let text = value["message"].as_str().map_or_else(
+            || String::from_utf8_lossy(&bytes).into_owned(),
+            str::to_owned,
+        );
+        eprintln!("edgeway: the node refused ({status}): {text}");
+        return ExitCode::FAILURE;
+    }
+    match common.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ),
+        Output::Table => print!("{}", table(&path, &value)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The admin request a command makes.
+fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String> {
+    let stage_path = |at: &StageArgs, tail: &str| {
+        format!(
+            "/admin/apis/{}/stages/{}{tail}",
+            segment(&at.api),
+            segment(&at.stage)
+        )
+    };
+    Ok(match command {
+        Lifecycle::Apis => (Method::GET, "/admin/apis".into(), None),
+        Lifecycle::Stages { api } => (
+            Method::GET,
+            format!("/admin/apis/{}/stages", segment(&api)),
+            None,
+        ),
+        Lifecycle::Deploy(args) => (
+            Method::POST,
+            format!("/admin/apis/{}/deployments", segment(&args.at.api)),
+            Some(json!({
+                "stage": args.at.stage,
+                "description": args.message,
+                "author": args.author.or_else(|| std::env::var("USER").ok()),
+            })),
+        ),
+        Lifecycle::Deployments(DeploymentsCommand::List { api }) => (
+            Method::GET,
+            format!("/admin/apis/{}/deployments", segment(&api)),
+            None,
+        ),
+        Lifecycle::Deployments(DeploymentsCommand::Show { id }) => (
+            Method::GET,
+            format!("/admin/deployments/{}", segment(&id)),
+            None,
+        ),
+        Lifecycle::Deployments(DeploymentsCommand::Diff { from, to }) => (
+            Method::GET,
+            format!(
+                "/admin/deployments/{}/diff/{}",
+                segment(&from),
+                segment(&to)
+            ),
+            None,
+        ),
+        Lifecycle::Deployments(DeploymentsCommand::Delete { id }) => (
+            Method::DELETE,
+            format!("/admin/deployments/{}", segment(&id)),
+            None,
+        ),
+        Lifecycle::Rollback(args) => (
+            Method::POST,
+            stage_path(&args.at, "/rollback"),
+            Some(json!({ "to": args.to })),
+        ),
+        Lifecycle::Canary(CanaryCommand::Start {
+            at,
+            percent,
+            vars,
+            use_stage_cache,
+            pin_header,
+            deployment,
+            message,
+        }) => {
+            let mut variables = serde_json::Map::new();
+            for var in vars {
+                let Some((k, v)) = var.split_once('=') else {
+                    return Err(format!("--var {var}: expected NAME=VALUE"));
+                };
+                variables.insert(k.to_owned(), v.into());
+            }
+            (
+                Method::PUT,
+                stage_path(&at, "/canary"),
+                Some(json!({
+                    "percent": percent,
+                    "variables": variables,
+                    "use_stage_cache": use_stage_cache,
+                    "pin_header": pin_header,
+                    "deployment": deployment,
+                    "description": message,
+                    "author": std::env::var("USER").ok(),
+                })),
+            )
+        }
+        Lifecycle::Canary(CanaryCommand::Promote { at }) => {
+            (Method::POST, stage_path(&at, "/canary/promote"), None)
+        }
+        Lifecycle::Canary(CanaryCommand::Stop { at }) => {
+            (Method::DELETE, stage_path(&at, "/canary"), None)
+        }
+    })
+}
+
+/// A name as one path segment.
+fn segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The answer to `path` as a table.
+fn table(path: &str, value: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) if s.is_empty() => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "-".to_owned(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or(i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    let canary = |c: &Value| {
+        if c.is_null() {
+            "-".to_owned()
+        } else {
+            format!("{} at {}%", text(&c["deployment"]), c["percent"])
+        }
+    };
+    let stage_rows = |api: &str, stages: &Value| -> Vec<Vec<String>> {
+        stages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                let refused = s["refused"].as_array().map_or(String::new(), |r| {
+                    r.iter()
+                        .map(|r| text(&r["reason"]))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                });
+                vec![
+                    api.to_owned(),
+                    text(&s["stage"]),
+                    text(&s["serves"]),
+                    text(&s["deployment"]),
+                    canary(&s["canary"]),
+                    if refused.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("REFUSED: {refused}")
+                    },
+                ]
+            })
+            .collect()
+    };
+    const STAGE_HEAD: [&str; 6] = ["API", "STAGE", "SERVES", "DEPLOYMENT", "CANARY", "STATUS"];
+    if let Some(apis) = value["apis"].as_array() {
+        let rows = apis
+            .iter()
+            .flat_map(|a| stage_rows(a["name"].as_str().unwrap_or_default(), &a["stages"]))
+            .collect();
+        return columns(&STAGE_HEAD, rows);
+    }
+    if value.get("stages").is_some_and(Value::is_array)
+        && value.get("api").is_some()
+        && value.get("id").is_none()
+    {
+        return columns(
+            &STAGE_HEAD,
+            stage_rows(&text(&value["api"]), &value["stages"]),
+        );
+    }
+    if let Some(list) = value["deployments"].as_array() {
+        let rows = list
+            .iter()
+            .map(|d| {
+                vec![
+                    text(&d["id"]),
+                    created(&d["created"]),
+                    text(&d["author"]),
+                    text(&d["stages"]),
+                    text(&d["description"]),
+                ]
+            })
+            .collect();
+        return columns(&["ID", "CREATED", "AUTHOR", "SERVES", "DESCRIPTION"], rows);
+    }
+    if let Some(changes) = value["changes"].as_array() {
+        if changes.is_empty() {
+            return format!(
+                "{} and {} define the same API\n",
+                text(&value["from"]),
+                text(&value["to"])
+            );
+        }
+        return changes.iter().map(|c| format!("{}\n", text(c))).collect();
+    }
+    if value.get("deployment").is_some() && value.get("stage").is_some() {
+        let mut out = format!(
+            "{}/{} serves deployment {}\n",
+            text(&value["api"]),
+            text(&value["stage"]),
+            text(&value["deployment"])
+        );
+        if let Some(c) = value.get("canary").filter(|c| !c.is_null()) {
+            out.push_str(&format!("canary: {}\n", canary(c)));
+        }
+        return out;
+    }
+    if value.get("id").is_some() && value.get("hash").is_some() {
+        let mut out = String::new();
+        for field in ["id", "api", "description", "author", "hash", "stages"] {
+            out.push_str(&format!("{field:<12} {}\n", text(&value[field])));
+        }
+        out.push_str(&format!(
+            "{:<12} {}\n",
+            "created",
+            created(&value["created"])
+        ));
+        if path.starts_with("/admin/deployments/")
+            && let Some(definition) = value.get("definition")
+        {
+            out.push_str(&serde_json::to_string_pretty(definition).unwrap_or_default());
+            out.push('\n');
+        }
+        return out;
+    }
+    if let Some(deleted) = value.get("deleted") {
+        return format!("deleted {}\n", text(deleted));
+    }
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+fn created(value: &Value) -> String {
+    let Some(secs) = value.as_u64() else {
+        return "-".into();
+    };
+    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
+    let rest = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Rows under a header, each column as wide as its widest cell.
+fn columns(head: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &mut dyn Iterator<Item = &str>, out: &mut String| {
+        let mut text = String::new();
+        for (cell, w) in cells.zip(&widths) {
+            text.push_str(&format!("{cell:<w$}  "));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut head.iter().copied(), &mut out);
+    for row in &rows {
+        line(&mut row.iter().map(String::as_str), &mut out);
+    }
+    out
+}
