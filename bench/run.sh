@@ -21,7 +21,7 @@
 #                 evens out other work on the machine (a compile, say), and the median of its
 #                 rounds' p99s with their range (one round's p99 is often one stall of the
 #                 machine's, landing on whichever row was running) [1]
-#   ROWS          rows to run, space separated [origin edgeway edgeway-api-key
+#   ROWS          rows to run, space separated [origin edgeway edgeway-canary edgeway-domain edgeway-api-key
 #                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
@@ -33,7 +33,7 @@
 #                 edgeway@before" RATIOS="edgeway:edgeway@before" BEFORE_BIN=/tmp/old/edgeway
 #   RATIOS        "ROW:BASELINE" pairs, space separated: under the table, ROW's CPU µs/req over
 #                 BASELINE's in the same round, for the pairs whose rows both ran
-#                 [edgeway-api-key:edgeway edgeway-authorizer:edgeway
+#                 [edgeway-canary:edgeway edgeway-domain:edgeway edgeway-api-key:edgeway edgeway-authorizer:edgeway
 #                 edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache
 #                 edgeway-cache:edgeway-mock edgeway-mapped:edgeway]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
@@ -78,8 +78,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx nginx-cache haproxy"}
-RATIOS=${RATIOS-"edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock edgeway-mapped:edgeway"}
+ROWS=${ROWS:-"origin edgeway edgeway-canary edgeway-domain edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-canary:edgeway edgeway-domain:edgeway edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock edgeway-mapped:edgeway"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -324,6 +324,12 @@ row_edgeway_authorizer_cached() {
     ROW_DESC="as edgeway-authorizer with the result cache on (default result_ttl_s, 300 s): one plugin call, then cache hits, bench/edgeway/authorizer-cached.yaml; access log: $(edgeway_log_desc)"
 }
 
+# edgeway_admin NAME: the admin address row NAME's Edgeway logged.
+edgeway_admin() {
+    grep '"message":"listening"' "$RUNDIR/$1.err" | grep -F '"name":"admin"' |
+        sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' | head -n 1 || true
+}
+
 # The plain route behind an API key of a usage plan with a per-key throttle and a daily quota:
 # what access control and traffic management add to a request. The key is made through the
 # admin API before the probe; the state folder is emptied first, so every round starts alike.
@@ -334,8 +340,7 @@ row_edgeway_api_key() {
     rm -rf "$RUNDIR/edgeway-api-key-state"
     edgeway_row edgeway-api-key "$BENCH/edgeway/api-key.yaml" || return 1
     local admin
-    admin=$(grep '"message":"listening"' "$RUNDIR/edgeway-api-key.err" | grep -F '"name":"admin"' |
-        sed -n 's/.*"addr":"\([^"]*\)".*/\1/p' | head -n 1 || true)
+    admin=$(edgeway_admin edgeway-api-key)
     [[ -n $admin ]] || { log "edgeway-api-key logged no admin address"; return 1; }
     curl -fsS -o /dev/null -X POST "http://$admin/admin/keys" \
         -H "authorization: Bearer $EDGEWAY_BENCH_ADMIN_TOKEN" -H 'content-type: application/json' \
@@ -343,6 +348,32 @@ row_edgeway_api_key() {
         { log "edgeway-api-key: cannot create the key through the admin API"; return 1; }
     ROW_HEADERS=("x-api-key: $BENCH_API_KEY")
     ROW_DESC="as edgeway, with \`api_key_required\` and a usage plan (per-key throttle and daily quota, limits above the load), bench/edgeway/api-key.yaml; wrk sends \`x-api-key\`; responses carry RateLimit headers; access log: $(edgeway_log_desc)"
+}
+
+# The plain route's stage served from a deployment, with a canary at 10% beside it: what the
+# split costs a request. Deployed and canaried through the admin API before the probe.
+row_edgeway_canary() {
+    rm -rf "$RUNDIR/edgeway-canary-state"
+    edgeway_row edgeway-canary "$BENCH/edgeway/canary.yaml" || return 1
+    local admin
+    admin=$(edgeway_admin edgeway-canary)
+    [[ -n $admin ]] || { log "edgeway-canary logged no admin address"; return 1; }
+    local auth="authorization: Bearer $EDGEWAY_BENCH_ADMIN_TOKEN" json='content-type: application/json'
+    curl -fsS -o /dev/null -X POST "http://$admin/admin/apis/bench/deployments" -H "$auth" -H "$json" \
+        -d '{"stage":"bench","description":"bench base"}' &&
+        curl -fsS -o /dev/null -X PUT "http://$admin/admin/apis/bench/stages/bench/canary" -H "$auth" -H "$json" \
+            -d '{"percent":10,"description":"bench canary"}' ||
+        { log "edgeway-canary: cannot deploy and start the canary through the admin API"; return 1; }
+    ROW_DESC="as edgeway, with the stage served from a deployment and a canary at 10% (a random split per request), bench/edgeway/canary.yaml; access log: $(edgeway_log_desc)"
+}
+
+# The plain route through a custom domain: wrk names the domain in Host and the base path in
+# the path, so the request pays the domain lookup and the longest-base-path match.
+row_edgeway_domain() {
+    edgeway_row edgeway-domain "$BENCH/edgeway/domain.yaml" || return 1
+    ROW_URL="${ROW_URL%/bench/hello}/v1/hello"
+    ROW_HEADERS=("Host: api.bench.test")
+    ROW_DESC="as edgeway, through the custom domain api.bench.test (base path v1 of two mappings), bench/edgeway/domain.yaml; wrk sends \`Host: api.bench.test\` to /v1/hello; access log: $(edgeway_log_desc)"
 }
 
 # Cache-hit rows: the probe's first request fills the cache, its second must be a hit, and from

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod cors;
+pub mod domains;
 pub mod encoding;
 pub mod gateway_responses;
 pub mod generation;

@@ -317,6 +317,25 @@ impl Gateway {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `edgeway ARGS...` as an operator runs it against this node (`EDGEWAY_ADMIN_URL` and
+    /// [`crate::ADMIN_TOKEN`]): whether it succeeded, and its stdout then stderr.
+    pub fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(edgeway_bin())
+            .args(args)
+            .env("EDGEWAY_ADMIN_URL", self.admin_url(""))
+            .env("EDGEWAY_ADMIN_TOKEN", crate::ADMIN_TOKEN)
+            .output()
+            .expect("run edgeway");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -125,6 +125,8 @@ fn shipped_configs_validate() {
         "bench/edgeway/authorizer-cached.yaml",
         "bench/edgeway/cache.yaml",
         "bench/edgeway/mapped.yaml",
+        "bench/edgeway/canary.yaml",
+        "bench/edgeway/domain.yaml",
         "examples/soap/edgeway.yaml",
     ] {
         let out = Command::new(edgeway_bin())

@@ -44,6 +44,11 @@ apis:
     routes:
       - route: GET /v
         integration: {{ http_proxy: "${{origin}}/{target}" }}
+      - route: GET /d
+        integration:
+          http:
+            uri: "${{origin}}/d"
+            request_parameters: {{ integration.request.header.x-deployment: context.deploymentId }}
   - name: other
     stages: {{ prod: {{}} }}
     routes:
@@ -263,6 +268,18 @@ async fn deploy_change_deploy_and_roll_back_under_load() {
         served_ids.len()
     );
 
+    let (ok, table) = gw.cli(&["deployments", "list", "--api", "shop"]);
+    assert!(ok, "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("DESCRIPTION"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with(&v1) && lines[1].ends_with("first"),
+        "{table}"
+    );
+
     // `deployments list` shows both, oldest first, with the stage on the one it serves.
     let (ok, list, text) = cli(&gw, &["deployments", "list", "--api", "shop"]);
     assert!(ok, "{text}");
@@ -400,8 +417,18 @@ async fn a_canary_takes_its_share_its_overrides_and_is_promoted_or_stopped() {
         assert!(seen.starts_with("/v1/blue "), "{seen}");
     }
 
+    // `$context.deploymentId` names the side's deployment to the integration.
+    for (pin, expected) in [("canary", &canary), ("base", &base)] {
+        served(&gw, "/prod/d", &[("x-canary", pin)]).await.unwrap();
+        let seen = origin.requests_to("/d");
+        assert_eq!(
+            seen.last().unwrap().header("x-deployment"),
+            Some(expected.as_str())
+        );
+    }
+
     // The access log tells the sides apart.
-    let log = gw.wait_access_log(3100, Duration::from_secs(10)).await;
+    let log = gw.wait_access_log(3102, Duration::from_secs(10)).await;
     let canary_lines = log
         .iter()
         .filter(|l| l["canary"] == true && l["deployment"] == canary.as_str())
@@ -410,8 +437,8 @@ async fn a_canary_takes_its_share_its_overrides_and_is_promoted_or_stopped() {
         .iter()
         .filter(|l| l["canary"].is_null() && l["deployment"] == base.as_str())
         .count();
-    assert_eq!(canary_lines, to_canary + 50, "{:?}", log.last());
-    assert_eq!(base_lines, to_base + 50);
+    assert_eq!(canary_lines, to_canary + 51, "{:?}", log.last());
+    assert_eq!(base_lines, to_base + 51);
 
     // Stop: every request goes to the base again.
     let (ok, pointer, text) = cli(&gw, &["canary", "stop", "--api", "shop", "--stage", "prod"]);
@@ -573,6 +600,15 @@ fn every_lifecycle_command_has_help() {
         &["canary", "start"],
         &["canary", "promote"],
         &["canary", "stop"],
+        &["domains"],
+        &["plans", "list"],
+        &["plans", "attach"],
+        &["plans", "detach"],
+        &["cache", "list"],
+        &["cache", "flush"],
+        &["plugins", "list"],
+        &["plugins", "upload"],
+        &["keys", "list"],
     ] {
         let out = Command::new(edgeway_bin())
             .args(command)
@@ -584,4 +620,85 @@ fn every_lifecycle_command_has_help() {
         assert!(text.contains("Usage: edgeway"), "{command:?}: {text}");
         assert!(text.contains("--admin"), "{command:?}: {text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_cache_and_plugins_through_the_cli() {
+    let origin = Origin::echo().await;
+    let state = unique_temp_dir("edgeway-operate-state");
+    let yaml = format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: {{ addr: 127.0.0.1:0, token_env: EDGEWAY_ADMIN_TOKEN }}
+origin: {origin}
+state: {{ path: {state} }}
+apis:
+  - name: shop
+    stages: {{ prod: {{ cache: {{ ttl_s: 60 }} }} }}
+    routes:
+      - route: GET /pets
+        integration: {{ http_proxy: "${{origin}}/pets" }}
+usage_plans:
+  - {{ name: basic, apis: [shop/prod], quota: {{ limit: 100, period: day }} }}
+  - {{ name: gold, apis: [shop/prod] }}
+"#,
+        origin = origin.url(),
+        state = state.display(),
+    );
+    let gw = start(&yaml).await;
+    // `edgeway keys` prints the admin API's JSON as it is.
+    let (ok, text) = gw.cli(&["keys", "create", "--name", "k"]);
+    assert!(ok, "{text}");
+    let key: Value = serde_json::from_str(&text).unwrap();
+    let id = key["id"].as_str().unwrap().to_owned();
+
+    let (ok, _, text) = cli(&gw, &["plans", "attach", "basic", &id]);
+    assert!(ok, "{text}");
+    let (ok, plans, text) = cli(&gw, &["plans", "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(plans["plans"][0]["name"], "basic");
+    assert_eq!(plans["plans"][0]["keys"], serde_json::json!([id]));
+    assert_eq!(plans["plans"][0]["quota"]["limit"], 100);
+    assert_eq!(
+        plans["plans"][0]["stages"],
+        serde_json::json!(["shop/prod"])
+    );
+    let (ok, table) = gw.cli(&["plans", "list"]);
+    assert!(
+        ok && table.starts_with("PLAN") && table.contains("100 per day"),
+        "{table}"
+    );
+    let (ok, _, text) = cli(&gw, &["plans", "attach", "platinum", &id]);
+    assert!(!ok && text.contains("no usage plan named"), "{text}");
+    let (ok, _, text) = cli(&gw, &["plans", "detach", &id]);
+    assert!(ok, "{text}");
+    let (_, plans, _) = cli(&gw, &["plans", "list"]);
+    assert_eq!(plans["plans"][0]["keys"], serde_json::json!([]));
+
+    // A cached answer, counted, then flushed: the next request reaches the origin again.
+    for _ in 0..2 {
+        assert!(served(&gw, "/prod/pets", &[]).await.is_ok());
+    }
+    assert_eq!(origin.count_to("/pets"), 1);
+    let (ok, caches, text) = cli(&gw, &["cache", "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(caches["stages"][0]["entries"], 1, "{caches}");
+    let (ok, table) = gw.cli(&["cache", "list"]);
+    assert!(
+        ok && table.starts_with("API") && table.contains("shop"),
+        "{table}"
+    );
+    let (ok, _, text) = cli(&gw, &["cache", "flush", "--api", "shop", "--stage", "prod"]);
+    assert!(ok, "{text}");
+    assert!(served(&gw, "/prod/pets", &[]).await.is_ok());
+    assert_eq!(origin.count_to("/pets"), 2);
+
+    let (ok, plugins, text) = cli(&gw, &["plugins", "list"]);
+    assert!(ok && plugins["plugins"] == serde_json::json!([]), "{text}");
+    let (ok, _, text) = cli(&gw, &["plugins", "upload", "nope", "/nonexistent.wasm"]);
+    assert!(
+        !ok && text.contains("cannot read /nonexistent.wasm"),
+        "{text}"
+    );
 }

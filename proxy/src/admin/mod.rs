@@ -23,6 +23,7 @@ mod access_keys;
 mod cache;
 mod crud;
 mod deployments;
+mod domains;
 mod keys;
 mod plugins;
 mod usage;
@@ -204,6 +205,9 @@ async fn handle(
         "/admin/plugins" => plugins::list(node),
         "/admin/cache" => cache::list(node),
         "/admin/usage" => usage::get(node, request.uri().query()).await,
+        "/admin/plans" => usage::plans(node),
+        "/admin/domains" => domains::list(node),
+        "/admin/openapi" => admin_document(request.uri().query()),
         _ if path.starts_with("/admin/apis/") && path.ends_with("/openapi") => {
             openapi_document(node, path, request.uri().query())
         }
@@ -217,6 +221,30 @@ async fn handle(
             response
         }
         _ => json(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#),
+    }
+}
+
+/// The admin API's own OpenAPI document, kept beside the handlers it describes.
+const ADMIN_DOCUMENT: &str = include_str!("openapi.yaml");
+
+/// `GET /admin/openapi[?format=json]`: [`ADMIN_DOCUMENT`], as written (YAML) or as JSON.
+fn admin_document(query: Option<&str>) -> Response<Full<Bytes>> {
+    match query.unwrap_or_default() {
+        "" | "format=yaml" => {
+            let mut response = json(StatusCode::OK, ADMIN_DOCUMENT);
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+            response
+        }
+        "format=json" => match serde_saphyr::from_str::<serde_json::Value>(ADMIN_DOCUMENT) {
+            Ok(document) => json(StatusCode::OK, document.to_string()),
+            Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        other => message(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameters {other}: expected format=yaml or format=json"),
+        ),
     }
 }
 

@@ -77,3 +77,33 @@ pub async fn get(node: &Node, query: Option<&str>) -> Response<Full<Bytes>> {
         .to_string(),
     )
 }
+
+/// `GET /admin/plans`: the config's usage plans, with what each allows and the keys in it.
+pub fn plans(node: &Node) -> Response<Full<Bytes>> {
+    let gateway = node.generation.load();
+    let keys = node.keys.list();
+    let plans: Vec<serde_json::Value> = gateway
+        .usage_plans
+        .iter()
+        .map(|plan| {
+            serde_json::json!({
+                "name": plan.name,
+                "stages": plan.stages.iter().map(|(a, s)| format!("{a}/{s}")).collect::<Vec<_>>(),
+                "throttle": plan.throttle.as_ref().map(|t| serde_json::json!({ "rate": t.rate, "burst": t.burst })),
+                "quota": plan.quota.as_ref().map(|q| serde_json::json!({
+                    "limit": q.limit,
+                    "period": format!("{:?}", q.period).to_ascii_lowercase(),
+                })),
+                "keys": keys
+                    .iter()
+                    .filter(|k| k.plan.as_deref() == Some(plan.name.as_str()))
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        serde_json::json!({ "plans": plans }).to_string(),
+    )
+}

@@ -1,6 +1,7 @@
-//! `edgeway apis`, `stages`, `deploy`, `deployments`, `rollback` and `canary`: a node's
-//! deployment lifecycle through its admin API (`admin/deployments.rs`), found as `edgeway
-//! keys` finds it (`--admin` or `EDGEWAY_ADMIN_URL`, the token from `EDGEWAY_ADMIN_TOKEN`).
+//! `edgeway apis`, `stages`, `deploy`, `deployments`, `rollback` and `canary` (a node's
+//! deployment lifecycle, `admin/deployments.rs`), and `domains`, `plans`, `cache` and `plugins`: a
+//! running node through its admin API, found as `edgeway keys` finds it (`--admin` or
+//! `EDGEWAY_ADMIN_URL`, the token from `EDGEWAY_ADMIN_TOKEN`).
 //!
 //! Output is a table for people, or the admin API's JSON with `--output json`; a refusal is
 //! the node's message on stderr and exit status 1.
@@ -117,7 +118,52 @@ pub enum CanaryCommand {
     },
 }
 
-/// One lifecycle command.
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// The config's usage plans: the stages each covers, its limits and its keys.
+    List,
+    /// Put an API key in a plan (a key is in one plan at a time).
+    Attach {
+        /// The plan, by name.
+        plan: String,
+        /// The key, by id.
+        key: String,
+    },
+    /// Take an API key out of its plan.
+    Detach {
+        /// The key, by id.
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Every stage cache: entries, bytes, hits and misses.
+    List,
+    /// Drop a stage's cached answers (or one route's).
+    Flush {
+        #[command(flatten)]
+        at: StageArgs,
+        /// Only this route's entries, as written: `GET /pets/{id}`.
+        #[arg(long)]
+        route: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// The loaded plugins: role, version and call counts.
+    List,
+    /// Swap in a new version of a plugin from a component file, without a restart.
+    Upload {
+        /// The plugin, by name.
+        name: String,
+        /// The component (`.wasm`).
+        file: std::path::PathBuf,
+    },
+}
+
+/// One operator command.
 #[derive(Debug)]
 pub enum Lifecycle {
     Apis,
@@ -126,6 +172,10 @@ pub enum Lifecycle {
     Deployments(DeploymentsCommand),
     Rollback(RollbackArgs),
     Canary(CanaryCommand),
+    Plans(PlansCommand),
+    Cache(CacheCommand),
+    Plugins(PluginsCommand),
+    Domains,
 }
 
 /// Runs a lifecycle command against the node `common` names.
@@ -143,7 +193,6 @@ pub fn run(common: Common, command: Lifecycle) -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start a runtime: {e}"))?;
-        let body = body.map(|b| (Bytes::from(b.to_string()), "application/json"));
         runtime.block_on(super::keys::send(&base, &token, method, &path, body))
     })();
     let (status, bytes) = match answer {
@@ -172,8 +221,15 @@ pub fn run(common: Common, command: Lifecycle) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A request body: JSON, or a file's bytes with its media type.
+type Body = Option<(Bytes, &'static str)>;
+
+fn json_body(value: Value) -> Body {
+    Some((Bytes::from(value.to_string()), "application/json"))
+}
+
 /// The admin request a command makes.
-fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String> {
+fn request(command: Lifecycle) -> Result<(Method, String, Body), String> {
     let stage_path = |at: &StageArgs, tail: &str| {
         format!(
             "/admin/apis/{}/stages/{}{tail}",
@@ -191,7 +247,7 @@ fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String
         Lifecycle::Deploy(args) => (
             Method::POST,
             format!("/admin/apis/{}/deployments", segment(&args.at.api)),
-            Some(json!({
+            json_body(json!({
                 "stage": args.at.stage,
                 "description": args.message,
                 "author": args.author.or_else(|| std::env::var("USER").ok()),
@@ -224,7 +280,7 @@ fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String
         Lifecycle::Rollback(args) => (
             Method::POST,
             stage_path(&args.at, "/rollback"),
-            Some(json!({ "to": args.to })),
+            json_body(json!({ "to": args.to })),
         ),
         Lifecycle::Canary(CanaryCommand::Start {
             at,
@@ -245,7 +301,7 @@ fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String
             (
                 Method::PUT,
                 stage_path(&at, "/canary"),
-                Some(json!({
+                json_body(json!({
                     "percent": percent,
                     "variables": variables,
                     "use_stage_cache": use_stage_cache,
@@ -261,6 +317,41 @@ fn request(command: Lifecycle) -> Result<(Method, String, Option<Value>), String
         }
         Lifecycle::Canary(CanaryCommand::Stop { at }) => {
             (Method::DELETE, stage_path(&at, "/canary"), None)
+        }
+        Lifecycle::Domains => (Method::GET, "/admin/domains".into(), None),
+        Lifecycle::Plans(PlansCommand::List) => (Method::GET, "/admin/plans".into(), None),
+        Lifecycle::Plans(PlansCommand::Attach { plan, key }) => (
+            Method::PATCH,
+            format!("/admin/keys/{}", segment(&key)),
+            json_body(json!({ "plan": plan })),
+        ),
+        Lifecycle::Plans(PlansCommand::Detach { key }) => (
+            Method::PATCH,
+            format!("/admin/keys/{}", segment(&key)),
+            json_body(json!({ "plan": null })),
+        ),
+        Lifecycle::Cache(CacheCommand::List) => (Method::GET, "/admin/cache".into(), None),
+        Lifecycle::Cache(CacheCommand::Flush { at, route }) => {
+            let query = route.map_or(String::new(), |r| format!("?route={}", segment(&r)));
+            (
+                Method::DELETE,
+                format!(
+                    "/admin/cache/{}/{}{query}",
+                    segment(&at.api),
+                    segment(&at.stage)
+                ),
+                None,
+            )
+        }
+        Lifecycle::Plugins(PluginsCommand::List) => (Method::GET, "/admin/plugins".into(), None),
+        Lifecycle::Plugins(PluginsCommand::Upload { name, file }) => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            (
+                Method::PUT,
+                format!("/admin/plugins/{}", segment(&name)),
+                Some((Bytes::from(bytes), "application/wasm")),
+            )
         }
     })
 }
@@ -333,6 +424,89 @@ fn table(path: &str, value: &Value) -> String {
         return columns(
             &STAGE_HEAD,
             stage_rows(&text(&value["api"]), &value["stages"]),
+        );
+    }
+    if let Some(plans) = value["plans"].as_array() {
+        let rows = plans
+            .iter()
+            .map(|p| {
+                let throttle = &p["throttle"];
+                let quota = &p["quota"];
+                vec![
+                    text(&p["name"]),
+                    text(&p["stages"]),
+                    if throttle.is_null() {
+                        "-".into()
+                    } else {
+                        format!("{}/s burst {}", throttle["rate"], throttle["burst"])
+                    },
+                    if quota.is_null() {
+                        "-".into()
+                    } else {
+                        format!("{} per {}", quota["limit"], text(&quota["period"]))
+                    },
+                    text(&p["keys"]),
+                ]
+            })
+            .collect();
+        return columns(&["PLAN", "STAGES", "THROTTLE", "QUOTA", "KEYS"], rows);
+    }
+    if let Some(domains) = value["domains"].as_array() {
+        // One row per mapping: the domain, `/base_path`, and the stage it serves.
+        let rows = domains
+            .iter()
+            .flat_map(|d| {
+                let private = if d["private"] == true { "private" } else { "-" };
+                d["mappings"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |m| {
+                        vec![
+                            text(&d["name"]),
+                            format!("/{}", m["base_path"].as_str().unwrap_or_default()),
+                            format!("{}/{}", text(&m["api"]), text(&m["stage"])),
+                            text(&d["tls"]),
+                            private.to_owned(),
+                        ]
+                    })
+            })
+            .collect();
+        return columns(
+            &["DOMAIN", "BASE PATH", "SERVES", "CERTIFICATE", "ACCESS"],
+            rows,
+        );
+    }
+    if let Some(plugins) = value["plugins"].as_array() {
+        let rows = plugins
+            .iter()
+            .map(|p| {
+                vec![
+                    text(&p["name"]),
+                    text(&p["role"]),
+                    text(&p["version"]).chars().take(12).collect(),
+                    text(&p["stats"]["calls"]),
+                    text(&p["file"]),
+                ]
+            })
+            .collect();
+        return columns(&["PLUGIN", "ROLE", "VERSION", "CALLS", "FILE"], rows);
+    }
+    if path == "/admin/cache"
+        && let Some(stages) = value["stages"].as_array()
+    {
+        let rows = stages
+            .iter()
+            .map(|c| {
+                ["api", "stage", "entries", "bytes", "hits", "misses"]
+                    .iter()
+                    .map(|f| text(&c[*f]))
+                    .collect()
+            })
+            .collect();
+        return columns(
+            &["API", "STAGE", "ENTRIES", "BYTES", "HITS", "MISSES"],
+            rows,
         );
     }
     if let Some(list) = value["deployments"].as_array() {

@@ -1,6 +1,6 @@
 //! The `edgeway` command line: `serve` runs a node, `validate` checks a config; `keys`,
 //! `apis`, `stages`, `deploy`, `deployments`, `rollback` and `canary` drive a running node
-//! through its admin API.
+//! through its admin API, as do `domains`, `plans`, `cache` and `plugins`.
 
 mod keys;
 mod lifecycle;
@@ -91,6 +91,32 @@ enum Command {
         #[command(subcommand)]
         command: lifecycle::CanaryCommand,
     },
+    /// List the custom domains and their base path mappings.
+    Domains {
+        #[command(flatten)]
+        common: lifecycle::Common,
+    },
+    /// List usage plans, and put API keys in and out of them.
+    Plans {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(subcommand)]
+        command: lifecycle::PlansCommand,
+    },
+    /// Show stage caches, and flush one.
+    Cache {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(subcommand)]
+        command: lifecycle::CacheCommand,
+    },
+    /// List plugins, and upload a new version of one.
+    Plugins {
+        #[command(flatten)]
+        common: lifecycle::Common,
+        #[command(subcommand)]
+        command: lifecycle::PluginsCommand,
+    },
     /// Manage API keys on a running node (through its admin API).
     Keys {
         #[command(flatten)]
@@ -129,6 +155,16 @@ where
         }
         Command::Canary { common, command } => {
             lifecycle::run(common, lifecycle::Lifecycle::Canary(command))
+        }
+        Command::Domains { common } => lifecycle::run(common, lifecycle::Lifecycle::Domains),
+        Command::Plans { common, command } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Plans(command))
+        }
+        Command::Cache { common, command } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Cache(command))
+        }
+        Command::Plugins { common, command } => {
+            lifecycle::run(common, lifecycle::Lifecycle::Plugins(command))
         }
         Command::Import { command } => openapi::import(command),
         Command::Export(args) => openapi::export(args),

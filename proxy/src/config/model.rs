@@ -69,6 +69,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The node-wide (account-level) token bucket for every request to a route.
     pub throttle: Throttle,
+    /// Custom domains (`domains`): a Host and base path → an API's stage.
+    pub domains: Vec<crate::domains::Domain>,
     /// The file as JSON with secrets replaced, for `GET /admin/config`.
     pub redacted: serde_json::Value,
     /// The files read besides the config itself (OpenAPI documents and what they refer to):

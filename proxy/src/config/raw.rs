@@ -43,6 +43,35 @@ pub struct RawConfig {
     /// The node-wide (account) token bucket.
     #[serde(default)]
     pub throttle: Option<Spanned<RawThrottle>>,
+    /// Custom domains: a Host and base path → an API's stage.
+    #[serde(default)]
+    pub domains: Vec<RawDomain>,
+}
+
+/// A custom domain (`domains[]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDomain {
+    /// `api.example.com`, or `*.example.com` for any one label there.
+    pub name: Spanned<String>,
+    /// The domain's own certificate, served by every TLS listener to clients that name it.
+    #[serde(default)]
+    pub tls: Option<RawCert>,
+    /// A private domain: only these sources may call it.
+    #[serde(default)]
+    pub policy: Option<Spanned<RawPolicy>>,
+    pub mappings: Spanned<Vec<RawBasePathMapping>>,
+}
+
+/// One base path mapping of a domain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasePathMapping {
+    /// `v1`, `orders/v2`, or empty (also `(none)`, as API Gateway writes it) for the rest.
+    #[serde(default)]
+    pub base_path: Option<Spanned<String>>,
+    pub api: Spanned<String>,
+    pub stage: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]

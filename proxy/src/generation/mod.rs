@@ -98,6 +98,8 @@ pub struct Generation {
     pub unrouted: HashMap<Box<str>, UnroutedStage>,
     /// The stages' API docs pages (`docs`), answered before routing.
     pub docs: crate::openapi::DocsSites,
+    /// The custom domains, by name (`domains`).
+    pub domains: crate::domains::DomainTable,
     /// The APIs as the config defines them, for `GET /admin/apis/{api}/openapi`.
     pub definitions: crate::config::Definitions,
     pools: OriginPools,
@@ -242,6 +244,7 @@ impl Generation {
             trusted_proxies: config.trusted_proxies.clone(),
             unrouted,
             docs: docs_sites(config, &definitions),
+            domains: crate::domains::DomainTable::new(&config.domains),
             definitions,
             pools,
         })

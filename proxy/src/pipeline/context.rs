@@ -60,6 +60,8 @@ pub struct RequestContext<'g> {
     /// Set after routing when the route's API has CORS (not for a preflight the gateway
     /// answered): phase 12 puts the CORS headers on whatever response goes out.
     pub cors: Option<cors::CorsRequest>,
+    /// Set before routing for a request on a custom domain: its mapping (see `address`).
+    pub domain: Option<super::domain::DomainRoute<'g>>,
 }
 
 /// The request body: streaming from the client, or held whole once a plugin needed it.

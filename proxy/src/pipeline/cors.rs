@@ -51,17 +51,17 @@ pub fn preflight<'g>(gateway: &'g Generation, ctx: &mut RequestContext<'g>, part
     let Some(request) = PreflightRequest::from_headers(&parts.headers) else {
         return Flow::Continue;
     };
-    let path = parts.uri.path();
+    let at = ctx.address(parts.uri.path());
     let with_cors = |route: &'g RouteTarget| route.cors.is_some().then_some(route);
     // A route of the API the path is in, whatever the method: its rules refuse the preflight.
     let any_route = || {
         PATH_PROBES.iter().find_map(|probe| {
-            let found = gateway.router.lookup(probe, path).ok()?;
+            let found = at.lookup(&gateway.router, probe).ok()?;
             with_cors(found.route)
         })
     };
     let route = match Method::from_bytes(request.method.as_bytes()) {
-        Ok(method) => match gateway.router.lookup(&method, path) {
+        Ok(method) => match at.lookup(&gateway.router, &method) {
             Ok(found) => with_cors(found.route),
             // The path exists, not for that method.
             Err(RouteMiss::MethodNotAllowed(_)) => any_route(),

@@ -37,6 +37,9 @@ pub enum GatewayError {
     ClientBody(BoxError),
     #[error("no route matches the path")]
     NotFound,
+    /// A request on a custom domain whose path no base path mapping covers.
+    #[error("domain {0}: no base path mapping covers the path")]
+    UnmappedPath(String),
     #[error("the path has no route for this method")]
     MethodNotAllowed { allow: AllowedMethods },
     #[error("request body larger than {limit} bytes")]
@@ -171,6 +174,9 @@ pub mod kinds {
         kind!("UNAUTHORIZED", Unauthorized, UNAUTHORIZED, "Unauthorized");
     pub const ACCESS_DENIED: ErrorKind =
         kind!("ACCESS_DENIED", AccessDenied, FORBIDDEN, "Forbidden");
+    /// A custom domain's path that no base path maps: API Gateway's bare 403.
+    pub const BASE_PATH_NOT_MAPPED: ErrorKind =
+        kind!("BASE_PATH_NOT_MAPPED", Default4xx, FORBIDDEN, "Forbidden");
     pub const MISSING_AUTHENTICATION_TOKEN: ErrorKind = kind!(
         "MISSING_AUTHENTICATION_TOKEN",
         MissingAuthenticationToken,
@@ -272,6 +278,7 @@ impl GatewayError {
             Self::BadRequest(_) | Self::ClientBody(_) => &BAD_REQUEST,
             Self::DotSegment => &BAD_REQUEST_PATH,
             Self::NotFound => &RESOURCE_NOT_FOUND,
+            Self::UnmappedPath(_) => &BASE_PATH_NOT_MAPPED,
             Self::MethodNotAllowed { .. } => &METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => &REQUEST_TOO_LARGE,
             Self::Upstream { .. } => &INTEGRATION_FAILURE,

@@ -162,6 +162,13 @@ fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
         out.pop();
     }
     out.push_str("},");
+    field(
+        &mut out,
+        "deploymentId",
+        route
+            .and_then(|r| r.labels.deployment.as_deref())
+            .unwrap_or_default(),
+    );
     field(&mut out, "domainName", host);
     field(
         &mut out,

@@ -4,7 +4,8 @@
 //! Phases (DESIGN.md §3; the numbers are the design's, phases not built yet are skipped):
 //! 1. `accept`: request id, source address, declared body size;
 //! 2. `route`: stage + path + method → route and path parameters (before it,
-//!    `policy::resolve_source`: the client behind trusted proxies);
+//!    `policy::resolve_source`: the client behind trusted proxies, and `domain::resolve`: a
+//!    custom domain's base path mapping, its private policy, 403 for an unmapped path);
 //! 3. `cors::preflight`: a CORS preflight to an API with `cors` is answered (204);
 //! 4. `policy::check`: the route's source-IP policy (403);
 //! 5. `authorize`: the route's authorizer, a plugin, a JWT issuer or SigV4 (401 / 403 / 500),
@@ -28,6 +29,7 @@ mod authorize;
 mod cache;
 mod context;
 mod cors;
+mod domain;
 mod error;
 mod integration;
 mod mapped;
@@ -83,6 +85,7 @@ pub async fn run(
         param_overrides: None,
         forwarded_client: None,
         cors: None,
+        domain: None,
     };
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
@@ -139,6 +142,7 @@ async fn phases<'g>(
     if let Flow::Respond(response) = accept::check(gateway, ctx, &mut parts)? {
         return Ok(response);
     }
+    domain::resolve(gateway, ctx, &parts)?;
     if let Flow::Respond(response) = cors::preflight(gateway, ctx, &parts) {
         return Ok(response);
     }
@@ -181,7 +185,8 @@ async fn phases<'g>(
 }
 
 /// Whose gateway responses answer an error: the route's API's, or for a request that matched
-/// no route, the API of the stage its path names (when only one API has that stage).
+/// no route, the API of the stage its path names (when only one API has that stage) or its
+/// domain maps.
 fn response_scope<'a>(
     gateway: &'a Generation,
     ctx: &'a RequestContext<'_>,
@@ -197,8 +202,12 @@ fn response_scope<'a>(
             request_id,
         });
     }
-    let stage = path.trim_start_matches('/').split('/').next()?;
-    let (stage, unrouted) = gateway.unrouted.get_key_value(stage)?;
+    let at = ctx.address(path);
+    let (stage, unrouted) = gateway.unrouted.get_key_value(at.stage)?;
+    // On a domain, only the mapped API's overrides answer (none for an unmapped path).
+    if at.api.is_some_and(|api| *unrouted.api != *api) {
+        return None;
+    }
     Some(ResponseScope {
         responses: Some(&unrouted.responses),
         api: &unrouted.api,

@@ -2,6 +2,7 @@
 
 use http::request::Parts;
 
+use super::domain::Address;
 use super::{Flow, GatewayError, RequestContext};
 use crate::generation::{CanarySplit, Generation, RouteTarget};
 use crate::router::{RouteMatch, RouteMiss};
@@ -13,7 +14,8 @@ pub fn resolve<'g>(
     parts: &Parts,
 ) -> Result<Flow, GatewayError> {
     let path = parts.uri.path();
-    if !gateway.docs.is_empty()
+    if ctx.domain.is_none()
+        && !gateway.docs.is_empty()
         && let Some((site, page)) = gateway.docs.find(path)
     {
         if let Some(policy) = &site.policy {
@@ -21,16 +23,17 @@ pub fn resolve<'g>(
         }
         return Ok(Flow::Respond(site.answer(&parts.method, page)));
     }
-    let found = match gateway.router.lookup(&parts.method, path) {
+    let at = ctx.address(path);
+    let found = match at.lookup(&gateway.router, &parts.method) {
         Ok(found) => match &found.route.scope.canary {
             Some(split) if split.to_canary(&parts.headers) => {
-                canary_route(gateway, split, parts, path)?
+                canary_route(gateway, split, parts, at)?
             }
             _ => found,
         },
         Err(miss) => {
             match (!gateway.canaries.is_empty())
-                .then(|| added_by_a_canary(gateway, parts, path))
+                .then(|| added_by_a_canary(gateway, parts, at))
                 .flatten()
             {
                 Some(found) => found,
@@ -63,10 +66,10 @@ fn miss_error(miss: RouteMiss) -> GatewayError {
 fn canary_route<'g, 'p>(
     gateway: &'g Generation,
     split: &CanarySplit,
-    parts: &'p Parts,
-    path: &'p str,
+    parts: &Parts,
+    at: Address<'p>,
 ) -> Result<RouteMatch<'g, 'p, RouteTarget>, GatewayError> {
-    match gateway.canary_router.lookup(&parts.method, path) {
+    match at.lookup(&gateway.canary_router, &parts.method) {
         Ok(found) if *found.route.labels.api == *split.api => Ok(found),
         Ok(_) => Err(GatewayError::NotFound),
         Err(miss) => Err(miss_error(miss)),
@@ -76,14 +79,13 @@ fn canary_route<'g, 'p>(
 /// A route only a canary has (one its deployment adds), for the requests sent to it.
 fn added_by_a_canary<'g, 'p>(
     gateway: &'g Generation,
-    parts: &'p Parts,
-    path: &'p str,
+    parts: &Parts,
+    at: Address<'p>,
 ) -> Option<RouteMatch<'g, 'p, RouteTarget>> {
-    let stage = path.trim_start_matches('/').split('/').next()?;
     gateway
         .canaries
-        .get(stage)?
+        .get(at.stage)?
         .iter()
         .filter(|split| split.to_canary(&parts.headers))
-        .find_map(|split| canary_route(gateway, split, parts, path).ok())
+        .find_map(|split| canary_route(gateway, split, parts, at).ok())
 }

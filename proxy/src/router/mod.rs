@@ -205,6 +205,17 @@ impl<T> Router<T> {
         path: &'p str,
     ) -> Result<RouteMatch<'r, 'p, T>, RouteMiss> {
         let (stage, rest) = split_stage(path);
+        self.lookup_at(method, stage, rest)
+    }
+
+    /// [`Self::lookup`] of a path already split: `stage`, and the route path without its
+    /// leading slash and one trailing slash (`pets/7`). Parameter values are slices of `rest`.
+    pub fn lookup_at<'r, 'p>(
+        &'r self,
+        method: &Method,
+        stage: &str,
+        rest: &'p str,
+    ) -> Result<RouteMatch<'r, 'p, T>, RouteMiss> {
         let Some(root) = self.stages.get(stage) else {
             return Err(RouteMiss::NotFound);
         };
@@ -223,7 +234,7 @@ impl<T> Router<T> {
 
 /// `/prod/pets/7/` → (`prod`, `pets/7`): the stage, then the route path without its leading
 /// slash and one trailing slash.
-fn split_stage(path: &str) -> (&str, &str) {
+pub fn split_stage(path: &str) -> (&str, &str) {
     let path = path.strip_prefix('/').unwrap_or(path);
     let (stage, rest) = path.split_once('/').unwrap_or((path, ""));
     (stage, rest.strip_suffix('/').unwrap_or(rest))

@@ -13,6 +13,7 @@ mod access;
 mod apis;
 mod auth;
 mod caching;
+mod domains;
 mod mapping;
 mod models;
 mod plans;
@@ -86,6 +87,31 @@ fn millis(
     Duration::from_millis(positive(errors, path, raw, default_ms))
 }
 
+/// A `{ cert, key }` pair's files, loaded; an error names the file at fault (`PATH.cert` or
+/// `PATH.key`).
+fn load_cert(
+    errors: &mut Errors,
+    path: &str,
+    raw: &RawCert,
+    base_dir: &Path,
+) -> Option<LoadedCert> {
+    match tls::load_cert(
+        &base_dir.join(&raw.cert.value),
+        &base_dir.join(&raw.key.value),
+    ) {
+        Ok(cert) => Some(cert),
+        Err(e) => {
+            let (field, at) = if e.key_at_fault() {
+                ("key", &raw.key)
+            } else {
+                ("cert", &raw.cert)
+            };
+            errors.add(format!("{path}.{field}"), Some(at), e.to_string());
+            None
+        }
+    }
+}
+
 /// Validates the API a deployment serves (with the one stage it serves) against `config`'s
 /// plugins and origin, as `validate` would in the file.
 pub(super) fn validate_deployed(raw: &RawApi, config: &Config) -> Result<Api, Vec<ConfigError>> {
@@ -151,37 +177,22 @@ pub(super) fn validate(
                 );
                 return None;
             }
-            let mut loaded: Vec<LoadedCert> = Vec::new();
-            for (j, c) in t.certs.value.iter().enumerate() {
-                match tls::load_cert(&resolve(&c.cert.value), &resolve(&c.key.value)) {
-                    Ok(cert) => loaded.push(cert),
-                    Err(e) => {
-                        let (field, at) = if e.key_at_fault() {
-                            ("key", &c.key)
-                        } else {
-                            ("cert", &c.cert)
-                        };
-                        errors.add(format!("{path}[{j}].{field}"), Some(at), e.to_string());
-                    }
-                }
-            }
-            if loaded.len() != t.certs.value.len() {
-                return None;
-            }
-            match tls::server_config(&loaded) {
-                Ok(config) => Some(config),
-                Err(e) => {
-                    errors.add(&path, Some(&t.certs), e.to_string());
-                    None
-                }
-            }
+            let loaded: Vec<LoadedCert> = t
+                .certs
+                .value
+                .iter()
+                .enumerate()
+                .filter_map(|(j, c)| load_cert(&mut errors, &format!("{path}[{j}]"), c, base_dir))
+                .collect();
+            (loaded.len() == t.certs.value.len()).then_some(loaded)
         });
         if let Some(addr) = addr {
-            listen.push(Listener { addr, tls });
+            listen.push((Listener { addr, tls: None }, tls, i));
         }
     }
     let mut seen_addrs = HashMap::new();
-    for (i, l) in listen.iter().enumerate() {
+    for (l, _, i) in &listen {
+        let i = *i;
         if l.addr.port() != 0
             && let Some(first) = seen_addrs.insert(l.addr, i)
         {
@@ -324,6 +335,31 @@ pub(super) fn validate(
         plugins::add_builtin_mapper(&mut plugins);
     }
 
+    let (domains, domain_certs) =
+        domains::validate_domains(&mut errors, &raw.domains, &apis, base_dir);
+    // A TLS listener serves its own certificates, then the domains' (chosen by SNI; its first
+    // stays the one for clients that name no host it has).
+    let listen: Vec<Listener> = listen
+        .into_iter()
+        .map(|(mut listener, certs, i)| {
+            if let Some(mut certs) = certs {
+                certs.extend(domain_certs.iter().cloned());
+                match tls::server_config(&certs) {
+                    Ok(config) => listener.tls = Some(config),
+                    Err(e) => {
+                        let at = raw.listen.value.get(i).and_then(|l| l.tls.as_ref());
+                        errors.add(
+                            format!("listen[{i}].tls.certs"),
+                            at.map(|t| &t.certs),
+                            e.to_string(),
+                        );
+                    }
+                }
+            }
+            listener
+        })
+        .collect();
+
     let state = plans::validate_state(&mut errors, raw.state.as_ref(), base_dir);
     let counters = plans::validate_counters(&mut errors, raw.counters.as_ref());
     let usage_plans = plans::validate_plans(&mut errors, &raw.usage_plans, &apis);
@@ -363,6 +399,7 @@ pub(super) fn validate(
         usage_plans,
         trusted_proxies,
         throttle,
+        domains,
         plugins,
         redacted,
         sources: Vec::new(),
