@@ -601,6 +601,8 @@ fn every_lifecycle_command_has_help() {
         &["canary", "promote"],
         &["canary", "stop"],
         &["domains"],
+        &["stages", "set"],
+        &["stages", "reset"],
         &["plans", "list"],
         &["plans", "attach"],
         &["plans", "detach"],
@@ -700,5 +702,236 @@ usage_plans:
     assert!(
         !ok && text.contains("cannot read /nonexistent.wasm"),
         "{text}"
+    );
+}
+
+/// `edgeway stages set`: a deployed stage's variables, throttle and cache changed over the
+/// file's without touching it, kept across a deploy, a rollback and `kill -9`, refused when
+/// the stage could not serve with them, and dropped by `stages reset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
+    let origin = Origin::echo().await;
+    let state = unique_temp_dir("edgeway-stage-settings");
+    let yaml = config(&origin, &state, "v1", "color: blue, size: m");
+    let gw = start(&yaml).await;
+
+    // A stage that follows the file is changed in the file.
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--var",
+            "color=green",
+        ],
+    );
+    assert!(
+        !ok && text.contains("follows the config file: change its settings there"),
+        "{text}"
+    );
+
+    let first = deploy(&gw, "shop", "prod", "first");
+    let (ok, pointer, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--var",
+            "color=green",
+            "--unset-var",
+            "size",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(
+        pointer["settings"]["variables"],
+        json!({ "color": "green", "size": null })
+    );
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/green ")
+    );
+    // The file is untouched, and the other stage keeps its own variables.
+    assert_eq!(std::fs::read_to_string(&gw.config_path).unwrap(), yaml);
+    assert!(
+        served(&gw, "/beta/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/beta ")
+    );
+
+    // A throttle set here applies to the next request: a bucket of one.
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--throttle",
+            "0.01:1",
+        ],
+    );
+    assert!(ok, "{text}");
+    let statuses: Vec<String> =
+        futures_util::future::join_all((0..3).map(|_| served(&gw, "/prod/v", &[])))
+            .await
+            .into_iter()
+            .map(|r| r.map_or_else(|e| e[..3].to_owned(), |_| "200".into()))
+            .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "200").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "429").count(),
+        2,
+        "{statuses:?}"
+    );
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--no-throttle",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(served(&gw, "/prod/v", &[]).await.is_ok());
+
+    // Settings the stage could not serve with are refused, and change nothing.
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--unset-var",
+            "color",
+        ],
+    );
+    assert!(
+        !ok && text.contains("cannot serve with these settings") && text.contains("color"),
+        "{text}"
+    );
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--patch",
+            r#"{"colour": {}}"#,
+        ],
+    );
+    assert!(
+        !ok && text.contains("unknown stage setting `colour`"),
+        "{text}"
+    );
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "stages",
+            "set",
+            "--api",
+            "shop",
+            "--stage",
+            "prod",
+            "--patch",
+            r#"{"throttle": {"rate": "fast"}}"#,
+        ],
+    );
+    assert!(
+        !ok && text.contains("cannot serve with these settings"),
+        "{text}"
+    );
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/green ")
+    );
+
+    // `edgeway stages` shows what was set here; a deploy and a rollback keep it.
+    let status = stage_status(&gw, "shop", "prod");
+    assert_eq!(
+        status["settings"]["variables"]["color"], "green",
+        "{status}"
+    );
+    let (ok, table) = gw.cli(&["stages", "--api", "shop"]);
+    assert!(ok && table.contains("SET HERE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("prod") && l.contains("throttle,variables")),
+        "{table}"
+    );
+    deploy(&gw, "shop", "prod", "second");
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/green ")
+    );
+    let (ok, _, text) = cli(
+        &gw,
+        &[
+            "rollback", "--api", "shop", "--stage", "prod", "--to", &first,
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/green ")
+    );
+
+    // Kept across kill -9.
+    gw.signal("KILL");
+    drop(gw);
+    let gw = start(&yaml).await;
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/green ")
+    );
+
+    // Reset: the file's settings again.
+    let (ok, pointer, text) = cli(
+        &gw,
+        &["stages", "reset", "--api", "shop", "--stage", "prod"],
+    );
+    assert!(ok, "{text}");
+    assert!(pointer.get("settings").is_none(), "{pointer}");
+    assert!(
+        served(&gw, "/prod/v", &[])
+            .await
+            .unwrap()
+            .starts_with("/v1/blue ")
     );
 }

@@ -12,6 +12,9 @@
 //! - `PUT /admin/apis/{api}/stages/{stage}/canary` with `{"percent", "variables",
 //!   "use_stage_cache", "pin_header", "deployment", "description"}` starts or changes the
 //!   canary; `POST .../canary/promote` promotes it; `DELETE .../canary` stops it;
+//! - `PATCH /admin/apis/{api}/stages/{stage}` with a JSON merge patch of the stage's settings
+//!   (`variables`, `cache`, `throttle`, `policy`, `docs`; `null` removes) sets them over the
+//!   config file's; `DELETE .../settings` drops them (a stage served from a deployment only);
 //! - `GET /admin/deployments/{id}` (with its definition), `DELETE /admin/deployments/{id}`
 //!   (409 while a stage serves it), `GET /admin/deployments/{a}/diff/{b}`.
 //!
@@ -87,6 +90,16 @@ pub(crate) async fn apis(node: &Arc<Node>, method: &Method, rest: &str, body: In
                 Ok(c) => node.start_canary(api, stage, c).await.map(|p| ok(json!(p))),
                 Err(refused) => return refused,
             }
+        }
+        (&Method::PATCH, [api, "stages", stage]) => match read::<Value>(body).await {
+            Ok(patch) => node
+                .set_stage(api, stage, Some(patch))
+                .await
+                .map(|p| ok(json!(p))),
+            Err(refused) => return refused,
+        },
+        (&Method::DELETE, [api, "stages", stage, "settings"]) => {
+            node.set_stage(api, stage, None).await.map(|p| ok(json!(p)))
         }
         (&Method::POST, [api, "stages", stage, "canary", "promote"]) => {
             node.promote_canary(api, stage).await.map(|p| ok(json!(p)))

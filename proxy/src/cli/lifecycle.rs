@@ -119,6 +119,44 @@ pub enum CanaryCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum StagesCommand {
+    /// Change a stage's settings over the config file's (a stage served from a deployment;
+    /// one that follows the file is changed in the file). Kept across deploys and rollbacks.
+    Set {
+        #[command(flatten)]
+        at: StageArgs,
+        /// Set a stage variable: NAME=VALUE (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
+        /// Remove a stage variable the file sets (repeatable).
+        #[arg(long = "unset-var", value_name = "NAME")]
+        unset_vars: Vec<String>,
+        /// The stage's token bucket: RATE:BURST (requests per second, requests at once).
+        #[arg(long, value_name = "RATE:BURST")]
+        throttle: Option<String>,
+        /// Remove the stage's throttle.
+        #[arg(long, conflicts_with = "throttle")]
+        no_throttle: bool,
+        /// Cache the stage's answers for this many seconds (the file's other cache settings
+        /// stay).
+        #[arg(long, value_name = "SECONDS")]
+        cache_ttl: Option<u64>,
+        /// Turn the stage cache off.
+        #[arg(long, conflicts_with = "cache_ttl")]
+        no_cache: bool,
+        /// Any other change: a JSON merge patch of the stage's `variables`, `cache`,
+        /// `throttle`, `policy` and `docs` (`null` removes), applied after the flags above.
+        #[arg(long, value_name = "JSON")]
+        patch: Option<String>,
+    },
+    /// Drop what `stages set` changed: the config file's settings apply again.
+    Reset {
+        #[command(flatten)]
+        at: StageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PlansCommand {
     /// The config's usage plans: the stages each covers, its limits and its keys.
     List,
@@ -168,6 +206,7 @@ pub enum PluginsCommand {
 pub enum Lifecycle {
     Apis,
     Stages { api: String },
+    StagesChange(StagesCommand),
     Deploy(DeployArgs),
     Deployments(DeploymentsCommand),
     Rollback(RollbackArgs),
@@ -244,6 +283,61 @@ fn request(command: Lifecycle) -> Result<(Method, String, Body), String> {
             format!("/admin/apis/{}/stages", segment(&api)),
             None,
         ),
+        Lifecycle::StagesChange(StagesCommand::Set {
+            at,
+            vars,
+            unset_vars,
+            throttle,
+            no_throttle,
+            cache_ttl,
+            no_cache,
+            patch,
+        }) => {
+            let mut settings = json!({});
+            for var in vars {
+                let (name, value) = var
+                    .split_once('=')
+                    .ok_or_else(|| format!("--var {var}: expected NAME=VALUE"))?;
+                settings["variables"][name] = json!(value);
+            }
+            for name in unset_vars {
+                settings["variables"][name.as_str()] = Value::Null;
+            }
+            if let Some(throttle) = throttle {
+                let parsed = throttle.split_once(':').and_then(|(rate, burst)| {
+                    Some((rate.parse::<f64>().ok()?, burst.parse::<u64>().ok()?))
+                });
+                let Some((rate, burst)) = parsed else {
+                    return Err(format!(
+                        "--throttle {throttle}: expected RATE:BURST such as 100:200"
+                    ));
+                };
+                settings["throttle"] = json!({ "rate": rate, "burst": burst });
+            }
+            if no_throttle {
+                settings["throttle"] = Value::Null;
+            }
+            if let Some(ttl) = cache_ttl {
+                settings["cache"] = json!({ "ttl_s": ttl });
+            }
+            if no_cache {
+                settings["cache"] = Value::Null;
+            }
+            if let Some(patch) = patch {
+                let patch: Value = serde_json::from_str(&patch)
+                    .map_err(|e| format!("--patch is not JSON: {e}"))?;
+                crate::config::deploy::compose_patches(&mut settings, &patch);
+            }
+            if settings.as_object().is_some_and(serde_json::Map::is_empty) {
+                return Err(
+                    "nothing to set: give --var, --unset-var, --throttle, --no-throttle, --cache-ttl, --no-cache or --patch".into(),
+                );
+            }
+            (Method::PATCH, stage_path(&at, ""), json_body(settings))
+        }
+        Lifecycle::StagesChange(StagesCommand::Reset { at }) => {
+            (Method::DELETE, stage_path(&at, "/settings"), None)
+        }
         Lifecycle::Deploy(args) => (
             Method::POST,
             format!("/admin/apis/{}/deployments", segment(&args.at.api)),
@@ -394,12 +488,16 @@ fn table(path: &str, value: &Value) -> String {
                         .collect::<Vec<_>>()
                         .join("; ")
                 });
+                let settings = s["settings"].as_object().map_or("-".to_owned(), |o| {
+                    o.keys().cloned().collect::<Vec<_>>().join(",")
+                });
                 vec![
                     api.to_owned(),
                     text(&s["stage"]),
                     text(&s["serves"]),
                     text(&s["deployment"]),
                     canary(&s["canary"]),
+                    settings,
                     if refused.is_empty() {
                         "-".into()
                     } else {
@@ -409,7 +507,15 @@ fn table(path: &str, value: &Value) -> String {
             })
             .collect()
     };
-    const STAGE_HEAD: [&str; 6] = ["API", "STAGE", "SERVES", "DEPLOYMENT", "CANARY", "STATUS"];
+    const STAGE_HEAD: [&str; 7] = [
+        "API",
+        "STAGE",
+        "SERVES",
+        "DEPLOYMENT",
+        "CANARY",
+        "SET HERE",
+        "STATUS",
+    ];
     if let Some(apis) = value["apis"].as_array() {
         let rows = apis
             .iter()

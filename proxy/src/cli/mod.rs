@@ -55,13 +55,17 @@ enum Command {
         #[command(flatten)]
         common: lifecycle::Common,
     },
-    /// Show an API's stages: the deployment each serves, its canary, and any refusal.
+    /// Show an API's stages (the deployment each serves, its canary, settings set here, any
+    /// refusal); `stages set` and `stages reset` change a stage's settings.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Stages {
         #[command(flatten)]
         common: lifecycle::Common,
-        /// The API, by name.
-        #[arg(long)]
-        api: String,
+        /// The API whose stages to show, by name.
+        #[arg(long, required = true)]
+        api: Option<String>,
+        #[command(subcommand)]
+        command: Option<lifecycle::StagesCommand>,
     },
     /// Deploy an API as the node's config file holds it now, and point a stage at it.
     Deploy {
@@ -141,9 +145,21 @@ where
     match cli.command {
         Command::Keys { target, command } => keys::run(target, command),
         Command::Apis { common } => lifecycle::run(common, lifecycle::Lifecycle::Apis),
-        Command::Stages { common, api } => {
-            lifecycle::run(common, lifecycle::Lifecycle::Stages { api })
-        }
+        Command::Stages {
+            common,
+            api,
+            command,
+        } => match (command, api) {
+            (Some(command), _) => {
+                lifecycle::run(common, lifecycle::Lifecycle::StagesChange(command))
+            }
+            (None, api) => lifecycle::run(
+                common,
+                lifecycle::Lifecycle::Stages {
+                    api: api.unwrap_or_default(),
+                },
+            ),
+        },
         Command::Deploy { common, args } => {
             lifecycle::run(common, lifecycle::Lifecycle::Deploy(args))
         }

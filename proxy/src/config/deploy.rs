@@ -172,7 +172,12 @@ pub fn resolve(config: &Config, pointed: &[Pointed]) -> Deployed {
         };
         deployed.moved.insert((api.clone(), stage.clone()));
         let stage_settings = match serde_json::to_value(raw_stage) {
-            Ok(v) => v,
+            Ok(mut v) => {
+                if let Some(patch) = &p.pointer.settings {
+                    merge_patch(&mut v, patch);
+                }
+                v
+            }
             Err(e) => {
                 let reason = format!("cannot read the stage's settings: {e}");
                 deployed
@@ -203,6 +208,51 @@ pub fn resolve(config: &Config, pointed: &[Pointed]) -> Deployed {
         }
     }
     deployed
+}
+
+/// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`
+/// removes a key, anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(fields) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::json!({});
+    }
+    if let serde_json::Value::Object(into) = target {
+        for (key, value) in fields {
+            if value.is_null() {
+                into.remove(key);
+            } else {
+                merge_patch(
+                    into.entry(key.clone()).or_insert(serde_json::Value::Null),
+                    value,
+                );
+            }
+        }
+    }
+}
+
+/// Lays merge patch `patch` over merge patch `base`, keeping its `null`s (they still remove
+/// what the file sets), so that applying `base` afterwards does what applying the two in
+/// turn would, for patches that do not replace an object removed by the one before.
+pub fn compose_patches(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(fields)) => {
+            for (key, value) in fields {
+                match into.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        compose_patches(existing, value);
+                    }
+                    _ => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
 }
 
 /// Claims `api`'s routes in its stage; an error names a route another API serves there.
@@ -350,6 +400,36 @@ fn keyed(items: &[serde_json::Value]) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn merge_patches_apply_and_compose_as_rfc_7386_says() {
+        let file = serde_json::json!({
+            "variables": { "color": "red", "size": "m" },
+            "cache": { "ttl_s": 60 }
+        });
+        let mut overrides = serde_json::json!({ "variables": { "color": "green" } });
+        compose_patches(
+            &mut overrides,
+            &serde_json::json!({ "variables": { "size": null }, "cache": null, "throttle": { "rate": 5, "burst": 10 } }),
+        );
+        assert_eq!(
+            overrides,
+            serde_json::json!({
+                "variables": { "color": "green", "size": null },
+                "cache": null,
+                "throttle": { "rate": 5, "burst": 10 }
+            })
+        );
+        let mut served = file.clone();
+        merge_patch(&mut served, &overrides);
+        assert_eq!(
+            served,
+            serde_json::json!({
+                "variables": { "color": "green" },
+                "throttle": { "rate": 5, "burst": 10 }
+            })
+        );
+    }
+
     fn config(dir: &Path, prod_vars: &str, target: &str) -> Config {
         let yaml = format!(
             "listen: [{{ addr: 127.0.0.1:0 }}]\norigin: http://127.0.0.1:9\napis:\n  - name: shop\n    stages:\n      prod: {{ variables: {{ {prod_vars} }} }}\n      beta: {{ variables: {{ color: red }} }}\n    models:\n      pet: {{ file: pet.json }}\n    routes:\n      - route: POST /v\n        validation: {{ body: {{ model: pet }} }}\n        integration: {{ http_proxy: \"${{origin}}/{target}\" }}\n"
@@ -377,6 +457,7 @@ mod tests {
                 stage: stage.into(),
                 deployment: deployment.id.clone(),
                 canary: None,
+                settings: None,
             },
             deployment: deployment.clone(),
             canary: None,

@@ -66,6 +66,9 @@ pub struct CanaryRequest {
     pub author: Option<String>,
 }
 
+/// The settings a stage has, which `set_stage` may change.
+const STAGE_SETTINGS: [&str; 5] = ["variables", "cache", "throttle", "policy", "docs"];
+
 /// A stage as `GET /admin/apis` shows it.
 #[derive(Debug, serde::Serialize)]
 pub struct StageStatus {
@@ -74,6 +77,9 @@ pub struct StageStatus {
     pub serves: &'static str,
     pub deployment: Option<String>,
     pub canary: Option<Canary>,
+    /// The stage's settings set through the admin API, over the file's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
     /// Why the stage (or its canary) serves nothing of what it points at.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refusal>,
@@ -155,12 +161,13 @@ impl Node {
     ) -> Result<Deployment, LifecycleError> {
         let deployment = self.new_deployment(api, &request).await?;
         if let Some(stage) = &request.stage {
-            let canary = self.pointer(api, stage).await?.and_then(|p| p.canary);
+            let current = self.pointer(api, stage).await?;
             self.point(StagePointer {
                 api: api.to_owned(),
                 stage: stage.clone(),
                 deployment: deployment.id.clone(),
-                canary,
+                canary: current.as_ref().and_then(|p| p.canary.clone()),
+                settings: current.and_then(|p| p.settings),
             })
             .await?;
         }
@@ -198,11 +205,13 @@ impl Node {
                 }
             }
         };
+        let (canary, settings) = current.map_or((None, None), |p| (p.canary, p.settings));
         let pointer = StagePointer {
             api: api.to_owned(),
             stage: stage.to_owned(),
             deployment: target,
-            canary: current.and_then(|p| p.canary),
+            canary,
+            settings,
         };
         self.point(pointer.clone()).await?;
         Ok(pointer)
@@ -277,6 +286,74 @@ impl Node {
         Ok(pointer)
     }
 
+    /// Changes a stage's settings through the admin API: `patch` (a JSON merge patch of the
+    /// stage's `variables`, `cache`, `throttle`, `policy`, `docs`) is laid over the overrides
+    /// it already has, and the stage serves the config file's settings with them on top. With
+    /// `patch` none, the overrides are dropped. Only a stage served from a deployment has
+    /// overrides: one that follows the config file is changed in the file.
+    pub async fn set_stage(
+        &self,
+        api: &str,
+        stage: &str,
+        patch: Option<serde_json::Value>,
+    ) -> Result<StagePointer, LifecycleError> {
+        self.known_stage(api, stage)?;
+        let Some(mut pointer) = self.pointer(api, stage).await? else {
+            return Err(LifecycleError::Conflict(format!(
+                "stage {api}/{stage} follows the config file: change its settings there, or deploy it first (edgeway deploy --api {api} --stage {stage}) to manage them here"
+            )));
+        };
+        pointer.settings = match patch {
+            None => None,
+            Some(patch) => {
+                let Some(fields) = patch.as_object() else {
+                    return Err(LifecycleError::Invalid(
+                        "stage settings are a JSON object such as {\"variables\": {\"color\": \"green\"}}".into(),
+                    ));
+                };
+                if let Some(key) = fields
+                    .keys()
+                    .find(|k| !STAGE_SETTINGS.contains(&k.as_str()))
+                {
+                    return Err(LifecycleError::Invalid(format!(
+                        "unknown stage setting `{key}`; a stage has {}",
+                        STAGE_SETTINGS.join(", ")
+                    )));
+                }
+                let mut settings = pointer
+                    .settings
+                    .take()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                crate::config::deploy::compose_patches(&mut settings, &patch);
+                Some(settings)
+            }
+        };
+        let config = self.config();
+        let deployment = self
+            .store
+            .deployment(&pointer.deployment)
+            .await?
+            .ok_or_else(|| {
+                LifecycleError::NotFound(format!("no deployment {}", pointer.deployment))
+            })?;
+        let trial = Pointed {
+            pointer: StagePointer {
+                canary: None,
+                ..pointer.clone()
+            },
+            deployment,
+            canary: None,
+        };
+        if let Some(refusal) = resolve(&config, &[trial]).refused.first() {
+            return Err(LifecycleError::Invalid(format!(
+                "stage {api}/{stage} cannot serve with these settings: {}",
+                refusal.reason
+            )));
+        }
+        self.point(pointer.clone()).await?;
+        Ok(pointer)
+    }
+
     /// Deletes a deployment no stage serves.
     pub async fn delete_deployment(&self, id: &str) -> Result<(), LifecycleError> {
         match self.store.delete_deployment(id).await {
@@ -309,6 +386,7 @@ impl Node {
                     },
                     deployment: pointer.map(|p| p.deployment.clone()),
                     canary: pointer.and_then(|p| p.canary.clone()),
+                    settings: pointer.and_then(|p| p.settings.clone()),
                     refused: refused
                         .iter()
                         .filter(|r| r.api == api && r.stage == stage.name)
@@ -427,7 +505,8 @@ impl Node {
             hash: definition_hash(&definition),
             definition,
         };
-        refuse_unservable(raw, &config, &deployment, &stage)?;
+        let settings = self.pointer(api, &stage).await?.and_then(|p| p.settings);
+        refuse_unservable(raw, &config, &deployment, &stage, settings)?;
         self.store.put_deployment(deployment.clone()).await?;
         Ok(deployment)
     }
@@ -439,6 +518,7 @@ fn refuse_unservable(
     config: &Config,
     deployment: &Deployment,
     stage: &str,
+    settings: Option<serde_json::Value>,
 ) -> Result<(), LifecycleError> {
     if !raw.stages.contains_key(stage) {
         return Ok(());
@@ -449,6 +529,7 @@ fn refuse_unservable(
             stage: stage.to_owned(),
             deployment: deployment.id.clone(),
             canary: None,
+            settings,
         },
         deployment: deployment.clone(),
         canary: None,

@@ -105,6 +105,12 @@ pub struct StagePointer {
     pub deployment: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
+    /// Stage settings set through the admin API on top of the config file's: a JSON merge
+    /// patch (RFC 7386) of the stage's `variables`, `cache`, `throttle`, `policy` and `docs`,
+    /// where `null` removes. Settings belong to the stage, so a deploy, rollback or promote
+    /// keeps them. None: the file's settings alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<serde_json::Value>,
 }
 
 /// A stage's canary: a share of its requests served by another deployment of its API.

@@ -45,6 +45,7 @@ fn pointer(api: &str, stage: &str, deployment: &str) -> StagePointer {
         stage: stage.into(),
         deployment: deployment.into(),
         canary: None,
+        settings: None,
     }
 }
 
@@ -192,6 +193,11 @@ async fn deployments_and_stages(store: &dyn StateStore) {
         use_stage_cache: false,
         pin_header: Some("x-canary".into()),
     });
+    // The stage's settings overrides are kept in the same record, as written.
+    with_canary.settings = Some(serde_json::json!({
+        "variables": { "color": "green", "old": null },
+        "throttle": { "rate": 5.0, "burst": 10 }
+    }));
     let mut foreign_canary = with_canary.clone();
     if let Some(c) = foreign_canary.canary.as_mut() {
         c.deployment = "d3".into();
