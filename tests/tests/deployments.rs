@@ -604,6 +604,8 @@ fn every_lifecycle_command_has_help() {
         &["stages", "set"],
         &["stages", "reset"],
         &["plans", "list"],
+        &["plans", "create"],
+        &["plans", "delete"],
         &["plans", "attach"],
         &["plans", "detach"],
         &["cache", "list"],
@@ -934,4 +936,133 @@ async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
             .unwrap()
             .starts_with("/v1/blue ")
     );
+}
+
+/// `edgeway plans create` and `delete`: a plan made on the running node holds the keys put in
+/// it to its quota at once, survives `kill -9`, and cannot be deleted while a key is in it;
+/// the file's plans stay the file's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_plans_created_through_the_cli_hold_their_keys() {
+    let origin = Origin::echo().await;
+    let state = unique_temp_dir("edgeway-plans-state");
+    let yaml = format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: {{ addr: 127.0.0.1:0, token_env: EDGEWAY_ADMIN_TOKEN }}
+origin: {origin}
+state: {{ path: {state} }}
+apis:
+  - name: shop
+    stages: {{ prod: {{}} }}
+    routes:
+      - route: GET /pets
+        api_key_required: true
+        integration: {{ http_proxy: "${{origin}}/pets" }}
+usage_plans:
+  - {{ name: basic, apis: [shop/prod] }}
+"#,
+        origin = origin.url(),
+        state = state.display(),
+    );
+    let gw = start(&yaml).await;
+    let (ok, text) = gw.cli(&["keys", "create", "--name", "k"]);
+    assert!(ok, "{text}");
+    let key: Value = serde_json::from_str(&text).unwrap();
+    let (id, value) = (
+        key["id"].as_str().unwrap().to_owned(),
+        key["value"].as_str().unwrap().to_owned(),
+    );
+    let status = |gw: &Gateway| {
+        let (url, value) = (gw.url("/prod/pets"), value.clone());
+        async move {
+            client()
+                .get(url)
+                .header("x-api-key", value)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(&gw).await, 403, "a key in no plan");
+
+    let (ok, plan, text) = cli(
+        &gw,
+        &[
+            "plans",
+            "create",
+            "gold",
+            "--stage",
+            "shop/prod",
+            "--quota",
+            "2/day",
+            "--throttle",
+            "100:100",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(plan["name"], "gold");
+    assert_eq!(plan["source"], "admin");
+    assert_eq!(plan["quota"], json!({ "limit": 2, "period": "day" }));
+    let (ok, _, text) = cli(&gw, &["plans", "create", "basic", "--stage", "shop/prod"]);
+    assert!(
+        !ok && text.contains("the config file declares usage plan basic"),
+        "{text}"
+    );
+    let (ok, _, text) = cli(&gw, &["plans", "create", "silver", "--stage", "shop/test"]);
+    assert!(
+        !ok && text.contains("usage plan silver") && text.contains("test"),
+        "{text}"
+    );
+    let (ok, _, text) = cli(&gw, &["plans", "create", "gold", "--stage", "shop/prod"]);
+    assert!(!ok && text.contains("gold exists"), "{text}");
+
+    // The key in the new plan: its quota of two, then API Gateway's 429.
+    let (ok, _, text) = cli(&gw, &["plans", "attach", "gold", &id]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        [status(&gw).await, status(&gw).await, status(&gw).await],
+        [200, 200, 429]
+    );
+    let (ok, plans, text) = cli(&gw, &["plans", "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(plans["plans"][0]["source"], "config");
+    assert_eq!(plans["plans"][1]["name"], "gold");
+    assert_eq!(plans["plans"][1]["keys"], json!([id]));
+    let (ok, table) = gw.cli(&["plans", "list"]);
+    assert!(
+        ok && table
+            .lines()
+            .any(|l| l.starts_with("gold") && l.contains("admin") && l.contains("2 per day")),
+        "{table}"
+    );
+
+    let (ok, _, text) = cli(&gw, &["plans", "delete", "gold"]);
+    assert!(
+        !ok && text.contains("keys are in usage plan gold") && text.contains(&id),
+        "{text}"
+    );
+    let (ok, _, text) = cli(&gw, &["plans", "delete", "basic"]);
+    assert!(
+        !ok && text.contains("declared in the config file"),
+        "{text}"
+    );
+
+    // Kept across kill -9: the key is still held to the plan (never let in as plan-less).
+    gw.signal("KILL");
+    drop(gw);
+    let gw = start(&yaml).await;
+    let (_, plans, _) = cli(&gw, &["plans", "list"]);
+    assert_eq!(plans["plans"][1]["name"], "gold", "{plans}");
+    assert_ne!(status(&gw).await, 403);
+
+    let (ok, _, text) = cli(&gw, &["plans", "detach", &id]);
+    assert!(ok, "{text}");
+    let (ok, _, text) = cli(&gw, &["plans", "delete", "gold"]);
+    assert!(ok, "{text}");
+    assert_eq!(status(&gw).await, 403);
+    let (ok, _, text) = cli(&gw, &["plans", "delete", "gold"]);
+    assert!(!ok && text.contains("no usage plan gold"), "{text}");
 }

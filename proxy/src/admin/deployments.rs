@@ -203,7 +203,7 @@ fn ok(value: Value) -> Answer {
     answer(StatusCode::OK, value.to_string())
 }
 
-fn refusal(error: LifecycleError) -> Answer {
+pub(super) fn refusal(error: LifecycleError) -> Answer {
     let status = match &error {
         LifecycleError::NotFound(_) => StatusCode::NOT_FOUND,
         LifecycleError::Conflict(_) => StatusCode::CONFLICT,
@@ -214,7 +214,7 @@ fn refusal(error: LifecycleError) -> Answer {
 }
 
 /// A JSON body; an empty one reads as `{}`.
-async fn read<T: DeserializeOwned>(body: Incoming) -> Result<T, Answer> {
+pub(super) async fn read<T: DeserializeOwned>(body: Incoming) -> Result<T, Answer> {
     let bytes = read_body(body, MAX_BODY).await?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"

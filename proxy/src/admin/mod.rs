@@ -185,6 +185,13 @@ async fn handle(
         let method = request.method().clone();
         return deployments::deployments(node, &method, rest).await;
     }
+    if let Some(rest) = path.strip_prefix("/admin/plans")
+        && (rest.is_empty() || rest.starts_with('/'))
+        && request.method() != Method::GET
+    {
+        let method = request.method().clone();
+        return usage::change_plans(node, &method, rest, request.into_body()).await;
+    }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE
     {

@@ -1,4 +1,5 @@
-//! `GET /admin/usage?key=ID&from=YYYY-MM-DD&to=YYYY-MM-DD`: a key's requests per UTC day, as
+//! Usage plans (`GET /admin/plans`, `POST /admin/plans`, `DELETE /admin/plans/{name}`) and
+//! usage. `GET /admin/usage?key=ID&from=YYYY-MM-DD&to=YYYY-MM-DD`: a key's requests per UTC day, as
 //! stored. Usage counted but not yet stored is stored first, so the answer includes every
 //! request admitted before it. `to` defaults to today and `from` to 30 days before `to`; at
 //! most 366 days at once.
@@ -78,7 +79,60 @@ pub async fn get(node: &Node, query: Option<&str>) -> Response<Full<Bytes>> {
     )
 }
 
-/// `GET /admin/plans`: the config's usage plans, with what each allows and the keys in it.
+/// `POST /admin/plans` (a plan as the file writes one) creates a plan; `DELETE
+/// /admin/plans/{name}` deletes one created so. `rest` is the path after `/admin/plans`.
+pub async fn change_plans(
+    node: &Node,
+    method: &http::Method,
+    rest: &str,
+    body: hyper::body::Incoming,
+) -> Response<Full<Bytes>> {
+    let name = rest.trim_start_matches('/');
+    let outcome = match (method, name) {
+        (&http::Method::POST, "") => {
+            match super::deployments::read::<serde_json::Value>(body).await {
+                Ok(definition) => node.create_plan(definition).await.map(|plan| {
+                    json(
+                        StatusCode::CREATED,
+                        plan_json(&plan, &[], "admin").to_string(),
+                    )
+                }),
+                Err(refused) => return refused,
+            }
+        }
+        (&http::Method::DELETE, name) if !name.is_empty() => node
+            .delete_plan(name)
+            .await
+            .map(|()| json(StatusCode::OK, json!({ "deleted": name }).to_string())),
+        _ => return message(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+    };
+    outcome.unwrap_or_else(super::deployments::refusal)
+}
+
+fn plan_json(
+    plan: &crate::config::UsagePlan,
+    keys: &[crate::auth::keys::ApiKey],
+    source: &str,
+) -> serde_json::Value {
+    json!({
+        "name": plan.name,
+        "source": source,
+        "stages": plan.stages.iter().map(|(a, s)| format!("{a}/{s}")).collect::<Vec<_>>(),
+        "throttle": plan.throttle.as_ref().map(|t| json!({ "rate": t.rate, "burst": t.burst })),
+        "quota": plan.quota.as_ref().map(|q| json!({
+            "limit": q.limit,
+            "period": format!("{:?}", q.period).to_ascii_lowercase(),
+        })),
+        "keys": keys
+            .iter()
+            .filter(|k| k.plan.as_deref() == Some(plan.name.as_str()))
+            .map(|k| k.id.as_str())
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /admin/plans`: the usage plans (the file's, then those created here, `source` says
+/// which), with what each allows and the keys in it.
 pub fn plans(node: &Node) -> Response<Full<Bytes>> {
     let gateway = node.generation.load();
     let keys = node.keys.list();
@@ -86,24 +140,13 @@ pub fn plans(node: &Node) -> Response<Full<Bytes>> {
         .usage_plans
         .iter()
         .map(|plan| {
-            serde_json::json!({
-                "name": plan.name,
-                "stages": plan.stages.iter().map(|(a, s)| format!("{a}/{s}")).collect::<Vec<_>>(),
-                "throttle": plan.throttle.as_ref().map(|t| serde_json::json!({ "rate": t.rate, "burst": t.burst })),
-                "quota": plan.quota.as_ref().map(|q| serde_json::json!({
-                    "limit": q.limit,
-                    "period": format!("{:?}", q.period).to_ascii_lowercase(),
-                })),
-                "keys": keys
-                    .iter()
-                    .filter(|k| k.plan.as_deref() == Some(plan.name.as_str()))
-                    .map(|k| k.id.as_str())
-                    .collect::<Vec<_>>(),
-            })
+            let source = if gateway.plan_records.iter().any(|r| r.name == plan.name) {
+                "admin"
+            } else {
+                "config"
+            };
+            plan_json(plan, &keys, source)
         })
         .collect();
-    json(
-        StatusCode::OK,
-        serde_json::json!({ "plans": plans }).to_string(),
-    )
+    json(StatusCode::OK, json!({ "plans": plans }).to_string())
 }

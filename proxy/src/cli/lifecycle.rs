@@ -160,6 +160,25 @@ pub enum StagesCommand {
 pub enum PlansCommand {
     /// The config's usage plans: the stages each covers, its limits and its keys.
     List,
+    /// Create a usage plan, kept in the state store beside the config file's plans.
+    Create {
+        /// The plan's name.
+        name: String,
+        /// A stage the plan's keys may call: API/STAGE (repeatable).
+        #[arg(long = "stage", value_name = "API/STAGE", required = true)]
+        stages: Vec<String>,
+        /// Each key's token bucket: RATE:BURST (requests per second, requests at once).
+        #[arg(long, value_name = "RATE:BURST")]
+        throttle: Option<String>,
+        /// Each key's quota: LIMIT/PERIOD, the period `day`, `week` or `month`.
+        #[arg(long, value_name = "LIMIT/PERIOD")]
+        quota: Option<String>,
+    },
+    /// Delete a usage plan made with `plans create`, once no key is in it.
+    Delete {
+        /// The plan, by name.
+        name: String,
+    },
     /// Put an API key in a plan (a key is in one plan at a time).
     Attach {
         /// The plan, by name.
@@ -260,6 +279,19 @@ pub fn run(common: Common, command: Lifecycle) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `--throttle RATE:BURST` as a config's `throttle`.
+fn rate_and_burst(throttle: &str) -> Result<Value, String> {
+    let parsed = throttle
+        .split_once(':')
+        .and_then(|(rate, burst)| Some((rate.parse::<f64>().ok()?, burst.parse::<u64>().ok()?)));
+    match parsed {
+        Some((rate, burst)) => Ok(json!({ "rate": rate, "burst": burst })),
+        None => Err(format!(
+            "--throttle {throttle}: expected RATE:BURST such as 100:200"
+        )),
+    }
+}
+
 /// A request body: JSON, or a file's bytes with its media type.
 type Body = Option<(Bytes, &'static str)>;
 
@@ -304,15 +336,7 @@ fn request(command: Lifecycle) -> Result<(Method, String, Body), String> {
                 settings["variables"][name.as_str()] = Value::Null;
             }
             if let Some(throttle) = throttle {
-                let parsed = throttle.split_once(':').and_then(|(rate, burst)| {
-                    Some((rate.parse::<f64>().ok()?, burst.parse::<u64>().ok()?))
-                });
-                let Some((rate, burst)) = parsed else {
-                    return Err(format!(
-                        "--throttle {throttle}: expected RATE:BURST such as 100:200"
-                    ));
-                };
-                settings["throttle"] = json!({ "rate": rate, "burst": burst });
+                settings["throttle"] = rate_and_burst(&throttle)?;
             }
             if no_throttle {
                 settings["throttle"] = Value::Null;
@@ -414,6 +438,34 @@ fn request(command: Lifecycle) -> Result<(Method, String, Body), String> {
         }
         Lifecycle::Domains => (Method::GET, "/admin/domains".into(), None),
         Lifecycle::Plans(PlansCommand::List) => (Method::GET, "/admin/plans".into(), None),
+        Lifecycle::Plans(PlansCommand::Create {
+            name,
+            stages,
+            throttle,
+            quota,
+        }) => {
+            let mut plan = json!({ "name": name, "apis": stages });
+            if let Some(throttle) = throttle {
+                plan["throttle"] = rate_and_burst(&throttle)?;
+            }
+            if let Some(quota) = quota {
+                let parsed = quota
+                    .split_once('/')
+                    .and_then(|(limit, period)| Some((limit.parse::<u64>().ok()?, period)));
+                let Some((limit, period)) = parsed else {
+                    return Err(format!(
+                        "--quota {quota}: expected LIMIT/PERIOD such as 1000/day"
+                    ));
+                };
+                plan["quota"] = json!({ "limit": limit, "period": period });
+            }
+            (Method::POST, "/admin/plans".into(), json_body(plan))
+        }
+        Lifecycle::Plans(PlansCommand::Delete { name }) => (
+            Method::DELETE,
+            format!("/admin/plans/{}", segment(&name)),
+            None,
+        ),
         Lifecycle::Plans(PlansCommand::Attach { plan, key }) => (
             Method::PATCH,
             format!("/admin/keys/{}", segment(&key)),
@@ -540,6 +592,7 @@ fn table(path: &str, value: &Value) -> String {
                 let quota = &p["quota"];
                 vec![
                     text(&p["name"]),
+                    text(&p["source"]),
                     text(&p["stages"]),
                     if throttle.is_null() {
                         "-".into()
@@ -555,7 +608,10 @@ fn table(path: &str, value: &Value) -> String {
                 ]
             })
             .collect();
-        return columns(&["PLAN", "STAGES", "THROTTLE", "QUOTA", "KEYS"], rows);
+        return columns(
+            &["PLAN", "SOURCE", "STAGES", "THROTTLE", "QUOTA", "KEYS"],
+            rows,
+        );
     }
     if let Some(domains) = value["domains"].as_array() {
         // One row per mapping: the domain, `/base_path`, and the stage it serves.

@@ -16,9 +16,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::raw::RawApi;
-use super::{Api, Config, ConfigError, StageSource};
-use crate::state::{Canary, Deployment, StagePointer};
+use super::raw::{RawApi, RawUsagePlan};
+use super::{Api, Config, ConfigError, StageSource, UsagePlan};
+use crate::state::{Canary, Deployment, StagePointer, StoredPlan};
 
 /// An API's definition as a deployment stores it: its config entry without `stages` and
 /// `openapi`, model files read in.
@@ -109,6 +109,10 @@ pub struct Deployed {
     /// The pointers this was resolved from.
     pub pointers: Vec<StagePointer>,
     pub refused: Vec<Refusal>,
+    /// Usage plans created through the admin API (`stored_plans`), served beside the file's.
+    pub plans: Vec<UsagePlan>,
+    /// The stored plans these were resolved from.
+    pub plan_records: Vec<StoredPlan>,
 }
 
 impl Deployed {
@@ -208,6 +212,53 @@ pub fn resolve(config: &Config, pointed: &[Pointed]) -> Deployed {
         }
     }
     deployed
+}
+
+/// The usage plans created through the admin API, validated against `config` (its APIs and
+/// stages as they are now). A stored plan that no longer validates, or whose name the file
+/// now declares too, is left out with the reason, for the node to log; the rest serve beside
+/// the file's plans.
+pub fn stored_plans(config: &Config, stored: &[StoredPlan]) -> (Vec<UsagePlan>, Vec<String>) {
+    let mut plans = Vec::new();
+    let mut problems = Vec::new();
+    for plan in stored {
+        if config.usage_plans.iter().any(|p| p.name == plan.name) {
+            problems.push(format!(
+                "usage plan {}: the config file declares one of this name, which serves instead",
+                plan.name
+            ));
+            continue;
+        }
+        match plan_from_definition(config, &plan.definition) {
+            Ok(valid) => plans.push(valid),
+            Err(reason) => problems.push(format!("usage plan {}: {reason}", plan.name)),
+        }
+    }
+    (plans, problems)
+}
+
+/// A plan as the file writes one (JSON), validated against `config`.
+pub fn plan_from_definition(
+    config: &Config,
+    definition: &serde_json::Value,
+) -> Result<UsagePlan, String> {
+    // JSON is YAML: the config's own reader reads it, with its types and checks.
+    let text = serde_json::to_string_pretty(definition).map_err(|e| e.to_string())?;
+    let raw: RawUsagePlan = serde_saphyr::from_str_with_options(&text, super::yaml_options())
+        .map_err(|e| format!("not a usage plan: {e}"))?;
+    super::validate::validate_stored_plan(&raw, config).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.path.trim_start_matches("usage_plans[0]."),
+                    e.message
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Applies a JSON merge patch (RFC 7386) to `target`: objects merge key by key, `null`

@@ -75,6 +75,8 @@ pub struct Generation {
     pub refused: Vec<Refusal>,
     /// The stage pointers this generation serves.
     pub pointers: Vec<crate::state::StagePointer>,
+    /// The usage plans created through the admin API that this generation was built with.
+    pub plan_records: Vec<crate::state::StoredPlan>,
     pub limits: Limits,
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
@@ -161,8 +163,15 @@ impl Generation {
         previous: Option<&Generation>,
     ) -> Result<Self, BuildError> {
         limiter.forget_unused_buckets();
+        let plans: Vec<UsagePlan> = config
+            .usage_plans
+            .iter()
+            .chain(&deployed.plans)
+            .cloned()
+            .collect();
         let mut build = Build {
             config,
+            plans: &plans,
             plugins,
             limiter: &limiter,
             access_keys: &access_keys,
@@ -230,6 +239,7 @@ impl Generation {
             canaries,
             refused,
             pointers: deployed.pointers.clone(),
+            plan_records: deployed.plan_records.clone(),
             limits: config.limits,
             drain_timeout: config.drain_timeout,
             redacted_config: Bytes::from(
@@ -240,7 +250,7 @@ impl Generation {
             access_keys,
             jwt_verifiers,
             limiter,
-            usage_plans: config.usage_plans.clone().into(),
+            usage_plans: plans.into(),
             trusted_proxies: config.trusted_proxies.clone(),
             unrouted,
             docs: docs_sites(config, &definitions),

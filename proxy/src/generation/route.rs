@@ -238,6 +238,8 @@ pub struct MappedMockTarget {
 /// What building one generation's routes shares, and what it collects for the generation.
 pub(super) struct Build<'a> {
     pub config: &'a Config,
+    /// The file's usage plans, then those created through the admin API.
+    pub plans: &'a [crate::config::UsagePlan],
     pub plugins: &'a PluginSet,
     pub limiter: &'a Limiter,
     pub access_keys: &'a Arc<AccessKeys>,
@@ -423,8 +425,7 @@ impl ApiKeyCheck {
         let (api, stage, route) = site.names();
         let limiter = build.limiter;
         let plans = build
-            .config
-            .usage_plans
+            .plans
             .iter()
             .filter(|p| p.stages.iter().any(|(a, s)| a == api && s == stage))
             .map(|p| {

@@ -111,6 +111,25 @@ pub async fn pointed(store: &dyn StateStore, config: &Config) -> Result<Vec<Poin
     Ok(out)
 }
 
+/// What the store adds to `config`: the stages' deployments and the usage plans created
+/// through the admin API, resolved against it. A stored plan that cannot serve is logged and
+/// left out.
+pub async fn resolve_stored(
+    store: &dyn StateStore,
+    config: &Config,
+) -> Result<crate::config::deploy::Deployed, StateError> {
+    let pointed = pointed(store, config).await?;
+    let mut deployed = resolve(config, &pointed);
+    let records = store.plans().await?;
+    let (plans, problems) = crate::config::deploy::stored_plans(config, &records);
+    for problem in problems {
+        tracing::warn!(reason = %problem, "usage plan not served");
+    }
+    deployed.plans = plans;
+    deployed.plan_records = records;
+    Ok(deployed)
+}
+
 /// One log line per stage that cannot serve its deployment.
 pub fn log_refusals(refused: &[Refusal]) {
     for r in refused {
@@ -136,6 +155,10 @@ pub async fn follow_stages(node: Weak<Node>) {
         let Some(node) = node.upgrade() else { return };
         let stale = match &change {
             Change::Stage(pointer) => !node.generation.load().pointers.contains(pointer),
+            Change::Plan { .. } => match node.store.plans().await {
+                Ok(records) => node.generation.load().plan_records != records,
+                Err(_) => true,
+            },
             Change::Missed => true,
             Change::Deployment { .. } | Change::Deleted { .. } => false,
         };
@@ -145,7 +168,7 @@ pub async fn follow_stages(node: Weak<Node>) {
     }
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

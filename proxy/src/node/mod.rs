@@ -8,6 +8,7 @@
 //! [`reload`] until SIGTERM; [`Node::stop`] flushes what must outlive it.
 
 pub mod deploy;
+mod plans;
 pub mod reload;
 
 use std::path::PathBuf;
@@ -91,10 +92,9 @@ impl Node {
         let limiter = Arc::new(match config.counters.backend {
             CountersBackend::Local => Limiter::new(store.clone()),
         });
-        let pointed = deploy::pointed(&*store, &config)
+        let deployed = deploy::resolve_stored(&*store, &config)
             .await
-            .context("cannot read the stages' deployments")?;
-        let deployed = crate::config::deploy::resolve(&config, &pointed);
+            .context("cannot read the stages' deployments and the stored usage plans")?;
         deploy::log_refusals(&deployed.refused);
         let generation = Generation::build(
             &config,
@@ -152,8 +152,7 @@ impl Node {
     }
 
     async fn build_and_swap(&self, config: &Config, set: &PluginSet) -> Result<u64, SwapError> {
-        let pointed = deploy::pointed(&*self.store, config).await?;
-        let deployed = crate::config::deploy::resolve(config, &pointed);
+        let deployed = deploy::resolve_stored(&*self.store, config).await?;
         let current = self.generation.load_full();
         if deployed.refused != current.refused {
             deploy::log_refusals(&deployed.refused);

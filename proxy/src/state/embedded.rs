@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use super::{
     Change, DEPLOYMENT_IN_USE, Deployment, StagePointer, StateError, StateFuture, StateStore,
-    StoredAccessKey, StoredKey, UsageIncrement, Watch,
+    StoredAccessKey, StoredKey, StoredPlan, UsageIncrement, Watch,
 };
 
 /// Key id → the key as JSON.
@@ -26,6 +26,9 @@ const USAGE: TableDefinition<(&str, u32), u64> = TableDefinition::new("usage_by_
 const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 /// (API, stage) → the stage's pointer (deployment and canary) as JSON.
 const STAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("stage_pointers");
+
+/// Plan name → a usage plan created through the admin API, as JSON.
+const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_plans");
 
 /// Changes a watcher may fall behind by before it is told it missed some.
 const WATCH_BACKLOG: usize = 1024;
@@ -61,6 +64,7 @@ impl EmbeddedStore {
         txn.open_table(DEPLOYMENTS)
             .map_err(|e| err("deployments")(&e))?;
         txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
+        txn.open_table(PLANS).map_err(|e| err("usage_plans")(&e))?;
         txn.commit().map_err(|e| err("commit")(&e))?;
         Ok(Self {
             db: Arc::new(db),
@@ -387,6 +391,50 @@ impl StateStore for EmbeddedStore {
             }
             Ok(out)
         })
+    }
+
+    fn put_plan(&self, plan: StoredPlan) -> StateFuture<'_, ()> {
+        let changes = self.changes.clone();
+        self.run(move |db| {
+            let json = serde_json::to_vec(&plan).map_err(|e| err("encoding")(&e))?;
+            let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
+            {
+                let mut table = txn.open_table(PLANS).map_err(|e| err("usage_plans")(&e))?;
+                if table
+                    .get(plan.name.as_str())
+                    .map_err(|e| err("usage_plans")(&e))?
+                    .is_some()
+                {
+                    return Err(StateError::Conflict(format!(
+                        "a usage plan named {} exists",
+                        plan.name
+                    )));
+                }
+                table
+                    .insert(plan.name.as_str(), json.as_slice())
+                    .map_err(|e| err("usage_plans")(&e))?;
+            }
+            txn.commit().map_err(|e| err("commit")(&e))?;
+            let _ = changes.send(Change::Plan { name: plan.name });
+            Ok(())
+        })
+    }
+
+    fn delete_plan(&self, name: &str) -> StateFuture<'_, bool> {
+        let changes = self.changes.clone();
+        let name = name.to_owned();
+        let removed = self.remove(PLANS, &name);
+        Box::pin(async move {
+            let removed = removed.await?;
+            if removed {
+                let _ = changes.send(Change::Plan { name });
+            }
+            Ok(removed)
+        })
+    }
+
+    fn plans(&self) -> StateFuture<'_, Vec<StoredPlan>> {
+        self.all_json(PLANS)
     }
 
     fn watch(&self) -> Watch {

@@ -133,6 +133,16 @@ pub struct Canary {
     pub pin_header: Option<String>,
 }
 
+/// A usage plan created through the admin API (the config file's own plans are not stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPlan {
+    pub name: String,
+    /// The plan as the config file writes one under `usage_plans` (its `name` included).
+    pub definition: serde_json::Value,
+    /// Unix seconds.
+    pub created: u64,
+}
+
 /// API Gateway's answer to deleting a deployment that a stage (or its canary) still serves.
 pub const DEPLOYMENT_IN_USE: &str =
     "Active stages pointing to this deployment must be moved or deleted";
@@ -146,6 +156,8 @@ pub enum Change {
     Stage(StagePointer),
     /// A deployment was deleted.
     Deleted { id: String, api: String },
+    /// A stored usage plan was written or deleted.
+    Plan { name: String },
     /// The watcher fell behind and missed changes: it should read what it follows again.
     Missed,
 }
@@ -220,6 +232,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn point_stage(&self, pointer: StagePointer) -> StateFuture<'_, ()>;
     /// An API's stage pointers, by stage name.
     fn stages(&self, api: &str) -> StateFuture<'_, Vec<StagePointer>>;
+    /// Writes a usage plan; `Conflict` if one of that name is stored.
+    fn put_plan(&self, plan: StoredPlan) -> StateFuture<'_, ()>;
+    /// Deletes a usage plan; false when there was none of that name.
+    fn delete_plan(&self, name: &str) -> StateFuture<'_, bool>;
+    /// Every stored usage plan, by name.
+    fn plans(&self) -> StateFuture<'_, Vec<StoredPlan>>;
     /// Changes to deployments and stage pointers from now on, whoever made them.
     fn watch(&self) -> Watch;
 }

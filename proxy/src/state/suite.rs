@@ -71,6 +71,35 @@ pub async fn run(store: &dyn StateStore) {
     access_keys(store).await;
     usage(store).await;
     deployments_and_stages(store).await;
+    plans(store).await;
+}
+
+fn plan(name: &str) -> StoredPlan {
+    StoredPlan {
+        name: name.into(),
+        definition: serde_json::json!({ "name": name, "apis": ["shop/prod"], "quota": { "limit": 5, "period": "day" } }),
+        created: 7,
+    }
+}
+
+/// Usage plans: written once by name, listed by name, deleted, each change watched.
+async fn plans(store: &dyn StateStore) {
+    let mut watch = store.watch();
+    store.put_plan(plan("gold")).await.unwrap();
+    store.put_plan(plan("basic")).await.unwrap();
+    let e = store.put_plan(plan("gold")).await.unwrap_err();
+    assert!(matches!(e, StateError::Conflict(_)), "{e}");
+    assert_eq!(store.plans().await.unwrap(), [plan("basic"), plan("gold")]);
+    assert!(store.delete_plan("gold").await.unwrap());
+    assert!(!store.delete_plan("gold").await.unwrap());
+    assert_eq!(store.plans().await.unwrap(), [plan("basic")]);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(next_change(&mut watch).await);
+    }
+    let named = |name: &str| Change::Plan { name: name.into() };
+    assert_eq!(seen, [named("gold"), named("basic"), named("gold")]);
+    assert!(store.delete_plan("basic").await.unwrap());
 }
 
 async fn keys(store: &dyn StateStore) {
@@ -276,6 +305,7 @@ pub async fn write_some(store: &dyn StateStore) {
         .point_stage(pointer("shop", "prod", "d1"))
         .await
         .unwrap();
+    store.put_plan(plan("gold")).await.unwrap();
 }
 
 /// Finds what [`write_some`] wrote.
@@ -294,4 +324,5 @@ pub async fn read_some(store: &dyn StateStore) {
         store.stages("shop").await.unwrap(),
         [pointer("shop", "prod", "d1")]
     );
+    assert_eq!(store.plans().await.unwrap(), [plan("gold")]);
 }

@@ -112,6 +112,20 @@ fn load_cert(
     }
 }
 
+/// Validates a usage plan created through the admin API against `config`'s APIs, as the same
+/// plan under `usage_plans` in the file would be.
+pub(super) fn validate_stored_plan(
+    raw: &RawUsagePlan,
+    config: &Config,
+) -> Result<UsagePlan, Vec<ConfigError>> {
+    let mut errors = Errors::default();
+    let mut plans = plans::validate_plans(&mut errors, std::slice::from_ref(raw), &config.apis);
+    match (errors.0.is_empty(), plans.pop()) {
+        (true, Some(plan)) => Ok(plan),
+        _ => Err(errors.0),
+    }
+}
+
 /// Validates the API a deployment serves (with the one stage it serves) against `config`'s
 /// plugins and origin, as `validate` would in the file.
 pub(super) fn validate_deployed(raw: &RawApi, config: &Config) -> Result<Api, Vec<ConfigError>> {
