@@ -626,11 +626,17 @@ fn every_lifecycle_command_has_help() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plans_cache_and_plugins_through_the_cli() {
-    let origin = Origin::echo().await;
-    let state = unique_temp_dir("edgeway-operate-state");
-    let yaml = format!(
+/// A node with one API, `shop`, whose `GET /pets` (with `route`'s extra settings) goes to the
+/// origin's `/pets`; its stage `prod` has `stage`'s settings, and the file's `usage_plans`
+/// are `plans` (YAML flow style, all three).
+fn pets_config(
+    origin: &Origin,
+    state: &std::path::Path,
+    stage: &str,
+    route: &str,
+    plans: &str,
+) -> String {
+    format!(
         r#"
 listen:
   - addr: 127.0.0.1:0
@@ -639,23 +645,38 @@ origin: {origin}
 state: {{ path: {state} }}
 apis:
   - name: shop
-    stages: {{ prod: {{ cache: {{ ttl_s: 60 }} }} }}
+    stages: {{ prod: {{ {stage} }} }}
     routes:
       - route: GET /pets
         integration: {{ http_proxy: "${{origin}}/pets" }}
-usage_plans:
-  - {{ name: basic, apis: [shop/prod], quota: {{ limit: 100, period: day }} }}
-  - {{ name: gold, apis: [shop/prod] }}
+        {route}
+usage_plans: {plans}
 "#,
         origin = origin.url(),
         state = state.display(),
-    );
-    let gw = start(&yaml).await;
-    // `edgeway keys` prints the admin API's JSON as it is.
+    )
+}
+
+/// `edgeway keys create` (which prints the admin API's JSON as it is): the new key.
+fn create_key(gw: &Gateway) -> Value {
     let (ok, text) = gw.cli(&["keys", "create", "--name", "k"]);
     assert!(ok, "{text}");
-    let key: Value = serde_json::from_str(&text).unwrap();
-    let id = key["id"].as_str().unwrap().to_owned();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_cache_and_plugins_through_the_cli() {
+    let origin = Origin::echo().await;
+    let state = unique_temp_dir("edgeway-operate-state");
+    let yaml = pets_config(
+        &origin,
+        &state,
+        "cache: { ttl_s: 60 }",
+        "",
+        "[{ name: basic, apis: [shop/prod], quota: { limit: 100, period: day } }, { name: gold, apis: [shop/prod] }]",
+    );
+    let gw = start(&yaml).await;
+    let id = create_key(&gw)["id"].as_str().unwrap().to_owned();
 
     let (ok, _, text) = cli(&gw, &["plans", "attach", "basic", &id]);
     assert!(ok, "{text}");
@@ -945,30 +966,15 @@ async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
 async fn usage_plans_created_through_the_cli_hold_their_keys() {
     let origin = Origin::echo().await;
     let state = unique_temp_dir("edgeway-plans-state");
-    let yaml = format!(
-        r#"
-listen:
-  - addr: 127.0.0.1:0
-admin: {{ addr: 127.0.0.1:0, token_env: EDGEWAY_ADMIN_TOKEN }}
-origin: {origin}
-state: {{ path: {state} }}
-apis:
-  - name: shop
-    stages: {{ prod: {{}} }}
-    routes:
-      - route: GET /pets
-        api_key_required: true
-        integration: {{ http_proxy: "${{origin}}/pets" }}
-usage_plans:
-  - {{ name: basic, apis: [shop/prod] }}
-"#,
-        origin = origin.url(),
-        state = state.display(),
+    let yaml = pets_config(
+        &origin,
+        &state,
+        "",
+        "api_key_required: true",
+        "[{ name: basic, apis: [shop/prod] }]",
     );
     let gw = start(&yaml).await;
-    let (ok, text) = gw.cli(&["keys", "create", "--name", "k"]);
-    assert!(ok, "{text}");
-    let key: Value = serde_json::from_str(&text).unwrap();
+    let key = create_key(&gw);
     let (id, value) = (
         key["id"].as_str().unwrap().to_owned(),
         key["value"].as_str().unwrap().to_owned(),
