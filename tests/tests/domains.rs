@@ -317,4 +317,18 @@ async fn a_bad_domain_is_refused_with_where_and_why_and_the_running_one_keeps_se
     assert_eq!(gw.generation(), generation);
     let (ok, out, err) = https(&gw, "shop-ca.pem", "shop.example.test", "/v1/pets/1");
     assert!(ok && status(&out) == 200, "{out}\n{err}");
+
+    // A good change to the domains reloads like any other: a new mapping serves at once.
+    let (_, out, _) = https(&gw, "shop-ca.pem", "shop.example.test", "/v2/pets/1");
+    assert_eq!(status(&out), 403, "{out}");
+    gw.replace_config(&good.replace(
+        "      - { base_path: /v1/, api: petstore, stage: prod }",
+        "      - { base_path: /v1/, api: petstore, stage: prod }\n      - { base_path: v2, api: petstore, stage: prod }",
+    ));
+    gw.wait_event("config reloaded", Duration::from_secs(10), |e| {
+        e["fields"]["generation"].as_u64() > Some(generation)
+    })
+    .await;
+    let (ok, out, err) = https(&gw, "shop-ca.pem", "shop.example.test", "/v2/pets/1");
+    assert!(ok && status(&out) == 200, "{out}\n{err}");
 }
