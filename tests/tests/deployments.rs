@@ -187,6 +187,23 @@ async fn deploy_change_deploy_and_roll_back_under_load() {
             .unwrap()
             .starts_with("/other-v2 ")
     );
+    // What the admin API exports is what each stage serves: prod its deployment (v1), beta
+    // (which follows the file) the file as it is now (v2).
+    for (stage, version) in [("prod", "/v1/"), ("beta", "/v2/")] {
+        let (status, document) = gw
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/apis/shop/openapi?stage={stage}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{document}");
+        let uri = &document["paths"]["/v"]["get"]["x-amazon-apigateway-integration"]["uri"];
+        assert!(
+            uri.as_str().is_some_and(|u| u.contains(version)),
+            "{stage}: {uri}"
+        );
+    }
 
     let v2 = deploy(&gw, "shop", "prod", "second");
     // Once the CLI returns, the stage serves what it says.

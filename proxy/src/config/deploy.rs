@@ -113,6 +113,8 @@ pub struct Deployed {
     pub plans: Vec<UsagePlan>,
     /// The stored plans these were resolved from.
     pub plan_records: Vec<StoredPlan>,
+    /// Each base side's definition as served, by stage (its API by its name), for export.
+    pub definitions: Vec<(String, std::sync::Arc<RawApi>)>,
 }
 
 impl Deployed {
@@ -191,8 +193,13 @@ pub fn resolve(config: &Config, pointed: &[Pointed]) -> Deployed {
             }
         };
         let base = served_api(config, &p.deployment, stage, &stage_settings, None);
-        match base.and_then(|a| claim(&mut claimed, a)) {
-            Ok(api) => deployed.apis.push(api),
+        match base.and_then(|(a, raw)| Ok((claim(&mut claimed, a)?, raw))) {
+            Ok((api, raw)) => {
+                deployed.apis.push(api);
+                deployed
+                    .definitions
+                    .push((stage.clone(), std::sync::Arc::new(raw)));
+            }
             Err(reason) => deployed
                 .refused
                 .push(refuse(&p.deployment.id, false, reason)),
@@ -201,7 +208,7 @@ pub fn resolve(config: &Config, pointed: &[Pointed]) -> Deployed {
             // The canary's routes may repeat the base's: they are served from their own
             // router, so they claim nothing.
             match served_api(config, deployment, stage, &stage_settings, Some(canary)) {
-                Ok(api) => {
+                Ok((api, _)) => {
                     deployed.apis.push(api);
                     deployed
                         .canaries
@@ -332,14 +339,15 @@ fn claim(claimed: &mut HashMap<(String, String, String), String>, api: Api) -> R
     Ok(api)
 }
 
-/// The API a deployment serves in `stage`, validated against today's config.
+/// The API a deployment serves in `stage`, validated against today's config, with its
+/// definition as served (the deployment's, with the stage's settings) for export.
 fn served_api(
     config: &Config,
     deployment: &Deployment,
     stage: &str,
     stage_settings: &serde_json::Value,
     canary: Option<&Canary>,
-) -> Result<Api, String> {
+) -> Result<(Api, RawApi), String> {
     let mut definition = deployment.definition.clone();
     let serde_json::Value::Object(api) = &mut definition else {
         return Err("the stored definition is not a map".into());
@@ -374,7 +382,7 @@ fn served_api(
         },
         None => StageSource::Deployment(id),
     };
-    Ok(api)
+    Ok((api, raw))
 }
 
 /// One validation error of a stored definition, without the line (of JSON no one wrote).

@@ -990,6 +990,9 @@ fn cors_extension(cors: &crate::config::raw::RawCors) -> Tree {
 pub struct Definitions {
     /// Each API's definition and its stages' names, in config order.
     apis: Vec<(std::sync::Arc<RawApi>, Vec<String>)>,
+    /// The stages served from a deployment, with the deployment's definition (by stage; the
+    /// API by its name): what they export instead of the file's.
+    deployed: Vec<(String, std::sync::Arc<RawApi>)>,
     origin: Option<String>,
     base_dir: std::path::PathBuf,
 }
@@ -1009,9 +1012,17 @@ impl Definitions {
             .collect();
         Self {
             apis,
+            deployed: Vec::new(),
             origin: config.origin.clone(),
             base_dir: config.base_dir.clone(),
         }
+    }
+
+    /// These, with the stages served from deployments exporting their deployment's
+    /// definition (`config::deploy::Deployed::definitions`).
+    pub fn with_deployed(mut self, deployed: &[(String, std::sync::Arc<RawApi>)]) -> Self {
+        self.deployed = deployed.to_vec();
+        self
     }
 
     /// The OpenAPI document of `api` for `stage` (its first stage if `None`); `None` if there
@@ -1028,6 +1039,11 @@ impl Definitions {
             Some(s) => stages.iter().find(|st| *st == s)?,
             None => stages.first()?,
         };
+        let definition = self
+            .deployed
+            .iter()
+            .find(|(s, d)| s == stage && d.name.value == api)
+            .map_or(definition, |(_, d)| d);
         let options = ExportOptions {
             stage: stage.clone(),
             server_url,

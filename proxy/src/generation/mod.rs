@@ -230,7 +230,8 @@ impl Generation {
             ..
         } = build;
         let unrouted = unrouted_stages(config);
-        let definitions = crate::config::Definitions::from_config(config);
+        let definitions =
+            crate::config::Definitions::from_config(config).with_deployed(&deployed.definitions);
 
         Ok(Self {
             generation,
