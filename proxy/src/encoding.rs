@@ -1,7 +1,7 @@
 //! Text encodings the gateway reads and writes in more than one place: query strings decoded
 //! as `application/x-www-form-urlencoded` (identity sources, cache keys, required parameters,
 //! the admin API, SigV4's canonical query) and lowercase hex (API key hashes, SigV4 hashes
-//! and signatures).
+//! and signatures), and API Gateway's `requestTime` (`clf_time`).
 
 use std::borrow::Cow;
 
@@ -81,6 +81,25 @@ pub fn unhex32(text: &str) -> Option<[u8; 32]> {
         *byte = hex_value(pair[0])? << 4 | hex_value(pair[1])?;
     }
     Some(out)
+}
+
+/// `dd/MMM/yyyy:HH:mm:ss +0000`, API Gateway's `requestTime`.
+pub fn clf_time(at: std::time::SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
+    let rest = secs % 86_400;
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m as usize).saturating_sub(1) % 12],
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 #[cfg(test)]

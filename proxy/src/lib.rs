@@ -18,6 +18,7 @@ pub mod domains;
 pub mod encoding;
 pub mod gateway_responses;
 pub mod generation;
+pub mod lambda;
 pub mod listener;
 pub mod mapping;
 pub mod node;

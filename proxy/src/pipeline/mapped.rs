@@ -199,7 +199,11 @@ fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
     field(&mut out, "path", parts.uri.path());
     field(&mut out, "protocol", "HTTP/1.1");
     field(&mut out, "requestId", request_id);
-    field(&mut out, "requestTime", &clf_time(ctx.received_at));
+    field(
+        &mut out,
+        "requestTime",
+        &crate::encoding::clf_time(ctx.received_at),
+    );
     let _ = write!(out, "\"requestTimeEpoch\":{millis},");
     field(&mut out, "resourceId", "");
     field(&mut out, "resourcePath", resource_path);
@@ -207,25 +211,6 @@ fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
     out.pop();
     out.push('}');
     out
-}
-
-/// `dd/MMM/yyyy:HH:mm:ss +0000`, API Gateway's `requestTime`.
-fn clf_time(at: std::time::SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
-    let rest = secs % 86_400;
-    format!(
-        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(m as usize).saturating_sub(1) % 12],
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
 }
 
 fn percent_decode(text: &str) -> String {
@@ -702,7 +687,7 @@ mod tests {
     #[test]
     fn request_time_is_in_common_log_format() {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        assert_eq!(clf_time(at), "14/Nov/2023:22:13:20 +0000");
+        assert_eq!(crate::encoding::clf_time(at), "14/Nov/2023:22:13:20 +0000");
     }
 
     #[test]
