@@ -27,6 +27,10 @@ const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployme
 /// (API, stage) → the stage's pointer (deployment and canary) as JSON.
 const STAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("stage_pointers");
 
+/// Deployment id → the order it was written in (1, 2, ...; the key "" holds the last), so
+/// that deployments made within one second list in the order they were made.
+const DEPLOYMENT_ORDER: TableDefinition<&str, u64> = TableDefinition::new("deployment_order");
+
 /// Plan name → a usage plan created through the admin API, as JSON.
 const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("usage_plans");
 
@@ -65,6 +69,8 @@ impl EmbeddedStore {
             .map_err(|e| err("deployments")(&e))?;
         txn.open_table(STAGES).map_err(|e| err("stages")(&e))?;
         txn.open_table(PLANS).map_err(|e| err("usage_plans")(&e))?;
+        txn.open_table(DEPLOYMENT_ORDER)
+            .map_err(|e| err("deployment_order")(&e))?;
         txn.commit().map_err(|e| err("commit")(&e))?;
         Ok(Self {
             db: Arc::new(db),
@@ -257,6 +263,19 @@ impl StateStore for EmbeddedStore {
                 table
                     .insert(deployment.id.as_str(), json.as_slice())
                     .map_err(|e| err("deployments")(&e))?;
+                let mut order = txn
+                    .open_table(DEPLOYMENT_ORDER)
+                    .map_err(|e| err("deployment_order")(&e))?;
+                let last = order
+                    .get("")
+                    .map_err(|e| err("deployment_order")(&e))?
+                    .map_or(0, |v| v.value());
+                order
+                    .insert("", last + 1)
+                    .map_err(|e| err("deployment_order")(&e))?;
+                order
+                    .insert(deployment.id.as_str(), last + 1)
+                    .map_err(|e| err("deployment_order")(&e))?;
             }
             txn.commit().map_err(|e| err("commit")(&e))?;
             // No watcher is not an error.
@@ -281,12 +300,27 @@ impl StateStore for EmbeddedStore {
 
     fn deployments(&self, api: &str) -> StateFuture<'_, Vec<Deployment>> {
         let api = api.to_owned();
-        let all = self.all_json::<Deployment>(DEPLOYMENTS);
-        Box::pin(async move {
-            let mut of_api: Vec<Deployment> =
-                all.await?.into_iter().filter(|d| d.api == api).collect();
-            of_api.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
-            Ok(of_api)
+        self.run(move |db| {
+            let txn = db.begin_read().map_err(|e| err("begin")(&e))?;
+            let all: Vec<Deployment> = read_all(
+                &txn.open_table(DEPLOYMENTS)
+                    .map_err(|e| err("deployments")(&e))?,
+            )?;
+            let order = txn
+                .open_table(DEPLOYMENT_ORDER)
+                .map_err(|e| err("deployment_order")(&e))?;
+            let mut of_api = Vec::new();
+            for d in all.into_iter().filter(|d| d.api == api) {
+                let written = order
+                    .get(d.id.as_str())
+                    .map_err(|e| err("deployment_order")(&e))?
+                    .map_or(0, |v| v.value());
+                of_api.push((d.created, written, d));
+            }
+            // Oldest first: by the second it was made, then by the order it was written
+            // (the clock's second is too coarse for two deploys in a row).
+            of_api.sort_by(|a, b| (a.0, a.1, &a.2.id).cmp(&(b.0, b.1, &b.2.id)));
+            Ok(of_api.into_iter().map(|(_, _, d)| d).collect())
         })
     }
 
@@ -313,6 +347,10 @@ impl StateStore for EmbeddedStore {
                 let removed = table
                     .remove(id.as_str())
                     .map_err(|e| err("deployments")(&e))?;
+                txn.open_table(DEPLOYMENT_ORDER)
+                    .map_err(|e| err("deployment_order")(&e))?
+                    .remove(id.as_str())
+                    .map_err(|e| err("deployment_order")(&e))?;
                 removed.map(|json| serde_json::from_slice::<Deployment>(json.value()))
             };
             txn.commit().map_err(|e| err("commit")(&e))?;

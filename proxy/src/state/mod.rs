@@ -222,7 +222,8 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn put_deployment(&self, deployment: Deployment) -> StateFuture<'_, ()>;
     /// The deployment with this id.
     fn deployment(&self, id: &str) -> StateFuture<'_, Option<Deployment>>;
-    /// An API's deployments, oldest first.
+    /// An API's deployments, oldest first: by `created`, then in the order they were written
+    /// (two made within one second keep their order, whatever their ids).
     fn deployments(&self, api: &str) -> StateFuture<'_, Vec<Deployment>>;
     /// Deletes a deployment; false if there was none with this id, [`StateError::Conflict`]
     /// (with [`DEPLOYMENT_IN_USE`]) while a stage or a canary points at it.

@@ -287,6 +287,23 @@ async fn deployments_and_stages(store: &dyn StateStore) {
             .is_err(),
         "no change after the last"
     );
+
+    // Deployments made within one second list in the order they were made, whatever their
+    // ids.
+    for id in ["d9", "d5"] {
+        store
+            .put_deployment(deployment(id, "orders", 50))
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = store
+        .deployments("orders")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, ["d9", "d5"]);
 }
 
 /// Writes one of each record, for [`read_some`] to find (after the backend is reopened).
