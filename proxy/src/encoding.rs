@@ -1,7 +1,7 @@
 //! Text encodings the gateway reads and writes in more than one place: query strings decoded
 //! as `application/x-www-form-urlencoded` (identity sources, cache keys, required parameters,
 //! the admin API, SigV4's canonical query) and lowercase hex (API key hashes, SigV4 hashes
-//! and signatures), and API Gateway's `requestTime` (`clf_time`).
+//! and signatures), and dates: day numbers as civil dates, API Gateway's `requestTime`.
 
 use std::borrow::Cow;
 
@@ -83,6 +83,21 @@ pub fn unhex32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// (year, month 1–12, day 1–31) of a day number (days since 1970-01-01), by Howard Hinnant's
+/// `civil_from_days`.
+pub fn civil_from_days(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 /// `dd/MMM/yyyy:HH:mm:ss +0000`, API Gateway's `requestTime`.
 pub fn clf_time(at: std::time::SystemTime) -> String {
     const MONTHS: [&str; 12] = [
@@ -91,7 +106,7 @@ pub fn clf_time(at: std::time::SystemTime) -> String {
     let secs = at
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
+    let (y, m, d) = civil_from_days(secs / 86_400);
     let rest = secs % 86_400;
     format!(
         "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",

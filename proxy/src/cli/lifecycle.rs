@@ -740,7 +740,7 @@ fn created(value: &Value) -> String {
     let Some(secs) = value.as_u64() else {
         return "-".into();
     };
-    let (y, m, d) = crate::throttle::quota::civil_from_days(secs / 86_400);
+    let (y, m, d) = crate::encoding::civil_from_days(secs / 86_400);
     let rest = secs % 86_400;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",

@@ -3,6 +3,7 @@
 //! taken off (API Gateway's `offset`: for a plan that starts in the middle of a period).
 
 use super::{Quota, QuotaPeriod};
+use crate::encoding::civil_from_days;
 
 /// Seconds in a day.
 const DAY: u64 = 86_400;
@@ -60,21 +61,6 @@ pub fn allowance(quota: &Quota, window: &Window, created: u64) -> u64 {
     } else {
         quota.limit
     }
-}
-
-/// (year, month 1–12, day 1–31) of a day number (days since 1970-01-01), by Howard Hinnant's
-/// `civil_from_days`.
-pub fn civil_from_days(days: u64) -> (i64, u32, u32) {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Days since 1970-01-01 of a civil date (dates from 1970 on).
