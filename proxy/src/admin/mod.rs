@@ -244,10 +244,18 @@ fn admin_document(query: Option<&str>) -> Response<Full<Bytes>> {
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
             response
         }
-        "format=json" => match serde_saphyr::from_str::<serde_json::Value>(ADMIN_DOCUMENT) {
-            Ok(document) => json(StatusCode::OK, document.to_string()),
-            Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, e),
-        },
+        "format=json" => {
+            // Read once: the document is part of the binary.
+            static AS_JSON: std::sync::OnceLock<Result<Bytes, String>> = std::sync::OnceLock::new();
+            match AS_JSON.get_or_init(|| {
+                serde_saphyr::from_str::<serde_json::Value>(ADMIN_DOCUMENT)
+                    .map(|d| Bytes::from(d.to_string()))
+                    .map_err(|e| e.to_string())
+            }) {
+                Ok(document) => json(StatusCode::OK, document.clone()),
+                Err(e) => message(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
         other => message(
             StatusCode::BAD_REQUEST,
             format!("unknown parameters {other}: expected format=yaml or format=json"),

@@ -10,7 +10,7 @@
 use std::sync::Weak;
 
 use crate::config::deploy::{Pointed, Refusal, definition_hash, resolve, snapshot};
-use crate::config::{Config, raw::RawApi};
+use crate::config::Config;
 use crate::state::{Canary, Change, Deployment, StagePointer, StateError, StateStore};
 
 use super::{Node, SwapError};
@@ -182,9 +182,8 @@ impl Node {
         api: &str,
         request: DeployRequest,
     ) -> Result<Deployment, LifecycleError> {
-        let deployment = self.new_deployment(api, &request).await?;
+        let (deployment, current) = self.new_deployment(api, &request).await?;
         if let Some(stage) = &request.stage {
-            let current = self.pointer(api, stage).await?;
             self.point(StagePointer {
                 api: api.to_owned(),
                 stage: stage.clone(),
@@ -268,7 +267,7 @@ impl Node {
                     description: request.description.clone(),
                     author: request.author.clone(),
                 };
-                self.new_deployment(api, &asked).await?.id
+                self.new_deployment(api, &asked).await?.0.id
             }
         };
         pointer.canary = Some(Canary {
@@ -359,18 +358,9 @@ impl Node {
             .ok_or_else(|| {
                 LifecycleError::NotFound(format!("no deployment {}", pointer.deployment))
             })?;
-        let trial = Pointed {
-            pointer: StagePointer {
-                canary: None,
-                ..pointer.clone()
-            },
-            deployment,
-            canary: None,
-        };
-        if let Some(refusal) = resolve(&config, &[trial]).refused.first() {
+        if let Some(reason) = unservable(&config, &pointer, &deployment) {
             return Err(LifecycleError::Invalid(format!(
-                "stage {api}/{stage} cannot serve with these settings: {}",
-                refusal.reason
+                "stage {api}/{stage} cannot serve with these settings: {reason}"
             )));
         }
         self.point(pointer.clone()).await?;
@@ -485,7 +475,7 @@ impl Node {
         &self,
         api: &str,
         request: &DeployRequest,
-    ) -> Result<Deployment, LifecycleError> {
+    ) -> Result<(Deployment, Option<StagePointer>), LifecycleError> {
         let Some(path) = self.config_path.clone() else {
             return Err(LifecycleError::Invalid(
                 "this node was started without a config file to deploy from".into(),
@@ -528,40 +518,40 @@ impl Node {
             hash: definition_hash(&definition),
             definition,
         };
-        let settings = self.pointer(api, &stage).await?.and_then(|p| p.settings);
-        refuse_unservable(raw, &config, &deployment, &stage, settings)?;
+        let current = self.pointer(api, &stage).await?;
+        if raw.stages.contains_key(&stage) {
+            let trial = StagePointer {
+                api: deployment.api.clone(),
+                stage: stage.clone(),
+                deployment: deployment.id.clone(),
+                canary: None,
+                settings: current.as_ref().and_then(|p| p.settings.clone()),
+            };
+            if let Some(reason) = unservable(&config, &trial, &deployment) {
+                return Err(LifecycleError::Invalid(format!(
+                    "api {api} cannot be served from a deployment: {reason}"
+                )));
+            }
+        }
         self.store.put_deployment(deployment.clone()).await?;
-        Ok(deployment)
+        Ok((deployment, current))
     }
 }
 
-/// A deployment that could not serve in `stage` of the config it came from is not stored.
-fn refuse_unservable(
-    raw: &RawApi,
-    config: &Config,
-    deployment: &Deployment,
-    stage: &str,
-    settings: Option<serde_json::Value>,
-) -> Result<(), LifecycleError> {
-    if !raw.stages.contains_key(stage) {
-        return Ok(());
-    }
+/// Why `config` could not serve `deployment` in `pointer`'s stage with its settings (its
+/// canary aside), if it could not: the check before a deployment or a stage change is stored.
+fn unservable(config: &Config, pointer: &StagePointer, deployment: &Deployment) -> Option<String> {
     let trial = Pointed {
         pointer: StagePointer {
-            api: deployment.api.clone(),
-            stage: stage.to_owned(),
-            deployment: deployment.id.clone(),
             canary: None,
-            settings,
+            ..pointer.clone()
         },
         deployment: deployment.clone(),
         canary: None,
     };
-    match resolve(config, &[trial]).refused.first() {
-        Some(refusal) => Err(LifecycleError::Invalid(format!(
-            "api {} cannot be served from a deployment: {}",
-            deployment.api, refusal.reason
-        ))),
-        None => Ok(()),
-    }
+    resolve(config, &[trial])
+        .refused
+        .into_iter()
+        .next()
+        .map(|r| r.reason)
 }

@@ -164,6 +164,23 @@ fn read_all<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Inserts `json` under `id` into `table` unless it holds one already: then
+/// [`StateError::Conflict`] with `taken()`. For records written once (deployments, plans).
+fn insert_new(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<'static, &'static str, &'static [u8]>,
+    id: &str,
+    json: &[u8],
+    taken: impl FnOnce() -> String,
+) -> Result<(), StateError> {
+    let mut t = txn.open_table(table).map_err(|e| err(table.name())(&e))?;
+    if t.get(id).map_err(|e| err(table.name())(&e))?.is_some() {
+        return Err(StateError::Conflict(taken()));
+    }
+    t.insert(id, json).map_err(|e| err(table.name())(&e))?;
+    Ok(())
+}
+
 fn read_deployment(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
@@ -247,22 +264,12 @@ impl StateStore for EmbeddedStore {
             let json = serde_json::to_vec(&deployment).map_err(|e| err("encoding")(&e))?;
             let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
             {
-                let mut table = txn
-                    .open_table(DEPLOYMENTS)
-                    .map_err(|e| err("deployments")(&e))?;
-                if table
-                    .get(deployment.id.as_str())
-                    .map_err(|e| err("deployments")(&e))?
-                    .is_some()
-                {
-                    return Err(StateError::Conflict(format!(
+                insert_new(&txn, DEPLOYMENTS, &deployment.id, &json, || {
+                    format!(
                         "deployment {} exists; a deployment is never changed",
                         deployment.id
-                    )));
-                }
-                table
-                    .insert(deployment.id.as_str(), json.as_slice())
-                    .map_err(|e| err("deployments")(&e))?;
+                    )
+                })?;
                 let mut order = txn
                     .open_table(DEPLOYMENT_ORDER)
                     .map_err(|e| err("deployment_order")(&e))?;
@@ -436,22 +443,9 @@ impl StateStore for EmbeddedStore {
         self.run(move |db| {
             let json = serde_json::to_vec(&plan).map_err(|e| err("encoding")(&e))?;
             let txn = db.begin_write().map_err(|e| err("begin")(&e))?;
-            {
-                let mut table = txn.open_table(PLANS).map_err(|e| err("usage_plans")(&e))?;
-                if table
-                    .get(plan.name.as_str())
-                    .map_err(|e| err("usage_plans")(&e))?
-                    .is_some()
-                {
-                    return Err(StateError::Conflict(format!(
-                        "a usage plan named {} exists",
-                        plan.name
-                    )));
-                }
-                table
-                    .insert(plan.name.as_str(), json.as_slice())
-                    .map_err(|e| err("usage_plans")(&e))?;
-            }
+            insert_new(&txn, PLANS, &plan.name, &json, || {
+                format!("a usage plan named {} exists", plan.name)
+            })?;
             txn.commit().map_err(|e| err("commit")(&e))?;
             let _ = changes.send(Change::Plan { name: plan.name });
             Ok(())
