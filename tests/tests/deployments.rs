@@ -745,6 +745,13 @@ async fn plans_cache_and_plugins_through_the_cli() {
     );
 }
 
+/// `edgeway stages set --api shop --stage prod ARGS... --output json`.
+fn set_prod(gw: &Gateway, args: &[&str]) -> (bool, Value, String) {
+    let mut all = vec!["stages", "set", "--api", "shop", "--stage", "prod"];
+    all.extend_from_slice(args);
+    cli(gw, &all)
+}
+
 /// `edgeway stages set`: a deployed stage's variables, throttle and cache changed over the
 /// file's without touching it, kept across a deploy, a rollback and `kill -9`, refused when
 /// the stage could not serve with them, and dropped by `stages reset`.
@@ -756,40 +763,14 @@ async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
     let gw = start(&yaml).await;
 
     // A stage that follows the file is changed in the file.
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--var",
-            "color=green",
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--var", "color=green"]);
     assert!(
         !ok && text.contains("follows the config file: change its settings there"),
         "{text}"
     );
 
     let first = deploy(&gw, "shop", "prod", "first");
-    let (ok, pointer, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--var",
-            "color=green",
-            "--unset-var",
-            "size",
-        ],
-    );
+    let (ok, pointer, text) = set_prod(&gw, &["--var", "color=green", "--unset-var", "size"]);
     assert!(ok, "{text}");
     assert_eq!(
         pointer["settings"]["variables"],
@@ -811,19 +792,7 @@ async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
     );
 
     // A throttle set here applies to the next request: a bucket of one.
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--throttle",
-            "0.01:1",
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--throttle", "0.01:1"]);
     assert!(ok, "{text}");
     let statuses: Vec<String> =
         futures_util::future::join_all((0..3).map(|_| served(&gw, "/prod/v", &[])))
@@ -841,69 +810,22 @@ async fn stage_settings_set_through_the_cli_serve_at_once_and_persist() {
         2,
         "{statuses:?}"
     );
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--no-throttle",
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--no-throttle"]);
     assert!(ok, "{text}");
     assert!(served(&gw, "/prod/v", &[]).await.is_ok());
 
     // Settings the stage could not serve with are refused, and change nothing.
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--unset-var",
-            "color",
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--unset-var", "color"]);
     assert!(
         !ok && text.contains("cannot serve with these settings") && text.contains("color"),
         "{text}"
     );
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--patch",
-            r#"{"colour": {}}"#,
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--patch", r#"{"colour": {}}"#]);
     assert!(
         !ok && text.contains("unknown stage setting `colour`"),
         "{text}"
     );
-    let (ok, _, text) = cli(
-        &gw,
-        &[
-            "stages",
-            "set",
-            "--api",
-            "shop",
-            "--stage",
-            "prod",
-            "--patch",
-            r#"{"throttle": {"rate": "fast"}}"#,
-        ],
-    );
+    let (ok, _, text) = set_prod(&gw, &["--patch", r#"{"throttle": {"rate": "fast"}}"#]);
     assert!(
         !ok && text.contains("cannot serve with these settings"),
         "{text}"

@@ -9,8 +9,8 @@
 
 use std::sync::Weak;
 
-use crate::config::deploy::{Pointed, Refusal, definition_hash, resolve, snapshot};
 use crate::config::Config;
+use crate::config::deploy::{Pointed, Refusal, definition_hash, resolve, snapshot};
 use crate::state::{Canary, Change, Deployment, StagePointer, StateError, StateStore};
 
 use super::{Node, SwapError};
