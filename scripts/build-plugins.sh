@@ -4,11 +4,13 @@
 #   - each crate of the plugins/ workspace (Rust, wasm32-wasip2, release) as
 #     <crate_name_with_underscores>.wasm: token_authorizer.wasm, header_rewrite.wasm,
 #     echo_function.wasm, test_spin.wasm, test_memory_bomb.wasm, test_trap.wasm,
-#     test_sandbox.wasm, test_version.wasm, test_kv.wasm;
+#     test_sandbox.wasm, test_version.wasm, test_kv.wasm, lambda_echo.wasm,
+#     lambda_authorizer.wasm;
 #   - test-version a second time, built with EDGEWAY_TEST_PLUGIN_VERSION=2:
 #     test_version_v1.wasm (= test_version.wasm) and test_version_v2.wasm, for hot-swap tests;
 #   - then, when present, the JavaScript and Python plugins through their own
-#     plugins/js-authorizer/build.sh and plugins/py-authorizer/build.sh OUT_DIR.
+#     plugins/{js-authorizer,py-authorizer,js-lambda,py-lambda}/build.sh OUT_DIR (the lambda
+#     ones through the SDK's adapters in plugin-sdk/lambda/).
 #
 # EDGEWAY_PLUGINS chooses what is built: `all` (the default) or `rust`, which skips the
 # JavaScript and Python plugins and so needs neither node nor python3 (scripts/quickstart.sh).
@@ -61,7 +63,7 @@ copy "$target_dir/v2/$target/release/test_version.wasm" test_version_v2.wasm
 if [ "$kinds" = rust ]; then
     exit 0
 fi
-for other in js-authorizer py-authorizer; do
+for other in js-authorizer py-authorizer js-lambda py-lambda; do
     script=$root/plugins/$other/build.sh
     if [ -f "$script" ]; then
         echo "build-plugins.sh: $other"

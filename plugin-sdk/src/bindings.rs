@@ -87,4 +87,21 @@ pub mod mapper {
     });
 }
 
+pub mod lambda {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "lambda",
+        pub_export_macro: true,
+        default_bindings_module: "$crate::__private::lambda",
+        with: {
+            "edgeway:plugin/types@0.1.0": crate::bindings::host::edgeway::plugin::types,
+            "edgeway:plugin/log@0.1.0": crate::bindings::host::edgeway::plugin::log,
+            "edgeway:plugin/config@0.1.0": crate::bindings::host::edgeway::plugin::config,
+            "edgeway:plugin/kv@0.1.0": crate::bindings::host::edgeway::plugin::kv,
+            "edgeway:plugin/metrics@0.1.0": crate::bindings::host::edgeway::plugin::metrics,
+            "edgeway:plugin/http@0.1.0": crate::bindings::host::edgeway::plugin::http,
+        },
+    });
+}
+
 pub(crate) use host::edgeway::plugin as imports;

@@ -277,6 +277,63 @@ macro_rules! export_mapper {
     };
 }
 
+/// Exports a [`Lambda`](crate::Lambda) implementation as the component's `lambda` world.
+/// Use once per crate, at the top level. The event is parsed from JSON before `invoke` and
+/// the result written as JSON after it; an event that is not JSON fails the call.
+#[macro_export]
+macro_rules! export_lambda {
+    ($plugin:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static __EDGEWAY_INSTANCE: $crate::__private::Instance<$plugin> =
+                    const { $crate::__private::Instance::new() };
+            }
+
+            struct __EdgewayExport;
+
+            impl $crate::__private::lambda::Guest for __EdgewayExport {
+                fn invoke(
+                    event: ::std::string::String,
+                    context: $crate::__private::lambda::edgeway::plugin::lambda_call::Invocation,
+                ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                    let context = $crate::__private::lambda_context(context);
+                    __EDGEWAY_INSTANCE.with(|instance| {
+                        instance.call(<$plugin as $crate::Lambda>::new, |plugin| {
+                            let event = $crate::__private::parse_event(&event)?;
+                            let result =
+                                <$plugin as $crate::Lambda>::invoke(plugin, event, &context)?;
+                            ::core::result::Result::Ok(result.to_string())
+                        })
+                    })
+                }
+            }
+
+            $crate::__private::lambda::export!(
+                __EdgewayExport with_types_in $crate::__private::lambda
+            );
+        };
+    };
+}
+
+/// The [`LambdaContext`](crate::LambdaContext) of a call, its deadline counted from now.
+#[doc(hidden)]
+pub fn lambda_context(
+    invocation: crate::bindings::lambda::edgeway::plugin::lambda_call::Invocation,
+) -> crate::LambdaContext {
+    crate::LambdaContext {
+        request_id: invocation.request_id,
+        function_name: invocation.function_name,
+        deadline: std::time::Instant::now()
+            + std::time::Duration::from_millis(invocation.remaining_ms),
+    }
+}
+
+/// The event of a call, parsed.
+#[doc(hidden)]
+pub fn parse_event(event: &str) -> Result<serde_json::Value, Error> {
+    serde_json::from_str(event).map_err(|e| Error::msg(format!("the event is not JSON: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;

@@ -6,10 +6,13 @@
 //! - an [`Authorizer`] decides who the caller is (`auth: NAME` on a route);
 //! - a [`Transformer`] changes requests on their way to the integration and responses on
 //!   their way back (`request_transforms` / `response_transforms`);
-//! - a [`Handler`] answers requests itself (`integration: { function: NAME }`).
+//! - a [`Handler`] answers requests itself (`integration: { function: NAME }`);
+//! - a [`Lambda`] is a function in AWS Lambda's shape, JSON event in, JSON result out: a
+//!   handler of API Gateway's proxy events (`function: { plugin: NAME, payload:
+//!   aws-proxy-2.0 }`) or a Lambda authorizer returning an IAM policy (`type: lambda`).
 //!
 //! Implement the role's trait on a type, export it with the role's macro
-//! ([`export_authorizer!`], [`export_transformer!`], [`export_handler!`]) and build the crate
+//! ([`export_authorizer!`], [`export_transformer!`], [`export_handler!`], [`export_lambda!`]) and build the crate
 //! as a `cdylib` for `wasm32-wasip2`; the `.wasm` that cargo writes is the component.
 //!
 //! Edgeway reuses an instance for many requests. The SDK builds the plugin value once per
@@ -72,12 +75,12 @@ pub use config::{ConfigError, config, config_from_json, config_text};
 pub use error::Error;
 pub use headers::HeaderList;
 pub use identity::Identity;
-pub use roles::{Authorizer, Handler, Mapper, Transformer};
+pub use roles::{Authorizer, Handler, Lambda, LambdaContext, Mapper, Transformer};
 pub use types::{Allow, Decision, Headers, Principal, Request, RequestFlow, Response};
 
 /// What the export macros expand to. Not part of the API: names and shapes change freely.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::bindings::{authorizer, handler, mapper, transformer};
-    pub use crate::export::Instance;
+    pub use crate::bindings::{authorizer, handler, lambda, mapper, transformer};
+    pub use crate::export::{Instance, lambda_context, parse_event};
 }

@@ -144,3 +144,64 @@ pub trait Mapper: Sized + 'static {
         input: crate::MappingInput,
     ) -> Result<crate::Rendered, crate::RenderError>;
 }
+
+/// A function in AWS Lambda's shape: the event as JSON in, the result as JSON out. Export
+/// with [`export_lambda!`](crate::export_lambda).
+///
+/// As an integration (`function: { plugin: NAME, payload: aws-proxy-1.0 | aws-proxy-2.0 }`)
+/// the event is API Gateway's proxy event and the result the response object
+/// (`statusCode`, `headers`, `multiValueHeaders`, `cookies`, `body`, `isBase64Encoded`); as a
+/// Lambda authorizer (`type: lambda`) the event is the authorizer input and the result
+/// `{principalId, policyDocument, context, usageIdentifierKey}`. An `Err` is the function
+/// throwing; `Error::msg("Unauthorized")` from an authorizer is a 401, as in AWS.
+///
+/// ```no_run,standalone_crate
+/// use edgeway_plugin_sdk::{Error, Lambda, LambdaContext, export_lambda};
+/// use serde_json::{Value, json};
+///
+/// struct Hello;
+///
+/// impl Lambda for Hello {
+///     fn new() -> Result<Self, Error> {
+///         Ok(Hello)
+///     }
+///
+///     fn invoke(&self, event: Value, context: &LambdaContext) -> Result<Value, Error> {
+///         let name = event["pathParameters"]["name"].as_str().unwrap_or("stranger");
+///         Ok(json!({ "statusCode": 200, "body": format!("hello, {name} ({})", context.request_id) }))
+///     }
+/// }
+///
+/// export_lambda!(Hello);
+/// ```
+pub trait Lambda: Sized + 'static {
+    /// Builds the function, once per instance: read the config here.
+    fn new() -> Result<Self, Error>;
+
+    /// The result for `event`.
+    fn invoke(
+        &self,
+        event: serde_json::Value,
+        context: &LambdaContext,
+    ) -> Result<serde_json::Value, Error>;
+}
+
+/// The Lambda `context` of one call.
+#[derive(Debug, Clone)]
+pub struct LambdaContext {
+    /// The request's id (Lambda's `awsRequestId`).
+    pub request_id: String,
+    /// The plugin's name (Lambda's `functionName`).
+    pub function_name: String,
+    /// When the call's deadline passes.
+    pub deadline: std::time::Instant,
+}
+
+impl LambdaContext {
+    /// How long the call has left before Edgeway stops it (Lambda's
+    /// `getRemainingTimeInMillis()`).
+    pub fn remaining_time(&self) -> std::time::Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+    }
+}

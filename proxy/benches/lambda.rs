@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
         path: "/prod/orders/ord_1234",
         route_path: "/orders/ord_1234",
         resource: "/orders/{id}",
+        route_key: "POST /orders/{id}",
         stage: "prod",
         query: Some("expand=items&expand=customer&dry_run=false"),
         headers: &headers,

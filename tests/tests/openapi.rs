@@ -36,12 +36,8 @@ async fn origin() -> Origin {
 
 fn config(origin: &Origin) -> String {
     let plugins = plugins_yaml(&[
-        (
-            "token-authorizer",
-            "token_authorizer",
-            "role: authorizer, timeout_ms: 200, config: { tokens: { abc: { principal: alice } } }",
-        ),
-        ("orders", "echo_function", "role: handler"),
+        ("token-authorizer", "lambda_authorizer", "role: lambda"),
+        ("orders", "lambda_echo", "role: lambda"),
     ]);
     format!(
         r#"
@@ -108,10 +104,11 @@ async fn an_imported_api_gateway_export_serves_what_its_extensions_say() {
     // The import's warnings are logged, each with its JSON pointer.
     let warnings = gw.events("config warning");
     assert!(
-        warnings.iter().any(|w| w["fields"]["warning"]
-            .as_str()
-            .unwrap()
-            .contains("#/paths/~1orders/post/x-amazon-apigateway-integration/uri")),
+        warnings
+            .iter()
+            .any(|w| w["fields"]["warning"].as_str().unwrap().contains(
+                "#/paths/~1pets~1{petId}/get/x-amazon-apigateway-integration/cacheKeyParameters"
+            )),
         "{warnings:?}"
     );
 
@@ -132,19 +129,20 @@ async fn an_imported_api_gateway_export_serves_what_its_extensions_say() {
     assert!(body["message"].as_str().unwrap().contains("type"), "{body}");
     assert_eq!(origin.count_to("/petstore/pets"), 1);
 
-    // The path parameter renamed by requestParameters, behind the Lambda authorizer (a plugin).
+    // The path parameter renamed by requestParameters, behind the Lambda authorizer (a lambda
+    // plugin returning an IAM policy: `allow` allows GETs, `deny` denies).
     let r = c.get(gw.url("/prod/pets/12")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .get(gw.url("/prod/pets/12"))
-        .header("authorization", "Bearer nope")
+        .header("authorization", "deny")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
     let r = c
         .get(gw.url("/prod/pets/12"))
-        .header("authorization", "Bearer abc")
+        .header("authorization", "allow")
         .send()
         .await
         .unwrap();
@@ -249,7 +247,7 @@ async fn an_imported_api_gateway_export_serves_what_its_extensions_say() {
         (&json!("DELETE"), &json!("/files/a/b.txt"))
     );
 
-    // aws_proxy: the Lambda ARN mapped to a function plugin.
+    // aws_proxy: the Lambda ARN mapped to a lambda plugin, given API Gateway's proxy event.
     let r = c
         .post(gw.url("/prod/orders"))
         .body("{}")
@@ -257,6 +255,10 @@ async fn an_imported_api_gateway_export_serves_what_its_extensions_say() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let body = json_body(r).await;
+    assert_eq!(body["event"]["httpMethod"], "POST", "{body}");
+    assert_eq!(body["event"]["resource"], "/orders");
+    assert_eq!(body["event"]["body"], "{}");
 
     // x-amazon-apigateway-cors: preflights answered by the gateway.
     let r = c
@@ -576,7 +578,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
         .arg(&document)
         .args(["--url", &gw.url("/prod")])
         .args(["--header", &format!("x-api-key: {key}")])
-        .args(["--header", "authorization: Bearer abc"])
+        .args(["--header", "authorization: allow"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
@@ -627,12 +629,17 @@ fn the_import_command_writes_a_definition_a_config_can_hold() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: #/paths/~1orders/post/x-amazon-apigateway-integration/uri: the function plugin receives Edgeway's request record"), "{stderr}");
     let api = String::from_utf8(out.stdout).unwrap();
+    // The Lambda proxy integration: the function is given API Gateway's 1.0 event (a REST
+    // export has no payloadFormatVersion).
+    assert!(
+        api.contains("plugin: orders") && api.contains("payload: aws-proxy-1.0"),
+        "{api}"
+    );
     assert!(api.starts_with("# Imported from"), "{api}");
     let plugins = plugins_yaml(&[
-        ("token-authorizer", "token_authorizer", "role: authorizer"),
-        ("orders", "echo_function", "role: handler"),
+        ("token-authorizer", "lambda_authorizer", "role: lambda"),
+        ("orders", "lambda_echo", "role: lambda"),
     ]);
     let api = api.replace(
         "  prod: {}",

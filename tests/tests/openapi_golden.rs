@@ -21,19 +21,19 @@ use edgeway_tests::*;
 
 /// The Lambda functions the documents name, and the plugins that stand in for them.
 const FUNCTIONS: [(&str, &str, &str, &str); 4] = [
-    ("orders", "orders", "echo_function", "handler"),
-    ("HelloWorld", "hello", "echo_function", "handler"),
+    ("orders", "orders", "lambda_echo", "lambda"),
+    ("HelloWorld", "hello", "lambda_echo", "lambda"),
     (
         "token-auth",
         "token-authorizer",
-        "token_authorizer",
-        "authorizer",
+        "lambda_authorizer",
+        "lambda",
     ),
     (
         "arn:aws:lambda:us-east-1:123456789012:function:request-auth",
         "request-authorizer",
-        "token_authorizer",
-        "authorizer",
+        "lambda_authorizer",
+        "lambda",
     ),
 ];
 

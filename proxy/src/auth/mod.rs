@@ -21,8 +21,8 @@ mod settings;
 pub mod sigv4;
 
 pub use settings::{
-    Authorizer, AuthorizerKind, DEFAULT_AUTHORIZER_TTL, DEFAULT_PRINCIPAL_HEADER, IdentitySource,
-    IdentitySourceError,
+    Authorizer, AuthorizerKind, DEFAULT_ARN_ACCOUNT, DEFAULT_ARN_REGION, DEFAULT_AUTHORIZER_TTL,
+    DEFAULT_PRINCIPAL_HEADER, IdentitySource, IdentitySourceError, LambdaAuthorizerSettings,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,7 @@ use crate::upstream::Upstream;
 #[derive(Debug)]
 pub enum ApiAuthorizer {
     Plugin(PluginAuthorizer),
+    Lambda(LambdaAuthorizer),
     Jwt(JwtAuthorizer),
     SigV4(SigV4Authorizer),
 }
@@ -66,6 +67,15 @@ impl ApiAuthorizer {
                     plugin(name).ok_or_else(|| AuthorizerError::PluginNotLoaded(name.clone()))?;
                 Self::Plugin(PluginAuthorizer::new(config.clone(), plugin))
             }
+            AuthorizerKind::Lambda(settings) => {
+                let name = &settings.plugin;
+                let plugin =
+                    plugin(name).ok_or_else(|| AuthorizerError::PluginNotLoaded(name.clone()))?;
+                Self::Lambda(LambdaAuthorizer {
+                    settings: settings.clone(),
+                    calls: PluginAuthorizer::new(config.clone(), plugin),
+                })
+            }
             AuthorizerKind::Jwt(settings) => Self::Jwt(JwtAuthorizer {
                 verifier: verifiers.get_or_create(settings, upstream, previous)?,
                 config: config.clone(),
@@ -82,6 +92,7 @@ impl ApiAuthorizer {
     pub fn config(&self) -> &Authorizer {
         match self {
             Self::Plugin(a) => &a.config,
+            Self::Lambda(a) => &a.calls.config,
             Self::Jwt(a) => &a.config,
             Self::SigV4(a) => &a.config,
         }
@@ -137,6 +148,14 @@ impl JwtVerifiers {
     }
 }
 
+/// A Lambda authorizer: identity and result cache as a plugin authorizer's, the policy it
+/// returned cached per identity and evaluated against each request's method ARN.
+#[derive(Debug)]
+pub struct LambdaAuthorizer {
+    pub settings: LambdaAuthorizerSettings,
+    pub calls: PluginAuthorizer<crate::lambda::Grant>,
+}
+
 /// A SigV4 authorizer: signatures checked with the secrets of the node's access keys.
 #[derive(Debug)]
 pub struct SigV4Authorizer {
@@ -169,11 +188,11 @@ impl RouteAuth {
 const MAX_CACHED_DECISIONS: u64 = 100_000;
 
 /// Cached decisions of one authorizer, by identity.
-pub struct AuthorizerResultCache {
-    decisions: Cache<String, Arc<Decision>>,
+pub struct AuthorizerResultCache<T = Decision> {
+    decisions: Cache<String, Arc<T>>,
 }
 
-impl std::fmt::Debug for AuthorizerResultCache {
+impl<T> std::fmt::Debug for AuthorizerResultCache<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthorizerResultCache")
             .field("entries", &self.decisions.entry_count())
@@ -181,7 +200,7 @@ impl std::fmt::Debug for AuthorizerResultCache {
     }
 }
 
-impl AuthorizerResultCache {
+impl<T: Send + Sync + 'static> AuthorizerResultCache<T> {
     fn new(ttl: Duration) -> Self {
         Self {
             decisions: Cache::builder()
@@ -194,10 +213,10 @@ impl AuthorizerResultCache {
 
 /// An API's authorizer, ready to serve: config, plugin and result cache.
 #[derive(Debug)]
-pub struct PluginAuthorizer {
+pub struct PluginAuthorizer<T = Decision> {
     pub config: Authorizer,
     pub plugin: Arc<Plugin>,
-    cache: Option<AuthorizerResultCache>,
+    cache: Option<AuthorizerResultCache<T>>,
     /// Each identity source as plugins see it (`header.authorization`), rendered once.
     labels: Box<[String]>,
 }
@@ -205,7 +224,7 @@ pub struct PluginAuthorizer {
 /// The identity of one request: `(source label, value)` in config order.
 pub type Identity = Vec<(String, String)>;
 
-impl PluginAuthorizer {
+impl<T: Send + Sync + 'static> PluginAuthorizer<T> {
     /// An authorizer for `config` calling `plugin`; no identity sources means no caching,
     /// since there is nothing to key decisions by.
     pub fn new(config: Authorizer, plugin: Arc<Plugin>) -> Self {
@@ -243,16 +262,15 @@ impl PluginAuthorizer {
     }
 
     /// The cached decision for `identity` under the current plugin version, if any.
-    pub fn cached(&self, identity: &Identity) -> Option<Arc<Decision>> {
+    pub fn cached(&self, identity: &Identity) -> Option<Arc<T>> {
         let cache = self.cache.as_ref()?;
         cache.decisions.get(&self.cache_key(identity))
     }
 
-    /// Caches `decision` for `identity` (allow and deny only).
-    pub fn remember(&self, identity: &Identity, decision: &Arc<Decision>) {
-        if let Some(cache) = &self.cache
-            && !matches!(**decision, Decision::Unauthorized)
-        {
+    /// Caches `decision` for `identity`. Only decisions are cached: never a failure, nor
+    /// "unauthorized" (the caller checks).
+    pub fn remember(&self, identity: &Identity, decision: &Arc<T>) {
+        if let Some(cache) = &self.cache {
             cache
                 .decisions
                 .insert(self.cache_key(identity), decision.clone());

@@ -33,11 +33,28 @@ pub struct Authorizer {
 pub enum AuthorizerKind {
     /// A plugin with role `authorizer`, by name.
     Plugin { plugin: String },
+    /// A Lambda authorizer: a plugin with role `lambda` given API Gateway's TOKEN or REQUEST
+    /// input, returning an IAM policy (`lambda`).
+    Lambda(LambdaAuthorizerSettings),
     /// A bearer JWT, checked against the issuer's JWKS (`jwt`).
     Jwt(crate::auth::jwt::JwtSettings),
     /// An AWS Signature Version 4 made with an access key of the state store (`sigv4`).
     SigV4(crate::auth::sigv4::SigV4Settings),
 }
+
+/// A `lambda` authorizer's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaAuthorizerSettings {
+    pub plugin: String,
+    pub input: crate::lambda::AuthorizerInput,
+    /// What the method ARNs its policies are checked against are made of.
+    pub arn: crate::lambda::ArnScope,
+}
+
+/// The region of method ARNs when a `lambda` authorizer names none.
+pub const DEFAULT_ARN_REGION: &str = "us-east-1";
+/// The account of method ARNs when a `lambda` authorizer names none.
+pub const DEFAULT_ARN_ACCOUNT: &str = "000000000000";
 
 /// Where an identity value is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,10 @@
 //! What an API Gateway document has no place for stays in Edgeway's config: throttles, route
 //! caches, transforms, isolation, IP policies, and an authorizer's Edgeway-only settings
 //! (headers it sets). Two Edgeway settings that an import cannot derive travel as Edgeway's
-//! own extensions: a SigV4 authorizer's regions (`x-edgeway-regions`) and a JWT authorizer's
-//! key URL (`x-edgeway-jwks-url`).
+//! own extensions: a SigV4 authorizer's regions (`x-edgeway-regions`), a JWT authorizer's
+//! key URL (`x-edgeway-jwks-url`), a function given Edgeway's request record rather than a
+//! proxy event (`x-edgeway-payload: edgeway`), a plugin authorizer rather than a Lambda one
+//! (`x-edgeway-plugin: true`) and a Lambda authorizer's API id (`x-edgeway-api-id`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -448,10 +450,25 @@ impl<'a> Exporter<'a> {
             }
         } else if let Some(http) = http {
             self.http_integration(&http.value, method, &mut out);
-        } else if let Some(plugin) = function {
+        } else if let Some(function) = function {
             out.insert("type".into(), "aws_proxy".into());
             out.insert("httpMethod".into(), "POST".into());
-            out.insert("uri".into(), self.function_uri(plugin.value.trim()).into());
+            out.insert(
+                "uri".into(),
+                self.function_uri(function.value.plugin.trim()).into(),
+            );
+            match function.value.payload.as_deref().map(str::trim) {
+                Some("aws-proxy-2.0") => {
+                    out.insert("payloadFormatVersion".into(), "2.0".into());
+                }
+                Some("aws-proxy-1.0") => {
+                    out.insert("payloadFormatVersion".into(), "1.0".into());
+                }
+                // A handler given Edgeway's request record: API Gateway has no such thing.
+                _ => {
+                    out.insert("x-edgeway-payload".into(), "edgeway".into());
+                }
+            }
             if let Some(t) = timeout {
                 out.insert("timeoutInMillis".into(), t.into());
             }
@@ -509,10 +526,7 @@ impl<'a> Exporter<'a> {
     }
 
     fn function_uri(&self, plugin: &str) -> String {
-        let region = &self.region;
-        format!(
-            "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:000000000000:function:{plugin}/invocations"
-        )
+        lambda_uri(&self.region, crate::auth::DEFAULT_ARN_ACCOUNT, plugin)
     }
 
     fn gateway_responses(&self) -> Tree {
@@ -630,14 +644,43 @@ impl<'a> Exporter<'a> {
         } else if !sources.is_empty() {
             scheme.insert("name".into(), "Unused".into());
         }
-        if ext && let Some(plugin) = &a.plugin {
+        let (kind, uri) = match (&a.plugin, &a.lambda) {
+            (Some(plugin), _) => ("request", self.function_uri(plugin.value.trim())),
+            (None, Some(lambda)) => {
+                let l = &lambda.value;
+                let region = l
+                    .region
+                    .as_ref()
+                    .map_or(self.region.as_str(), |r| r.value.trim());
+                let account = l
+                    .account_id
+                    .as_ref()
+                    .map_or(crate::auth::DEFAULT_ARN_ACCOUNT, |a| a.value.trim());
+                let kind = if l.input.value.trim().eq_ignore_ascii_case("token") {
+                    "token"
+                } else {
+                    "request"
+                };
+                (kind, lambda_uri(region, account, l.plugin.value.trim()))
+            }
+            (None, None) => return scheme.into(),
+        };
+        if ext {
             scheme.insert("x-amazon-apigateway-authtype".into(), "custom".into());
             let mut authorizer = Object::new();
-            authorizer.insert("type".into(), "request".into());
-            authorizer.insert(
-                "authorizerUri".into(),
-                self.function_uri(plugin.value.trim()).into(),
-            );
+            authorizer.insert("type".into(), kind.into());
+            authorizer.insert("authorizerUri".into(), uri.into());
+            match &a.lambda {
+                // An Edgeway plugin authorizer, not a Lambda one: marked so it imports back.
+                None => {
+                    authorizer.insert("x-edgeway-plugin".into(), true.into());
+                }
+                Some(lambda) => {
+                    if let Some(api_id) = &lambda.value.api_id {
+                        authorizer.insert("x-edgeway-api-id".into(), api_id.value.trim().into());
+                    }
+                }
+            }
             if !a.identity_source.is_empty() {
                 authorizer.insert(
                     "identitySource".into(),
@@ -651,6 +694,13 @@ impl<'a> Exporter<'a> {
         }
         scheme.into()
     }
+}
+
+/// The invocation URI of Lambda function `name` in `region` and `account`.
+fn lambda_uri(region: &str, account: &str, name: &str) -> String {
+    format!(
+        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/arn:aws:lambda:{region}:{account}:function:{name}/invocations"
+    )
 }
 
 /// The security scheme name of the API key.
@@ -1127,6 +1177,8 @@ mod round_trip {
                 ],
             }})),
             Just(json!({ "function": "orders" })),
+            Just(json!({ "function": { "plugin": "orders", "payload": "aws-proxy-1.0" } })),
+            Just(json!({ "function": { "plugin": "orders", "payload": "aws-proxy-2.0" } })),
         ]
     }
 

@@ -295,6 +295,11 @@ pub enum Integration {
     Mock(Mock),
     /// Answer from a handler plugin.
     Function { plugin: String },
+    /// Answer from a `lambda` plugin given API Gateway's proxy event.
+    Lambda {
+        plugin: String,
+        format: crate::lambda::ProxyFormat,
+    },
     /// A non-proxy HTTP integration: templates and parameter mappings both ways.
     Http(crate::mapping::HttpIntegration),
     /// A mock whose request template chooses the status and whose responses map it.
@@ -307,7 +312,10 @@ impl Integration {
         match self {
             Self::Http(http) => Some(&http.mapping),
             Self::MappedMock(mock) => Some(&mock.mapping),
-            Self::HttpProxy { .. } | Self::Mock(_) | Self::Function { .. } => None,
+            Self::HttpProxy { .. }
+            | Self::Mock(_)
+            | Self::Function { .. }
+            | Self::Lambda { .. } => None,
         }
     }
 }

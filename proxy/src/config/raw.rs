@@ -160,9 +160,12 @@ pub struct RawPlugin {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizer {
-    /// Exactly one of `plugin`, `jwt` and `sigv4`.
+    /// Exactly one of `plugin`, `lambda`, `jwt` and `sigv4`.
     #[serde(default)]
     pub plugin: Option<Spanned<String>>,
+    /// A Lambda authorizer: a `lambda` plugin returning an IAM policy.
+    #[serde(default)]
+    pub lambda: Option<Spanned<RawLambdaAuthorizer>>,
     #[serde(default)]
     pub jwt: Option<Spanned<RawJwtAuthorizer>>,
     #[serde(default)]
@@ -178,6 +181,22 @@ pub struct RawAuthorizer {
     /// `jwt` only: claim → header that carries its value to the origin.
     #[serde(default)]
     pub claims_headers: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLambdaAuthorizer {
+    pub plugin: Spanned<String>,
+    /// `token` or `request`: which input the function is given.
+    #[serde(rename = "type")]
+    pub input: Spanned<String>,
+    /// The method ARN's region, account and API id, for policies that name them.
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    #[serde(default)]
+    pub account_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub api_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -481,9 +500,69 @@ pub struct RawIntegration {
     #[serde(default)]
     pub http: Option<Spanned<RawHttp>>,
     #[serde(default)]
-    pub function: Option<Spanned<String>>,
+    pub function: Option<Spanned<RawFunction>>,
     #[serde(default)]
     pub mock: Option<RawMock>,
+}
+
+/// `function: PLUGIN` (a handler given Edgeway's request record) or
+/// `function: { plugin: PLUGIN, payload: aws-proxy-1.0 | aws-proxy-2.0 | edgeway }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFunction {
+    pub plugin: String,
+    /// `None` when written as a bare name; `edgeway` means the same.
+    pub payload: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawFunction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            plugin: String,
+            #[serde(default)]
+            payload: Option<String>,
+        }
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = RawFunction;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a plugin name or { plugin, payload }")
+            }
+            fn visit_str<E>(self, plugin: &str) -> Result<RawFunction, E> {
+                Ok(RawFunction {
+                    plugin: plugin.to_owned(),
+                    payload: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawFunction, A::Error> {
+                let full = Full::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawFunction {
+                    plugin: full.plugin,
+                    payload: full.payload,
+                })
+            }
+        }
+        deserializer.deserialize_any(Form)
+    }
+}
+
+impl Serialize for RawFunction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match &self.payload {
+            None => serializer.serialize_str(&self.plugin),
+            Some(payload) => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("plugin", &self.plugin)?;
+                map.serialize_entry("payload", payload)?;
+                map.end()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]

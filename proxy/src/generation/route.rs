@@ -193,7 +193,10 @@ impl RouteIntegration {
     fn needs_phase(&self) -> bool {
         let Self { target, timeout: _ } = self;
         match target {
-            Target::Function(_) | Target::Http(_) | Target::MappedMock(_) => true,
+            Target::Function(_)
+            | Target::Lambda { .. }
+            | Target::Http(_)
+            | Target::MappedMock(_) => true,
             Target::Mock(_) | Target::Proxy { .. } => false,
         }
     }
@@ -209,6 +212,11 @@ pub enum Target {
     Mock(Mock),
     /// A handler plugin answers.
     Function(Arc<Plugin>),
+    /// A `lambda` plugin answers API Gateway's proxy event.
+    Lambda {
+        plugin: Arc<Plugin>,
+        format: crate::lambda::ProxyFormat,
+    },
     /// A non-proxy HTTP integration, for this stage.
     Http(HttpTarget),
     /// A mock whose request template chooses the status.
@@ -541,6 +549,10 @@ impl RouteIntegration {
         let target = match &site.route.integration {
             Integration::Mock(mock) => Target::Mock(mock.clone()),
             Integration::Function { plugin } => Target::Function(build.plugin(plugin)?),
+            Integration::Lambda { plugin, format } => Target::Lambda {
+                plugin: build.plugin(plugin)?,
+                format: *format,
+            },
             Integration::HttpProxy { per_stage } => {
                 let uri = per_stage[site.stage_index].clone();
                 let pool = build.pools.get_or_create(

@@ -31,6 +31,8 @@ pub struct EventRequest<'a> {
     pub route_path: &'a str,
     /// The route's path as written (`/pets/{id}`), for `resource`.
     pub resource: &'a str,
+    /// The route's key as written (`ANY /pets/{id}`), for 2.0's `routeKey`.
+    pub route_key: &'a str,
     pub stage: &'a str,
     /// The query string as sent, without `?`.
     pub query: Option<&'a str>,
@@ -255,7 +257,7 @@ pub fn event_v2(request: &EventRequest<'_>) -> Value {
             headers.insert(name.to_owned(), values.join(",").into());
         }
     }
-    let route_key = format!("{} {}", request.method, request.resource);
+    let route_key = request.route_key;
     let host = request.host();
     let mut context = Map::new();
     context.insert("apiId".into(), request.api.into());
@@ -284,7 +286,7 @@ pub fn event_v2(request: &EventRequest<'_>) -> Value {
         }),
     );
     context.insert("requestId".into(), request.request_id.into());
-    context.insert("routeKey".into(), route_key.as_str().into());
+    context.insert("routeKey".into(), route_key.into());
     context.insert("stage".into(), request.stage.into());
     context.insert("time".into(), clf_time(request.received_at).into());
     context.insert("timeEpoch".into(), request.epoch_millis().into());
@@ -360,6 +362,7 @@ mod tests {
             path: "/prod/pets/7",
             route_path: "/pets/7",
             resource: "/pets/{id}",
+            route_key: "GET /pets/{id}",
             stage: "prod",
             query: Some("a=1&a=2&b=x%20y"),
             headers,
@@ -476,6 +479,7 @@ mod tests {
             path: "/prod",
             route_path: "/",
             resource: "/",
+            route_key: "GET /",
             stage: "prod",
             query: None,
             headers: &headers,

@@ -292,7 +292,8 @@ mod tests {
     #[test]
     fn malformed_responses_are_refused_with_why() {
         use MalformedResponse as M;
-        let cases: [(&[u8], fn(&M) -> bool); 13] = [
+        type Case = (&'static [u8], fn(&M) -> bool);
+        let cases: [Case; 13] = [
             (b"not json", |e| matches!(e, M::NotJson(_))),
             (b"", |e| matches!(e, M::NotJson(_))),
             (b"[1]", |e| *e == M::NotAnObject),

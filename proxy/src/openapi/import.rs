@@ -473,14 +473,41 @@ impl<'d> Importer<'d> {
                     return None;
                 };
                 let plugin = self.function_plugin(uri, &uri_at)?;
-                out.insert("plugin".into(), plugin.into());
-                for key in ["authorizerPayloadFormatVersion", "enableSimpleResponses"] {
-                    if authorizer.get(key).is_some() {
-                        self.warn(
-                            &at.child(key),
-                            "the plugin answers with Edgeway's authorizer result; the Lambda payload and response format do not apply",
-                        );
-                    }
+                // Edgeway's export marks its own plugin authorizers.
+                if authorizer.get("x-edgeway-plugin") == Some(&Tree::Bool(true)) {
+                    out.insert("plugin".into(), plugin.into());
+                    return self.authorizer_identity(scheme, authorizer, at, out, false);
+                }
+                let mut lambda = Object::new();
+                lambda.insert("plugin".into(), plugin.into());
+                lambda.insert("type".into(), kind.as_str().into());
+                // The method ARNs its policies name are in the function's region and account.
+                if let Some((region, account)) = lambda_arn(uri).and_then(arn_region_account) {
+                    lambda.insert("region".into(), region.into());
+                    lambda.insert("account_id".into(), account.into());
+                }
+                if let Some(api_id) = authorizer.get("x-edgeway-api-id").and_then(Tree::as_str) {
+                    lambda.insert("api_id".into(), api_id.into());
+                }
+                out.insert("lambda".into(), lambda.into());
+                if authorizer
+                    .get("authorizerPayloadFormatVersion")
+                    .and_then(Tree::as_text)
+                    .is_some_and(|v| v != "1.0")
+                {
+                    self.warn(
+                        &at.child("authorizerPayloadFormatVersion"),
+                        "the function is given the REQUEST input of payload 1.0 (2.0's is not supported yet)",
+                    );
+                }
+                if authorizer
+                    .get("enableSimpleResponses")
+                    .is_some_and(|v| *v == Tree::Bool(true))
+                {
+                    self.warn(
+                        &at.child("enableSimpleResponses"),
+                        "simple responses are not supported yet: the function must return an IAM policy",
+                    );
                 }
             }
             "jwt" => {
@@ -545,6 +572,18 @@ impl<'d> Importer<'d> {
                 return None;
             }
         }
+        self.authorizer_identity(scheme, authorizer, at, out, jwt)
+    }
+
+    /// The identity sources and result TTL of an authorizer, added to `out`.
+    fn authorizer_identity(
+        &mut self,
+        scheme: &Tree,
+        authorizer: &Tree,
+        at: &At,
+        mut out: Object,
+        jwt: bool,
+    ) -> Option<(Object, bool)> {
         // Identity: `identitySource` (request, jwt), else the scheme's header (token,
         // cognito), as API Gateway reads them.
         let mut sources = Vec::new();
@@ -1287,14 +1326,34 @@ impl<'d> Importer<'d> {
                     return None;
                 }
                 let plugin = self.function_plugin(uri, &uri_at)?;
-                self.warn(
-                    &uri_at,
-                    "the function plugin receives Edgeway's request record, not API Gateway's proxy event",
-                );
+                // REST APIs have no payloadFormatVersion: their event is 1.0.
+                let version = integration
+                    .get("payloadFormatVersion")
+                    .and_then(Tree::as_text)
+                    .unwrap_or_else(|| "1.0".into());
+                let payload = match version.as_ref() {
+                    "1.0" => "aws-proxy-1.0",
+                    "2.0" => "aws-proxy-2.0",
+                    other => {
+                        self.error(
+                            &at.child("payloadFormatVersion"),
+                            format!("unknown payload format \"{other}\"; expected 1.0 or 2.0"),
+                        );
+                        return None;
+                    }
+                };
                 if let Some(t) = timeout {
                     route.insert("timeout_ms".into(), t.into());
                 }
-                out.insert("function".into(), plugin.into());
+                // Edgeway's export marks a handler given its own request record.
+                if integration.get("x-edgeway-payload").and_then(Tree::as_str) == Some("edgeway") {
+                    out.insert("function".into(), plugin.into());
+                } else {
+                    let mut function = Object::new();
+                    function.insert("plugin".into(), plugin.into());
+                    function.insert("payload".into(), payload.into());
+                    out.insert("function".into(), function.into());
+                }
             }
             "aws" => {
                 self.error(
@@ -1338,10 +1397,14 @@ impl<'d> Importer<'d> {
             .get("payloadFormatVersion")
             .and_then(Tree::as_text)
             && v != "1.0"
+            && !integration
+                .get("type")
+                .and_then(Tree::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("aws_proxy"))
         {
             self.warn(
                 &at.child("payloadFormatVersion"),
-                format!("payload format {v} does not apply: the function plugin receives Edgeway's request record"),
+                format!("payload format {v} applies to Lambda proxy integrations only"),
             );
         }
         // API Gateway caches only on a stage with a cache cluster, which an export does not
@@ -1736,6 +1799,13 @@ fn lambda_arn(uri: &str) -> Option<&str> {
     let start = uri.find("/functions/")? + "/functions/".len();
     let end = uri.rfind("/invocations")?;
     (end > start).then(|| &uri[start..end])
+}
+
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME` → (REGION, ACCOUNT).
+fn arn_region_account(arn: &str) -> Option<(&str, &str)> {
+    let mut parts = arn.split(':').skip(3);
+    let (region, account) = (parts.next()?, parts.next()?);
+    (!region.is_empty() && !account.is_empty()).then_some((region, account))
 }
 
 /// An authorizer identity source in Edgeway's short form (`header.authorization`).

@@ -7,6 +7,10 @@
 //!   continues with the principal and context set on the request (and sent to the origin in
 //!   the configured headers), deny is 403 with the plugin's message, unauthorized is 401. A
 //!   plugin failure is 500: authorizers fail closed.
+//! - lambda: as a plugin, but the function is given API Gateway's TOKEN or REQUEST input and
+//!   returns an IAM policy, cached per identity and evaluated against each request's method
+//!   ARN: an explicit or implicit deny is 403, a function failing with `Unauthorized` 401,
+//!   any other failure or a malformed policy 500.
 //! - jwt: the bearer token is verified (401 with `WWW-Authenticate` when missing or not
 //!   valid), then the route's scopes (403 `insufficient_scope` when the token has none of
 //!   them). The principal is `sub`; every claim is in its context; configured claims go to
@@ -25,7 +29,11 @@ use http::request::Parts;
 use super::{Flow, GatewayError, InBody, PluginPhase, RequestContext, plugin_request};
 use crate::auth::IdentitySource;
 use crate::auth::sigv4::{Payload, SecretLookup};
-use crate::auth::{ApiAuthorizer, JwtAuthorizer, PluginAuthorizer, RouteAuth, SigV4Authorizer};
+use crate::auth::{
+    ApiAuthorizer, JwtAuthorizer, LambdaAuthorizer, PluginAuthorizer, RouteAuth, SigV4Authorizer,
+};
+use crate::lambda::{AuthorizerInput, Verdict};
+use crate::plugins::PluginError;
 use crate::plugins::bindings::{Decision, Principal};
 use crate::plugins::convert;
 
@@ -48,6 +56,10 @@ pub async fn check(
         ApiAuthorizer::Plugin(authorizer) => {
             strip_principal_headers(route, parts);
             plugin(ctx, parts, authorizer).await
+        }
+        ApiAuthorizer::Lambda(authorizer) => {
+            strip_principal_headers(route, parts);
+            lambda(ctx, parts, authorizer).await
         }
         ApiAuthorizer::Jwt(authorizer) => {
             strip_principal_headers(route, parts);
@@ -95,7 +107,9 @@ async fn plugin(
                 .await
                 .map_err(|e| GatewayError::Plugin(PluginPhase::Authorizer, e))?;
             let decision = Arc::new(decision);
-            authorizer.remember(&identity, &decision);
+            if !matches!(*decision, Decision::Unauthorized) {
+                authorizer.remember(&identity, &decision);
+            }
             decision
         }
     };
@@ -105,11 +119,11 @@ async fn plugin(
                 parts,
                 &authorizer.config.principal_header,
                 &allow.principal_id,
-                authorizer,
+                &authorizer.plugin,
             )?;
             for (key, header) in &authorizer.config.context_headers {
                 if let Some((_, value)) = allow.context.iter().find(|(k, _)| k == key) {
-                    set_header(parts, header, value, authorizer)?;
+                    set_header(parts, header, value, &authorizer.plugin)?;
                 }
             }
             ctx.principal = Some(Arc::new(convert::principal(
@@ -122,6 +136,100 @@ async fn plugin(
         Decision::Deny(message) => Err(GatewayError::AccessDenied(message.clone())),
         Decision::Unauthorized => Err(GatewayError::Unauthorized),
     }
+}
+
+/// A Lambda authorizer: its policy for this identity (cached, or from the function given the
+/// TOKEN or REQUEST input), evaluated against the request's method ARN.
+async fn lambda(
+    ctx: &mut RequestContext<'_>,
+    parts: &mut Parts,
+    authorizer: &LambdaAuthorizer,
+) -> Result<Flow, GatewayError> {
+    let Some(route) = ctx.route else {
+        return Ok(Flow::Continue);
+    };
+    let calls = &authorizer.calls;
+    let params = ctx.named_params(parts.uri.path());
+    let Some(identity) = calls.identity(parts, &params, &route.scope.stage_variables) else {
+        return Err(GatewayError::Unauthorized);
+    };
+    let event_parts = super::lambda::EventParts::of(ctx, parts);
+    let method_arn = authorizer.settings.arn.method_arn(
+        &route.labels.api,
+        &route.labels.stage,
+        parts.method.as_str(),
+        event_parts.route_path(),
+    );
+    let grant = match calls.cached(&identity) {
+        Some(grant) => grant,
+        None => {
+            let event = match authorizer.settings.input {
+                AuthorizerInput::Token => {
+                    let token = identity.first().map_or("", |(_, v)| v.as_str());
+                    crate::lambda::token_event(token, &method_arn)
+                }
+                AuthorizerInput::Request => {
+                    crate::lambda::request_event(&event_parts.request(ctx, parts, &[]), &method_arn)
+                }
+            };
+            let request_id = ctx.request_id.to_str().unwrap_or_default();
+            let output = match calls
+                .plugin
+                .invoke(route.isolation, &event.to_string(), request_id)
+                .await
+            {
+                Ok(output) => output,
+                // API Gateway's convention: a function failing with exactly "Unauthorized" is
+                // a 401, any other failure a 500.
+                Err(PluginError::Returned { message, .. }) if message == "Unauthorized" => {
+                    return Err(GatewayError::Unauthorized);
+                }
+                Err(e) => return Err(GatewayError::Plugin(PluginPhase::Authorizer, e)),
+            };
+            let grant = crate::lambda::parse_grant(output.as_bytes()).map_err(|why| {
+                GatewayError::Plugin(
+                    PluginPhase::Authorizer,
+                    PluginError::BadOutput {
+                        plugin: calls.plugin.spec.name.clone(),
+                        message: format!("not an authorizer response: {why}"),
+                    },
+                )
+            })?;
+            let grant = Arc::new(grant);
+            calls.remember(&identity, &grant);
+            grant
+        }
+    };
+    match grant.policy.evaluate(&method_arn) {
+        Verdict::Allow => {}
+        Verdict::ExplicitDeny => {
+            return Err(GatewayError::AccessDenied(
+                "User is not authorized to access this resource with an explicit deny".into(),
+            ));
+        }
+        Verdict::ImplicitDeny => {
+            return Err(GatewayError::AccessDenied(
+                "User is not authorized to access this resource".into(),
+            ));
+        }
+    }
+    set_header(
+        parts,
+        &calls.config.principal_header,
+        &grant.principal_id,
+        &calls.plugin,
+    )?;
+    for (key, header) in &calls.config.context_headers {
+        if let Some((_, value)) = grant.context.iter().find(|(k, _)| k == key) {
+            set_header(parts, header, value, &calls.plugin)?;
+        }
+    }
+    ctx.principal = Some(Arc::new(convert::principal(
+        &grant.principal_id,
+        &grant.context,
+    )));
+    ctx.usage_key = grant.usage_key.clone();
+    Ok(Flow::Continue)
 }
 
 async fn jwt(
@@ -255,13 +363,13 @@ fn set_header(
     parts: &mut Parts,
     name: &http::HeaderName,
     value: &str,
-    authorizer: &PluginAuthorizer,
+    plugin: &crate::plugins::Plugin,
 ) -> Result<(), GatewayError> {
     let value = HeaderValue::from_str(value).map_err(|_| {
         GatewayError::Plugin(
             PluginPhase::Authorizer,
             crate::plugins::PluginError::BadOutput {
-                plugin: authorizer.plugin.spec.name.clone(),
+                plugin: plugin.spec.name.clone(),
                 message: format!("value for header {name} is not a valid header value"),
             },
         )

@@ -103,6 +103,9 @@ pub enum PluginPhase {
     Authorizer,
     Transformer,
     Function,
+    /// A `lambda` plugin behind an `aws-proxy-*` integration: it failed, or what it returned
+    /// is not a response API Gateway would send.
+    Lambda,
 }
 
 /// `{"message": ..., "errors": [...]}`, message first.
@@ -207,6 +210,13 @@ pub mod kinds {
         INTERNAL_SERVER_ERROR,
         "Internal server error"
     );
+    /// A Lambda-style function threw, or returned a malformed response: API Gateway's 502.
+    pub const LAMBDA_FAILURE: ErrorKind = kind!(
+        "LAMBDA_FAILURE",
+        Default5xx,
+        BAD_GATEWAY,
+        "Internal server error"
+    );
     pub const BAD_REQUEST_PARAMETERS: ErrorKind = kind!(
         "BAD_REQUEST_PARAMETERS",
         BadRequestParameters,
@@ -293,6 +303,7 @@ impl GatewayError {
             Self::Plugin(PluginPhase::Authorizer, _) => &AUTHORIZER_FAILURE,
             Self::Plugin(PluginPhase::Transformer, _) => &TRANSFORM_FAILURE,
             Self::Plugin(PluginPhase::Function, _) => &FUNCTION_FAILURE,
+            Self::Plugin(PluginPhase::Lambda, _) => &LAMBDA_FAILURE,
             Self::Validation(ValidationFailure::Parameters { .. }) => &BAD_REQUEST_PARAMETERS,
             Self::Validation(ValidationFailure::Body(_)) => &BAD_REQUEST_BODY,
             Self::InvalidApiKey => &INVALID_API_KEY,

@@ -54,6 +54,9 @@ pub async fn call(
             })?;
             Ok(response.map(ResponseBody::full))
         }
+        Target::Lambda { plugin, format } => {
+            super::lambda::call(gateway, ctx, plugin, *format, route.isolation, &parts, body).await
+        }
         Target::Proxy { uri, pool } => {
             let timeout = route.integration.timeout;
             proxy(gateway, ctx, uri, pool, timeout, parts, body).await

@@ -32,6 +32,7 @@ mod cors;
 mod domain;
 mod error;
 mod integration;
+mod lambda;
 mod mapped;
 mod policy;
 mod route;

@@ -46,6 +46,21 @@ pub mod handler {
     });
 }
 
+/// `world lambda`: `invoke(event, context) -> result`, JSON text both ways.
+pub mod lambda {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "lambda",
+        exports: { default: async },
+        with: { "edgeway:plugin/types": super::host::edgeway::plugin::types,
+                "edgeway:plugin/log": super::host::edgeway::plugin::log,
+                "edgeway:plugin/config": super::host::edgeway::plugin::config,
+                "edgeway:plugin/kv": super::host::edgeway::plugin::kv,
+                "edgeway:plugin/metrics": super::host::edgeway::plugin::metrics,
+                "edgeway:plugin/http": super::host::edgeway::plugin::http },
+    });
+}
+
 /// `world mapper`: `load(id, source)` and `render(id, input) -> rendered`.
 pub mod mapper {
     wasmtime::component::bindgen!({
@@ -61,6 +76,7 @@ pub mod mapper {
     });
 }
 
+pub use lambda::edgeway::plugin::lambda_call::Invocation;
 pub use mapper::edgeway::plugin::mapping::{MappingInput, RenderError, Rendered};
 
 pub use host::edgeway::plugin::types::{

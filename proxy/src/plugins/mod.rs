@@ -56,6 +56,9 @@ pub enum PluginRole {
     Transformer,
     /// `integration: { function: NAME }`.
     Handler,
+    /// A function in AWS Lambda's shape (JSON event in, JSON out): `integration: { function:
+    /// { plugin: NAME, payload: aws-proxy-1.0 | aws-proxy-2.0 } }`, or a `lambda` authorizer.
+    Lambda,
     /// Renders mapping templates (`request_templates`, `response_templates`); the built-in
     /// `mapping-template` component unless a plugin of that name is configured.
     Mapper,
@@ -68,6 +71,7 @@ impl PluginRole {
             Self::Authorizer => "authorizer",
             Self::Transformer => "transformer",
             Self::Handler => "handler",
+            Self::Lambda => "lambda",
             Self::Mapper => "mapper",
         }
     }
@@ -78,6 +82,7 @@ impl PluginRole {
             "authorizer" => Some(Self::Authorizer),
             "transformer" => Some(Self::Transformer),
             "handler" => Some(Self::Handler),
+            "lambda" => Some(Self::Lambda),
             "mapper" => Some(Self::Mapper),
             _ => None,
         }

@@ -14,8 +14,8 @@ use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{
-    Decision, MappingInput, RenderError, Rendered, Request, RequestFlow, Response, authorizer,
-    handler, mapper, transformer,
+    Decision, Invocation, MappingInput, RenderError, Rendered, Request, RequestFlow, Response,
+    authorizer, handler, lambda, mapper, transformer,
 };
 use super::engine::PluginEngine;
 use super::state::{PluginShared, PluginState};
@@ -69,6 +69,7 @@ enum RolePre {
     Authorizer(authorizer::AuthorizerPre<PluginState>),
     Transformer(transformer::TransformerPre<PluginState>),
     Handler(handler::HandlerPre<PluginState>),
+    Lambda(lambda::LambdaPre<PluginState>),
     Mapper(mapper::MapperPre<PluginState>),
 }
 
@@ -76,6 +77,7 @@ enum Exports {
     Authorizer(authorizer::Authorizer),
     Transformer(transformer::Transformer),
     Handler(handler::Handler),
+    Lambda(lambda::Lambda),
     Mapper(mapper::Mapper),
 }
 
@@ -109,6 +111,9 @@ impl PluginVersion {
             PluginRole::Handler => {
                 RolePre::Handler(handler::HandlerPre::new(pre).map_err(wrong_world)?)
             }
+            PluginRole::Lambda => {
+                RolePre::Lambda(lambda::LambdaPre::new(pre).map_err(wrong_world)?)
+            }
             PluginRole::Mapper => {
                 RolePre::Mapper(mapper::MapperPre::new(pre).map_err(wrong_world)?)
             }
@@ -141,6 +146,7 @@ impl PluginVersion {
             RolePre::Authorizer(pre) => pre.engine(),
             RolePre::Transformer(pre) => pre.engine(),
             RolePre::Handler(pre) => pre.engine(),
+            RolePre::Lambda(pre) => pre.engine(),
             RolePre::Mapper(pre) => pre.engine(),
         };
         let memory_cap = usize::try_from(plugin.spec.memory_bytes).unwrap_or(usize::MAX);
@@ -171,6 +177,7 @@ impl PluginVersion {
                 .instantiate_async(&mut store)
                 .await
                 .map(Exports::Handler),
+            RolePre::Lambda(pre) => pre.instantiate_async(&mut store).await.map(Exports::Lambda),
             RolePre::Mapper(pre) => pre.instantiate_async(&mut store).await.map(Exports::Mapper),
         };
         self.stats.instantiated();
@@ -344,6 +351,25 @@ impl Plugin {
     ) -> Result<Response, PluginError> {
         call_export!(self, isolation, Handler, |export, store| export
             .call_handle(store, request))
+    }
+
+    /// Runs a Lambda-style function on `event` (JSON text); its result is JSON text too.
+    pub async fn invoke(
+        &self,
+        isolation: Isolation,
+        event: &str,
+        request_id: &str,
+    ) -> Result<String, PluginError> {
+        let invocation = Invocation {
+            request_id: request_id.to_owned(),
+            function_name: self.spec.name.clone(),
+            remaining_ms: u64::try_from(self.spec.timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+        call_export!(self, isolation, Lambda, |export, store| export.call_invoke(
+            store,
+            event,
+            &invocation
+        ))
     }
 }
 

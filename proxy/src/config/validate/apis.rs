@@ -296,10 +296,21 @@ pub(super) fn check_plugin<T>(
     match plugins.load.iter().find(|p| p.name == name) {
         Some(p) if p.role == role => true,
         Some(p) => {
+            let integration = path.ends_with(".function");
+            let hint = match (p.role, role) {
+                _ if !integration => "",
+                (PluginRole::Lambda, PluginRole::Handler) => {
+                    "; a lambda plugin is given API Gateway's proxy event: write `function: { plugin, payload: aws-proxy-1.0 }` (or aws-proxy-2.0)"
+                }
+                (PluginRole::Handler, PluginRole::Lambda) => {
+                    "; a handler is given Edgeway's request record: drop `payload` or write `payload: edgeway`"
+                }
+                _ => "",
+            };
             errors.add(
                 path,
                 Some(at),
-                format!("plugin \"{name}\" is a {}, not a {role}", p.role),
+                format!("plugin \"{name}\" is a {}, not a {role}{hint}", p.role),
             );
             false
         }
@@ -365,9 +376,28 @@ fn validate_route(
     }
     let mut timeout = timeout;
     let integration = if let Some(function) = &raw_integration.function {
-        // Checked, and reported, with the route's other plugin references below.
-        Integration::Function {
-            plugin: function.value.trim().to_owned(),
+        // The plugin is checked, and reported, with the route's other plugin references below.
+        let plugin = function.value.plugin.trim().to_owned();
+        match function.value.payload.as_deref().map(str::trim) {
+            None | Some("edgeway") => Integration::Function { plugin },
+            Some("aws-proxy-1.0") => Integration::Lambda {
+                plugin,
+                format: crate::lambda::ProxyFormat::V1,
+            },
+            Some("aws-proxy-2.0") => Integration::Lambda {
+                plugin,
+                format: crate::lambda::ProxyFormat::V2,
+            },
+            Some(other) => {
+                errors.add(
+                    format!("{ipath}.function.payload"),
+                    Some(function),
+                    format!(
+                        "unknown payload \"{other}\"; expected aws-proxy-1.0, aws-proxy-2.0 or edgeway"
+                    ),
+                );
+                return None;
+            }
         }
     } else if let Some(target) = &raw_integration.http_proxy {
         let params: Vec<&str> = pattern.param_names().collect();
@@ -422,16 +452,13 @@ fn validate_route(
         return None;
     };
     let mut plugins_ok = true;
-    if let (Integration::Function { plugin }, Some(at)) =
-        (&integration, raw_integration.function.as_ref())
-    {
-        plugins_ok &= uses.check(
-            errors,
-            &format!("{ipath}.function"),
-            at,
-            plugin,
-            PluginRole::Handler,
-        );
+    let function_plugin = match &integration {
+        Integration::Function { plugin } => Some((plugin, PluginRole::Handler)),
+        Integration::Lambda { plugin, .. } => Some((plugin, PluginRole::Lambda)),
+        _ => None,
+    };
+    if let (Some((plugin, role)), Some(at)) = (function_plugin, raw_integration.function.as_ref()) {
+        plugins_ok &= uses.check(errors, &format!("{ipath}.function"), at, plugin, role);
     }
     let auth = raw.auth.as_ref().and_then(|a| {
         let name = a.value.trim();

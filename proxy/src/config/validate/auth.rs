@@ -13,8 +13,10 @@ use super::Errors;
 use super::apis::check_plugin;
 use crate::auth::jwt::{JwtAlgorithm, JwtSettings};
 use crate::auth::sigv4::SigV4Settings;
+use crate::auth::{DEFAULT_ARN_ACCOUNT, DEFAULT_ARN_REGION, LambdaAuthorizerSettings};
 use crate::config::model::*;
 use crate::config::raw::*;
+use crate::lambda::{ArnScope, AuthorizerInput};
 
 /// The longest `leeway_s` a JWT authorizer may allow.
 const MAX_LEEWAY_S: u64 = 600;
@@ -64,7 +66,12 @@ fn validate_authorizer(
     plugins: &PluginsConfig,
 ) -> Option<Authorizer> {
     let a = &spanned.value;
-    let kinds = [a.plugin.is_some(), a.jwt.is_some(), a.sigv4.is_some()];
+    let kinds = [
+        a.plugin.is_some(),
+        a.lambda.is_some(),
+        a.jwt.is_some(),
+        a.sigv4.is_some(),
+    ];
     if kinds.iter().filter(|set| **set).count() != 1 {
         let (what, last) = if kinds.contains(&true) {
             ("has more than one of", "and")
@@ -75,14 +82,16 @@ fn validate_authorizer(
             path,
             Some(spanned),
             format!(
-                "{what} `plugin: NAME`, `jwt: {{issuer, audiences, jwks_url}}` {last} \
-                 `sigv4: {{regions}}`; an authorizer is exactly one kind"
+                "{what} `plugin: NAME`, `lambda: {{plugin, type}}`, `jwt: {{issuer, audiences, \
+                 jwks_url}}` {last} `sigv4: {{regions}}`; an authorizer is exactly one kind"
             ),
         );
         return None;
     }
     let kind = if a.plugin.is_some() {
         "plugin"
+    } else if a.lambda.is_some() {
+        "lambda"
     } else if a.jwt.is_some() {
         "jwt"
     } else {
@@ -100,7 +109,8 @@ fn validate_authorizer(
     };
     let first_line =
         |map: &BTreeMap<String, Spanned<String>>| map.values().next().map(|v| v.referenced.line());
-    if kind != "plugin" {
+    let calls_a_plugin = kind == "plugin" || kind == "lambda";
+    if !calls_a_plugin {
         if let Some(ttl) = &a.result_ttl_s {
             refuse(
                 "result_ttl_s",
@@ -118,7 +128,7 @@ fn validate_authorizer(
         }
     }
     if kind != "jwt" && !a.claims_headers.is_empty() {
-        let hint = if kind == "plugin" {
+        let hint = if calls_a_plugin {
             "; use `context_headers: { KEY: HEADER }`"
         } else {
             ""
@@ -224,6 +234,61 @@ fn validate_authorizer(
         AuthorizerKind::Plugin {
             plugin: plugin.value.trim().to_owned(),
         }
+    } else if let Some(lambda) = &a.lambda {
+        let lpath = format!("{path}.lambda");
+        ok &= check_plugin(
+            errors,
+            &format!("{lpath}.plugin"),
+            &lambda.value.plugin,
+            lambda.value.plugin.value.trim(),
+            PluginRole::Lambda,
+            plugins,
+        );
+        let input = match lambda.value.input.value.trim() {
+            "token" | "TOKEN" => AuthorizerInput::Token,
+            "request" | "REQUEST" => AuthorizerInput::Request,
+            other => {
+                errors.add(
+                    format!("{lpath}.type"),
+                    Some(&lambda.value.input),
+                    format!("unknown type \"{other}\"; expected token or request"),
+                );
+                return None;
+            }
+        };
+        if input == AuthorizerInput::Token {
+            match identity_source.as_slice() {
+                [] => identity_source.push(IdentitySource::Header(http::header::AUTHORIZATION)),
+                [IdentitySource::Header(_)] => {}
+                _ => {
+                    errors.add(
+                        format!("{path}.identity_source"),
+                        a.identity_source.first(),
+                        "a token authorizer reads its token from one header, e.g. \
+                         [header.authorization] (the default); use type: request for others",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let text = |field: &Option<Spanned<String>>, default: &str| {
+            field
+                .as_ref()
+                .map_or_else(|| default.to_owned(), |f| f.value.trim().to_owned())
+        };
+        AuthorizerKind::Lambda(LambdaAuthorizerSettings {
+            plugin: lambda.value.plugin.value.trim().to_owned(),
+            input,
+            arn: ArnScope {
+                region: text(&lambda.value.region, DEFAULT_ARN_REGION),
+                account_id: text(&lambda.value.account_id, DEFAULT_ARN_ACCOUNT),
+                api_id: lambda
+                    .value
+                    .api_id
+                    .as_ref()
+                    .map(|f| f.value.trim().to_owned()),
+            },
+        })
     } else if let Some(jwt) = &a.jwt {
         if identity_source.is_empty() {
             identity_source.push(IdentitySource::Header(http::header::AUTHORIZATION));
