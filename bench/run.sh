@@ -22,7 +22,8 @@
 #                 rounds' p99s with their range (one round's p99 is often one stall of the
 #                 machine's, landing on whichever row was running) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-canary edgeway-domain edgeway-api-key
-#                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx
+#                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped
+#                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small, on request) nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
@@ -35,7 +36,7 @@
 #                 BASELINE's in the same round, for the pairs whose rows both ran
 #                 [edgeway-canary:edgeway edgeway-domain:edgeway edgeway-api-key:edgeway edgeway-authorizer:edgeway
 #                 edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache
-#                 edgeway-cache:edgeway-mock edgeway-mapped:edgeway]
+#                 edgeway-cache:edgeway-mock edgeway-mapped:edgeway edgeway-function-proxy:edgeway-function]
 #   PROXY_CPU     core the proxy under test is pinned to [0]
 #   LOAD_CPU      core wrk and the origin are pinned to [1]
 #   ACCESS_LOG    file | off: every proxy writes one access-log line per request to a file, or
@@ -78,8 +79,8 @@ WARMUP=${WARMUP:-2}; WARMUP=${WARMUP%s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-1}
 REPEAT=${REPEAT:-1}
-ROWS=${ROWS:-"origin edgeway edgeway-canary edgeway-domain edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped nginx nginx-cache haproxy"}
-RATIOS=${RATIOS-"edgeway-canary:edgeway edgeway-domain:edgeway edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock edgeway-mapped:edgeway"}
+ROWS=${ROWS:-"origin edgeway edgeway-canary edgeway-domain edgeway-api-key edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped edgeway-function edgeway-function-proxy nginx nginx-cache haproxy"}
+RATIOS=${RATIOS-"edgeway-canary:edgeway edgeway-domain:edgeway edgeway-api-key:edgeway edgeway-authorizer:edgeway edgeway-authorizer-cached:edgeway edgeway-cache:nginx-cache edgeway-cache:edgeway-mock edgeway-mapped:edgeway edgeway-function-proxy:edgeway-function"}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 ACCESS_LOG=${ACCESS_LOG:-file}
@@ -322,6 +323,26 @@ row_edgeway_authorizer_cached() {
     edgeway_row edgeway-authorizer-cached "$BENCH/edgeway/authorizer-cached.yaml" || return 1
     ROW_HEADERS=("$BENCH_TOKEN_HEADER")
     ROW_DESC="as edgeway-authorizer with the result cache on (default result_ttl_s, 300 s): one plugin call, then cache hits, bench/edgeway/authorizer-cached.yaml; access log: $(edgeway_log_desc)"
+}
+
+# A WASM handler answers (no origin): Edgeway's request record in, a response out.
+row_edgeway_function() {
+    edgeway_row edgeway-function "$BENCH/edgeway/function.yaml" || return 1
+    ROW_DESC="as edgeway, answered by the echo-function handler plugin (the request record echoed as JSON), no origin, bench/edgeway/function.yaml; access log: $(edgeway_log_desc)"
+}
+
+# A Lambda-style handler answers through API Gateway's 2.0 proxy event.
+row_edgeway_function_proxy() {
+    edgeway_row edgeway-function-proxy "$BENCH/edgeway/function-proxy.yaml" || return 1
+    ROW_DESC="as edgeway-function, answered by the Rust lambda-echo handler through \`payload: aws-proxy-2.0\` (the event echoed in a Lambda response object), bench/edgeway/function-proxy.yaml; access log: $(edgeway_log_desc)"
+}
+
+# The same handler answering a small fixed JSON value (`?shape=bare`, 2.0's bare-value rule):
+# the event still goes in whole, the answer out is ~30 bytes.
+row_edgeway_function_proxy_small() {
+    edgeway_row edgeway-function-proxy-small "$BENCH/edgeway/function-proxy.yaml" || return 1
+    ROW_URL="$ROW_URL?shape=bare"
+    ROW_DESC="as edgeway-function-proxy, but the handler answers a bare ~30-byte JSON value (\`?shape=bare\`): the event's cost without the echo, bench/edgeway/function-proxy.yaml; access log: $(edgeway_log_desc)"
 }
 
 # edgeway_admin NAME: the admin address row NAME's Edgeway logged.
@@ -693,7 +714,7 @@ run_row() {
 need_edgeway=0 need_plugins=0
 for r in $ROWS; do
     [[ $r == edgeway* ]] && need_edgeway=1
-    [[ $r == edgeway-authorizer* ]] && need_plugins=1
+    [[ $r == edgeway-authorizer* || $r == edgeway-function* ]] && need_plugins=1
 done
 
 ensure_tools() {
@@ -728,14 +749,20 @@ if [[ ${NO_BUILD:-0} != 1 ]]; then
         die "cargo build --release ${packages[*]} failed"
 fi
 [[ -x $ORIGIN_BIN ]] || die "$ORIGIN_BIN not built"
-# The plugin rows' configs load $ROOT/target/plugins/token_authorizer.wasm (plugins.dir).
+# The plugin rows' configs load components from $ROOT/target/plugins (plugins.dir).
 PLUGIN_DIR="$ROOT/target/plugins"
-if ((need_plugins)) && [[ ! -f $PLUGIN_DIR/token_authorizer.wasm ]]; then
-    [[ ${NO_BUILD:-0} != 1 ]] || die "$PLUGIN_DIR/token_authorizer.wasm missing (NO_BUILD=1 set; run scripts/build-plugins.sh)"
-    log "scripts/build-plugins.sh (no $PLUGIN_DIR/token_authorizer.wasm)"
-    EDGEWAY_PLUGIN_OUT="$PLUGIN_DIR" timeout "$BUILD_TIMEOUT" "$ROOT/scripts/build-plugins.sh" >&2 ||
+BENCH_PLUGINS=(token_authorizer echo_function lambda_echo)
+plugins_missing() {
+    local p
+    for p in "${BENCH_PLUGINS[@]}"; do [[ -f $PLUGIN_DIR/$p.wasm ]] || return 0; done
+    return 1
+}
+if ((need_plugins)) && plugins_missing; then
+    [[ ${NO_BUILD:-0} != 1 ]] || die "a component of ${BENCH_PLUGINS[*]} is missing from $PLUGIN_DIR (NO_BUILD=1 set; run scripts/build-plugins.sh)"
+    log "scripts/build-plugins.sh (a component of ${BENCH_PLUGINS[*]} is missing)"
+    EDGEWAY_PLUGIN_OUT="$PLUGIN_DIR" EDGEWAY_PLUGINS=rust timeout "$BUILD_TIMEOUT" "$ROOT/scripts/build-plugins.sh" >&2 ||
         die "scripts/build-plugins.sh failed"
-    [[ -f $PLUGIN_DIR/token_authorizer.wasm ]] || die "scripts/build-plugins.sh built no token_authorizer.wasm"
+    ! plugins_missing || die "scripts/build-plugins.sh did not build ${BENCH_PLUGINS[*]}"
 fi
 ((need_edgeway == 0)) || [[ -x $EDGEWAY_BIN ]] || die "$EDGEWAY_BIN not built"
 

@@ -127,6 +127,8 @@ fn shipped_configs_validate() {
         "bench/edgeway/mapped.yaml",
         "bench/edgeway/canary.yaml",
         "bench/edgeway/domain.yaml",
+        "bench/edgeway/function.yaml",
+        "bench/edgeway/function-proxy.yaml",
         "examples/soap/edgeway.yaml",
     ] {
         let out = Command::new(edgeway_bin())
