@@ -73,7 +73,7 @@ pub(super) fn validate_plugins(
                 format!("{path}.role"),
                 Some(&p.role),
                 format!(
-                    "unknown role \"{}\"; expected authorizer, transformer or handler",
+                    "unknown role \"{}\"; expected authorizer, transformer, handler or lambda",
                     p.role.value
                 ),
             );
