@@ -6,6 +6,8 @@
 //! - `sigv4/post_4k_json`: POST of a 4 KiB JSON body, hashed as part of verification.
 //! - `sigv4/get_presigned`: the same GET as a presigned URL.
 //! - `sigv4/get_header_cold_key`: the first GET, deriving the signing key (4 more HMACs).
+//! - `sigv4/sign_1k`: the other direction, an `aws` integration signing its outgoing request
+//!   (a 1 KiB DynamoDB `PutItem`) with `edgeway::upstream::aws::sign_request`.
 //!
 //! `cargo bench -p edgeway --bench sigv4`
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a bench with a bad fixture should stop at once
@@ -158,5 +160,47 @@ fn bench_sigv4(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_sigv4);
+/// An `aws` integration's outgoing request: a 1 KiB DynamoDB `PutItem`, signed.
+fn bench_sign(c: &mut Criterion) {
+    use edgeway::upstream::aws::{AwsCredentials, sign_request};
+    let mut item = String::from(
+        "{\"TableName\":\"orders\",\"Item\":{\"id\":{\"S\":\"ord_1\"},\"note\":{\"S\":\"",
+    );
+    item.push_str(&"x".repeat(1024 - item.len() - 4));
+    item.push_str("\"}}}");
+    assert_eq!(item.len(), 1024);
+    let body = bytes::Bytes::from(item);
+    let credentials = AwsCredentials {
+        access_key_id: ACCESS_KEY.into(),
+        secret_access_key: SECRET.into(),
+        session_token: None,
+    };
+    c.bench_function("sigv4/sign_1k", |b| {
+        b.iter_batched(
+            || {
+                http::Request::builder()
+                    .method("POST")
+                    .uri("https://dynamodb.us-east-1.amazonaws.com/")
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .header("x-amz-target", "DynamoDB_20120810.PutItem")
+                    .body(body.clone())
+                    .unwrap()
+            },
+            |mut request| {
+                sign_request(
+                    &mut request,
+                    &credentials,
+                    "us-east-1",
+                    "dynamodb",
+                    signed_at(),
+                )
+                .unwrap();
+                request
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench_sigv4, bench_sign);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! integration URIs, and carried over to the next config generation when the origin and the
 //! upstream settings stay the same, so a reload does not drop warm connections.
 
+pub mod aws;
 pub mod headers;
 mod pool;
 mod settings;
