@@ -457,12 +457,10 @@ impl<'a> Exporter<'a> {
                 "uri".into(),
                 self.function_uri(function.value.plugin.trim()).into(),
             );
-            match function.value.payload.as_deref().map(str::trim) {
-                Some("aws-proxy-2.0") => {
-                    out.insert("payloadFormatVersion".into(), "2.0".into());
-                }
-                Some("aws-proxy-1.0") => {
-                    out.insert("payloadFormatVersion".into(), "1.0".into());
+            let payload = function.value.payload.as_deref().map(str::trim);
+            match payload.and_then(crate::lambda::ProxyFormat::from_payload) {
+                Some(format) => {
+                    out.insert("payloadFormatVersion".into(), format.version().into());
                 }
                 // A handler given Edgeway's request record: API Gateway has no such thing.
                 _ => {

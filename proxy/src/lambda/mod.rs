@@ -39,6 +39,13 @@ impl ProxyFormat {
         }
     }
 
+    /// The format a config's `payload` names (`edgeway` is not one: `None`).
+    pub fn from_payload(name: &str) -> Option<Self> {
+        [Self::V1, Self::V2]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+
     /// API Gateway's `payloadFormatVersion` for it.
     pub fn version(self) -> &'static str {
         match self {

@@ -115,22 +115,12 @@ async fn plugin(
     };
     match &*decision {
         Decision::Allow(allow) => {
-            set_header(
-                parts,
-                &authorizer.config.principal_header,
-                &allow.principal_id,
-                &authorizer.plugin,
-            )?;
-            for (key, header) in &authorizer.config.context_headers {
-                if let Some((_, value)) = allow.context.iter().find(|(k, _)| k == key) {
-                    set_header(parts, header, value, &authorizer.plugin)?;
-                }
-            }
-            ctx.principal = Some(Arc::new(convert::principal(
-                &allow.principal_id,
-                &allow.context,
-            )));
-            ctx.usage_key = allow.usage_key.clone();
+            let given = Allowed {
+                principal_id: &allow.principal_id,
+                context: &allow.context,
+                usage_key: allow.usage_key.as_deref(),
+            };
+            given.apply(ctx, parts, &authorizer.config, &authorizer.plugin)?;
             Ok(Flow::Continue)
         }
         Decision::Deny(message) => Err(GatewayError::AccessDenied(message.clone())),
@@ -153,12 +143,12 @@ async fn lambda(
     let Some(identity) = calls.identity(parts, &params, &route.scope.stage_variables) else {
         return Err(GatewayError::Unauthorized);
     };
-    let event_parts = super::lambda::EventParts::of(ctx, parts);
+    let route_path = format!("/{}", ctx.address(parts.uri.path()).rest);
     let method_arn = authorizer.settings.arn.method_arn(
         &route.labels.api,
         &route.labels.stage,
         parts.method.as_str(),
-        event_parts.route_path(),
+        &route_path,
     );
     let grant = match calls.cached(&identity) {
         Some(grant) => grant,
@@ -169,6 +159,7 @@ async fn lambda(
                     crate::lambda::token_event(token, &method_arn)
                 }
                 AuthorizerInput::Request => {
+                    let event_parts = super::lambda::EventParts::of(ctx, parts);
                     crate::lambda::request_event(&event_parts.request(ctx, parts, &[]), &method_arn)
                 }
             };
@@ -213,23 +204,45 @@ async fn lambda(
             ));
         }
     }
-    set_header(
-        parts,
-        &calls.config.principal_header,
-        &grant.principal_id,
-        &calls.plugin,
-    )?;
-    for (key, header) in &calls.config.context_headers {
-        if let Some((_, value)) = grant.context.iter().find(|(k, _)| k == key) {
-            set_header(parts, header, value, &calls.plugin)?;
-        }
-    }
-    ctx.principal = Some(Arc::new(convert::principal(
-        &grant.principal_id,
-        &grant.context,
-    )));
-    ctx.usage_key = grant.usage_key.clone();
+    let given = Allowed {
+        principal_id: &grant.principal_id,
+        context: &grant.context,
+        usage_key: grant.usage_key.as_deref(),
+    };
+    given.apply(ctx, parts, &calls.config, &calls.plugin)?;
     Ok(Flow::Continue)
+}
+
+/// What a plugin or Lambda authorizer allowed the request as.
+struct Allowed<'a> {
+    principal_id: &'a str,
+    context: &'a [(String, String)],
+    usage_key: Option<&'a str>,
+}
+
+impl Allowed<'_> {
+    /// Sends the principal and the configured context keys to the origin in their headers,
+    /// and keeps the principal and usage key for later phases.
+    fn apply(
+        &self,
+        ctx: &mut RequestContext<'_>,
+        parts: &mut Parts,
+        config: &crate::auth::Authorizer,
+        plugin: &crate::plugins::Plugin,
+    ) -> Result<(), GatewayError> {
+        set_header(parts, &config.principal_header, self.principal_id, plugin)?;
+        for (key, header) in &config.context_headers {
+            if let Some((_, value)) = self.context.iter().find(|(k, _)| k == key) {
+                set_header(parts, header, value, plugin)?;
+            }
+        }
+        ctx.principal = Some(Arc::new(convert::principal(
+            self.principal_id,
+            self.context,
+        )));
+        ctx.usage_key = self.usage_key.map(str::to_owned);
+        Ok(())
+    }
 }
 
 async fn jwt(

@@ -73,11 +73,6 @@ impl EventParts {
         }
     }
 
-    /// The route path after the stage (or a custom domain's base path): `/pets/7`.
-    pub(super) fn route_path(&self) -> &str {
-        &self.route_path
-    }
-
     /// The request as an event is built from.
     pub(super) fn request<'a>(
         &'a self,

@@ -378,17 +378,14 @@ fn validate_route(
     let integration = if let Some(function) = &raw_integration.function {
         // The plugin is checked, and reported, with the route's other plugin references below.
         let plugin = function.value.plugin.trim().to_owned();
-        match function.value.payload.as_deref().map(str::trim) {
-            None | Some("edgeway") => Integration::Function { plugin },
-            Some("aws-proxy-1.0") => Integration::Lambda {
-                plugin,
-                format: crate::lambda::ProxyFormat::V1,
-            },
-            Some("aws-proxy-2.0") => Integration::Lambda {
-                plugin,
-                format: crate::lambda::ProxyFormat::V2,
-            },
-            Some(other) => {
+        let payload = function.value.payload.as_deref().map(str::trim);
+        match (
+            payload,
+            payload.and_then(crate::lambda::ProxyFormat::from_payload),
+        ) {
+            (None | Some("edgeway"), _) => Integration::Function { plugin },
+            (_, Some(format)) => Integration::Lambda { plugin, format },
+            (Some(other), None) => {
                 errors.add(
                     format!("{ipath}.function.payload"),
                     Some(function),
