@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the tools the OpenAPI tests run, each pinned, into folders under target/:
-#   target/test-venv        openapi-spec-validator, schemathesis, openapi-python-client (PyPI)
+# Installs the tools the OpenAPI and AWS integration tests run, each pinned, into folders under target/:
+#   target/test-venv        openapi-spec-validator, schemathesis, openapi-python-client,
+#                           moto (server mode, with boto3) (PyPI)
 #   tests/tools/node_modules  openapi-typescript, openapi-fetch, typescript, playwright-core (npm)
 # and Debian's chromium for the docs page test. Reinstalls only when a pin changes; any
 # failure exits non-zero, so a missing tool never becomes a skipped test.
@@ -20,7 +21,7 @@ if ! cmp -s tests/tools/requirements.txt "$stamp"; then
         --require-virtualenv -r tests/tools/requirements.txt || die "pip install failed"
     cp tests/tools/requirements.txt "$stamp"
 fi
-for tool in openapi-spec-validator schemathesis openapi-python-client; do
+for tool in openapi-spec-validator schemathesis openapi-python-client moto_server; do
     [ -x "$venv/bin/$tool" ] || die "$venv/bin/$tool is missing after pip install"
 done
 

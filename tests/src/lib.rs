@@ -7,6 +7,7 @@
 //! - [`Origin`] is a hyper 1.x server (HTTP/1.1 + h2c, optionally TLS) that records every
 //!   request it gets: method, URI, headers, body and whether the body arrived complete.
 //! - [`TestCa`] issues certificates with rcgen.
+//! - [`Moto`] runs the moto AWS emulator, signature checks on, for `aws` integrations.
 //! - [`plugin_file`] finds the components `scripts/build-plugins.sh` built.
 //! - [`raw_request`] speaks raw bytes over TCP for what a well-behaved client can't send.
 //! - [`Got`], [`admin_cache`] and [`assert_error_with_list`] read cache headers, the admin
@@ -18,6 +19,7 @@
 mod cache;
 mod client;
 mod gateway;
+mod moto;
 mod origin;
 mod plugins;
 mod tls;
@@ -25,6 +27,7 @@ mod tls;
 pub use cache::*;
 pub use client::*;
 pub use gateway::*;
+pub use moto::*;
 pub use origin::*;
 pub use plugins::*;
 pub use tls::*;

@@ -130,10 +130,15 @@ fn shipped_configs_validate() {
         "bench/edgeway/function.yaml",
         "bench/edgeway/function-proxy.yaml",
         "examples/soap/edgeway.yaml",
+        "examples/aws/edgeway.yaml",
     ] {
         let out = Command::new(edgeway_bin())
             .args(["validate", "--config"])
             .arg(root.join(config))
+            // examples/aws signs with the standard variables' keys: validation checks that
+            // they are set.
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "example-secret")
             .output()
             .unwrap();
         assert!(

@@ -25,6 +25,14 @@ fn validate(config: &Path) -> Output {
         .arg(config)
         .current_dir(config.parent().unwrap())
         .env_remove("RUST_LOG")
+        // `aws` integrations read their keys when the config loads: from a fixture here, never
+        // from the machine's own.
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_PROFILE")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            config.parent().unwrap().join("aws_credentials"),
+        )
         .output()
         .expect("run edgeway validate")
 }

@@ -434,6 +434,7 @@ impl<'a> Exporter<'a> {
             http,
             function,
             mock,
+            aws,
         } = &route.integration.value;
         let mut out = Object::new();
         let timeout = route.timeout_ms.as_ref().map(|t| t.value);
@@ -472,6 +473,8 @@ impl<'a> Exporter<'a> {
             }
         } else if let Some(mock) = mock {
             mock_integration(mock, &mut out);
+        } else if let Some(aws) = aws {
+            aws_integration(&aws.value, &mut out);
         }
         out.into()
     }
@@ -484,35 +487,7 @@ impl<'a> Exporter<'a> {
         );
         out.insert("httpMethod".into(), integration_method.into());
         out.insert("uri".into(), self.substitute(&http.uri.value).into());
-        if !http.request_templates.is_empty() {
-            out.insert(
-                "requestTemplates".into(),
-                templates(&http.request_templates),
-            );
-        }
-        if let Some(p) = &http.passthrough {
-            out.insert("passthroughBehavior".into(), p.value.trim().into());
-        }
-        if !http.request_parameters.is_empty() {
-            let params: Object = http
-                .request_parameters
-                .iter()
-                .map(|(k, v)| (k.clone(), Tree::from(v.value.as_str())))
-                .collect();
-            out.insert("requestParameters".into(), params.into());
-        }
-        if let Some(c) = &http.content_handling {
-            out.insert(
-                "contentHandling".into(),
-                c.value.trim().to_ascii_uppercase().into(),
-            );
-        }
-        if let Some(t) = &http.timeout_ms {
-            out.insert("timeoutInMillis".into(), t.value.into());
-        }
-        if !http.responses.is_empty() {
-            out.insert("responses".into(), integration_responses(&http.responses));
-        }
+        mapping_fields(http.mapping_fields(), http.timeout_ms.as_ref(), out);
     }
 
     /// `${origin}` replaced by the config's origin (stage variables stay: they are the stage's).
@@ -1104,6 +1079,79 @@ impl Definitions {
     /// The APIs' names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.apis.iter().map(|(d, _)| d.name.value.as_str())
+    }
+}
+
+/// An `aws` integration as API Gateway writes it: `type: aws`, the service ARN as `uri`, and
+/// the endpoint, when not AWS's own, as `x-edgeway-endpoint`. The keys stay on the node.
+fn aws_integration(aws: &crate::config::raw::RawAws, out: &mut Object) {
+    out.insert("type".into(), "aws".into());
+    let method = aws
+        .method
+        .as_ref()
+        .map_or("POST".to_owned(), |m| m.value.trim().to_ascii_uppercase());
+    out.insert("httpMethod".into(), method.into());
+    let text = |v: &Option<serde_saphyr::Spanned<String>>| {
+        v.as_ref()
+            .map(|s| s.value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let uri = match &aws.uri {
+        Some(uri) => uri.value.trim().to_owned(),
+        None => {
+            let call = match &aws.action {
+                Some(action) => format!("action/{}", action.value.trim()),
+                None => format!("path/{}", text(&aws.path).trim_start_matches('/')),
+            };
+            format!(
+                "arn:aws:apigateway:{}:{}:{call}",
+                text(&aws.region),
+                text(&aws.service)
+            )
+        }
+    };
+    out.insert("uri".into(), uri.into());
+    if let Some(endpoint) = &aws.endpoint {
+        out.insert("x-edgeway-endpoint".into(), endpoint.value.trim().into());
+    }
+    mapping_fields(aws.mapping_fields(), aws.timeout_ms.as_ref(), out);
+}
+
+/// What `http` and `aws` integrations share: templates, passthrough, parameter mappings,
+/// content handling, timeout and integration responses.
+fn mapping_fields(
+    fields: crate::config::raw::RawMappingFields<'_>,
+    timeout_ms: Option<&serde_saphyr::Spanned<u64>>,
+    out: &mut Object,
+) {
+    if !fields.request_templates.is_empty() {
+        out.insert(
+            "requestTemplates".into(),
+            templates(fields.request_templates),
+        );
+    }
+    if let Some(p) = fields.passthrough {
+        out.insert("passthroughBehavior".into(), p.value.trim().into());
+    }
+    if !fields.request_parameters.is_empty() {
+        let params: Object = fields
+            .request_parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), Tree::from(v.value.as_str())))
+            .collect();
+        out.insert("requestParameters".into(), params.into());
+    }
+    if let Some(c) = fields.content_handling {
+        out.insert(
+            "contentHandling".into(),
+            c.value.trim().to_ascii_uppercase().into(),
+        );
+    }
+    if let Some(t) = timeout_ms {
+        out.insert("timeoutInMillis".into(), t.value.into());
+    }
+    if !fields.responses.is_empty() {
+        out.insert("responses".into(), integration_responses(fields.responses));
     }
 }
 

@@ -304,6 +304,8 @@ pub enum Integration {
     Http(crate::mapping::HttpIntegration),
     /// A mock whose request template chooses the status and whose responses map it.
     MappedMock(crate::mapping::MockMapping),
+    /// An AWS service called directly, signed with SigV4.
+    Aws(crate::mapping::AwsIntegration),
 }
 
 impl Integration {
@@ -312,6 +314,7 @@ impl Integration {
         match self {
             Self::Http(http) => Some(&http.mapping),
             Self::MappedMock(mock) => Some(&mock.mapping),
+            Self::Aws(aws) => Some(&aws.mapping),
             Self::HttpProxy { .. }
             | Self::Mock(_)
             | Self::Function { .. }

@@ -503,6 +503,9 @@ pub struct RawIntegration {
     pub function: Option<Spanned<RawFunction>>,
     #[serde(default)]
     pub mock: Option<RawMock>,
+    /// An AWS service called directly (API Gateway's `AWS` type), signed with SigV4.
+    #[serde(default)]
+    pub aws: Option<Spanned<RawAws>>,
 }
 
 /// `function: PLUGIN` (a handler given Edgeway's request record) or
@@ -602,6 +605,99 @@ pub struct RawHttp {
     pub responses: Vec<Spanned<RawIntegrationResponse>>,
     #[serde(default)]
     pub timeout_ms: Option<Spanned<u64>>,
+}
+
+impl RawHttp {
+    pub fn mapping_fields(&self) -> RawMappingFields<'_> {
+        RawMappingFields {
+            method: self.method.as_ref(),
+            request_templates: &self.request_templates,
+            passthrough: self.passthrough.as_ref(),
+            request_parameters: &self.request_parameters,
+            content_handling: self.content_handling.as_ref(),
+            responses: &self.responses,
+        }
+    }
+}
+
+/// `integration: { aws: {...} }`: an AWS service action or path, called with the request
+/// the templates build and signed with SigV4. The call is written either as API Gateway's
+/// `uri` (`arn:aws:apigateway:REGION:SERVICE:action/ACTION`) or as `service`, `region` and
+/// `action` or `path`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    #[serde(default)]
+    pub uri: Option<Spanned<String>>,
+    #[serde(default)]
+    pub service: Option<Spanned<String>>,
+    #[serde(default)]
+    pub region: Option<Spanned<String>>,
+    #[serde(default)]
+    pub action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    /// Where the keys come from; absent: `AWS_ACCESS_KEY_ID` and its companions, else the
+    /// shared credentials file's profile.
+    #[serde(default)]
+    pub credentials: Option<Spanned<RawAwsCredentials>>,
+    /// `scheme://host[:port]` instead of `https://SERVICE.REGION.amazonaws.com`.
+    #[serde(default)]
+    pub endpoint: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_templates: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub passthrough: Option<Spanned<String>>,
+    #[serde(default)]
+    pub request_parameters: IndexMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub content_handling: Option<Spanned<String>>,
+    #[serde(default)]
+    pub responses: Vec<Spanned<RawIntegrationResponse>>,
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+impl RawAws {
+    pub fn mapping_fields(&self) -> RawMappingFields<'_> {
+        RawMappingFields {
+            method: self.method.as_ref(),
+            request_templates: &self.request_templates,
+            passthrough: self.passthrough.as_ref(),
+            request_parameters: &self.request_parameters,
+            content_handling: self.content_handling.as_ref(),
+            responses: &self.responses,
+        }
+    }
+}
+
+/// `credentials`: environment variables that hold the keys, or a profile of the shared
+/// credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwsCredentials {
+    #[serde(default)]
+    pub access_key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_key_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub session_token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub profile: Option<Spanned<String>>,
+}
+
+/// What the `http` and `aws` integrations share: the method, templates, parameter mappings
+/// and integration responses.
+#[derive(Debug, Clone, Copy)]
+pub struct RawMappingFields<'a> {
+    pub method: Option<&'a Spanned<String>>,
+    pub request_templates: &'a IndexMap<String, Spanned<String>>,
+    pub passthrough: Option<&'a Spanned<String>>,
+    pub request_parameters: &'a IndexMap<String, Spanned<String>>,
+    pub content_handling: Option<&'a Spanned<String>>,
+    pub responses: &'a [Spanned<RawIntegrationResponse>],
 }
 
 /// One integration response: which integration statuses it takes, and what the client gets.

@@ -28,8 +28,8 @@ mod route;
 pub use canary::CanarySplit;
 
 pub use route::{
-    ApiKeyCheck, HttpTarget, MappedMockTarget, RouteAccess, RouteCache, RouteIntegration,
-    RouteScope, RouteTarget, RouteTransforms, Target,
+    ApiKeyCheck, AwsServiceTarget, HttpTarget, MappedMockTarget, RouteAccess, RouteCache,
+    RouteIntegration, RouteScope, RouteTarget, RouteTransforms, Target,
 };
 use route::{ApiParts, Build, Site};
 

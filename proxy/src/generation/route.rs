@@ -196,6 +196,7 @@ impl RouteIntegration {
             Target::Function(_)
             | Target::Lambda { .. }
             | Target::Http(_)
+            | Target::Aws(_)
             | Target::MappedMock(_) => true,
             Target::Mock(_) | Target::Proxy { .. } => false,
         }
@@ -221,6 +222,22 @@ pub enum Target {
     Http(HttpTarget),
     /// A mock whose request template chooses the status.
     MappedMock(MappedMockTarget),
+    /// An AWS service, for this stage.
+    Aws(AwsServiceTarget),
+}
+
+/// An `aws` integration in one stage.
+#[derive(Debug)]
+pub struct AwsServiceTarget {
+    pub call: Arc<crate::upstream::aws::AwsUri>,
+    pub method: Option<http::Method>,
+    /// The endpoint and the service path.
+    pub uri: UriTemplate,
+    pub path_names: Arc<[String]>,
+    pub credentials: Arc<crate::upstream::aws::AwsCredentials>,
+    pub mapping: Arc<Mapping>,
+    pub pool: Arc<OriginPool>,
+    pub mapper: Option<Arc<Plugin>>,
 }
 
 /// An `http` integration in one stage.
@@ -576,6 +593,24 @@ impl RouteIntegration {
                     mapping: http.mapping.clone(),
                     pool,
                     mapper: build.mapper(&http.mapping)?,
+                })
+            }
+            Integration::Aws(aws) => {
+                let uri = aws.per_stage[site.stage_index].clone();
+                let pool = build.pools.get_or_create(
+                    uri.origin(),
+                    &build.config.upstream,
+                    build.previous.map(|p| &p.pools),
+                )?;
+                Target::Aws(AwsServiceTarget {
+                    call: aws.call.clone(),
+                    method: aws.method.clone(),
+                    uri,
+                    path_names: aws.path_names.clone().into(),
+                    credentials: aws.credentials.clone(),
+                    mapping: aws.mapping.clone(),
+                    pool,
+                    mapper: build.mapper(&aws.mapping)?,
                 })
             }
             Integration::MappedMock(mock) => Target::MappedMock(MappedMockTarget {

@@ -166,6 +166,23 @@ pub struct HttpIntegration {
     pub mapping: Arc<Mapping>,
 }
 
+/// An `aws` integration: an AWS service's action or path, called with the request the
+/// templates build and signed with the integration's keys.
+#[derive(Debug, Clone)]
+pub struct AwsIntegration {
+    /// The service, its region and the action or path.
+    pub call: Arc<crate::upstream::aws::AwsUri>,
+    /// The integration request's method: `POST` for query and JSON services; `None` keeps
+    /// the client's (a REST service such as S3 without `method`).
+    pub method: Option<Method>,
+    /// The endpoint and path, one per stage of the API, in its order; `{name}` is
+    /// `integration.request.path.name` or the route's parameter.
+    pub per_stage: Vec<UriTemplate>,
+    pub path_names: Vec<String>,
+    pub credentials: Arc<crate::upstream::aws::AwsCredentials>,
+    pub mapping: Arc<Mapping>,
+}
+
 /// A `mock` integration with templates: the request template chooses the status
 /// (`{"statusCode": 404}`), and the integration responses map it.
 #[derive(Debug, Clone)]

@@ -1356,11 +1356,48 @@ impl<'d> Importer<'d> {
                 }
             }
             "aws" => {
-                self.error(
-                    &at.child("type"),
-                    "aws integrations (AWS services and Lambda custom integrations) are not supported yet",
-                );
-                return None;
+                let Some(uri) = uri else {
+                    self.error(at, "an aws integration needs `uri`");
+                    return None;
+                };
+                let call = match uri.parse::<crate::upstream::aws::AwsUri>() {
+                    Ok(call) => call,
+                    Err(crate::upstream::aws::AwsUriError::Lambda) => {
+                        self.error(
+                            &at.child("uri"),
+                            "Lambda custom (non-proxy) integrations are not supported yet; a Lambda proxy integration (aws_proxy) is",
+                        );
+                        return None;
+                    }
+                    Err(e) => {
+                        self.error(&at.child("uri"), format!("\"{uri}\": {e}"));
+                        return None;
+                    }
+                };
+                let mut aws = Object::new();
+                aws.insert("uri".into(), uri.trim().into());
+                if let Some(m) = integration.get("httpMethod").and_then(Tree::as_str) {
+                    if call.protocol() == crate::upstream::aws::Protocol::Rest {
+                        aws.insert("method".into(), m.to_ascii_uppercase().into());
+                    } else if !m.eq_ignore_ascii_case("POST") {
+                        self.warn(
+                            &at.child("httpMethod"),
+                            format!(
+                                "{} is called with POST, as its protocol takes it; {m} is not used",
+                                call.signing_name()
+                            ),
+                        );
+                    }
+                }
+                if let Some(endpoint) = integration.get("x-edgeway-endpoint").and_then(Tree::as_str)
+                {
+                    aws.insert("endpoint".into(), endpoint.into());
+                }
+                self.mapping_fields(integration, at, &mut aws, true);
+                if let Some(t) = timeout {
+                    aws.insert("timeout_ms".into(), t.into());
+                }
+                out.insert("aws".into(), aws.into());
             }
             other => {
                 self.error(
@@ -1387,11 +1424,19 @@ impl<'d> Importer<'d> {
             );
         }
         self.warn_if_present(integration, at, "tlsConfig", "not carried out: origins' certificates are checked against the upstream trust store (`upstream.ca_file`)");
+        let aws_service = integration
+            .get("type")
+            .and_then(Tree::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("aws"));
         self.warn_if_present(
             integration,
             at,
             "credentials",
-            "IAM credentials are not used: Edgeway calls the integration itself",
+            if aws_service {
+                "the IAM role is not assumed: Edgeway signs with keys the node holds (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or the route's `credentials`)"
+            } else {
+                "IAM credentials are not used: Edgeway calls the integration itself"
+            },
         );
         if let Some(v) = integration
             .get("payloadFormatVersion")

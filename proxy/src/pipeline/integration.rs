@@ -65,6 +65,10 @@ pub async fn call(
             let timeout = route.integration.timeout;
             super::mapped::http(gateway, ctx, target, route.isolation, timeout, parts, body).await
         }
+        Target::Aws(target) => {
+            let timeout = route.integration.timeout;
+            super::mapped::aws(gateway, ctx, target, route.isolation, timeout, parts, body).await
+        }
         Target::MappedMock(target) => {
             super::mapped::mock(gateway, ctx, target, route.isolation, parts, body).await
         }

@@ -27,7 +27,7 @@ use http_body_util::BodyExt;
 
 use super::{GatewayError, InBody, RequestContext};
 use crate::body::{RequestBody, ResponseBody};
-use crate::generation::{Generation, HttpTarget, MappedMockTarget};
+use crate::generation::{AwsServiceTarget, Generation, HttpTarget, MappedMockTarget};
 use crate::mapping::{
     ContentHandling, IntegrationResponse, Mapping, MappingTemplate, ParamTarget, Passthrough,
     Sources, media_type,
@@ -398,26 +398,17 @@ fn empty_rendered() -> Rendered {
     }
 }
 
-/// A non-proxy `http` integration.
-pub async fn http(
-    gateway: &Generation,
-    ctx: &mut RequestContext<'_>,
-    target: &HttpTarget,
-    isolation: Isolation,
-    timeout: std::time::Duration,
-    parts: Parts,
-    mut body: InBody,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    let limit = gateway.limits.max_body_bytes;
-    let mapping = &*target.mapping;
+/// The request template for the request's media type, or `None` when the body passes
+/// through unmapped; 415 when `passthrough` does not let it.
+fn request_template<'m>(
+    mapping: &'m Mapping,
+    parts: &Parts,
+) -> Result<Option<(&'m str, &'m MappingTemplate)>, GatewayError> {
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let chosen = mapping
-        .request_templates
-        .for_request(content_type.as_deref());
+        .and_then(|v| v.to_str().ok());
+    let chosen = mapping.request_templates.for_request(content_type);
     if chosen.is_none() {
         let passes = match mapping.passthrough {
             Passthrough::WhenNoMatch => true,
@@ -425,29 +416,37 @@ pub async fn http(
             Passthrough::Never => false,
         };
         if !passes {
-            return Err(GatewayError::UnsupportedMediaType(media_type(
-                content_type.as_deref(),
-            )));
+            return Err(GatewayError::UnsupportedMediaType(media_type(content_type)));
         }
     }
-    // A body that passes through unmapped, and that no parameter mapping reads, streams.
-    let reads_body = chosen.is_some()
-        || mapping
-            .request_parameters
-            .iter()
-            .any(|p| matches!(p.source, crate::mapping::ParamSource::Body(_)));
-    let received = if reads_body {
-        body.buffer(limit).await?
-    } else {
-        Bytes::new()
-    };
-    let method = MethodRequest::new(ctx, &parts, received.clone());
+    Ok(chosen)
+}
 
+/// Steps 1 and 2, as the `http` and `aws` integrations share them.
+struct MappedRequest {
+    /// The template's output, or the received body when no template matched.
+    body: Bytes,
+    /// The template's media type, or the client's `Content-Type` when the body passes.
+    content_type: Option<HeaderValue>,
+    /// From `request_parameters`, then the template's overrides.
+    headers: HeaderMap,
+    path_values: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    rendered: Rendered,
+}
+
+async fn map_request(
+    method: &MethodRequest<'_>,
+    mapping: &Mapping,
+    mapper: Option<&Arc<Plugin>>,
+    isolation: Isolation,
+    chosen: Option<(&str, &MappingTemplate)>,
+) -> Result<MappedRequest, GatewayError> {
     // 1. The body.
-    let (out_body, out_type, rendered) = match chosen {
+    let (body, content_type, rendered) = match chosen {
         Some((media, template)) => {
-            let input = method.input(body_text(&received, mapping.content_handling));
-            let rendered = render(target.mapper.as_ref(), isolation, template, &input).await?;
+            let input = method.input(body_text(&method.body, mapping.content_handling));
+            let rendered = render(mapper, isolation, template, &input).await?;
             let body = if mapping.content_handling == ContentHandling::ConvertToBinary {
                 base64::engine::general_purpose::STANDARD
                     .decode(rendered.body.trim().as_bytes())
@@ -463,20 +462,14 @@ pub async fn http(
             (body, HeaderValue::from_str(media).ok(), rendered)
         }
         None => (
-            received.clone(),
-            parts.headers.get(CONTENT_TYPE).cloned(),
+            method.body.clone(),
+            method.parts.headers.get(CONTENT_TYPE).cloned(),
             empty_rendered(),
         ),
     };
-    let (out_body, stats) = match (reads_body, body) {
-        (false, InBody::Streaming(incoming)) => RequestBody::limited(incoming, limit),
-        (false, InBody::Buffered(bytes)) => (RequestBody::full(bytes), None),
-        (true, _) => (RequestBody::full(out_body), None),
-    };
-    ctx.request_body = stats.clone();
 
     // 2. Headers, path and query: mappings, then the template's overrides.
-    let mut out_headers = HeaderMap::new();
+    let mut headers = HeaderMap::new();
     let mut path_values: Vec<(String, String)> = Vec::new();
     let mut query: Vec<(String, String)> = Vec::new();
     {
@@ -487,7 +480,7 @@ pub async fn http(
                 ParamTarget::Header(name) => {
                     for value in &values {
                         if let Ok(value) = HeaderValue::from_str(value) {
-                            out_headers.append(name.clone(), value);
+                            headers.append(name.clone(), value);
                         }
                     }
                 }
@@ -505,7 +498,7 @@ pub async fn http(
         }
     }
     for (name, values) in &rendered.request_header {
-        set_header(&mut out_headers, name, values);
+        set_header(&mut headers, name, values);
     }
     for (name, value) in &rendered.request_path {
         path_values.retain(|(n, _)| n != name);
@@ -515,8 +508,142 @@ pub async fn http(
         query.retain(|(n, _)| n != name);
         query.extend(values.iter().map(|v| (name.clone(), v.clone())));
     }
+    Ok(MappedRequest {
+        body,
+        content_type,
+        headers,
+        path_values,
+        query,
+        rendered,
+    })
+}
+
+/// The integration URI: `{name}` from the mapped path values, else the route's own
+/// parameter; the query from the mappings.
+fn integration_uri(
+    ctx: &RequestContext<'_>,
+    parts: &Parts,
+    template: &crate::upstream::UriTemplate,
+    path_names: &[String],
+    path_values: &[(String, String)],
+    query: &[(String, String)],
+) -> Result<http::Uri, GatewayError> {
+    let raw_params = ctx.named_params(parts.uri.path());
+    let values: Vec<String> = path_names
+        .iter()
+        .map(
+            |name| match path_values.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => encode_segment(v),
+                None => raw_params
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| (*v).to_owned())
+                    .unwrap_or_default(),
+            },
+        )
+        .collect();
+    let value_refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    let query_text = (!query.is_empty()).then(|| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query.iter())
+            .finish()
+    });
+    template
+        .render(&value_refs, query_text.as_deref())
+        .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))
+}
+
+/// Step 3: sends the integration request and reads the answer's body whole only when the
+/// selected integration response reads it.
+async fn exchange(
+    ctx: &mut RequestContext<'_>,
+    pool: &Arc<crate::upstream::OriginPool>,
+    request: Request<RequestBody>,
+    stats: Option<Arc<crate::body::BodyStats>>,
+    mapping: &Mapping,
+    accept: Option<&str>,
+    limit: u64,
+    timeout: std::time::Duration,
+) -> Result<Answer, GatewayError> {
+    let sent = std::time::Instant::now();
+    let answer = tokio::time::timeout(timeout, async {
+        let response = pool.send(request).await?;
+        let (head, body) = response.into_parts();
+        let body = if reads_answer_body(mapping, head.status.as_u16(), accept) {
+            let bytes =
+                http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+                    .collect()
+                    .await?
+                    .to_bytes();
+            AnswerBody::Buffered(bytes)
+        } else {
+            AnswerBody::Streaming(body)
+        };
+        Ok::<_, crate::body::BoxError>(Answer {
+            status: head.status,
+            headers: head.headers,
+            body,
+        })
+    })
+    .await;
+    ctx.integration_latency = Some(sent.elapsed());
+    match answer {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(source)) => {
+            if stats.as_ref().is_some_and(|s| s.over_limit()) {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            if stats.is_some_and(|s| s.client_failed()) {
+                return Err(GatewayError::ClientBody(source));
+            }
+            Err(GatewayError::Upstream {
+                origin: pool.origin.clone(),
+                source,
+            })
+        }
+        Err(_elapsed) => Err(GatewayError::Timeout {
+            origin: pool.origin.clone(),
+            after: timeout,
+        }),
+    }
+}
+
+/// A non-proxy `http` integration.
+pub async fn http(
+    gateway: &Generation,
+    ctx: &mut RequestContext<'_>,
+    target: &HttpTarget,
+    isolation: Isolation,
+    timeout: std::time::Duration,
+    parts: Parts,
+    mut body: InBody,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let limit = gateway.limits.max_body_bytes;
+    let mapping = &*target.mapping;
+    let chosen = request_template(mapping, &parts)?;
+    // A body that passes through unmapped, and that no parameter mapping reads, streams.
+    let reads_body = chosen.is_some()
+        || mapping
+            .request_parameters
+            .iter()
+            .any(|p| matches!(p.source, crate::mapping::ParamSource::Body(_)));
+    let received = if reads_body {
+        body.buffer(limit).await?
+    } else {
+        Bytes::new()
+    };
+    let method = MethodRequest::new(ctx, &parts, received);
+    let mapped = map_request(&method, mapping, target.mapper.as_ref(), isolation, chosen).await?;
+    let (out_body, stats) = match (reads_body, body) {
+        (false, InBody::Streaming(incoming)) => RequestBody::limited(incoming, limit),
+        (false, InBody::Buffered(bytes)) => (RequestBody::full(bytes), None),
+        (true, _) => (RequestBody::full(mapped.body.clone()), None),
+    };
+    ctx.request_body = stats.clone();
+
+    let mut out_headers = mapped.headers;
     // The template's media type, unless a mapping or override names another.
-    if let Some(ct) = out_type
+    if let Some(ct) = mapped.content_type
         && !out_headers.contains_key(CONTENT_TYPE)
     {
         out_headers.insert(CONTENT_TYPE, ct);
@@ -540,33 +667,14 @@ pub async fn http(
             request_id: &ctx.request_id,
         },
     );
-
-    // The URI: `{name}` from the mapped path values, else the route's own parameter.
-    let raw_params = ctx.named_params(parts.uri.path());
-    let values: Vec<String> = target
-        .path_names
-        .iter()
-        .map(
-            |name| match path_values.iter().rev().find(|(n, _)| n == name) {
-                Some((_, v)) => encode_segment(v),
-                None => raw_params
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| (*v).to_owned())
-                    .unwrap_or_default(),
-            },
-        )
-        .collect();
-    let value_refs: Vec<&str> = values.iter().map(String::as_str).collect();
-    let query_text = (!query.is_empty()).then(|| {
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(query.iter())
-            .finish()
-    });
-    let uri = target
-        .uri
-        .render(&value_refs, query_text.as_deref())
-        .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))?;
+    let uri = integration_uri(
+        ctx,
+        &parts,
+        &target.uri,
+        &target.path_names,
+        &mapped.path_values,
+        &mapped.query,
+    )?;
 
     let mut request = Request::new(out_body);
     *request.method_mut() = target
@@ -577,53 +685,156 @@ pub async fn http(
     *request.version_mut() = Version::HTTP_11;
     *request.headers_mut() = out_headers;
 
-    // 3. The integration's answer; its body read whole only when something reads it.
-    let pool = &target.pool;
-    let sent = std::time::Instant::now();
     let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-    let answer = tokio::time::timeout(timeout, async {
-        let response = pool.send(request).await?;
-        let (head, body) = response.into_parts();
-        let body = if reads_answer_body(mapping, head.status.as_u16(), accept) {
-            let bytes =
-                http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-                    .collect()
-                    .await?
-                    .to_bytes();
-            AnswerBody::Buffered(bytes)
-        } else {
-            AnswerBody::Streaming(body)
-        };
-        Ok::<_, crate::body::BoxError>(Answer {
-            status: head.status,
-            headers: head.headers,
-            body,
-        })
-    })
-    .await;
-    ctx.integration_latency = Some(sent.elapsed());
-    let answer = match answer {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(source)) => {
-            if stats.as_ref().is_some_and(|s| s.over_limit()) {
-                return Err(GatewayError::PayloadTooLarge { limit });
+    let answer = exchange(
+        ctx,
+        &target.pool,
+        request,
+        stats,
+        mapping,
+        accept,
+        limit,
+        timeout,
+    )
+    .await?;
+    respond(
+        &method,
+        mapping,
+        target.mapper.as_ref(),
+        isolation,
+        answer,
+        &mapped.rendered,
+        mapping.content_handling,
+    )
+    .await
+}
+
+/// An `aws` integration: steps 1 and 2 as for `http`, then the request the service's
+/// protocol takes, signed with SigV4, sent through the endpoint's pool.
+///
+/// - Query services (SQS, SNS): `POST` of a form: `Action` (and the URI's fixed
+///   parameters) for an action, then the mapped query parameters, then the template's
+///   output (`Action=SendMessage&MessageBody=...` for a path).
+/// - JSON services (Step Functions, DynamoDB, Kinesis, EventBridge): `POST /` of the
+///   template's output with `X-Amz-Target: {prefix}.{Action}` and the service's JSON type.
+/// - REST services (S3): the method, path and query as mapped.
+///
+/// The body is always read whole: the signature covers its hash.
+pub async fn aws(
+    gateway: &Generation,
+    ctx: &mut RequestContext<'_>,
+    target: &AwsServiceTarget,
+    isolation: Isolation,
+    timeout: std::time::Duration,
+    parts: Parts,
+    mut body: InBody,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    use crate::upstream::aws::{AwsTarget, Protocol};
+    let limit = gateway.limits.max_body_bytes;
+    let mapping = &*target.mapping;
+    let chosen = request_template(mapping, &parts)?;
+    let received = body.buffer(limit).await?;
+    let method = MethodRequest::new(ctx, &parts, received);
+    let mapped = map_request(&method, mapping, target.mapper.as_ref(), isolation, chosen).await?;
+    let MappedRequest {
+        body: mut out_body,
+        content_type,
+        headers: mut out_headers,
+        path_values,
+        mut query,
+        rendered,
+    } = mapped;
+    let mut default_type = content_type;
+    match (target.call.protocol(), &target.call.target) {
+        (Protocol::Query, call) => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            if let AwsTarget::Action { action, params } = call {
+                form.append_pair("Action", action);
+                form.extend_pairs(params.iter());
             }
-            if stats.is_some_and(|s| s.client_failed()) {
-                return Err(GatewayError::ClientBody(source));
+            form.extend_pairs(query.drain(..));
+            let mut text = form.finish();
+            if !out_body.is_empty() {
+                if !text.is_empty() {
+                    text.push('&');
+                }
+                text.push_str(&String::from_utf8_lossy(&out_body));
             }
-            return Err(GatewayError::Upstream {
-                origin: pool.origin.clone(),
-                source,
-            });
+            out_body = Bytes::from(text);
+            default_type = Some(HeaderValue::from_static(
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ));
         }
-        Err(_elapsed) => {
-            return Err(GatewayError::Timeout {
-                origin: pool.origin.clone(),
-                after: timeout,
-            });
+        (
+            Protocol::Json {
+                target_prefix,
+                content_type,
+            },
+            AwsTarget::Action { action, .. },
+        ) => {
+            let amz_target = format!("{target_prefix}.{action}");
+            if !out_headers.contains_key("x-amz-target") {
+                out_headers.insert(
+                    HeaderName::from_static("x-amz-target"),
+                    HeaderValue::from_str(&amz_target)
+                        .map_err(|_| GatewayError::Internal("X-Amz-Target".into()))?,
+                );
+            }
+            default_type = Some(HeaderValue::from_static(content_type));
         }
-    };
-    let handling = mapping.content_handling;
+        (Protocol::Json { .. } | Protocol::Rest, _) => {}
+    }
+    if let Some(ct) = default_type
+        && !out_headers.contains_key(CONTENT_TYPE)
+    {
+        out_headers.insert(CONTENT_TYPE, ct);
+    }
+    if !out_headers.contains_key(ACCEPT) {
+        out_headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    }
+    let uri = integration_uri(
+        ctx,
+        &parts,
+        &target.uri,
+        &target.path_names,
+        &path_values,
+        &query,
+    )?;
+    let absolute = format!("{}{}", target.pool.origin, uri)
+        .parse::<http::Uri>()
+        .map_err(|e| GatewayError::Internal(format!("integration URI: {e}")))?;
+    let mut signed = Request::new(out_body);
+    *signed.method_mut() = target
+        .method
+        .clone()
+        .unwrap_or_else(|| parts.method.clone());
+    *signed.uri_mut() = absolute;
+    *signed.headers_mut() = out_headers;
+    crate::upstream::aws::sign_request(
+        &mut signed,
+        &target.credentials,
+        &target.call.region,
+        target.call.signing_name(),
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| GatewayError::Internal(format!("signing the AWS request: {e}")))?;
+    let (mut head, out_body) = signed.into_parts();
+    head.uri = uri;
+    head.version = Version::HTTP_11;
+    let request = Request::from_parts(head, RequestBody::full(out_body));
+
+    let accept = parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let answer = exchange(
+        ctx,
+        &target.pool,
+        request,
+        None,
+        mapping,
+        accept,
+        limit,
+        timeout,
+    )
+    .await?;
     respond(
         &method,
         mapping,
@@ -631,7 +842,7 @@ pub async fn http(
         isolation,
         answer,
         &rendered,
-        handling,
+        mapping.content_handling,
     )
     .await
 }

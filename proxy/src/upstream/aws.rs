@@ -8,7 +8,10 @@
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode, sign,
+};
 use aws_sigv4::sign::v4;
 use http::{HeaderValue, Request};
 
@@ -172,6 +175,125 @@ impl std::fmt::Debug for AwsCredentials {
     }
 }
 
+/// Why an integration's keys could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("cannot read the shared credentials file {file}: {why}")]
+    File { file: String, why: String },
+    #[error("the shared credentials file {file} has no profile [{profile}]")]
+    NoProfile { file: String, profile: String },
+    #[error("profile [{profile}] in {file} has no {key}")]
+    NoKey {
+        file: String,
+        profile: String,
+        key: &'static str,
+    },
+}
+
+impl AwsCredentials {
+    /// The keys held by environment variables: the access key's and the secret's must be
+    /// set, the session token's only if named.
+    pub fn from_env(
+        access_key_env: &str,
+        secret_key_env: &str,
+        session_token_env: Option<&str>,
+    ) -> Result<Self, CredentialsError> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| CredentialsError::MissingEnv(name.to_owned()))
+        };
+        Ok(Self {
+            access_key_id: var(access_key_env)?,
+            secret_access_key: var(secret_key_env)?,
+            session_token: session_token_env.map(var).transpose()?,
+        })
+    }
+
+    /// A profile of the shared credentials file: `AWS_SHARED_CREDENTIALS_FILE`, else
+    /// `$HOME/.aws/credentials`.
+    pub fn from_profile(profile: &str) -> Result<Self, CredentialsError> {
+        let file = shared_credentials_file();
+        let text = std::fs::read_to_string(&file).map_err(|e| CredentialsError::File {
+            file: file.clone(),
+            why: e.to_string(),
+        })?;
+        Self::from_profile_text(&text, profile, &file)
+    }
+
+    /// What the SDKs do when nothing is named: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+    /// and `AWS_SESSION_TOKEN` when the first is set, else the profile `AWS_PROFILE` names
+    /// (`default` when unset).
+    pub fn from_default_chain() -> Result<Self, CredentialsError> {
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            let token = std::env::var_os("AWS_SESSION_TOKEN").map(|_| "AWS_SESSION_TOKEN");
+            return Self::from_env("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", token);
+        }
+        let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+        Self::from_profile(&profile)
+    }
+
+    /// Reads the INI format the AWS CLI writes: `[profile]` sections of `key = value` lines,
+    /// `#` and `;` comments. Hand-written: the SDK's own reader comes with its whole runtime.
+    fn from_profile_text(text: &str, profile: &str, file: &str) -> Result<Self, CredentialsError> {
+        let mut section: Option<&str> = None;
+        let mut found = false;
+        let mut keys: [Option<String>; 3] = [None, None, None];
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with(['#', ';']) {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some(name.trim());
+                found |= section == Some(profile);
+                continue;
+            }
+            if section != Some(profile) {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let slot = match key.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => 0,
+                "aws_secret_access_key" => 1,
+                "aws_session_token" => 2,
+                _ => continue,
+            };
+            keys[slot] = Some(value.trim().to_owned());
+        }
+        if !found {
+            return Err(CredentialsError::NoProfile {
+                file: file.to_owned(),
+                profile: profile.to_owned(),
+            });
+        }
+        let [access, secret, token] = keys;
+        let missing = |key| CredentialsError::NoKey {
+            file: file.to_owned(),
+            profile: profile.to_owned(),
+            key,
+        };
+        Ok(Self {
+            access_key_id: access.ok_or_else(|| missing("aws_access_key_id"))?,
+            secret_access_key: secret.ok_or_else(|| missing("aws_secret_access_key"))?,
+            session_token: token,
+        })
+    }
+}
+
+fn shared_credentials_file() -> String {
+    if let Ok(file) = std::env::var("AWS_SHARED_CREDENTIALS_FILE") {
+        return file;
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    format!("{home}/.aws/credentials")
+}
+
 /// Why a request could not be signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -181,6 +303,18 @@ pub enum SignError {
     Header(String),
     #[error("cannot sign: {0}")]
     Sign(String),
+}
+
+/// S3 signs its path as sent (no second encoding, no normalization) and wants the payload's
+/// hash in `x-amz-content-sha256`; every other service takes the defaults.
+fn signing_settings(service: &str) -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    }
+    settings
 }
 
 /// Signs `request` (its URI absolute, its headers final) for `service` in `region` at `now`:
@@ -209,7 +343,7 @@ pub fn sign_request(
         .region(region)
         .name(service)
         .time(now)
-        .settings(SigningSettings::default())
+        .settings(signing_settings(service))
         .build()
         .map_err(|e| SignError::Sign(e.to_string()))?
         .into();
@@ -376,6 +510,29 @@ mod tests {
             verifier
                 .verify(&bad, Payload::Buffered(body), &secrets, now)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn profiles_are_read_as_the_cli_writes_them() {
+        let text = "# keys\n[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key=s1\n\n[ci]\n; temporary\nAWS_ACCESS_KEY_ID = AKIDCI\naws_secret_access_key = s2\naws_session_token = t2\nregion = us-east-1\n[half]\naws_access_key_id = AKIDHALF\n";
+        let read = |profile| AwsCredentials::from_profile_text(text, profile, "creds");
+        let default = read("default").unwrap();
+        assert_eq!(default.access_key_id, "AKIDDEFAULT");
+        assert_eq!(default.secret_access_key, "s1");
+        assert_eq!(default.session_token, None);
+        let ci = read("ci").unwrap();
+        assert_eq!(
+            (ci.access_key_id.as_str(), ci.session_token.as_deref()),
+            ("AKIDCI", Some("t2"))
+        );
+        assert_eq!(
+            read("half").unwrap_err().to_string(),
+            "profile [half] in creds has no aws_secret_access_key"
+        );
+        assert_eq!(
+            read("prod").unwrap_err().to_string(),
+            "the shared credentials file creds has no profile [prod]"
         );
     }
 

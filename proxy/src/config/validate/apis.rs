@@ -362,6 +362,7 @@ fn validate_route(
         raw_integration.http.is_some(),
         raw_integration.mock.is_some(),
         raw_integration.function.is_some(),
+        raw_integration.aws.is_some(),
     ]
     .iter()
     .filter(|&&set| set)
@@ -370,7 +371,7 @@ fn validate_route(
         errors.add(
             &ipath,
             Some(&raw.integration),
-            "has more than one of `http_proxy`, `http`, `mock` and `function`; a route has one integration",
+            "has more than one of `http_proxy`, `http`, `aws`, `mock` and `function`; a route has one integration",
         );
         return None;
     }
@@ -404,7 +405,7 @@ fn validate_route(
         Integration::HttpProxy { per_stage }
     } else if let Some(http) = &raw_integration.http {
         let hpath = format!("{ipath}.http");
-        let parts = super::mapping::validate_http(errors, &hpath, &http.value)?;
+        let parts = super::mapping::validate_http(errors, &hpath, http.value.mapping_fields())?;
         // `{name}` in the URI: a mapped `integration.request.path.name`, else the route's
         // parameter of that name.
         let mut names: Vec<String> = pattern.param_names().map(str::to_owned).collect();
@@ -434,6 +435,12 @@ fn validate_route(
             path_names: names,
             mapping: Arc::new(parts.mapping),
         })
+    } else if let Some(aws) = &raw_integration.aws {
+        let params: Vec<&str> = pattern.param_names().collect();
+        let (aws, own_timeout) =
+            super::aws::validate_aws(errors, &format!("{ipath}.aws"), aws, &params, stages)?;
+        timeout = timeout.or(own_timeout);
+        Integration::Aws(aws)
     } else if let Some(mock) = &raw_integration.mock {
         let mpath = format!("{ipath}.mock");
         match super::mapping::validate_mapped_mock(errors, &mpath, &raw.integration, mock)? {
@@ -444,7 +451,7 @@ fn validate_route(
         errors.add(
             &ipath,
             Some(&raw.integration),
-            "is empty; give it `http_proxy: URL`, `http: {uri, ...}`, `function: PLUGIN` or `mock: {status, headers, body}`",
+            "is empty; give it `http_proxy: URL`, `http: {uri, ...}`, `aws: {service, action, ...}`, `function: PLUGIN` or `mock: {status, headers, body}`",
         );
         return None;
     };
@@ -569,7 +576,7 @@ fn validate_route(
 
 /// Why an `http_proxy` URI does not compile for the API's stages.
 #[derive(Debug, thiserror::Error)]
-enum PerStageUriError {
+pub(super) enum PerStageUriError {
     #[error(transparent)]
     Template(#[from] crate::upstream::UriTemplateError),
     #[error("{0}")]
@@ -590,7 +597,7 @@ enum PerStageUriError {
 
 /// Compiles an `http_proxy` URI for every stage of the API; an undefined stage variable is
 /// reported once, naming every stage that lacks it.
-fn compile_per_stage(
+pub(super) fn compile_per_stage(
     template: &str,
     params: &[&str],
     stages: &[Stage],

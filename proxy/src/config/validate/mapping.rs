@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde_saphyr::Spanned;
 
 use super::Errors;
-use crate::config::raw::{RawHttp, RawIntegrationResponse, RawMock};
+use crate::config::raw::{RawIntegrationResponse, RawMappingFields, RawMock};
 use crate::mapping::{
     ContentHandling, IntegrationResponse, Mapping, MappingTemplate, ParamSource, ParamTarget,
     Passthrough, RequestParameter, TemplateSet, selection_pattern,
@@ -155,7 +155,7 @@ fn request_parameters(
     out
 }
 
-/// The `http` integration's mapping, method and the names its URI's `{...}` may use.
+/// An `http` or `aws` integration's mapping, method and the names its URI's `{...}` may use.
 pub(super) struct HttpParts {
     pub method: Option<Method>,
     pub mapping: Mapping,
@@ -163,9 +163,13 @@ pub(super) struct HttpParts {
     pub mapped_path_names: Vec<String>,
 }
 
-pub(super) fn validate_http(errors: &mut Errors, path: &str, raw: &RawHttp) -> Option<HttpParts> {
+pub(super) fn validate_http(
+    errors: &mut Errors,
+    path: &str,
+    raw: RawMappingFields<'_>,
+) -> Option<HttpParts> {
     let before = errors.0.len();
-    let method = raw.method.as_ref().and_then(|m| {
+    let method = raw.method.and_then(|m| {
         let text = m.value.trim().to_ascii_uppercase();
         match text.parse::<Method>() {
             Ok(method) if !text.is_empty() && text != "ANY" => Some(method),
@@ -179,7 +183,7 @@ pub(super) fn validate_http(errors: &mut Errors, path: &str, raw: &RawHttp) -> O
             }
         }
     });
-    let passthrough = match raw.passthrough.as_ref().map(|p| (p, p.value.trim())) {
+    let passthrough = match raw.passthrough.map(|p| (p, p.value.trim())) {
         None | Some((_, "when_no_match")) => Passthrough::WhenNoMatch,
         Some((_, "when_no_templates")) => Passthrough::WhenNoTemplates,
         Some((_, "never")) => Passthrough::Never,
@@ -192,11 +196,11 @@ pub(super) fn validate_http(errors: &mut Errors, path: &str, raw: &RawHttp) -> O
             Passthrough::WhenNoMatch
         }
     };
-    let content_handling = content_handling(errors, path, raw.content_handling.as_ref());
+    let content_handling = content_handling(errors, path, raw.content_handling);
     let request_parameters = request_parameters(
         errors,
         &format!("{path}.request_parameters"),
-        &raw.request_parameters,
+        raw.request_parameters,
     );
     let mapped_path_names = request_parameters
         .iter()
@@ -209,12 +213,12 @@ pub(super) fn validate_http(errors: &mut Errors, path: &str, raw: &RawHttp) -> O
         request_templates: templates(
             errors,
             &format!("{path}.request_templates"),
-            &raw.request_templates,
+            raw.request_templates,
         ),
         passthrough,
         request_parameters,
         content_handling,
-        responses: responses(errors, &format!("{path}.responses"), &raw.responses),
+        responses: responses(errors, &format!("{path}.responses"), raw.responses),
     };
     (errors.0.len() == before).then_some(HttpParts {
         method,

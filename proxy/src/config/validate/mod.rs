@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 mod access;
 mod apis;
 mod auth;
+mod aws;
 mod caching;
 mod domains;
 mod mapping;
