@@ -555,6 +555,7 @@ fn integration_uri(
 
 /// Step 3: sends the integration request and reads the answer's body whole only when the
 /// selected integration response reads it.
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     ctx: &mut RequestContext<'_>,
     pool: &Arc<crate::upstream::OriginPool>,
