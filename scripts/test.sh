@@ -26,6 +26,8 @@ need_tool() { # need_tool COMMAND DEBIAN_PACKAGE
     command -v "$1" >/dev/null 2>&1 || { echo "test.sh: $1 is still missing after installing $2" >&2; exit 1; }
 }
 need_tool curl curl
+# tests/tests/metrics.rs scrapes a node with a real Prometheus.
+need_tool prometheus prometheus
 # The JavaScript and Python authorizers are built from npm and PyPI packages.
 need_tool node nodejs
 need_tool npm npm

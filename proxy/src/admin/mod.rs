@@ -1,6 +1,7 @@
 //! The admin listener: health for load balancers and orchestrators, and the operator API.
 //!
-//! `GET /healthz` (the process is up) and `GET /readyz` (it takes traffic; 503 while draining)
+//! `GET /healthz` (the process is up), `GET /readyz` (it takes traffic; 503 while draining)
+//! and `GET /metrics` (Prometheus; `admin.metrics_require_token` puts it behind the token)
 //! need no token. Everything under `/admin/` needs `Authorization: Bearer <token>`, the token
 //! being the value of the environment variable named by `admin.token_env`; without that
 //! variable every `/admin/` request is refused.
@@ -49,6 +50,7 @@ use crate::node::Node;
 pub async fn serve(
     listener: TcpListener,
     token_env: Option<String>,
+    metrics_require_token: bool,
     node: Arc<Node>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -77,6 +79,14 @@ pub async fn serve(
             let node = node.clone();
             let token = token.clone();
             async move {
+                if request.uri().path() == "/metrics" {
+                    return Ok(metrics(
+                        &node,
+                        token.as_deref(),
+                        metrics_require_token,
+                        &request,
+                    ));
+                }
                 Ok::<_, std::convert::Infallible>(handle(&node, token.as_deref(), request).await)
             }
         });
@@ -229,6 +239,58 @@ async fn handle(
         }
         _ => json(StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#),
     }
+}
+
+/// `GET /metrics`: the Prometheus text of the current generation's and the node's counts.
+fn metrics(
+    node: &Node,
+    token: Option<&str>,
+    require_token: bool,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if require_token && !authorized(token, request) {
+        return json(StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#);
+    }
+    if request.method() != Method::GET {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"message":"Method Not Allowed"}"#,
+        );
+    }
+    let generation = node.generation.load();
+    let set = node.plugins.current();
+    let mut names: Vec<&String> = set.by_name.keys().collect();
+    names.sort();
+    let plugins = names
+        .into_iter()
+        .filter_map(|name| set.get(name))
+        .map(|plugin| {
+            let stats = plugin.current().stats.snapshot();
+            crate::telemetry::metrics::PluginCounts {
+                name: plugin.spec.name.clone(),
+                calls: stats.calls,
+                timeouts: stats.timeouts,
+                out_of_memory: stats.out_of_memory,
+                other_failures: stats
+                    .failures
+                    .saturating_sub(stats.timeouts + stats.out_of_memory),
+            }
+        })
+        .collect();
+    let text = crate::telemetry::metrics::Scrape {
+        sets: generation.metrics.clone(),
+        plugins,
+        node: node.counters.clone(),
+        generation: generation.generation,
+        access_log_dropped: node.log.dropped_total(),
+    }
+    .render();
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 /// The admin API's own OpenAPI document, kept beside the handlers it describes.

@@ -318,6 +318,12 @@ impl ResponseBody {
 
     fn finish(&mut self) {
         if let Some(pending) = self.log.take() {
+            let record = &pending.record;
+            record.metrics.record(
+                record.status,
+                record.start.elapsed(),
+                record.integration_latency,
+            );
             let bytes_in = pending.request.as_ref().map_or(0, |s| s.bytes());
             pending.log.write(&pending.record, bytes_in, self.sent);
         }

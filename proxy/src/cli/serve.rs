@@ -84,6 +84,7 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         admin_task = Some(tokio::spawn(crate::admin::serve(
             listener,
             admin.token_env.clone(),
+            admin.metrics_require_token,
             node.clone(),
             admin_stop_rx,
         )));

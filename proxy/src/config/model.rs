@@ -142,6 +142,8 @@ pub struct Admin {
     /// The environment variable holding the bearer token for `/admin/*`. Unset: every
     /// `/admin/*` request is refused.
     pub token_env: Option<String>,
+    /// Whether `GET /metrics` needs the token as well.
+    pub metrics_require_token: bool,
 }
 
 /// Request limits (`limits`).
@@ -190,6 +192,8 @@ pub struct Stage {
     pub docs: Option<String>,
     /// What the stage serves: the config, or a deployment.
     pub source: StageSource,
+    /// Whether its metrics are kept by route too (`detailed_metrics`).
+    pub detailed_metrics: bool,
 }
 
 /// Where a stage's routes come from.

@@ -250,6 +250,9 @@ pub struct RawAdmin {
     pub addr: Spanned<String>,
     #[serde(default)]
     pub token_env: Option<String>,
+    /// `GET /metrics` needs the admin token too (it needs none by default).
+    #[serde(default)]
+    pub metrics_require_token: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +444,10 @@ pub struct RawValidation {
 pub struct RawStage {
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
+    /// Metrics by route as well as by API and stage (API Gateway's detailed CloudWatch
+    /// metrics); off by default to bound the number of series.
+    #[serde(default)]
+    pub detailed_metrics: bool,
     #[serde(default)]
     pub cache: Option<Spanned<RawStageCache>>,
     /// Replaces the API's `policy` for this stage.

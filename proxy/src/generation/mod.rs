@@ -81,6 +81,9 @@ pub struct Generation {
     pub drain_timeout: Duration,
     /// The config as served by `GET /admin/config`.
     pub redacted_config: Bytes,
+    /// The routes' metrics, by API, stage and (with detailed metrics) route, and the
+    /// unrouted requests'; reused by the next generation.
+    pub metrics: Arc<crate::telemetry::metrics::MetricSets>,
     /// The stage caches, by api and stage (kept across reloads that keep their capacity).
     pub caches: StageCaches,
     /// The node's API keys (node state: the same across reloads).
@@ -180,6 +183,7 @@ impl Generation {
             pools: OriginPools::default(),
             caches: StageCaches::default(),
             jwt_verifiers: JwtVerifiers::default(),
+            metrics: crate::telemetry::metrics::MetricSets::after(previous.map(|p| &*p.metrics)),
         };
         let mut router = Router::new();
         let mut canary_router = Router::new();
@@ -227,6 +231,7 @@ impl Generation {
             pools,
             caches,
             jwt_verifiers,
+            metrics,
             ..
         } = build;
         let unrouted = unrouted_stages(config);
@@ -258,6 +263,7 @@ impl Generation {
             domains: crate::domains::DomainTable::new(&config.domains),
             definitions,
             pools,
+            metrics: Arc::new(metrics),
         })
     }
 }

@@ -274,6 +274,8 @@ pub(super) struct Build<'a> {
     pub pools: OriginPools,
     pub caches: StageCaches,
     pub jwt_verifiers: JwtVerifiers,
+    /// The routes' metric label sets, the previous generation's reused.
+    pub metrics: crate::telemetry::metrics::MetricSets,
 }
 
 impl Build<'_> {
@@ -376,6 +378,17 @@ impl Site<'_> {
 
 impl RouteTarget {
     pub(super) fn build(site: &Site<'_>, build: &mut Build<'_>) -> Result<Self, BuildError> {
+        let metrics = build.metrics.get(
+            crate::telemetry::metrics::MetricKey {
+                api: site.api().name.as_str().into(),
+                stage: site.stage.name.as_str().into(),
+                route: site
+                    .stage
+                    .detailed_metrics
+                    .then(|| site.route.key.as_str().into()),
+            },
+            build.previous.map(|p| &*p.metrics),
+        );
         let mut target = Self {
             labels: Arc::new(RouteLabels::deployed(
                 &site.api().name,
@@ -383,6 +396,7 @@ impl RouteTarget {
                 &site.route.key,
                 site.stage.source.deployment(),
                 matches!(site.stage.source, StageSource::Canary { .. }),
+                metrics,
             )),
             scope: RouteScope::build(site),
             access: RouteAccess::build(site, build)?,

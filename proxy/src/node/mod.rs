@@ -40,6 +40,8 @@ pub struct Node {
     /// How the listeners serve new connections (TLS, HTTP settings), from the same config.
     pub serving: ArcSwap<Serving>,
     pub log: Arc<AccessLog>,
+    /// Reloads and their results, for `GET /metrics`.
+    pub counters: Arc<crate::telemetry::metrics::NodeCounters>,
     /// Set once SIGTERM arrives; `/readyz` then answers 503.
     pub draining: AtomicBool,
     /// The plugin runtime; its plugins are those of the current generation.
@@ -112,6 +114,7 @@ impl Node {
             generation: ArcSwap::from_pointee(generation),
             serving: ArcSwap::from_pointee(serving(&config)),
             log: AccessLog::stdout(),
+            counters: Arc::default(),
             draining: AtomicBool::new(false),
             plugins,
             keys,

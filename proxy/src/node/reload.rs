@@ -80,6 +80,7 @@ impl Reloader {
             Ok(text) => text,
             Err(e) => {
                 tracing::error!(error = %format!("{}: cannot read the config file: {e}", self.path.display()), "config refused");
+                self.node.counters.reload_refused();
                 return;
             }
         };
@@ -105,10 +106,12 @@ impl Reloader {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(errors)) => {
                 tracing::error!(error = %errors, "config refused");
+                self.node.counters.reload_refused();
                 return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "config refused");
+                self.node.counters.reload_refused();
                 return;
             }
         };
@@ -130,8 +133,14 @@ impl Reloader {
             self.last_inputs = self.sources_after(Some(config_text));
         }
         match self.node.swap(Arc::new(config), set).await {
-            Ok(generation) => tracing::info!(generation, "config reloaded"),
-            Err(e) => tracing::error!(error = %e, "config refused"),
+            Ok(generation) => {
+                tracing::info!(generation, "config reloaded");
+                self.node.counters.reload_ok();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config refused");
+                self.node.counters.reload_refused();
+            }
         }
     }
 }

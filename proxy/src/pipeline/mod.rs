@@ -94,6 +94,9 @@ pub async fn run(
     let mut response = match phases(gateway, &mut ctx, parts, body).await {
         Ok(response) => response,
         Err(error) => {
+            ctx.route
+                .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
+                .error(error.kind().response_type);
             if error.is_server_side() {
                 let route = ctx.route.map(|r| &*r.labels.route);
                 tracing::warn!(
@@ -116,6 +119,10 @@ pub async fn run(
         throttle::add_headers(response.headers_mut(), limits);
     }
     let source_ip = ctx.source_ip_text().clone();
+    let metrics = ctx
+        .route
+        .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
+        .clone();
     let record = AccessRecord {
         time: ctx.received_at,
         start: ctx.start,
@@ -126,6 +133,7 @@ pub async fn run(
         status: response.status().as_u16(),
         integration_latency: ctx.integration_latency,
         source_ip,
+        metrics,
     };
     response
         .body_mut()
@@ -165,8 +173,14 @@ async fn phases<'g>(
     throttle::check(gateway, ctx).await?;
     validate::check(ctx, &parts, &mut body, limit).await?;
     let pending = match cache::lookup(ctx, &parts).await? {
-        cache::CacheLookup::Hit(response) => return Ok(response),
-        cache::CacheLookup::Miss(pending) => Some(pending),
+        cache::CacheLookup::Hit(response) => {
+            route.labels.metrics.cache_hit();
+            return Ok(response);
+        }
+        cache::CacheLookup::Miss(pending) => {
+            route.labels.metrics.cache_miss();
+            Some(pending)
+        }
         cache::CacheLookup::NotCached => None,
     };
     if let Flow::Respond(response) = transform::request(ctx, &mut parts, &mut body, limit).await? {

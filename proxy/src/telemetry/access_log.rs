@@ -31,12 +31,15 @@ pub struct RouteLabels {
     /// `"api":...,"stage":...,"route":...` (and `"deployment"`, `"canary":true` when they
     /// apply) for the access log, rendered once.
     pub json: Box<str>,
+    /// Where the route's requests are counted (shared with the other routes of its stage
+    /// unless the stage has detailed metrics).
+    pub metrics: Arc<super::metrics::RequestMetrics>,
 }
 
 impl RouteLabels {
-    /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`.
+    /// Labels for a route of `api` in `stage`, e.g. `GET /pets/{id}`, counted on its own.
     pub fn new(api: &str, stage: &str, route: &str) -> Self {
-        Self::deployed(api, stage, route, None, false)
+        Self::deployed(api, stage, route, None, false, Arc::default())
     }
 
     /// Labels for a route served from a deployment, on the base side or the canary's.
@@ -46,6 +49,7 @@ impl RouteLabels {
         route: &str,
         deployment: Option<&str>,
         canary: bool,
+        metrics: Arc<super::metrics::RequestMetrics>,
     ) -> Self {
         let mut json = String::from(labels_json(api, stage, route));
         if let Some(id) = deployment {
@@ -63,6 +67,7 @@ impl RouteLabels {
             deployment: deployment.map(Into::into),
             canary,
             json: json.into(),
+            metrics,
         }
     }
 }
@@ -72,7 +77,10 @@ impl RouteLabels {
 pub struct AccessLog {
     buffer: Mutex<Vec<u8>>,
     to_stdout: bool,
+    /// Since the last flush's warning.
     dropped: AtomicU64,
+    /// Since the node started, for `edgeway_access_log_dropped_total`.
+    dropped_total: AtomicU64,
 }
 
 /// What a finished request contributes to its log line.
@@ -87,6 +95,8 @@ pub struct AccessRecord {
     pub status: u16,
     pub integration_latency: Option<Duration>,
     pub source_ip: http::HeaderValue,
+    /// Where the request is counted: its route's, or the generation's for unrouted requests.
+    pub metrics: Arc<super::metrics::RequestMetrics>,
 }
 
 /// Appends text the gateway knows needs no JSON escaping (its own request ids, method tokens,
@@ -174,6 +184,7 @@ impl AccessLog {
             buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
             to_stdout: true,
             dropped: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&log);
         let spawned = std::thread::Builder::new()
@@ -197,6 +208,7 @@ impl AccessLog {
             buffer: Mutex::new(Vec::new()),
             to_stdout: false,
             dropped: AtomicU64::new(0),
+            dropped_total: AtomicU64::new(0),
         })
     }
 
@@ -249,9 +261,15 @@ impl AccessLog {
         let mut buffer = self.lock();
         if buffer.len() + line.len() > MAX_BUFFERED {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
             return;
         }
         buffer.extend_from_slice(&line);
+    }
+
+    /// Lines dropped since the node started.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
     }
 
     /// Writes buffered lines to stdout now.

@@ -1,8 +1,10 @@
-//! Telemetry: the access log on stdout and operational logs on stderr.
+//! Telemetry: the access log on stdout, operational logs on stderr, and the metrics
+//! `GET /metrics` serves.
 //!
 //! Operational logs are JSON lines from `tracing`, filtered by `EDGEWAY_LOG` (default `info`).
 
 pub mod access_log;
+pub mod metrics;
 
 pub use access_log::{AccessLog, AccessRecord, RouteLabels};
 

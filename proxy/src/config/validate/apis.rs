@@ -93,6 +93,7 @@ pub(super) fn validate_apis(
                         docs_path(errors, &format!("{path}.stages.{stage}.docs.path"), d)
                     }),
                     source: StageSource::Config,
+                    detailed_metrics: s.detailed_metrics,
                 }
             })
             .collect();

@@ -224,6 +224,7 @@ pub(super) fn validate(
         Some(Admin {
             addr,
             token_env: a.token_env.clone(),
+            metrics_require_token: a.metrics_require_token,
         })
     });
 

@@ -1,0 +1,301 @@
+//! `GET /metrics` as an operator uses it: a real Prometheus (Debian's, installed by
+//! scripts/test.sh) scrapes a node on loopback every second while the test drives a known mix
+//! of requests (200s, 404s, 429s, cache misses and hits, a plugin that times out), then the
+//! test asks Prometheus's HTTP API for each count and finds it exactly, and the latency
+//! histograms populated.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgeway_tests::*;
+use serde_json::Value;
+
+/// Prometheus on a free loopback port, scraping `target` every second.
+struct Prometheus {
+    child: Child,
+    url: String,
+}
+
+impl Prometheus {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let dir = unique_temp_dir("prometheus");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s, scrape_timeout: 1s }}\nscrape_configs:\n  - job_name: edgeway\n    static_configs: [{{ targets: ['{target}'] }}]\n"
+            ),
+        )
+        .unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("prometheus is installed by scripts/test.sh");
+        let prometheus = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let ready = eventually(Duration::from_secs(60), || async {
+            let r = client()
+                .get(format!("{}/-/ready", prometheus.url))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "prometheus did not get ready: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        prometheus
+    }
+
+    /// The value of a PromQL expression that yields one sample, once it does.
+    async fn value(&self, query: &str) -> Option<f64> {
+        let r = client()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", query)])
+            .send()
+            .await
+            .ok()?;
+        let body: Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+        let result = body["data"]["result"].as_array()?;
+        match result.as_slice() {
+            [one] => one["value"][1].as_str()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// Waits (bounded) until `query` is `expected`: scrapes land every second.
+    async fn assert_eventually(&self, query: &str, expected: f64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.value(query).await;
+            if last == Some(expected) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("{query}: {last:?}, expected {expected}");
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_exact_counts_of_a_known_mix() {
+    let origin = Origin::echo().await;
+    let plugins = plugins_yaml(&[("spin", "test_spin", "role: handler, timeout_ms: 200")]);
+    let yaml = format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: {{ addr: 127.0.0.1:0 }}
+origin: {origin}
+{plugins}
+apis:
+  - name: shop
+    stages:
+      prod: {{ cache: {{ ttl_s: 300 }} }}
+      beta: {{ detailed_metrics: true }}
+    routes:
+      - {{ route: GET /items, integration: {{ http_proxy: "${{origin}}/items" }} }}
+      - {{ route: GET /limited, integration: {{ http_proxy: "${{origin}}/limited" }}, throttle: {{ rate: 0.01, burst: 1 }} }}
+      - {{ route: GET /cached, integration: {{ http_proxy: "${{origin}}/cached" }} }}
+      - {{ route: GET /spin, integration: {{ function: spin }} }}
+"#,
+        origin = origin.url()
+    );
+    let gw = Gateway::builder().start(&yaml).await;
+    let c = client();
+    let get = |path: &str| c.get(gw.url(path)).send();
+
+    for _ in 0..5 {
+        assert_eq!(get("/prod/items").await.unwrap().status(), 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get("/beta/items").await.unwrap().status(), 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get("/prod/nowhere").await.unwrap().status(), 404);
+    }
+    let limited: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(get("/prod/limited").await.unwrap().status().as_u16());
+        }
+        statuses
+    };
+    assert_eq!(limited, [200, 429, 429]);
+    for _ in 0..3 {
+        assert_eq!(get("/prod/cached").await.unwrap().status(), 200);
+    }
+    // A plugin that runs past its deadline: 500 FUNCTION_FAILURE (type DEFAULT_5XX).
+    assert_eq!(get("/prod/spin").await.unwrap().status(), 500);
+
+    // The text itself, as Prometheus reads it.
+    let text = c
+        .get(format!("http://{}/metrics", gw.addr("admin")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200, "no token needed by default");
+    assert!(
+        text.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+
+    let prometheus = Prometheus::start(gw.addr("admin")).await;
+    let shop = r#"api="shop",stage="prod""#;
+    // 5 items + 1 limited + 3 cached; the spin's 500 is a 5xx.
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_requests_total{{{shop},status_class="2xx"}}"#),
+            9.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_requests_total{{{shop},status_class="4xx"}}"#),
+            2.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_requests_total{{{shop},status_class="5xx"}}"#),
+            1.0,
+        )
+        .await;
+    // Unrouted requests count under empty api and stage labels.
+    prometheus
+        .assert_eventually(
+            r#"edgeway_requests_total{api="",stage="",status_class="4xx"}"#,
+            3.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            r#"edgeway_gateway_errors_total{api="",stage="",type="RESOURCE_NOT_FOUND"}"#,
+            3.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_gateway_errors_total{{{shop},type="THROTTLED"}}"#),
+            2.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_gateway_errors_total{{{shop},type="DEFAULT_5XX"}}"#),
+            1.0,
+        )
+        .await;
+    // The stage cache takes every GET route, as API Gateway's does: each route's first
+    // request misses (items, limited, cached, spin), items' 4 others and cached's 2 hit.
+    prometheus
+        .assert_eventually(&format!("edgeway_cache_misses_total{{{shop}}}"), 4.0)
+        .await;
+    prometheus
+        .assert_eventually(&format!("edgeway_cache_hits_total{{{shop}}}"), 6.0)
+        .await;
+    prometheus
+        .assert_eventually(
+            r#"edgeway_plugin_failures_total{plugin="spin",kind="timeout"}"#,
+            1.0,
+        )
+        .await;
+    // Detailed metrics: beta's requests by route.
+    prometheus
+        .assert_eventually(
+            r#"edgeway_requests_total{api="shop",stage="beta",route="GET /items",status_class="2xx"}"#,
+            2.0,
+        )
+        .await;
+    // Every request of the stage is in the latency histogram; only the 4 that reached the
+    // origin or the plugin (the cache misses) in the integration one.
+    prometheus
+        .assert_eventually(
+            &format!("edgeway_request_duration_seconds_count{{{shop}}}"),
+            12.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_request_duration_seconds_bucket{{{shop},le="+Inf"}}"#),
+            12.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!("edgeway_integration_duration_seconds_count{{{shop}}}"),
+            4.0,
+        )
+        .await;
+    let slowest = prometheus
+        .value(&format!(
+            "histogram_quantile(0.99, edgeway_request_duration_seconds_bucket{{{shop}}})"
+        ))
+        .await
+        .unwrap();
+    assert!(
+        (0.1..=0.5).contains(&slowest),
+        "the 200 ms plugin timeout is the slowest request: {slowest}"
+    );
+    prometheus
+        .assert_eventually("edgeway_config_generation", 1.0)
+        .await;
+}
+
+#[tokio::test]
+async fn metrics_can_require_the_admin_token() {
+    let yaml = r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: { addr: 127.0.0.1:0, token_env: ADMIN_TOKEN, metrics_require_token: true }
+apis:
+  - name: shop
+    stages: { prod: {} }
+    routes:
+      - { route: GET /m, integration: { mock: { status: 200 } } }
+"#;
+    let gw = Gateway::builder()
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .start(yaml)
+        .await;
+    let url = format!("http://{}/metrics", gw.addr("admin"));
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("edgeway_requests_total"));
+}
