@@ -23,7 +23,8 @@
 #                 machine's, landing on whichever row was running) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-canary edgeway-domain edgeway-api-key
 #                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped
-#                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small, on request) nginx
+#                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small and
+#                 edgeway-metrics-off, on request) nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
@@ -308,6 +309,14 @@ edgeway_log_desc() {
 row_edgeway() {
     edgeway_row edgeway "$BENCH/edgeway/proxy.yaml" || return 1
     ROW_DESC="Edgeway, workers: 1, bench/edgeway/proxy.yaml; access log: $(edgeway_log_desc)"
+}
+
+# The plain row with `metrics: { enabled: false }`: what counting for GET /metrics costs.
+row_edgeway_metrics_off() {
+    local config="$RUNDIR/proxy-metrics-off.yaml"
+    { cat "$BENCH/edgeway/proxy.yaml"; echo "metrics: { enabled: false }"; } >"$config"
+    edgeway_row edgeway-metrics-off "$config" || return 1
+    ROW_DESC="as edgeway, with \`metrics: { enabled: false }\` (no request counted for GET /metrics); access log: $(edgeway_log_desc)"
 }
 
 # The same route with the token-authorizer WASM plugin as its authorizer; wrk sends the token.

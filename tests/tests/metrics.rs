@@ -66,15 +66,20 @@ impl Prometheus {
         prometheus
     }
 
-    /// The value of a PromQL expression that yields one sample, once it does.
-    async fn value(&self, query: &str) -> Option<f64> {
+    /// Prometheus's answer to an instant query.
+    async fn query(&self, query: &str) -> Option<Value> {
         let r = client()
             .get(format!("{}/api/v1/query", self.url))
             .query(&[("query", query)])
             .send()
             .await
             .ok()?;
-        let body: Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+        serde_json::from_str(&r.text().await.ok()?).ok()
+    }
+
+    /// The value of a PromQL expression that yields one sample, once it does.
+    async fn value(&self, query: &str) -> Option<f64> {
+        let body = self.query(query).await?;
         let result = body["data"]["result"].as_array()?;
         match result.as_slice() {
             [one] => one["value"][1].as_str()?.parse().ok(),
@@ -269,6 +274,54 @@ apis:
     prometheus
         .assert_eventually("edgeway_config_generation", 1.0)
         .await;
+
+    // examples/observability: its scrape config passes promtool, and every query of its
+    // dashboard evaluates against this Prometheus (Grafana's variables filled in).
+    let examples =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/observability");
+    let checked = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(examples.join("prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples.join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push(
+                target["expr"]
+                    .as_str()
+                    .unwrap()
+                    .replace("$api", ".*")
+                    .replace("$stage", ".*")
+                    .replace("$__rate_interval", "1m")
+                    .replace("$__range", "5m"),
+            );
+        }
+    }
+    assert!(queries.len() >= 9, "{queries:?}");
+    for query in &queries {
+        let answer = prometheus.query(query).await.unwrap();
+        assert_eq!(answer["status"], "success", "{query}: {answer}");
+    }
+    // The first panel (requests per second) has a series per API and stage once two scrapes
+    // are in.
+    let shown = eventually(Duration::from_secs(30), || async {
+        let answer = prometheus.query(&queries[0]).await?;
+        let series = answer["data"]["result"].as_array()?.len();
+        (series >= 2).then_some(series)
+    })
+    .await;
+    assert!(shown.is_some(), "{}", queries[0]);
 }
 
 #[tokio::test]

@@ -258,6 +258,12 @@ fn metrics(
         );
     }
     let generation = node.generation.load();
+    if !generation.metrics_enabled {
+        return json(
+            StatusCode::NOT_FOUND,
+            r#"{"message":"metrics are off (metrics.enabled: false)"}"#,
+        );
+    }
     let set = node.plugins.current();
     let mut names: Vec<&String> = set.by_name.keys().collect();
     names.sort();

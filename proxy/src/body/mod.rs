@@ -319,11 +319,13 @@ impl ResponseBody {
     fn finish(&mut self) {
         if let Some(pending) = self.log.take() {
             let record = &pending.record;
-            record.metrics.record(
-                record.status,
-                record.start.elapsed(),
-                record.integration_latency,
-            );
+            if let Some(metrics) = &record.metrics {
+                metrics.record(
+                    record.status,
+                    record.start.elapsed(),
+                    record.integration_latency,
+                );
+            }
             let bytes_in = pending.request.as_ref().map_or(0, |s| s.bytes());
             pending.log.write(&pending.record, bytes_in, self.sent);
         }

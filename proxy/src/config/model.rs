@@ -49,6 +49,8 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug)]
 pub struct Config {
     pub listen: Vec<Listener>,
+    /// Whether requests are counted for `GET /metrics` (`metrics.enabled`, on by default).
+    pub metrics: bool,
     pub admin: Option<Admin>,
     pub upstream: Upstream,
     pub limits: Limits,

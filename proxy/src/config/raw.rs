@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// Custom domains: a Host and base path → an API's stage.
     #[serde(default)]
     pub domains: Vec<RawDomain>,
+    /// `metrics: { enabled: false }` stops counting for `GET /metrics`.
+    #[serde(default)]
+    pub metrics: Option<RawMetrics>,
 }
 
 /// A custom domain (`domains[]`).
@@ -625,6 +628,18 @@ impl RawHttp {
             responses: &self.responses,
         }
     }
+}
+
+/// `metrics`: whether requests are counted for `GET /metrics` (on by default).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `integration: { aws: {...} }`: an AWS service action or path, called with the request

@@ -84,6 +84,8 @@ pub struct Generation {
     /// The routes' metrics, by API, stage and (with detailed metrics) route, and the
     /// unrouted requests'; reused by the next generation.
     pub metrics: Arc<crate::telemetry::metrics::MetricSets>,
+    /// `metrics.enabled`: off, requests are not counted (and `/metrics` answers 404).
+    pub metrics_enabled: bool,
     /// The stage caches, by api and stage (kept across reloads that keep their capacity).
     pub caches: StageCaches,
     /// The node's API keys (node state: the same across reloads).
@@ -264,6 +266,7 @@ impl Generation {
             definitions,
             pools,
             metrics: Arc::new(metrics),
+            metrics_enabled: config.metrics,
         })
     }
 }

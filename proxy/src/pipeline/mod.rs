@@ -119,10 +119,11 @@ pub async fn run(
         throttle::add_headers(response.headers_mut(), limits);
     }
     let source_ip = ctx.source_ip_text().clone();
-    let metrics = ctx
-        .route
-        .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
-        .clone();
+    let metrics = gateway.metrics_enabled.then(|| {
+        ctx.route
+            .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
+            .clone()
+    });
     let record = AccessRecord {
         time: ctx.received_at,
         start: ctx.start,

@@ -95,8 +95,9 @@ pub struct AccessRecord {
     pub status: u16,
     pub integration_latency: Option<Duration>,
     pub source_ip: http::HeaderValue,
-    /// Where the request is counted: its route's, or the generation's for unrouted requests.
-    pub metrics: Arc<super::metrics::RequestMetrics>,
+    /// Where the request is counted: its route's, or the generation's for unrouted requests;
+    /// `None` with metrics off.
+    pub metrics: Option<Arc<super::metrics::RequestMetrics>>,
 }
 
 /// Appends text the gateway knows needs no JSON escaping (its own request ids, method tokens,

@@ -399,6 +399,7 @@ pub(super) fn validate(
         format!("roots={roots_digest:x};connect={connect_timeout:?};idle={pool_idle_timeout:?}");
     Ok(Config {
         listen,
+        metrics: raw.metrics.as_ref().is_none_or(|m| m.enabled),
         admin,
         upstream: Upstream {
             tls,
