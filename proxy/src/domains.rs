@@ -65,7 +65,7 @@ impl Domain {
         mut mappings: Vec<BasePathMapping>,
         tls: Option<DomainTls>,
     ) -> Self {
-        mappings.sort_by(|a, b| b.base_path.len().cmp(&a.base_path.len()));
+        mappings.sort_by_key(|m| std::cmp::Reverse(m.base_path.len()));
         Self {
             name,
             policy,

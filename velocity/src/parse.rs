@@ -675,7 +675,7 @@ impl Parser<'_, '_> {
         self.pos += 1;
         let var = self.identifier();
         self.skip_space();
-        if !(self.starts_with("in") && !self.peek_at(2).is_some_and(is_ident_char)) {
+        if !self.starts_with("in") || self.peek_at(2).is_some_and(is_ident_char) {
             return Err(self.error_at(self.pos, "expected `in` in #foreach"));
         }
         self.pos += 2;

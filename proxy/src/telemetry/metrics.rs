@@ -222,7 +222,7 @@ pub struct Scrape {
     pub access_log_dropped: u64,
 }
 
-fn labels<'k>(key: &'k MetricKey) -> Vec<(&'static str, &'k str)> {
+fn labels(key: &MetricKey) -> Vec<(&'static str, &str)> {
     let mut labels = vec![("api", &*key.api), ("stage", &*key.stage)];
     if let Some(route) = &key.route {
         labels.push(("route", route));
