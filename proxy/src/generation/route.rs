@@ -230,6 +230,7 @@ pub enum Target {
 #[derive(Debug)]
 pub struct AwsServiceTarget {
     pub call: Arc<crate::upstream::aws::AwsUri>,
+    pub amz_target: Option<http::HeaderValue>,
     pub method: Option<http::Method>,
     /// The endpoint and the service path.
     pub uri: UriTemplate,
@@ -618,6 +619,7 @@ impl RouteIntegration {
                 )?;
                 Target::Aws(AwsServiceTarget {
                     call: aws.call.clone(),
+                    amz_target: aws.amz_target.clone(),
                     method: aws.method.clone(),
                     uri,
                     path_names: aws.path_names.clone().into(),

@@ -172,6 +172,8 @@ pub struct HttpIntegration {
 pub struct AwsIntegration {
     /// The service, its region and the action or path.
     pub call: Arc<crate::upstream::aws::AwsUri>,
+    /// `X-Amz-Target` for an action of a JSON service, made once.
+    pub amz_target: Option<http::HeaderValue>,
     /// The integration request's method: `POST` for query and JSON services; `None` keeps
     /// the client's (a REST service such as S3 without `method`).
     pub method: Option<Method>,

@@ -766,20 +766,11 @@ pub async fn aws(
                 "application/x-www-form-urlencoded; charset=utf-8",
             ));
         }
-        (
-            Protocol::Json {
-                target_prefix,
-                content_type,
-            },
-            AwsTarget::Action { action, .. },
-        ) => {
-            let amz_target = format!("{target_prefix}.{action}");
-            if !out_headers.contains_key("x-amz-target") {
-                out_headers.insert(
-                    HeaderName::from_static("x-amz-target"),
-                    HeaderValue::from_str(&amz_target)
-                        .map_err(|_| GatewayError::Internal("X-Amz-Target".into()))?,
-                );
+        (Protocol::Json { content_type, .. }, AwsTarget::Action { .. }) => {
+            if let Some(amz_target) = &target.amz_target
+                && !out_headers.contains_key("x-amz-target")
+            {
+                out_headers.insert(HeaderName::from_static("x-amz-target"), amz_target.clone());
             }
             default_type = Some(HeaderValue::from_static(content_type));
         }

@@ -153,6 +153,16 @@ impl AwsUri {
         }
     }
 
+    /// `X-Amz-Target` for an action of a JSON service (`DynamoDB_20120810.GetItem`).
+    pub fn amz_target(&self) -> Option<String> {
+        match (self.protocol(), &self.target) {
+            (Protocol::Json { target_prefix, .. }, AwsTarget::Action { action, .. }) => {
+                Some(format!("{target_prefix}.{action}"))
+            }
+            _ => None,
+        }
+    }
+
     /// The service's endpoint in its region: `https://{service}.{region}.amazonaws.com`.
     pub fn default_endpoint(&self) -> String {
         format!("https://{}.{}.amazonaws.com", self.service, self.region)

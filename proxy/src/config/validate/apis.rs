@@ -344,18 +344,7 @@ fn validate_route(
             return None;
         }
     };
-    let timeout = raw.timeout_ms.as_ref().and_then(|t| {
-        if t.value == 0 {
-            errors.add(
-                format!("{path}.timeout_ms"),
-                Some(t),
-                "must be greater than 0",
-            );
-            None
-        } else {
-            Some(Duration::from_millis(t.value))
-        }
-    });
+    let timeout = timeout_ms(errors, path, raw.timeout_ms.as_ref());
     let raw_integration = &raw.integration.value;
     let ipath = format!("{path}.integration");
     let chosen = [
@@ -419,17 +408,7 @@ fn validate_route(
         let per_stage = compile_per_stage(&http.value.uri.value, &params, stages, origin)
             .map_err(|e| errors.add(format!("{hpath}.uri"), Some(&http.value.uri), e.to_string()))
             .ok()?;
-        if let Some(t) = &http.value.timeout_ms {
-            if t.value == 0 {
-                errors.add(
-                    format!("{hpath}.timeout_ms"),
-                    Some(t),
-                    "must be greater than 0",
-                );
-            } else if timeout.is_none() {
-                timeout = Some(Duration::from_millis(t.value));
-            }
-        }
+        timeout = timeout.or(timeout_ms(errors, &hpath, http.value.timeout_ms.as_ref()));
         Integration::Http(crate::mapping::HttpIntegration {
             method: parts.method,
             per_stage,
@@ -573,6 +552,24 @@ fn validate_route(
         api_key_required: raw.api_key_required,
         throttle,
     })
+}
+
+/// A `timeout_ms` (a route's or an integration's): more than 0.
+pub(super) fn timeout_ms(
+    errors: &mut Errors,
+    path: &str,
+    raw: Option<&Spanned<u64>>,
+) -> Option<Duration> {
+    let t = raw?;
+    if t.value == 0 {
+        errors.add(
+            format!("{path}.timeout_ms"),
+            Some(t),
+            "must be greater than 0",
+        );
+        return None;
+    }
+    Some(Duration::from_millis(t.value))
 }
 
 /// Why an `http_proxy` URI does not compile for the API's stages.

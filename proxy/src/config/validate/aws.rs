@@ -29,18 +29,7 @@ pub(super) fn validate_aws(
     let call = call(errors, path, raw);
     let parts = super::mapping::validate_http(errors, path, aws.mapping_fields());
     let credentials = credentials(errors, path, raw);
-    let timeout = aws.timeout_ms.as_ref().and_then(|t| {
-        if t.value == 0 {
-            errors.add(
-                format!("{path}.timeout_ms"),
-                Some(t),
-                "must be greater than 0",
-            );
-            None
-        } else {
-            Some(Duration::from_millis(t.value))
-        }
-    });
+    let timeout = super::apis::timeout_ms(errors, path, aws.timeout_ms.as_ref());
     let (call, parts) = (call?, parts?);
 
     let method = match (call.protocol(), parts.method) {
@@ -91,6 +80,18 @@ pub(super) fn validate_aws(
             }
         }
     };
+    let amz_target = match call.amz_target().map(|t| http::HeaderValue::from_str(&t)) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => {
+            errors.add(
+                path,
+                Some(raw),
+                "the action is not a valid X-Amz-Target header value",
+            );
+            return None;
+        }
+    };
     let credentials = credentials?;
     let service_path = match &call.target {
         AwsTarget::Path(p) => p.trim_start_matches('/'),
@@ -113,6 +114,7 @@ pub(super) fn validate_aws(
         (
             AwsIntegration {
                 call: Arc::new(call),
+                amz_target,
                 method,
                 per_stage,
                 path_names: names,
