@@ -143,3 +143,147 @@ async fn one_json_line_per_request_with_contract_fields() {
     assert_eq!(l["status"], 405);
     assert_eq!(l["method"], "DELETE");
 }
+
+fn formats_config(origin: &Origin, stage_format: &str) -> String {
+    format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+origin: {origin}
+access_log: {{ format: json }}
+apis:
+  - name: petstore
+    stages:
+      prod:
+        access_log:
+          format: '{stage_format}'
+          destination: {{ file: access.log }}
+      quiet:
+        access_log: {{ destination: off }}
+    routes:
+      - route: GET /pets/{{id}}
+        integration: {{ http_proxy: "${{origin}}/pets/{{id}}" }}
+"#,
+        origin = origin.url()
+    )
+}
+
+const STAGE_FORMAT: &str = r#"$context.requestId $context.httpMethod $context.resourcePath $context.status $context.responseLength "$context.identity.userAgent" $context.domainName $context.protocol $context.error.responseType"#;
+
+/// The stage's file, once it holds `n` lines.
+async fn file_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    eventually(Duration::from_secs(5), || async {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= n).then_some(lines)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{} never had {n} lines", path.display()))
+}
+
+/// A stage's own format to its own file, the node-wide JSON preset on stdout for a request
+/// that matched no route, a stage whose log is off, SIGUSR1 after logrotate's rename, and a
+/// reload with a bad format that leaves the log as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_formats_files_and_reopen() {
+    let origin =
+        Origin::start(|_r: &Recorded| http::Response::builder().body(full("0123456789")).unwrap())
+            .await;
+    let gw = Gateway::start(&formats_config(&origin, STAGE_FORMAT)).await;
+    let c = client();
+    let host = gw.addr("listen[0]").to_string();
+    let get = |path: &str, agent: &str| {
+        c.get(gw.url(path))
+            .header("user-agent", agent.to_owned())
+            .send()
+    };
+    let rid = |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let log_file = gw.dir.join("access.log");
+
+    let r = get("/prod/pets/7", "probe \"1\" ü").await.unwrap();
+    let first = rid(&r);
+    assert_eq!(r.text().await.unwrap(), "0123456789");
+    let lines = file_lines(&log_file, 1).await;
+    assert_eq!(
+        lines,
+        [format!(
+            r#"{first} GET /pets/{{id}} 200 10 "probe \x221\x22 \xC3\xBC" {host} HTTP/1.1 -"#
+        )]
+    );
+
+    // No route: the node-wide format, on stdout, parsed back.
+    let r = get("/nowhere", "x").await.unwrap();
+    let unrouted = rid(&r);
+    assert_eq!(r.status(), 404);
+    let json = gw.wait_access_log(1, Duration::from_secs(5)).await;
+    assert_eq!(json.len(), 1, "{json:#?}");
+    let line = &json[0];
+    assert_eq!(line["requestId"], unrouted, "{line}");
+    assert_eq!(line["extendedRequestId"], unrouted, "{line}");
+    assert_eq!(line["ip"], "127.0.0.1", "{line}");
+    assert_eq!(line["caller"], "-", "{line}");
+    assert_eq!(line["status"], "404", "{line}");
+    assert_eq!(line["resourcePath"], "-", "{line}");
+    assert_eq!(line["httpMethod"], "GET", "{line}");
+    assert_eq!(line["protocol"], "HTTP/1.1", "{line}");
+    assert!(
+        line["responseLength"]
+            .as_str()
+            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n > 0)),
+        "{line}"
+    );
+
+    // A stage whose log is off writes nowhere.
+    let r = get("/quiet/pets/7", "x").await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+
+    // logrotate: rename, then SIGUSR1; the next line goes to a new file at the old path.
+    let rotated = gw.dir.join("access.log.1");
+    std::fs::rename(&log_file, &rotated).unwrap();
+    gw.signal("USR1");
+    gw.wait_event("access-log files reopened", Duration::from_secs(5), |_| {
+        true
+    })
+    .await;
+    let r = get("/prod/pets/8", "after").await.unwrap();
+    let second = rid(&r);
+    r.bytes().await.unwrap();
+    let lines = file_lines(&log_file, 1).await;
+    assert_eq!(
+        lines,
+        [format!(
+            r#"{second} GET /pets/{{id}} 200 10 "after" {host} HTTP/1.1 -"#
+        )]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
+
+    // A reload with an unknown variable is refused; the stage logs on as before.
+    gw.replace_config(&formats_config(&origin, "$context.requestId $context.nope"));
+    let refused = gw
+        .wait_event("config refused", Duration::from_secs(10), |_| true)
+        .await;
+    assert!(
+        refused
+            .to_string()
+            .contains("unknown variable $context.nope"),
+        "{refused}"
+    );
+    let r = get("/prod/pets/9", "still").await.unwrap();
+    let third = rid(&r);
+    r.bytes().await.unwrap();
+    let lines = file_lines(&log_file, 2).await;
+    assert_eq!(
+        lines[1],
+        format!(r#"{third} GET /pets/{{id}} 200 10 "still" {host} HTTP/1.1 -"#)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        gw.access_log().len(),
+        1,
+        "only the unrouted request is on stdout"
+    );
+}

@@ -18,7 +18,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
-use crate::telemetry::{AccessLog, AccessRecord};
+use crate::telemetry::{AccessRecord, Totals};
 
 mod pooled;
 
@@ -262,7 +262,6 @@ pub struct ResponseBody {
 
 #[derive(Debug)]
 struct PendingLog {
-    log: Arc<AccessLog>,
     record: AccessRecord,
     request: Option<Arc<BodyStats>>,
 }
@@ -302,32 +301,26 @@ impl ResponseBody {
         }
     }
 
-    /// Writes `record` to `log` when this body ends or is dropped.
-    pub fn log_on_end(
-        &mut self,
-        log: Arc<AccessLog>,
-        record: AccessRecord,
-        request: Option<Arc<BodyStats>>,
-    ) {
-        self.log = Some(PendingLog {
-            log,
-            record,
-            request,
-        });
+    /// Counts and logs `record` when this body ends or is dropped.
+    pub fn log_on_end(&mut self, record: AccessRecord, request: Option<Arc<BodyStats>>) {
+        self.log = Some(PendingLog { record, request });
     }
 
     fn finish(&mut self) {
         if let Some(pending) = self.log.take() {
             let record = &pending.record;
+            let latency = record.start.elapsed();
             if let Some(metrics) = &record.metrics {
-                metrics.record(
-                    record.status,
-                    record.start.elapsed(),
-                    record.integration_latency,
-                );
+                metrics.record(record.status, latency, record.integration_latency);
             }
-            let bytes_in = pending.request.as_ref().map_or(0, |s| s.bytes());
-            pending.log.write(&pending.record, bytes_in, self.sent);
+            if let Some(log) = &record.log {
+                let totals = Totals {
+                    bytes_in: pending.request.as_ref().map_or(0, |s| s.bytes()),
+                    bytes_out: self.sent,
+                    latency,
+                };
+                log.write(record, &totals);
+            }
         }
     }
 }

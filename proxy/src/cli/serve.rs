@@ -54,6 +54,16 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         config.listen.iter().map(|l| l.addr).collect(),
     );
     let triggers = ReloadTriggers::new(&reloader, options.watch)?;
+    // SIGUSR1 reopens the access-log files (logrotate renames them, then signals).
+    let mut user1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
+    let reopen_node = node.clone();
+    let reopens = tokio::spawn(async move {
+        while user1.recv().await.is_some() {
+            let log = reopen_node.log.clone();
+            // Opening files is blocking work: off the request threads.
+            let _ = tokio::task::spawn_blocking(move || log.reopen()).await;
+        }
+    });
 
     let mut servers = tokio::task::JoinSet::new();
     for (index, listen) in config.listen.iter().enumerate() {
@@ -105,6 +115,7 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
     let drain_timeout = node.generation.load().drain_timeout;
     tracing::info!(drain_timeout_s = drain_timeout.as_secs(), "draining");
     reloads.abort();
+    reopens.abort();
     let _ = shutdown_tx.send(true);
     let drained = tokio::time::timeout(drain_timeout, async {
         while servers.join_next().await.is_some() {}

@@ -51,6 +51,9 @@ pub struct Config {
     pub listen: Vec<Listener>,
     /// Whether requests are counted for `GET /metrics` (`metrics.enabled`, on by default).
     pub metrics: bool,
+    /// The access log of stages without their own and of unrouted requests (`access_log`);
+    /// Edgeway's line on stdout when absent.
+    pub access_log: Option<crate::telemetry::AccessLogSettings>,
     pub admin: Option<Admin>,
     pub upstream: Upstream,
     pub limits: Limits,
@@ -196,6 +199,8 @@ pub struct Stage {
     pub source: StageSource,
     /// Whether its metrics are kept by route too (`detailed_metrics`).
     pub detailed_metrics: bool,
+    /// Its access log (`access_log`); the node-wide one when absent.
+    pub access_log: Option<crate::telemetry::AccessLogSettings>,
 }
 
 /// Where a stage's routes come from.

@@ -49,6 +49,9 @@ pub struct RawConfig {
     /// `metrics: { enabled: false }` stops counting for `GET /metrics`.
     #[serde(default)]
     pub metrics: Option<RawMetrics>,
+    /// The access log of stages without their own, and of requests that match no route.
+    #[serde(default)]
+    pub access_log: Option<Spanned<RawAccessLog>>,
 }
 
 /// A custom domain (`domains[]`).
@@ -461,6 +464,31 @@ pub struct RawStage {
     /// An API docs page for the stage: its OpenAPI document and Swagger UI.
     #[serde(default)]
     pub docs: Option<Spanned<RawDocs>>,
+    /// The stage's access log: its format and where it goes.
+    #[serde(default)]
+    pub access_log: Option<Spanned<RawAccessLog>>,
+}
+
+/// `access_log`: `{ format: clf | json | xml | csv | '<$context variables>', destination:
+/// stdout | off | { file: PATH } }`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// A preset's name or a format of `$context` variables; Edgeway's JSON line when absent.
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    #[serde(default)]
+    pub destination: Option<Spanned<RawDestination>>,
+}
+
+/// An access log's `destination`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawDestination {
+    /// `stdout` or `off`.
+    Named(String),
+    /// `{ file: PATH }`, relative to the config's folder.
+    File { file: String },
 }
 
 /// A stage's `docs`.

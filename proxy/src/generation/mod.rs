@@ -52,12 +52,30 @@ pub enum BuildError {
     UndefinedAuthorizer(String),
     #[error(transparent)]
     Origin(#[from] crate::upstream::OriginError),
+    #[error("access log {path}: {source}")]
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("api {api}: route {route} is defined twice in stage {stage}")]
     DuplicateRoute {
         api: String,
         route: String,
         stage: String,
     },
+}
+
+/// What a generation takes from the node: state that outlives a reload.
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    /// The node's API keys.
+    pub keys: Arc<ApiKeys>,
+    /// The node's access keys for SigV4 authorizers.
+    pub access_keys: Arc<AccessKeys>,
+    /// Throttle buckets, quota counts and usage.
+    pub limiter: Arc<Limiter>,
+    /// The access-log outputs (stdout and the files stages log to).
+    pub log: Arc<crate::telemetry::AccessLog>,
 }
 
 /// One config generation, ready to serve.
@@ -86,6 +104,11 @@ pub struct Generation {
     pub metrics: Arc<crate::telemetry::metrics::MetricSets>,
     /// `metrics.enabled`: off, requests are not counted (and `/metrics` answers 404).
     pub metrics_enabled: bool,
+    /// Where requests that match no route are logged (the node-wide `access_log`).
+    pub unrouted_log: Option<Arc<crate::telemetry::StageLog>>,
+    /// Whether some access-log format needs what only custom formats use (headers, the
+    /// principal, the error's message): requests keep them only then.
+    pub log_extras: bool,
     /// The stage caches, by api and stage (kept across reloads that keep their capacity).
     pub caches: StageCaches,
     /// The node's API keys (node state: the same across reloads).
@@ -161,12 +184,16 @@ impl Generation {
         config: &Config,
         deployed: &Deployed,
         plugins: &PluginSet,
-        keys: Arc<ApiKeys>,
-        access_keys: Arc<AccessKeys>,
-        limiter: Arc<Limiter>,
+        node: &NodeState,
         generation: u64,
         previous: Option<&Generation>,
     ) -> Result<Self, BuildError> {
+        let NodeState {
+            keys,
+            access_keys,
+            limiter,
+            log,
+        } = node.clone();
         limiter.forget_unused_buckets();
         let plans: Vec<UsagePlan> = config
             .usage_plans
@@ -186,7 +213,11 @@ impl Generation {
             caches: StageCaches::default(),
             jwt_verifiers: JwtVerifiers::default(),
             metrics: crate::telemetry::metrics::MetricSets::after(previous.map(|p| &*p.metrics)),
+            log: &log,
+            log_extras: false,
         };
+        let unrouted_log = route::open_log(&log, config.access_log.as_ref())?;
+        build.log_extras |= unrouted_log.as_ref().is_some_and(|l| l.needs_extras());
         let mut router = Router::new();
         let mut canary_router = Router::new();
         let mut splits: HashMap<(&str, &str), Arc<CanarySplit>> = HashMap::new();
@@ -234,6 +265,7 @@ impl Generation {
             caches,
             jwt_verifiers,
             metrics,
+            log_extras,
             ..
         } = build;
         let unrouted = unrouted_stages(config);
@@ -267,6 +299,8 @@ impl Generation {
             pools,
             metrics: Arc::new(metrics),
             metrics_enabled: config.metrics,
+            unrouted_log,
+            log_extras,
         })
     }
 }
@@ -280,6 +314,7 @@ fn build_routes(
 ) -> Result<Vec<RouteTarget>, BuildError> {
     let api: &Api = parts.api;
     let stage = &api.stages[stage_index];
+    let log = build.stage_log(stage)?;
     api.routes
         .iter()
         .map(|route| {
@@ -288,6 +323,7 @@ fn build_routes(
                 route,
                 stage,
                 stage_index,
+                log: &log,
             };
             let mut target = RouteTarget::build(&site, build)?;
             target.scope.canary = canary.cloned();

@@ -277,9 +277,43 @@ pub(super) struct Build<'a> {
     pub jwt_verifiers: JwtVerifiers,
     /// The routes' metric label sets, the previous generation's reused.
     pub metrics: crate::telemetry::metrics::MetricSets,
+    /// The node's access-log outputs.
+    pub log: &'a crate::telemetry::AccessLog,
+    /// Whether a stage's access-log format needs what only custom formats use.
+    pub log_extras: bool,
+}
+
+/// Where lines with `settings` go (`None`: Edgeway's line on stdout); a file that cannot be
+/// opened refuses the config.
+pub(super) fn open_log(
+    log: &crate::telemetry::AccessLog,
+    settings: Option<&crate::telemetry::AccessLogSettings>,
+) -> Result<Option<Arc<crate::telemetry::StageLog>>, BuildError> {
+    log.stage_log(settings)
+        .map_err(|source| BuildError::AccessLog {
+            path: match settings.map(|s| &s.destination) {
+                Some(crate::telemetry::Destination::File(path)) => path.display().to_string(),
+                _ => "stdout".into(),
+            },
+            source,
+        })
 }
 
 impl Build<'_> {
+    /// Where `stage`'s access-log lines go: its own `access_log`, else the node's.
+    pub fn stage_log(
+        &mut self,
+        stage: &Stage,
+    ) -> Result<Option<Arc<crate::telemetry::StageLog>>, BuildError> {
+        let settings = stage
+            .access_log
+            .as_ref()
+            .or(self.config.access_log.as_ref());
+        let log = open_log(self.log, settings)?;
+        self.log_extras |= log.as_ref().is_some_and(|l| l.needs_extras());
+        Ok(log)
+    }
+
     fn plugin(&self, name: &str) -> Result<Arc<Plugin>, BuildError> {
         self.plugins
             .get(name)
@@ -364,6 +398,8 @@ pub(super) struct Site<'a> {
     pub stage: &'a Stage,
     /// The stage's place in the API's stages (per-stage settings are kept in that order).
     pub stage_index: usize,
+    /// Where the stage's access-log lines go.
+    pub log: &'a Option<Arc<crate::telemetry::StageLog>>,
 }
 
 impl Site<'_> {
@@ -390,15 +426,17 @@ impl RouteTarget {
             },
             build.previous.map(|p| &*p.metrics),
         );
+        let mut labels = RouteLabels::deployed(
+            &site.api().name,
+            &site.stage.name,
+            &site.route.key,
+            site.stage.source.deployment(),
+            matches!(site.stage.source, StageSource::Canary { .. }),
+            metrics,
+        );
+        labels.log.clone_from(site.log);
         let mut target = Self {
-            labels: Arc::new(RouteLabels::deployed(
-                &site.api().name,
-                &site.stage.name,
-                &site.route.key,
-                site.stage.source.deployment(),
-                matches!(site.stage.source, StageSource::Canary { .. }),
-                metrics,
-            )),
+            labels: Arc::new(labels),
             scope: RouteScope::build(site),
             access: RouteAccess::build(site, build)?,
             throttle: throttle_buckets(site, build),

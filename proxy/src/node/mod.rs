@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use crate::auth::access_keys::AccessKeys;
 use crate::auth::keys::ApiKeys;
 use crate::config::{Config, CountersBackend, StateBackend, StateConfig};
-use crate::generation::Generation;
+use crate::generation::{Generation, NodeState};
 use crate::listener::{Handler, Serving};
 use crate::plugins::{PluginHost, PluginSet};
 use crate::state::{EmbeddedStore, StateStore};
@@ -98,13 +98,17 @@ impl Node {
             .await
             .context("cannot read the stages' deployments and the stored usage plans")?;
         deploy::log_refusals(&deployed.refused);
+        let log = AccessLog::stdout();
         let generation = Generation::build(
             &config,
             &deployed,
             &set,
-            keys.clone(),
-            access_keys.clone(),
-            limiter.clone(),
+            &NodeState {
+                keys: keys.clone(),
+                access_keys: access_keys.clone(),
+                limiter: limiter.clone(),
+                log: log.clone(),
+            },
             1,
             None,
         )?;
@@ -113,7 +117,7 @@ impl Node {
         let node = Arc::new(Self {
             generation: ArcSwap::from_pointee(generation),
             serving: ArcSwap::from_pointee(serving(&config)),
-            log: AccessLog::stdout(),
+            log,
             counters: Arc::default(),
             draining: AtomicBool::new(false),
             plugins,
@@ -165,9 +169,12 @@ impl Node {
             config,
             &deployed,
             set,
-            self.keys.clone(),
-            self.access_keys.clone(),
-            self.limiter.clone(),
+            &NodeState {
+                keys: self.keys.clone(),
+                access_keys: self.access_keys.clone(),
+                limiter: self.limiter.clone(),
+                log: self.log.clone(),
+            },
             number,
             Some(&current),
         )?;
@@ -203,7 +210,7 @@ impl Handler for Node {
         // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
             let generation = self.generation.load_full();
-            Ok(crate::pipeline::run(generation, self.log.clone(), conn, request).await)
+            Ok(crate::pipeline::run(generation, conn, request).await)
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct RequestContext<'g> {
     pub request_body: Option<Arc<BodyStats>>,
     /// Time from sending to the origin until its response head arrived.
     pub integration_latency: Option<Duration>,
+    /// The status the integration answered with, before any response mapping.
+    pub integration_status: Option<u16>,
+    /// How long the route's authorizer took.
+    pub authorizer_latency: Option<Duration>,
     /// Set by `authorize` when the authorizer allowed the request.
     pub principal: Option<Arc<Principal>>,
     /// The API key an authorizer named for usage plans.

@@ -318,6 +318,12 @@ impl GatewayError {
         }
     }
 
+    /// The client-facing message, for `$context.error.message`.
+    pub fn client_message(&self) -> String {
+        self.message()
+            .unwrap_or_else(|| self.kind().message.to_owned())
+    }
+
     /// The client-facing message, where the error has words of its own; else the kind's.
     fn message(&self) -> Option<String> {
         match self {

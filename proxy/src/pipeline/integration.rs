@@ -52,6 +52,7 @@ pub async fn call(
                     },
                 )
             })?;
+            ctx.integration_status = Some(response.status().as_u16());
             Ok(response.map(ResponseBody::full))
         }
         Target::Lambda { plugin, format } => {
@@ -147,6 +148,7 @@ async fn proxy(
             });
         }
     };
+    ctx.integration_status = Some(response.status().as_u16());
     let (mut parts, body) = response.into_parts();
     // The client's connection speaks its own version, whatever the origin's was (an HTTP/1.0
     // origin would otherwise make hyper answer an HTTP/1.1 client in HTTP/1.0).

@@ -40,6 +40,7 @@ pub async fn call(
             },
         )
     })?;
+    ctx.integration_status = Some(answer.status.as_u16());
     let mut response = Response::new(ResponseBody::full(answer.body));
     *response.status_mut() = answer.status;
     let headers = response.headers_mut();

@@ -589,7 +589,10 @@ async fn exchange(
     .await;
     ctx.integration_latency = Some(sent.elapsed());
     match answer {
-        Ok(Ok(answer)) => Ok(answer),
+        Ok(Ok(answer)) => {
+            ctx.integration_status = Some(answer.status.as_u16());
+            Ok(answer)
+        }
         Ok(Err(source)) => {
             if stats.as_ref().is_some_and(|s| s.over_limit()) {
                 return Err(GatewayError::PayloadTooLarge { limit });

@@ -53,7 +53,7 @@ pub use error::{GatewayError, PluginPhase, ResponseScope, X_EDGEWAY_ERROR_TYPE};
 
 use crate::body::{ClientBody, ResponseBody};
 use crate::generation::Generation;
-use crate::telemetry::{AccessLog, AccessRecord};
+use crate::telemetry::{AccessRecord, RecordExtras};
 use crate::upstream::headers::X_REQUEST_ID;
 
 /// Serves one request against one config generation, which the request holds until it ends.
@@ -63,7 +63,6 @@ use crate::upstream::headers::X_REQUEST_ID;
 /// copy of it per request.
 pub async fn run(
     generation: Arc<Generation>,
-    log: Arc<AccessLog>,
     conn: ConnInfo,
     request: Request<ClientBody>,
 ) -> Response<ResponseBody> {
@@ -78,6 +77,8 @@ pub async fn run(
         params: Vec::new(),
         request_body: None,
         integration_latency: None,
+        integration_status: None,
+        authorizer_latency: None,
         principal: None,
         usage_key: None,
         api_key: None,
@@ -90,10 +91,27 @@ pub async fn run(
     };
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
+    let version = parts.version;
+    let mut extras = gateway.log_extras.then(|| {
+        Box::new(RecordExtras {
+            host: parts
+                .headers
+                .get(http::header::HOST)
+                .cloned()
+                .or_else(|| parts.uri.authority().and_then(|a| a.as_str().parse().ok())),
+            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
+            ..RecordExtras::default()
+        })
+    });
+    let mut failure = None;
 
     let mut response = match phases(gateway, &mut ctx, parts, body).await {
         Ok(response) => response,
         Err(error) => {
+            failure = Some(error.kind());
+            if let Some(extras) = &mut extras {
+                extras.error_message = Some(error.client_message().into());
+            }
             ctx.route
                 .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
                 .error(error.kind().response_type);
@@ -124,21 +142,39 @@ pub async fn run(
             .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
             .clone()
     });
+    if let Some(extras) = &mut extras {
+        extras.principal = ctx.principal.take();
+        extras.api_key = ctx.api_key.take();
+        extras.base_path = ctx
+            .domain
+            .as_ref()
+            .and_then(|d| d.mapping)
+            .map(|m| m.base_path.as_str().into());
+    }
     let record = AccessRecord {
         time: ctx.received_at,
         start: ctx.start,
         request_id: ctx.request_id,
         route: ctx.route.map(|r| r.labels.clone()),
+        log: ctx
+            .route
+            .map_or(gateway.unrouted_log.as_ref(), |r| r.labels.log.as_ref())
+            .cloned(),
         method,
         path,
+        version,
         status: response.status().as_u16(),
         integration_latency: ctx.integration_latency,
+        integration_status: ctx.integration_status,
+        authorizer_latency: ctx.authorizer_latency,
         source_ip,
+        error: failure,
+        extras,
         metrics,
     };
     response
         .body_mut()
-        .log_on_end(log, record, ctx.request_body.take());
+        .log_on_end(record, ctx.request_body.take());
     response
 }
 
@@ -167,7 +203,12 @@ async fn phases<'g>(
     };
     policy::check(ctx, &parts)?;
     let limit = gateway.limits.max_body_bytes;
-    if let Flow::Respond(response) = authorize::check(ctx, &mut parts, &mut body, limit).await? {
+    let authorizing = std::time::Instant::now();
+    let authorized = authorize::check(ctx, &mut parts, &mut body, limit).await;
+    if route.access.auth.is_some() {
+        ctx.authorizer_latency = Some(authorizing.elapsed());
+    }
+    if let Flow::Respond(response) = authorized? {
         return Ok(response);
     }
     api_key::check(gateway, ctx, &parts)?;

@@ -1,17 +1,26 @@
-//! The access log: one JSON line per request on stdout, written when the response body ends.
+//! The access log: one line per request, written when the response body ends. By default it
+//! is Edgeway's JSON line on stdout; a stage's `access_log` picks a format (see
+//! [`super::log_format`]) and a destination (stdout, a file, or none).
 //!
-//! Request handlers append formatted lines to an in-memory buffer; a background thread writes
-//! the buffer to stdout every 50 ms (and on shutdown), so a request never waits on stdout. If
-//! stdout stalls, the buffer stops growing at 16 MiB and further lines are counted as dropped
-//! rather than holding memory without bound.
+//! Request handlers append formatted lines to an in-memory buffer per output; a background
+//! thread writes the buffers out every 50 ms (and on shutdown), so a request never waits on
+//! stdout or a disk. If an output stalls, its buffer stops growing at 16 MiB and further lines
+//! are counted as dropped rather than holding memory without bound.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
 use http::uri::PathAndQuery;
+
+use super::log_format::LogFormat;
+use crate::gateway_responses::ErrorKind;
+use crate::plugins::bindings::Principal;
 
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
@@ -34,6 +43,8 @@ pub struct RouteLabels {
     /// Where the route's requests are counted (shared with the other routes of its stage
     /// unless the stage has detailed metrics).
     pub metrics: Arc<super::metrics::RequestMetrics>,
+    /// Where the stage's access-log lines go; `None` when its log is off.
+    pub log: Option<Arc<StageLog>>,
 }
 
 impl RouteLabels {
@@ -68,19 +79,66 @@ impl RouteLabels {
             canary,
             json: json.into(),
             metrics,
+            log: None,
         }
     }
 }
 
-/// Where access-log lines go.
+/// The node's access-log outputs: stdout, and each file a stage logs to, opened once and
+/// shared by every stage (and generation) that names it.
 #[derive(Debug)]
 pub struct AccessLog {
+    stdout: Arc<Sink>,
+    files: Mutex<HashMap<PathBuf, Weak<Sink>>>,
+    /// Edgeway's line on stdout: where stages without `access_log` write.
+    default: Arc<StageLog>,
+    /// Lines dropped since the node started, for `edgeway_access_log_dropped_total`.
+    dropped_total: Arc<AtomicU64>,
+    /// Benchmarks: nothing is kept.
+    discard: bool,
+}
+
+/// One output: lines are appended to a buffer that the log's thread writes out.
+#[derive(Debug)]
+pub struct Sink {
+    out: Output,
     buffer: Mutex<Vec<u8>>,
-    to_stdout: bool,
     /// Since the last flush's warning.
     dropped: AtomicU64,
-    /// Since the node started, for `edgeway_access_log_dropped_total`.
-    dropped_total: AtomicU64,
+    dropped_total: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+enum Output {
+    Stdout,
+    File { path: PathBuf, file: Mutex<File> },
+    Discard,
+}
+
+/// Where a stage's lines go and how they look.
+#[derive(Debug)]
+pub struct StageLog {
+    /// `None`: Edgeway's JSON line.
+    format: Option<Arc<LogFormat>>,
+    sink: Arc<Sink>,
+}
+
+/// A stage's `access_log` (or the node-wide one), as the config gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSettings {
+    /// `None`: Edgeway's JSON line.
+    pub format: Option<Arc<LogFormat>>,
+    pub destination: Destination,
+}
+
+/// `destination`: where the lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Stdout,
+    /// Appended to; reopened on SIGUSR1 (after logrotate renames it).
+    File(PathBuf),
+    /// No access log for the stage.
+    Off,
 }
 
 /// What a finished request contributes to its log line.
@@ -90,14 +148,49 @@ pub struct AccessRecord {
     pub start: Instant,
     pub request_id: http::HeaderValue,
     pub route: Option<Arc<RouteLabels>>,
+    /// Where the line goes: the route's stage's log, or the node-wide one for a request that
+    /// matched no route; `None` when that is off.
+    pub log: Option<Arc<StageLog>>,
     pub method: Method,
     pub path: Option<PathAndQuery>,
+    pub version: http::Version,
     pub status: u16,
     pub integration_latency: Option<Duration>,
+    /// The status the integration answered with, before any mapping.
+    pub integration_status: Option<u16>,
+    pub authorizer_latency: Option<Duration>,
     pub source_ip: http::HeaderValue,
+    /// The gateway error the request ended in.
+    pub error: Option<&'static ErrorKind>,
+    /// What only custom formats use; kept when the generation has one that does.
+    pub extras: Option<Box<RecordExtras>>,
     /// Where the request is counted: its route's, or the generation's for unrouted requests;
     /// `None` with metrics off.
     pub metrics: Option<Arc<super::metrics::RequestMetrics>>,
+}
+
+/// What is known once the response body has ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Totals {
+    /// Request body bytes read.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// From the request's arrival to its body's end.
+    pub latency: Duration,
+}
+
+/// What a request keeps for access-log formats that use more than Edgeway's line does.
+#[derive(Debug, Default)]
+pub struct RecordExtras {
+    pub host: Option<http::HeaderValue>,
+    pub user_agent: Option<http::HeaderValue>,
+    /// The custom domain's base path the request matched.
+    pub base_path: Option<Box<str>>,
+    pub principal: Option<Arc<Principal>>,
+    pub api_key: Option<Arc<crate::auth::keys::ApiKey>>,
+    /// The error's client-facing message.
+    pub error_message: Option<Box<str>>,
 }
 
 /// Appends text the gateway knows needs no JSON escaping (its own request ids, method tokens,
@@ -179,14 +272,9 @@ pub fn labels_json(api: &str, stage: &str, route: &str) -> Box<str> {
 }
 
 impl AccessLog {
-    /// A log that writes to stdout from a background thread.
+    /// A log whose buffers a background thread writes out every 50 ms.
     pub fn stdout() -> Arc<Self> {
-        let log = Arc::new(Self {
-            buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
-            to_stdout: true,
-            dropped: AtomicU64::new(0),
-            dropped_total: AtomicU64::new(0),
-        });
+        let log = Arc::new(Self::with(false));
         let weak = Arc::downgrade(&log);
         let spawned = std::thread::Builder::new()
             .name("edgeway-access-log".into())
@@ -205,67 +293,95 @@ impl AccessLog {
 
     /// A log that keeps nothing (benchmarks).
     pub fn discard() -> Arc<Self> {
-        Arc::new(Self {
-            buffer: Mutex::new(Vec::new()),
-            to_stdout: false,
-            dropped: AtomicU64::new(0),
-            dropped_total: AtomicU64::new(0),
-        })
+        Arc::new(Self::with(true))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        // A panic while holding the lock leaves at worst a partial line; keep logging.
-        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends the line for a finished request.
-    pub fn write(&self, record: &AccessRecord, bytes_in: u64, bytes_out: u64) {
-        if !self.to_stdout {
-            return;
-        }
-        let mut line = Vec::with_capacity(384);
-        line.extend_from_slice(b"{\"time\":\"");
-        push_time(&mut line, record.time);
-        line.extend_from_slice(b"\",\"request_id\":");
-        push_plain_str(&mut line, record.request_id.as_bytes());
-        line.push(b',');
-        match &record.route {
-            Some(labels) => line.extend_from_slice(labels.json.as_bytes()),
-            None => line.extend_from_slice(b"\"api\":null,\"stage\":null,\"route\":null"),
-        }
-        line.extend_from_slice(b",\"method\":");
-        // A method is an HTTP token: no quote, backslash or control character.
-        push_plain_str(&mut line, record.method.as_str().as_bytes());
-        line.extend_from_slice(b",\"path\":");
-        push_json_str(
-            &mut line,
-            record.path.as_ref().map_or("", PathAndQuery::path),
+    fn with(discard: bool) -> Self {
+        let dropped_total = Arc::new(AtomicU64::new(0));
+        let stdout = Sink::new(
+            if discard {
+                Output::Discard
+            } else {
+                Output::Stdout
+            },
+            &dropped_total,
         );
-        let mut digits = itoa::Buffer::new();
-        line.extend_from_slice(b",\"status\":");
-        line.extend_from_slice(digits.format(record.status).as_bytes());
-        line.extend_from_slice(b",\"bytes_in\":");
-        line.extend_from_slice(digits.format(bytes_in).as_bytes());
-        line.extend_from_slice(b",\"bytes_out\":");
-        line.extend_from_slice(digits.format(bytes_out).as_bytes());
-        line.extend_from_slice(b",\"latency_ms\":");
-        push_millis(&mut line, record.start.elapsed());
-        line.extend_from_slice(b",\"integration_latency_ms\":");
-        match record.integration_latency {
-            Some(latency) => push_millis(&mut line, latency),
-            None => line.extend_from_slice(b"null"),
+        Self {
+            default: Arc::new(StageLog {
+                format: None,
+                sink: stdout.clone(),
+            }),
+            stdout,
+            files: Mutex::default(),
+            dropped_total,
+            discard,
         }
-        line.extend_from_slice(b",\"source_ip\":");
-        push_plain_str(&mut line, record.source_ip.as_bytes());
-        line.extend_from_slice(b"}\n");
+    }
 
-        let mut buffer = self.lock();
-        if buffer.len() + line.len() > MAX_BUFFERED {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.dropped_total.fetch_add(1, Ordering::Relaxed);
-            return;
+    /// Where a stage with `settings` logs (`None`: Edgeway's line on stdout). A file is opened
+    /// here, once per path, so a file that cannot be written refuses the config that names it.
+    pub fn stage_log(
+        &self,
+        settings: Option<&AccessLogSettings>,
+    ) -> std::io::Result<Option<Arc<StageLog>>> {
+        let Some(settings) = settings else {
+            return Ok(Some(self.default.clone()));
+        };
+        let sink = match &settings.destination {
+            Destination::Off => return Ok(None),
+            Destination::Stdout => self.stdout.clone(),
+            Destination::File(_) if self.discard => self.stdout.clone(),
+            Destination::File(path) => self.file(path)?,
+        };
+        Ok(Some(Arc::new(StageLog {
+            format: settings.format.clone(),
+            sink,
+        })))
+    }
+
+    fn file(&self, path: &Path) -> std::io::Result<Arc<Sink>> {
+        let mut files = crate::sync::lock(&self.files);
+        if let Some(sink) = files.get(path).and_then(Weak::upgrade) {
+            return Ok(sink);
         }
-        buffer.extend_from_slice(&line);
+        let file = open_append(path)?;
+        let sink = Sink::new(
+            Output::File {
+                path: path.to_owned(),
+                file: Mutex::new(file),
+            },
+            &self.dropped_total,
+        );
+        files.retain(|_, sink| sink.strong_count() > 0);
+        files.insert(path.to_owned(), Arc::downgrade(&sink));
+        Ok(sink)
+    }
+
+    fn live_files(&self) -> Vec<Arc<Sink>> {
+        crate::sync::lock(&self.files)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Opens every log file again by its path, after writing what is buffered to the old one:
+    /// logrotate renames the file, then sends SIGUSR1. A file that cannot be opened keeps its
+    /// old handle.
+    pub fn reopen(&self) {
+        for sink in self.live_files() {
+            sink.flush();
+            if let Output::File { path, file } = &sink.out {
+                match open_append(path) {
+                    Ok(new) => *crate::sync::lock(file) = new,
+                    Err(e) => tracing::error!(
+                        path = %path.display(),
+                        error = %e,
+                        "cannot reopen the access log; still writing to the file it had open"
+                    ),
+                }
+            }
+        }
+        tracing::info!("access-log files reopened");
     }
 
     /// Lines dropped since the node started.
@@ -273,9 +389,50 @@ impl AccessLog {
         self.dropped_total.load(Ordering::Relaxed)
     }
 
-    /// Writes buffered lines to stdout now.
+    /// Writes buffered lines out now.
     pub fn flush(&self) {
-        if !self.to_stdout {
+        self.stdout.flush();
+        for sink in self.live_files() {
+            sink.flush();
+        }
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+impl Sink {
+    fn new(out: Output, dropped_total: &Arc<AtomicU64>) -> Arc<Self> {
+        Arc::new(Self {
+            out,
+            buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
+            dropped: AtomicU64::new(0),
+            dropped_total: dropped_total.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A panic while holding the lock leaves at worst a partial line; keep logging.
+        crate::sync::lock(&self.buffer)
+    }
+
+    fn append(&self, line: &[u8]) {
+        let mut buffer = self.lock();
+        if buffer.len() + line.len() > MAX_BUFFERED {
+            drop(buffer);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        buffer.extend_from_slice(line);
+    }
+
+    fn flush(&self) {
+        if matches!(self.out, Output::Discard) {
             return;
         }
         let pending = std::mem::take(&mut *self.lock());
@@ -283,16 +440,97 @@ impl AccessLog {
         if dropped > 0 {
             tracing::warn!(
                 dropped,
-                "access-log lines dropped: stdout is not keeping up"
+                output = %self.name(),
+                "access-log lines dropped: the output is not keeping up"
             );
         }
         if pending.is_empty() {
             return;
         }
-        let mut stdout = std::io::stdout().lock();
         // Nowhere to report a closed stdout; the lines are lost either way.
-        let _ = stdout.write_all(&pending).and_then(|()| stdout.flush());
+        let written = match &self.out {
+            Output::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&pending).and_then(|()| stdout.flush())
+            }
+            Output::File { file, .. } => crate::sync::lock(file).write_all(&pending),
+            Output::Discard => Ok(()),
+        };
+        if let (Err(e), Output::File { path, .. }) = (written, &self.out) {
+            tracing::error!(path = %path.display(), error = %e, "access-log lines lost");
+        }
     }
+
+    fn name(&self) -> String {
+        match &self.out {
+            Output::Stdout => "stdout".into(),
+            Output::File { path, .. } => path.display().to_string(),
+            Output::Discard => "none".into(),
+        }
+    }
+}
+
+impl Drop for Sink {
+    /// A file no generation logs to any more gets its last lines.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl StageLog {
+    /// Whether the format uses what only custom formats need.
+    pub fn needs_extras(&self) -> bool {
+        self.format.as_ref().is_some_and(|f| f.needs_extras)
+    }
+
+    /// Appends the line for a finished request.
+    pub fn write(&self, record: &AccessRecord, totals: &Totals) {
+        if matches!(self.sink.out, Output::Discard) {
+            return;
+        }
+        let mut line = Vec::with_capacity(384);
+        match &self.format {
+            Some(format) => format.write(&mut line, record, totals),
+            None => edgeway_line(&mut line, record, totals),
+        }
+        line.push(b'\n');
+        self.sink.append(&line);
+    }
+}
+
+/// Edgeway's own line, the default: JSON with the fields an operator reads most.
+fn edgeway_line(line: &mut Vec<u8>, record: &AccessRecord, totals: &Totals) {
+    line.extend_from_slice(b"{\"time\":\"");
+    push_time(line, record.time);
+    line.extend_from_slice(b"\",\"request_id\":");
+    push_plain_str(line, record.request_id.as_bytes());
+    line.push(b',');
+    match &record.route {
+        Some(labels) => line.extend_from_slice(labels.json.as_bytes()),
+        None => line.extend_from_slice(b"\"api\":null,\"stage\":null,\"route\":null"),
+    }
+    line.extend_from_slice(b",\"method\":");
+    // A method is an HTTP token: no quote, backslash or control character.
+    push_plain_str(line, record.method.as_str().as_bytes());
+    line.extend_from_slice(b",\"path\":");
+    push_json_str(line, record.path.as_ref().map_or("", PathAndQuery::path));
+    let mut digits = itoa::Buffer::new();
+    line.extend_from_slice(b",\"status\":");
+    line.extend_from_slice(digits.format(record.status).as_bytes());
+    line.extend_from_slice(b",\"bytes_in\":");
+    line.extend_from_slice(digits.format(totals.bytes_in).as_bytes());
+    line.extend_from_slice(b",\"bytes_out\":");
+    line.extend_from_slice(digits.format(totals.bytes_out).as_bytes());
+    line.extend_from_slice(b",\"latency_ms\":");
+    push_millis(line, totals.latency);
+    line.extend_from_slice(b",\"integration_latency_ms\":");
+    match record.integration_latency {
+        Some(latency) => push_millis(line, latency),
+        None => line.extend_from_slice(b"null"),
+    }
+    line.extend_from_slice(b",\"source_ip\":");
+    push_plain_str(line, record.source_ip.as_bytes());
+    line.push(b'}');
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
-//! Telemetry: the access log on stdout, operational logs on stderr, and the metrics
+//! Telemetry: the access log (stdout or files, in Edgeway's format or the user's), operational logs on stderr, and the metrics
 //! `GET /metrics` serves.
 //!
 //! Operational logs are JSON lines from `tracing`, filtered by `EDGEWAY_LOG` (default `info`).
 
 pub mod access_log;
+pub mod log_format;
 pub mod metrics;
 
-pub use access_log::{AccessLog, AccessRecord, RouteLabels};
+pub use access_log::{
+    AccessLog, AccessLogSettings, AccessRecord, Destination, RecordExtras, RouteLabels, StageLog,
+    Totals,
+};
+pub use log_format::LogFormat;
 
 /// Installs the stderr JSON logger. Call once, at startup.
 pub fn init_logging() {

@@ -94,6 +94,14 @@ pub(super) fn validate_apis(
                     }),
                     source: StageSource::Config,
                     detailed_metrics: s.detailed_metrics,
+                    access_log: s.access_log.as_ref().and_then(|a| {
+                        super::logging::access_log(
+                            errors,
+                            &format!("{path}.stages.{stage}.access_log"),
+                            a,
+                            base_dir,
+                        )
+                    }),
                 }
             })
             .collect();

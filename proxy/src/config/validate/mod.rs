@@ -15,6 +15,7 @@ mod auth;
 mod aws;
 mod caching;
 mod domains;
+mod logging;
 mod mapping;
 mod models;
 mod plans;
@@ -388,6 +389,11 @@ pub(super) fn validate(
         })
         .unwrap_or(DEFAULT_ACCOUNT_THROTTLE);
 
+    let access_log = raw
+        .access_log
+        .as_ref()
+        .and_then(|a| logging::access_log(&mut errors, "access_log", a, base_dir));
+
     if !errors.0.is_empty() {
         return Err(errors.0);
     }
@@ -400,6 +406,7 @@ pub(super) fn validate(
     Ok(Config {
         listen,
         metrics: raw.metrics.as_ref().is_none_or(|m| m.enabled),
+        access_log,
         admin,
         upstream: Upstream {
             tls,
