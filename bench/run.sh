@@ -23,8 +23,8 @@
 #                 machine's, landing on whichever row was running) [1]
 #   ROWS          rows to run, space separated [origin edgeway edgeway-canary edgeway-domain edgeway-api-key
 #                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped
-#                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small and
-#                 edgeway-metrics-off, on request) nginx
+#                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small,
+#                 edgeway-metrics-off and edgeway-access-custom, on request) nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
@@ -317,6 +317,16 @@ row_edgeway_metrics_off() {
     { cat "$BENCH/edgeway/proxy.yaml"; echo "metrics: { enabled: false }"; } >"$config"
     edgeway_row edgeway-metrics-off "$config" || return 1
     ROW_DESC="as edgeway, with \`metrics: { enabled: false }\` (no request counted for GET /metrics); access log: $(edgeway_log_desc)"
+}
+
+# The plain row with an access-log format of the user's (`$context` variables, the user agent
+# among them): what compiling formats costs against Edgeway's own line.
+BENCH_ACCESS_FORMAT='$context.requestId $context.identity.sourceIp [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.responseLatency $context.integrationLatency "$context.identity.userAgent"'
+row_edgeway_access_custom() {
+    local config="$RUNDIR/proxy-access-custom.yaml"
+    { cat "$BENCH/edgeway/proxy.yaml"; echo "access_log: { format: '$BENCH_ACCESS_FORMAT' }"; } >"$config"
+    edgeway_row edgeway-access-custom "$config" || return 1
+    ROW_DESC="as edgeway, with \`access_log: { format: '$BENCH_ACCESS_FORMAT' }\`; access log: $(edgeway_log_desc | sed 's/JSON line/line in that format/')"
 }
 
 # The same route with the token-authorizer WASM plugin as its authorizer; wrk sends the token.

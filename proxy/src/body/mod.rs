@@ -18,6 +18,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 
+use crate::execution_log;
+use crate::telemetry::execution::{TRACE_BYTES, body_text};
 use crate::telemetry::{AccessRecord, Totals};
 
 mod pooled;
@@ -258,6 +260,8 @@ pub struct ResponseBody {
     log: Option<PendingLog>,
     /// A copy being collected for the stage cache.
     cache: Option<Box<dyn BodyTap>>,
+    /// The body's first bytes, for a data trace's execution-log line.
+    trace: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -288,7 +292,13 @@ impl ResponseBody {
             sent: 0,
             log: None,
             cache: None,
+            trace: None,
         }
+    }
+
+    /// Keeps the body's first bytes for a data trace, written when it ends.
+    pub fn trace_data(&mut self) {
+        self.trace = Some(Vec::new());
     }
 
     /// Collects a copy of the body as it streams and stores it in the cache when it ends
@@ -321,6 +331,30 @@ impl ResponseBody {
                 };
                 log.write(record, &totals);
             }
+            if let Some(labels) = record.route.as_deref() {
+                let request_id = record.request_id.to_str().unwrap_or_default();
+                if let Some(body) = self.trace.take() {
+                    execution_log!(
+                        info,
+                        request_id,
+                        labels,
+                        "method response body",
+                        body = %body_text(&body),
+                        bytes = self.sent
+                    );
+                }
+                if labels.execution.info() {
+                    execution_log!(
+                        info,
+                        request_id,
+                        labels,
+                        "method completed",
+                        status = record.status,
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        bytes = self.sent
+                    );
+                }
+            }
         }
     }
 }
@@ -350,6 +384,10 @@ impl Body for ResponseBody {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
+                    if let Some(trace) = &mut this.trace {
+                        let room = TRACE_BYTES.saturating_sub(trace.len());
+                        trace.extend_from_slice(&data[..data.len().min(room)]);
+                    }
                     if let Some(fill) = &mut this.cache
                         && !fill.data(data)
                     {

@@ -201,6 +201,8 @@ pub struct Stage {
     pub detailed_metrics: bool,
     /// Its access log (`access_log`); the node-wide one when absent.
     pub access_log: Option<crate::telemetry::AccessLogSettings>,
+    /// Its execution logs (`logging_level`, `data_trace`).
+    pub execution: crate::telemetry::execution::Execution,
 }
 
 /// Where a stage's routes come from.

@@ -467,6 +467,12 @@ pub struct RawStage {
     /// The stage's access log: its format and where it goes.
     #[serde(default)]
     pub access_log: Option<Spanned<RawAccessLog>>,
+    /// Execution logs on stderr: `off` (default), `error` or `info`.
+    #[serde(default)]
+    pub logging_level: Option<Spanned<String>>,
+    /// Execution logs with headers and the first 1,024 bytes of bodies (secrets redacted).
+    #[serde(default)]
+    pub data_trace: bool,
 }
 
 /// `access_log`: `{ format: clf | json | xml | csv | '<$context variables>', destination:

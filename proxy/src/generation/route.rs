@@ -145,8 +145,8 @@ impl RouteTarget {
     /// phase cannot be left off the fast path's test by mistake.
     fn needs_phases(&self) -> bool {
         let Self {
-            // Used on every path, phases or not.
-            labels: _,
+            // Used on every path, phases or not (but execution logs write from the phases).
+            labels,
             scope: _,
             throttle: _,
             isolation: _,
@@ -159,7 +159,8 @@ impl RouteTarget {
             integration,
             cors,
         } = self;
-        access.needs_phase()
+        labels.execution.needs_phases()
+            || access.needs_phase()
             || validation.is_some()
             || cache.is_some()
             || transforms.needs_phase()
@@ -435,6 +436,7 @@ impl RouteTarget {
             metrics,
         );
         labels.log.clone_from(site.log);
+        labels.execution = site.stage.execution;
         let mut target = Self {
             labels: Arc::new(labels),
             scope: RouteScope::build(site),

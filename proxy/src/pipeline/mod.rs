@@ -31,6 +31,7 @@ mod context;
 mod cors;
 mod domain;
 mod error;
+mod exec_log;
 mod integration;
 mod lambda;
 mod mapped;
@@ -92,24 +93,23 @@ pub async fn run(
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
     let version = parts.version;
-    let mut extras = gateway.log_extras.then(|| {
-        Box::new(RecordExtras {
-            host: parts
-                .headers
-                .get(http::header::HOST)
-                .cloned()
-                .or_else(|| parts.uri.authority().and_then(|a| a.as_str().parse().ok())),
-            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
-            ..RecordExtras::default()
-        })
-    });
+    let mut extras = RecordExtras::default();
+    if gateway.log_extras {
+        extras.host = parts
+            .headers
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| parts.uri.authority().and_then(|a| a.as_str().parse().ok()));
+        extras.user_agent = parts.headers.get(http::header::USER_AGENT).cloned();
+    }
     let mut failure = None;
 
     let mut response = match phases(gateway, &mut ctx, parts, body).await {
         Ok(response) => response,
         Err(error) => {
+            exec_log::failed(&ctx, &error);
             failure = Some(error.kind());
-            if let Some(extras) = &mut extras {
+            if gateway.log_extras {
                 extras.error_message = Some(error.client_message().into());
             }
             ctx.route
@@ -130,6 +130,7 @@ pub async fn run(
     };
 
     cors::finish(&mut ctx, &mut response);
+    exec_log::response_headers(&ctx, &mut response);
     response
         .headers_mut()
         .insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
@@ -142,7 +143,7 @@ pub async fn run(
             .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
             .clone()
     });
-    if let Some(extras) = &mut extras {
+    if gateway.log_extras {
         extras.principal = ctx.principal.take();
         extras.api_key = ctx.api_key.take();
         extras.base_path = ctx
@@ -208,19 +209,29 @@ async fn phases<'g>(
     if route.access.auth.is_some() {
         ctx.authorizer_latency = Some(authorizing.elapsed());
     }
+    exec_log::authorizer(ctx, &authorized);
     if let Flow::Respond(response) = authorized? {
         return Ok(response);
     }
     api_key::check(gateway, ctx, &parts)?;
-    throttle::check(gateway, ctx).await?;
+    let throttled = throttle::check(gateway, ctx).await;
+    exec_log::throttle(ctx, &throttled);
+    throttled?;
     validate::check(ctx, &parts, &mut body, limit).await?;
+    if route.labels.execution.traces_data() {
+        // A data trace reads the body whole (within the limit) to write its start.
+        let bytes = body.buffer(limit).await?;
+        exec_log::request_data(ctx, &parts.headers, &bytes);
+    }
     let pending = match cache::lookup(ctx, &parts).await? {
         cache::CacheLookup::Hit(response) => {
             route.labels.metrics.cache_hit();
+            exec_log::cache(ctx, "hit");
             return Ok(response);
         }
         cache::CacheLookup::Miss(pending) => {
             route.labels.metrics.cache_miss();
+            exec_log::cache(ctx, "miss");
             Some(pending)
         }
         cache::CacheLookup::NotCached => None,
@@ -229,11 +240,14 @@ async fn phases<'g>(
         return Ok(response);
     }
     let response = if route.transforms.response.is_empty() {
-        integration::call(gateway, ctx, parts, body).await?
+        let answered = integration::call(gateway, ctx, parts, body).await;
+        exec_log::integration(ctx, &answered);
+        answered?
     } else {
         let plugin_parts = response_transform_view(&parts);
-        let response = integration::call(gateway, ctx, parts, body).await?;
-        transform::response(ctx, &plugin_parts, response, limit).await?
+        let answered = integration::call(gateway, ctx, parts, body).await;
+        exec_log::integration(ctx, &answered);
+        transform::response(ctx, &plugin_parts, answered?, limit).await?
     };
     Ok(match pending {
         Some(pending) => cache::store(pending, response),

@@ -45,6 +45,8 @@ pub struct RouteLabels {
     pub metrics: Arc<super::metrics::RequestMetrics>,
     /// Where the stage's access-log lines go; `None` when its log is off.
     pub log: Option<Arc<StageLog>>,
+    /// The stage's execution logs.
+    pub execution: super::execution::Execution,
 }
 
 impl RouteLabels {
@@ -80,6 +82,7 @@ impl RouteLabels {
             json: json.into(),
             metrics,
             log: None,
+            execution: super::execution::Execution::default(),
         }
     }
 }
@@ -162,8 +165,9 @@ pub struct AccessRecord {
     pub source_ip: http::HeaderValue,
     /// The gateway error the request ended in.
     pub error: Option<&'static ErrorKind>,
-    /// What only custom formats use; kept when the generation has one that does.
-    pub extras: Option<Box<RecordExtras>>,
+    /// What only custom formats use; filled when the generation has one that does (in the
+    /// record, not on the heap: an allocation per request costs more than the bytes).
+    pub extras: RecordExtras,
     /// Where the request is counted: its route's, or the generation's for unrouted requests;
     /// `None` with metrics off.
     pub metrics: Option<Arc<super::metrics::RequestMetrics>>,

@@ -433,7 +433,7 @@ fn millis(duration: Option<Duration>) -> Value<'static> {
 
 fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'a> {
     let route = record.route.as_deref();
-    let extras = record.extras.as_deref();
+    let extras = &record.extras;
     match var {
         Var::RequestId => Value::Text(record.request_id.as_bytes()),
         Var::RequestTime => Value::ClfTime(record.time),
@@ -467,8 +467,8 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
         Var::DeploymentId => route
             .and_then(|r| r.deployment.as_deref())
             .map_or(Value::Missing, text),
-        Var::DomainName => header_text(extras.and_then(|e| e.host.as_ref())),
-        Var::DomainPrefix => match extras.and_then(|e| e.host.as_ref()) {
+        Var::DomainName => header_text(extras.host.as_ref()),
+        Var::DomainPrefix => match extras.host.as_ref() {
             Some(host) => {
                 let host = host.as_bytes();
                 let end = host
@@ -479,27 +479,27 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
             }
             None => Value::Missing,
         },
-        Var::BasePathMatched => extras
-            .and_then(|e| e.base_path.as_deref())
-            .map_or(Value::Missing, text),
+        Var::BasePathMatched => extras.base_path.as_deref().map_or(Value::Missing, text),
         Var::SourceIp => Value::Text(record.source_ip.as_bytes()),
-        Var::UserAgent => header_text(extras.and_then(|e| e.user_agent.as_ref())),
+        Var::UserAgent => header_text(extras.user_agent.as_ref()),
         Var::ApiKeyId => extras
-            .and_then(|e| e.api_key.as_ref())
+            .api_key
+            .as_ref()
             .map_or(Value::Missing, |k| text(&k.id)),
         Var::PrincipalId => extras
-            .and_then(|e| e.principal.as_ref())
+            .principal
+            .as_ref()
             .map_or(Value::Missing, |p| text(&p.id)),
         Var::Authorizer(name) => extras
-            .and_then(|e| e.principal.as_ref())
+            .principal
+            .as_ref()
             .and_then(|p| p.context.iter().find(|(k, _)| **k == **name))
             .map_or(Value::Missing, |(_, v)| text(v)),
         Var::AuthorizerLatency => millis(record.authorizer_latency),
-        Var::ErrorMessage => extras
-            .and_then(|e| e.error_message.as_deref())
-            .map_or(Value::Missing, text),
+        Var::ErrorMessage => extras.error_message.as_deref().map_or(Value::Missing, text),
         Var::ErrorMessageString => extras
-            .and_then(|e| e.error_message.as_deref())
+            .error_message
+            .as_deref()
             .map_or(Value::Missing, |m| Value::Quoted(m.as_bytes())),
         Var::ErrorResponseType => record
             .error
@@ -821,7 +821,7 @@ mod tests {
             authorizer_latency: None,
             source_ip: http::HeaderValue::from_static("203.0.113.9"),
             error: None,
-            extras: None,
+            extras: super::super::RecordExtras::default(),
             metrics: None,
         }
     }
@@ -840,7 +840,7 @@ mod tests {
             integration_latency: Some(Duration::from_micros(12_400)),
             integration_status: Some(201),
             authorizer_latency: Some(Duration::from_micros(3_100)),
-            extras: Some(Box::new(super::super::RecordExtras {
+            extras: super::super::RecordExtras {
                 host: Some(http::HeaderValue::from_static("api.example.com")),
                 user_agent: Some(http::HeaderValue::from_static(
                     "curl/8.0 (x, \"y\") \\o/ <&>",
@@ -863,7 +863,7 @@ mod tests {
                     slot: 1,
                 })),
                 error_message: None,
-            })),
+            },
             ..record(Some(labels))
         }
     }
@@ -873,10 +873,10 @@ mod tests {
             status: 404,
             path: Some(http::uri::PathAndQuery::from_static("/nowhere")),
             error: Some(crate::pipeline::GatewayError::NotFound.kind()),
-            extras: Some(Box::new(super::super::RecordExtras {
+            extras: super::super::RecordExtras {
                 error_message: Some("Not Found".into()),
                 ..Default::default()
-            })),
+            },
             ..record(None)
         }
     }

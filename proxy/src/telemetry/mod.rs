@@ -4,6 +4,7 @@
 //! Operational logs are JSON lines from `tracing`, filtered by `EDGEWAY_LOG` (default `info`).
 
 pub mod access_log;
+pub mod execution;
 pub mod log_format;
 pub mod metrics;
 
@@ -17,6 +18,11 @@ pub use log_format::LogFormat;
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEWAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Execution logs are turned on per stage (`logging_level`), whatever EDGEWAY_LOG says.
+    let filter = match "execution=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

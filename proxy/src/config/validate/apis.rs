@@ -102,6 +102,11 @@ pub(super) fn validate_apis(
                             base_dir,
                         )
                     }),
+                    execution: super::logging::execution(
+                        errors,
+                        &format!("{path}.stages.{stage}"),
+                        s,
+                    ),
                 }
             })
             .collect();

@@ -1,5 +1,6 @@
 //! `access_log`, on a stage or for the node: the format compiled and the destination checked
-//! here, so a format with an unknown variable is refused with its line.
+//! here, so a format with an unknown variable is refused with its line; and a stage's execution
+//! logs (`logging_level`, `data_trace`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,8 +8,31 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::Errors;
-use crate::config::raw::{RawAccessLog, RawDestination};
+use crate::config::raw::{RawAccessLog, RawDestination, RawStage};
+use crate::telemetry::execution::{Execution, Level};
 use crate::telemetry::{AccessLogSettings, Destination, LogFormat};
+
+/// A stage's `logging_level` and `data_trace`.
+pub(super) fn execution(errors: &mut Errors, path: &str, stage: &RawStage) -> Execution {
+    let level = match &stage.logging_level {
+        None => Level::Off,
+        Some(name) => Level::from_name(&name.value).unwrap_or_else(|| {
+            errors.add(
+                format!("{path}.logging_level"),
+                Some(name),
+                format!(
+                    "unknown logging level \"{}\"; expected off, error or info",
+                    name.value
+                ),
+            );
+            Level::Off
+        }),
+    };
+    Execution {
+        level,
+        data_trace: stage.data_trace,
+    }
+}
 
 pub(super) fn access_log(
     errors: &mut Errors,
