@@ -131,7 +131,10 @@ async fn each_level_writes_what_it_promises() {
     assert_eq!(lines[0]["level"], "ERROR");
     assert_eq!(failed["type"], "INTEGRATION_FAILURE");
     assert_eq!(failed["status"], 502);
-    assert_eq!(failed["error_message"], "Network error communicating with endpoint");
+    assert_eq!(
+        failed["error_message"],
+        "Network error communicating with endpoint"
+    );
     assert_eq!(failed["api"], "shop");
     assert_eq!(failed["stage"], "errors");
     assert_eq!(failed["route"], "GET /down");

@@ -331,6 +331,7 @@ impl ResponseBody {
                 };
                 log.write(record, &totals);
             }
+            crate::telemetry::traces::end_request(record);
             if let Some(labels) = record.route.as_deref() {
                 let request_id = record.request_id.to_str().unwrap_or_default();
                 if let Some(body) = self.trace.take() {

@@ -54,6 +54,8 @@ pub struct Config {
     /// The access log of stages without their own and of unrouted requests (`access_log`);
     /// Edgeway's line on stdout when absent.
     pub access_log: Option<crate::telemetry::AccessLogSettings>,
+    /// Where spans go (`tracing`); none when absent.
+    pub tracing: Option<crate::telemetry::traces::ExportSettings>,
     pub admin: Option<Admin>,
     pub upstream: Upstream,
     pub limits: Limits,
@@ -203,6 +205,8 @@ pub struct Stage {
     pub access_log: Option<crate::telemetry::AccessLogSettings>,
     /// Its execution logs (`logging_level`, `data_trace`).
     pub execution: crate::telemetry::execution::Execution,
+    /// Its part in traces (`tracing`); none when absent.
+    pub tracing: Option<crate::telemetry::traces::StageTracing>,
 }
 
 /// Where a stage's routes come from.

@@ -52,6 +52,39 @@ pub struct RawConfig {
     /// The access log of stages without their own, and of requests that match no route.
     #[serde(default)]
     pub access_log: Option<Spanned<RawAccessLog>>,
+    /// Where the spans of stages with `tracing` go (an OTLP/HTTP collector).
+    #[serde(default)]
+    pub tracing: Option<Spanned<RawTracing>>,
+}
+
+/// `tracing` (top level): the OTLP/HTTP collector spans are exported to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// `http://127.0.0.1:4318/v1/traces`.
+    pub endpoint: Spanned<String>,
+    #[serde(default)]
+    pub service_name: Option<String>,
+    #[serde(default)]
+    pub queue_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub batch_size: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub export_interval_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+/// A stage's `tracing`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStageTracing {
+    /// The share of new traces sampled, 0 to 1 (0.05 by default).
+    #[serde(default)]
+    pub sampling: Option<Spanned<f64>>,
+    /// `traceresponse` on every response.
+    #[serde(default)]
+    pub response_header: bool,
 }
 
 /// A custom domain (`domains[]`).
@@ -473,6 +506,9 @@ pub struct RawStage {
     /// Execution logs with headers and the first 1,024 bytes of bodies (secrets redacted).
     #[serde(default)]
     pub data_trace: bool,
+    /// Traces: W3C trace context and spans exported to the node's `tracing` collector.
+    #[serde(default)]
+    pub tracing: Option<Spanned<RawStageTracing>>,
 }
 
 /// `access_log`: `{ format: clf | json | xml | csv | '<$context variables>', destination:

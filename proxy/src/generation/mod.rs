@@ -57,6 +57,8 @@ pub enum BuildError {
         path: String,
         source: std::io::Error,
     },
+    #[error("tracing: {0}")]
+    Tracing(String),
     #[error("api {api}: route {route} is defined twice in stage {stage}")]
     DuplicateRoute {
         api: String,
@@ -109,6 +111,8 @@ pub struct Generation {
     /// Whether some access-log format needs what only custom formats use (headers, the
     /// principal, the error's message): requests keep them only then.
     pub log_extras: bool,
+    /// Where spans go (`tracing`); the previous generation's when unchanged.
+    pub exporter: Option<Arc<crate::telemetry::traces::Exporter>>,
     /// The stage caches, by api and stage (kept across reloads that keep their capacity).
     pub caches: StageCaches,
     /// The node's API keys (node state: the same across reloads).
@@ -215,6 +219,7 @@ impl Generation {
             metrics: crate::telemetry::metrics::MetricSets::after(previous.map(|p| &*p.metrics)),
             log: &log,
             log_extras: false,
+            exporter: exporter(config, previous)?,
         };
         let unrouted_log = route::open_log(&log, config.access_log.as_ref())?;
         build.log_extras |= unrouted_log.as_ref().is_some_and(|l| l.needs_extras());
@@ -266,6 +271,7 @@ impl Generation {
             jwt_verifiers,
             metrics,
             log_extras,
+            exporter,
             ..
         } = build;
         let unrouted = unrouted_stages(config);
@@ -301,8 +307,42 @@ impl Generation {
             metrics_enabled: config.metrics,
             unrouted_log,
             log_extras,
+            exporter,
         })
     }
+}
+
+/// The span exporter for `config`'s `tracing`: the previous generation's when its settings
+/// are the same (its thread and queue carry on), else a new one.
+fn exporter(
+    config: &Config,
+    previous: Option<&Generation>,
+) -> Result<Option<Arc<crate::telemetry::traces::Exporter>>, BuildError> {
+    let Some(settings) = &config.tracing else {
+        return Ok(None);
+    };
+    if let Some(kept) = previous
+        .and_then(|p| p.exporter.as_ref())
+        .filter(|e| e.settings == *settings)
+    {
+        return Ok(Some(kept.clone()));
+    }
+    let endpoint: http::Uri = settings
+        .endpoint
+        .parse()
+        .map_err(|e| BuildError::Tracing(format!("{}: {e}", settings.endpoint)))?;
+    let origin = format!(
+        "{}://{}",
+        endpoint.scheme_str().unwrap_or("http"),
+        endpoint.authority().map_or("", |a| a.as_str())
+    );
+    let pool = Arc::new(crate::upstream::OriginPool::new(&origin, &config.upstream)?);
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| BuildError::Tracing(format!("no runtime to export on: {e}")))?;
+    let client = crate::telemetry::traces::OtlpClient::new(pool, runtime);
+    crate::telemetry::traces::Exporter::start(settings, client)
+        .map(Some)
+        .map_err(BuildError::Tracing)
 }
 
 /// An API's routes in one of its stages, built.
@@ -315,6 +355,7 @@ fn build_routes(
     let api: &Api = parts.api;
     let stage = &api.stages[stage_index];
     let log = build.stage_log(stage)?;
+    let tracing = build.stage_tracing(stage);
     api.routes
         .iter()
         .map(|route| {
@@ -324,6 +365,7 @@ fn build_routes(
                 stage,
                 stage_index,
                 log: &log,
+                tracing: &tracing,
             };
             let mut target = RouteTarget::build(&site, build)?;
             target.scope.canary = canary.cloned();

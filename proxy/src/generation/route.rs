@@ -282,6 +282,8 @@ pub(super) struct Build<'a> {
     pub log: &'a crate::telemetry::AccessLog,
     /// Whether a stage's access-log format needs what only custom formats use.
     pub log_extras: bool,
+    /// Where spans go, when the config has `tracing`.
+    pub exporter: Option<Arc<crate::telemetry::traces::Exporter>>,
 }
 
 /// Where lines with `settings` go (`None`: Edgeway's line on stdout); a file that cannot be
@@ -313,6 +315,18 @@ impl Build<'_> {
         let log = open_log(self.log, settings)?;
         self.log_extras |= log.as_ref().is_some_and(|l| l.needs_extras());
         Ok(log)
+    }
+
+    /// `stage`'s part in traces, when it has `tracing` and the config a collector.
+    pub fn stage_tracing(
+        &self,
+        stage: &Stage,
+    ) -> Option<Arc<crate::telemetry::traces::RouteTracing>> {
+        let exporter = self.exporter.clone()?;
+        Some(Arc::new(crate::telemetry::traces::RouteTracing::new(
+            exporter,
+            stage.tracing?,
+        )))
     }
 
     fn plugin(&self, name: &str) -> Result<Arc<Plugin>, BuildError> {
@@ -401,6 +415,8 @@ pub(super) struct Site<'a> {
     pub stage_index: usize,
     /// Where the stage's access-log lines go.
     pub log: &'a Option<Arc<crate::telemetry::StageLog>>,
+    /// The stage's part in traces.
+    pub tracing: &'a Option<Arc<crate::telemetry::traces::RouteTracing>>,
 }
 
 impl Site<'_> {
@@ -437,6 +453,7 @@ impl RouteTarget {
         );
         labels.log.clone_from(site.log);
         labels.execution = site.stage.execution;
+        labels.tracing.clone_from(site.tracing);
         let mut target = Self {
             labels: Arc::new(labels),
             scope: RouteScope::build(site),

@@ -182,9 +182,14 @@ impl Node {
         Ok(number)
     }
 
-    /// Writes what must outlive the process: the access log's last lines and counted usage.
+    /// Writes what must outlive the process: the access log's last lines, queued spans and
+    /// counted usage.
     pub async fn stop(&self) -> anyhow::Result<()> {
         self.log.flush();
+        if let Some(exporter) = self.generation.load().exporter.clone() {
+            // Sends the spans still queued; blocks up to the export timeout.
+            let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
+        }
         if let Err(e) = self.limiter.flush().await {
             tracing::error!(error = %e, "usage counted since the last flush is lost");
         }

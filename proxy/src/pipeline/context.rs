@@ -46,6 +46,8 @@ pub struct RequestContext<'g> {
     pub integration_status: Option<u16>,
     /// How long the route's authorizer took.
     pub authorizer_latency: Option<Duration>,
+    /// The request's place in its trace, when its stage has `tracing`.
+    pub trace: Option<Box<crate::telemetry::traces::RequestTrace>>,
     /// Set by `authorize` when the authorizer allowed the request.
     pub principal: Option<Arc<Principal>>,
     /// The API key an authorizer named for usage plans.

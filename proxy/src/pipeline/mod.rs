@@ -37,6 +37,7 @@ mod lambda;
 mod mapped;
 mod policy;
 mod route;
+mod spans;
 mod throttle;
 mod transform;
 mod validate;
@@ -80,6 +81,7 @@ pub async fn run(
         integration_latency: None,
         integration_status: None,
         authorizer_latency: None,
+        trace: None,
         principal: None,
         usage_key: None,
         api_key: None,
@@ -130,6 +132,11 @@ pub async fn run(
     };
 
     cors::finish(&mut ctx, &mut response);
+    if let Some(header) = ctx.trace.as_ref().and_then(|t| t.response_header()) {
+        response
+            .headers_mut()
+            .insert(crate::telemetry::traces::TRACERESPONSE.clone(), header);
+    }
     exec_log::response_headers(&ctx, &mut response);
     response
         .headers_mut()
@@ -170,6 +177,7 @@ pub async fn run(
         authorizer_latency: ctx.authorizer_latency,
         source_ip,
         error: failure,
+        trace: ctx.trace.take(),
         extras,
         metrics,
     };
@@ -196,19 +204,22 @@ async fn phases<'g>(
     if let Flow::Respond(response) = route::resolve(gateway, ctx, &parts)? {
         return Ok(response);
     }
+    spans::begin(ctx, &parts.headers);
     cors::remember(ctx, &parts);
     let mut body = InBody::Streaming(body);
     let Some(route) = ctx.route.filter(|r| r.has_phases()) else {
         throttle::check_shared(ctx)?;
-        return integration::call(gateway, ctx, parts, body).await;
+        return spans::integration(gateway, ctx, parts, body).await;
     };
     policy::check(ctx, &parts)?;
     let limit = gateway.limits.max_body_bytes;
     let authorizing = std::time::Instant::now();
+    let span = spans::start(ctx).filter(|_| route.access.auth.is_some());
     let authorized = authorize::check(ctx, &mut parts, &mut body, limit).await;
     if route.access.auth.is_some() {
         ctx.authorizer_latency = Some(authorizing.elapsed());
     }
+    spans::phase(ctx, span, "authorizer", authorized.is_err());
     exec_log::authorizer(ctx, &authorized);
     if let Flow::Respond(response) = authorized? {
         return Ok(response);
@@ -223,7 +234,10 @@ async fn phases<'g>(
         let bytes = body.buffer(limit).await?;
         exec_log::request_data(ctx, &parts.headers, &bytes);
     }
-    let pending = match cache::lookup(ctx, &parts).await? {
+    let span = spans::start(ctx).filter(|_| route.cache.is_some());
+    let looked_up = cache::lookup(ctx, &parts).await;
+    spans::phase(ctx, span, "cache lookup", looked_up.is_err());
+    let pending = match looked_up? {
         cache::CacheLookup::Hit(response) => {
             route.labels.metrics.cache_hit();
             exec_log::cache(ctx, "hit");
@@ -236,18 +250,24 @@ async fn phases<'g>(
         }
         cache::CacheLookup::NotCached => None,
     };
-    if let Flow::Respond(response) = transform::request(ctx, &mut parts, &mut body, limit).await? {
+    let span = spans::start(ctx).filter(|_| !route.transforms.request.is_empty());
+    let transformed = transform::request(ctx, &mut parts, &mut body, limit).await;
+    spans::phase(ctx, span, "request transform", transformed.is_err());
+    if let Flow::Respond(response) = transformed? {
         return Ok(response);
     }
     let response = if route.transforms.response.is_empty() {
-        let answered = integration::call(gateway, ctx, parts, body).await;
+        let answered = spans::integration(gateway, ctx, parts, body).await;
         exec_log::integration(ctx, &answered);
         answered?
     } else {
         let plugin_parts = response_transform_view(&parts);
-        let answered = integration::call(gateway, ctx, parts, body).await;
+        let answered = spans::integration(gateway, ctx, parts, body).await;
         exec_log::integration(ctx, &answered);
-        transform::response(ctx, &plugin_parts, answered?, limit).await?
+        let span = spans::start(ctx);
+        let transformed = transform::response(ctx, &plugin_parts, answered?, limit).await;
+        spans::phase(ctx, span, "response transform", transformed.is_err());
+        transformed?
     };
     Ok(match pending {
         Some(pending) => cache::store(pending, response),

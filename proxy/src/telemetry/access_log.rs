@@ -47,6 +47,8 @@ pub struct RouteLabels {
     pub log: Option<Arc<StageLog>>,
     /// The stage's execution logs.
     pub execution: super::execution::Execution,
+    /// The stage's part in traces; `None` without `tracing`.
+    pub tracing: Option<Arc<super::traces::RouteTracing>>,
 }
 
 impl RouteLabels {
@@ -83,6 +85,7 @@ impl RouteLabels {
             metrics,
             log: None,
             execution: super::execution::Execution::default(),
+            tracing: None,
         }
     }
 }
@@ -165,6 +168,8 @@ pub struct AccessRecord {
     pub source_ip: http::HeaderValue,
     /// The gateway error the request ended in.
     pub error: Option<&'static ErrorKind>,
+    /// The request's trace, when its stage takes part in traces: its span ends with the body.
+    pub trace: Option<Box<super::traces::RequestTrace>>,
     /// What only custom formats use; filled when the generation has one that does (in the
     /// record, not on the heap: an allocation per request costs more than the bytes).
     pub extras: RecordExtras,

@@ -821,6 +821,7 @@ mod tests {
             authorizer_latency: None,
             source_ip: http::HeaderValue::from_static("203.0.113.9"),
             error: None,
+            trace: None,
             extras: super::super::RecordExtras::default(),
             metrics: None,
         }

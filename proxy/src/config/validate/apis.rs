@@ -107,6 +107,13 @@ pub(super) fn validate_apis(
                         &format!("{path}.stages.{stage}"),
                         s,
                     ),
+                    tracing: s.tracing.as_ref().and_then(|t| {
+                        super::logging::stage_tracing(
+                            errors,
+                            &format!("{path}.stages.{stage}.tracing"),
+                            t,
+                        )
+                    }),
                 }
             })
             .collect();

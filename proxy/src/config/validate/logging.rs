@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::Errors;
-use crate::config::raw::{RawAccessLog, RawDestination, RawStage};
+use crate::config::raw::{RawAccessLog, RawDestination, RawStage, RawStageTracing, RawTracing};
 use crate::telemetry::execution::{Execution, Level};
+use crate::telemetry::traces::{ExportSettings, StageTracing};
 use crate::telemetry::{AccessLogSettings, Destination, LogFormat};
 
 /// A stage's `logging_level` and `data_trace`.
@@ -91,5 +92,81 @@ pub(super) fn access_log(
     Some(AccessLogSettings {
         format,
         destination,
+    })
+}
+
+/// The node's `tracing`: the collector and the export queue.
+pub(super) fn tracing_export(
+    errors: &mut Errors,
+    raw: &Spanned<RawTracing>,
+) -> Option<ExportSettings> {
+    let t = &raw.value;
+    let endpoint = t.endpoint.value.trim();
+    let uri = endpoint
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some());
+    if uri.is_none() {
+        errors.add(
+            "tracing.endpoint",
+            Some(&t.endpoint),
+            format!(
+                "invalid collector URL \"{endpoint}\"; expected http(s)://HOST:PORT/v1/traces (OTLP over HTTP)"
+            ),
+        );
+    }
+    let mut bounded = |name: &str, raw: Option<&Spanned<u64>>, default: u64, max: u64| match raw {
+        None => default,
+        Some(v) if (1..=max).contains(&v.value) => v.value,
+        Some(v) => {
+            errors.add(
+                format!("tracing.{name}"),
+                Some(v),
+                format!("must be between 1 and {max}"),
+            );
+            default
+        }
+    };
+    let queue_size = bounded("queue_size", t.queue_size.as_ref(), 4096, 1_000_000);
+    let batch_size = bounded("batch_size", t.batch_size.as_ref(), 512, 100_000);
+    let interval = bounded(
+        "export_interval_ms",
+        t.export_interval_ms.as_ref(),
+        1000,
+        3_600_000,
+    );
+    let timeout = bounded("timeout_ms", t.timeout_ms.as_ref(), 10_000, 600_000);
+    uri?;
+    Some(ExportSettings {
+        endpoint: endpoint.to_owned(),
+        service_name: t.service_name.clone().unwrap_or_else(|| "edgeway".into()),
+        queue_size: usize::try_from(queue_size).unwrap_or(usize::MAX),
+        batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX),
+        export_interval: std::time::Duration::from_millis(interval),
+        timeout: std::time::Duration::from_millis(timeout),
+    })
+}
+
+/// A stage's `tracing`.
+pub(super) fn stage_tracing(
+    errors: &mut Errors,
+    path: &str,
+    raw: &Spanned<RawStageTracing>,
+) -> Option<StageTracing> {
+    let sampling = match &raw.value.sampling {
+        None => 0.05,
+        Some(s) if (0.0..=1.0).contains(&s.value) => s.value,
+        Some(s) => {
+            errors.add(
+                format!("{path}.sampling"),
+                Some(s),
+                "must be between 0 and 1 (the share of new traces sampled)",
+            );
+            return None;
+        }
+    };
+    Some(StageTracing {
+        sampling,
+        response_header: raw.value.response_header,
     })
 }

@@ -393,6 +393,23 @@ pub(super) fn validate(
         .access_log
         .as_ref()
         .and_then(|a| logging::access_log(&mut errors, "access_log", a, base_dir));
+    let tracing = raw
+        .tracing
+        .as_ref()
+        .and_then(|t| logging::tracing_export(&mut errors, t));
+    if raw.tracing.is_none() {
+        for (a, api) in raw.apis.iter().enumerate() {
+            for (name, stage) in &api.stages {
+                if let Some(t) = &stage.tracing {
+                    errors.add(
+                        format!("apis[{a}].stages.{name}.tracing"),
+                        Some(t),
+                        "tracing needs the collector spans are sent to: add `tracing: { endpoint: http://HOST:4318/v1/traces }` at the top level",
+                    );
+                }
+            }
+        }
+    }
 
     if !errors.0.is_empty() {
         return Err(errors.0);
@@ -407,6 +424,7 @@ pub(super) fn validate(
         listen,
         metrics: raw.metrics.as_ref().is_none_or(|m| m.enabled),
         access_log,
+        tracing,
         admin,
         upstream: Upstream {
             tls,
