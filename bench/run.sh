@@ -24,7 +24,8 @@
 #   ROWS          rows to run, space separated [origin edgeway edgeway-canary edgeway-domain edgeway-api-key
 #                 edgeway-authorizer edgeway-authorizer-cached edgeway-cache edgeway-mock edgeway-mapped
 #                 edgeway-function edgeway-function-proxy (and edgeway-function-proxy-small,
-#                 edgeway-metrics-off and edgeway-access-custom, on request) nginx
+#                 edgeway-metrics-off, edgeway-access-custom, edgeway-tracing and
+#                 edgeway-tracing-1pct, on request) nginx
 #                 nginx-cache haproxy]; edgeway-api-key needs an API key of a usage plan (per-key
 #                 throttle and quota) on the plain route; the two -cache rows are cache-hit rows: the probe fills the cache and
 #                 checks that the next response is a hit, and from then on the origin sees no
@@ -328,6 +329,21 @@ row_edgeway_access_custom() {
     edgeway_row edgeway-access-custom "$config" || return 1
     ROW_DESC="as edgeway, with \`access_log: { format: '$BENCH_ACCESS_FORMAT' }\`; access log: $(edgeway_log_desc | sed 's/JSON line/line in that format/')"
 }
+
+# The plain row with its stage in traces: sampling RATIO of new traces, spans (the request's and
+# the integration's) exported over OTLP/HTTP to the bench origin, which answers the collector's
+# POSTs as it answers everything.
+tracing_row() {
+    local name=$1 ratio=$2 config="$RUNDIR/proxy-$1.yaml"
+    {
+        sed "s|^      bench: {}|      bench: { tracing: { sampling: $ratio } }|" "$BENCH/edgeway/proxy.yaml"
+        echo "tracing: { endpoint: 'http://$ORIGIN_ADDR/v1/traces' }"
+    } >"$config"
+    edgeway_row "$name" "$config" || return 1
+    ROW_DESC="as edgeway, with \`tracing: { sampling: $ratio }\` on the stage: a traceparent to the origin on every request, the sampled ones' two spans exported to the origin (OTLP/HTTP, batches of up to 512); access log: $(edgeway_log_desc)"
+}
+row_edgeway_tracing() { tracing_row edgeway-tracing 1; }
+row_edgeway_tracing_1pct() { tracing_row edgeway-tracing-1pct 0.01; }
 
 # The same route with the token-authorizer WASM plugin as its authorizer; wrk sends the token.
 BENCH_TOKEN_HEADER="Authorization: Bearer bench-token"
