@@ -14,7 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgeway::telemetry::metrics::{MetricKey, MetricSets, NodeCounters, PluginCounts, Scrape};
+use edgeway::telemetry::metrics::{
+    AuthorizerResult, CALL_BOUNDS, CacheCounts, LatencyHistogram, MetricKey, MetricSets,
+    NodeCounters, OriginCounters, PluginCounts, Scrape,
+};
+use edgeway::throttle::Scope;
 
 fn bench(c: &mut Criterion) {
     let mut sets = MetricSets::after(None);
@@ -37,8 +41,35 @@ fn bench(c: &mut Criterion) {
                 );
             }
             metrics.cache_hit();
+            // Every optional family has a label set for every route: the worst case.
+            metrics.throttled(Scope::Route);
+            metrics.throttled(Scope::Quota);
+            metrics.authorizer(AuthorizerResult::Allow);
+            metrics.authorizer(AuthorizerResult::Deny);
+            metrics.authorizer_cache_hit();
         }
     }
+    let caches: Vec<CacheCounts> = (0..200)
+        .map(|api| CacheCounts {
+            api: format!("api-{api}"),
+            stage: "prod".into(),
+            capacity_bytes: 64 << 20,
+            bytes: 1 << 20,
+            entries: 100,
+            stores: 1000,
+            evictions: 10,
+        })
+        .collect();
+    let origins: Vec<_> = (0..200)
+        .map(|api| {
+            (
+                format!("http://origin-{api}.internal:8080"),
+                Arc::new(OriginCounters::default()),
+            )
+        })
+        .collect();
+    let call_time = LatencyHistogram::new(&CALL_BOUNDS);
+    call_time.observe(Duration::from_micros(40));
     let sets = Arc::new(sets);
     let node = Arc::new(NodeCounters::default());
     let plugins: Vec<PluginCounts> = (0..10)
@@ -48,6 +79,9 @@ fn bench(c: &mut Criterion) {
             timeouts: 1,
             out_of_memory: 0,
             other_failures: 2,
+            call_time: call_time.snapshot(),
+            instantiations: 4,
+            idle_instances: 2,
         })
         .collect();
     let scrape = || Scrape {
@@ -56,6 +90,9 @@ fn bench(c: &mut Criterion) {
         node: node.clone(),
         generation: 7,
         access_log_dropped: 0,
+        caches: caches.clone(),
+        origins: origins.clone(),
+        listeners: vec![("0.0.0.0:8080".into(), node.listener("0.0.0.0:8080"))],
     };
     let text = scrape().render();
     assert!(text.contains(r#"api="api-199",stage="prod",route="GET /resource-9/{id}""#));

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use edgeway_tests::*;
 use serde_json::Value;
 
+const TOKENS: &str = "role: authorizer, config: { tokens: { ops-token: { principal: ops } } }";
+
 /// Prometheus on a free loopback port, scraping `target` every second.
 struct Prometheus {
     child: Child,
@@ -112,7 +114,10 @@ impl Drop for Prometheus {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_exact_counts_of_a_known_mix() {
     let origin = Origin::echo().await;
-    let plugins = plugins_yaml(&[("spin", "test_spin", "role: handler, timeout_ms: 200")]);
+    let plugins = plugins_yaml(&[
+        ("spin", "test_spin", "role: handler, timeout_ms: 200"),
+        ("auth", "token_authorizer", TOKENS),
+    ]);
     let yaml = format!(
         r#"
 listen:
@@ -122,6 +127,8 @@ origin: {origin}
 {plugins}
 apis:
   - name: shop
+    authorizers:
+      tok: {{ plugin: auth, identity_source: [header.authorization] }}
     stages:
       prod: {{ cache: {{ ttl_s: 300 }} }}
       beta: {{ detailed_metrics: true }}
@@ -130,6 +137,8 @@ apis:
       - {{ route: GET /limited, integration: {{ http_proxy: "${{origin}}/limited" }}, throttle: {{ rate: 0.01, burst: 1 }} }}
       - {{ route: GET /cached, integration: {{ http_proxy: "${{origin}}/cached" }} }}
       - {{ route: GET /spin, integration: {{ function: spin }} }}
+      - {{ route: GET /secured, auth: tok, integration: {{ http_proxy: "${{origin}}/secured" }} }}
+      - {{ route: GET /down, integration: {{ http_proxy: "http://127.0.0.1:9/down" }} }}
 "#,
         origin = origin.url()
     );
@@ -159,6 +168,18 @@ apis:
     }
     // A plugin that runs past its deadline: 500 FUNCTION_FAILURE (type DEFAULT_5XX).
     assert_eq!(get("/prod/spin").await.unwrap().status(), 500);
+    // On beta (no stage cache, detailed metrics): an authorizer that allows a token twice
+    // (a call, then its result cache) and refuses another; an origin nothing listens on.
+    for (token, status) in [("ops-token", 200), ("ops-token", 200), ("wrong", 403)] {
+        let r = c
+            .get(gw.url("/beta/secured"))
+            .header("authorization", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{token}");
+    }
+    assert_eq!(get("/beta/down").await.unwrap().status(), 502);
 
     // The text itself, as Prometheus reads it.
     let text = c
@@ -273,6 +294,89 @@ apis:
     );
     prometheus
         .assert_eventually("edgeway_config_generation", 1.0)
+        .await;
+
+    // Throttles by level: both of limited's refusals were the route's.
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_throttled_total{{{shop},level="route"}}"#),
+            2.0,
+        )
+        .await;
+    let secured = r#"api="shop",stage="beta",route="GET /secured""#;
+    for (result, count) in [("allow", 2.0), ("deny", 1.0)] {
+        prometheus
+            .assert_eventually(
+                &format!(r#"edgeway_authorizer_decisions_total{{{secured},result="{result}"}}"#),
+                count,
+            )
+            .await;
+    }
+    prometheus
+        .assert_eventually(
+            &format!("edgeway_authorizer_cache_hits_total{{{secured}}}"),
+            1.0,
+        )
+        .await;
+    // The stage cache stored items, limited's 200 and cached (not spin's 500).
+    prometheus
+        .assert_eventually(&format!("edgeway_cache_stores_total{{{shop}}}"), 3.0)
+        .await;
+    prometheus
+        .assert_eventually(&format!("edgeway_cache_entries{{{shop}}}"), 3.0)
+        .await;
+    prometheus
+        .assert_eventually(&format!("edgeway_cache_evictions_total{{{shop}}}"), 0.0)
+        .await;
+    // Plugins: the timed-out call and the authorizer's one call are in the call-time
+    // histograms; the authorizer's instance went back to its pool.
+    prometheus
+        .assert_eventually(
+            r#"edgeway_plugin_call_duration_seconds_count{plugin="spin"}"#,
+            1.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            r#"edgeway_plugin_call_duration_seconds_count{plugin="auth"}"#,
+            2.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(r#"edgeway_plugin_instances_idle{plugin="auth"}"#, 1.0)
+        .await;
+    // Every request the origin received went over a connection opened or reused by its
+    // pool; the origin nothing listens on failed to connect once.
+    let upstream = format!(r#"origin="{}""#, origin.url());
+    prometheus
+        .assert_eventually(
+            &format!(
+                "edgeway_upstream_connections_opened_total{{{upstream}}} + edgeway_upstream_connections_reused_total{{{upstream}}}"
+            ),
+            origin.request_count() as f64,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            r#"edgeway_upstream_failures_total{origin="http://127.0.0.1:9",kind="connect"}"#,
+            1.0,
+        )
+        .await;
+    prometheus
+        .assert_eventually(
+            &format!(r#"edgeway_upstream_failures_total{{{upstream},kind="exchange"}}"#),
+            0.0,
+        )
+        .await;
+    // The test's client connections to the node's listener.
+    prometheus
+        .assert_eventually(
+            &format!(
+                r#"edgeway_connections_accepted_total{{listener="{}"}} >= bool 1"#,
+                gw.addr("listen[0]")
+            ),
+            1.0,
+        )
         .await;
 
     // examples/observability: its scrape config passes promtool, and every query of its

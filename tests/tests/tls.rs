@@ -302,3 +302,61 @@ async fn first_certificate_is_the_default_without_a_matching_sni() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_tls_handshakes_and_connections_are_counted() {
+    let origin = Origin::echo().await;
+    let ca = TestCa::new("edgeway test CA");
+    let (a, b) = (ca.issue(&["a.test"]), ca.issue(&["b.test"]));
+    let gw = Gateway::builder()
+        .file("a.pem", a.cert_pem.clone())
+        .file("a.key", a.key_pem.clone())
+        .file("b.pem", b.cert_pem.clone())
+        .file("b.key", b.key_pem.clone())
+        .start(&format!(
+            "{}admin: {{ addr: 127.0.0.1:0 }}\n",
+            config(&origin)
+        ))
+        .await;
+    let tls = gw.addr("listen[1]");
+    // Plain HTTP to the TLS listener: the handshake fails and the connection is closed.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(tls).await.unwrap();
+        stream
+            .write_all(b"GET /prod/hello HTTP/1.1\r\nhost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(read.is_ok(), "the listener closes the connection");
+    }
+    let metrics = format!("http://{}/metrics", gw.addr("admin"));
+    let scraped = eventually(std::time::Duration::from_secs(10), || async {
+        let text = client()
+            .get(&metrics)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(&format!(
+            "edgeway_connections_open{{listener=\"{tls}\"}} 0\n"
+        ))
+        .then_some(text)
+    })
+    .await
+    .expect("the closed connection is no longer open");
+    for line in [
+        format!("edgeway_tls_handshake_failures_total{{listener=\"{tls}\",reason=\"failed\"}} 1"),
+        format!("edgeway_tls_handshake_failures_total{{listener=\"{tls}\",reason=\"timeout\"}} 0"),
+        format!("edgeway_connections_accepted_total{{listener=\"{tls}\"}} 1"),
+    ] {
+        assert!(scraped.contains(&line), "{line} in\n{scraped}");
+    }
+}

@@ -271,8 +271,12 @@ fn metrics(
         .into_iter()
         .filter_map(|name| set.get(name))
         .map(|plugin| {
-            let stats = plugin.current().stats.snapshot();
+            let version = plugin.current();
+            let stats = version.stats.snapshot();
             crate::telemetry::metrics::PluginCounts {
+                call_time: version.stats.call_time.snapshot(),
+                instantiations: stats.instantiations,
+                idle_instances: version.idle_instances() as u64,
                 name: plugin.spec.name.clone(),
                 calls: stats.calls,
                 timeouts: stats.timeouts,
@@ -289,6 +293,25 @@ fn metrics(
         node: node.counters.clone(),
         generation: generation.generation,
         access_log_dropped: node.log.dropped_total(),
+        caches: generation
+            .caches
+            .all()
+            .into_iter()
+            .map(|cache| {
+                let (entries, bytes) = cache.usage();
+                crate::telemetry::metrics::CacheCounts {
+                    api: cache.api.to_string(),
+                    stage: cache.stage.to_string(),
+                    capacity_bytes: cache.capacity_bytes,
+                    bytes,
+                    entries,
+                    stores: cache.stats.stores.load(Ordering::Relaxed),
+                    evictions: cache.stats.evictions.load(Ordering::Relaxed),
+                }
+            })
+            .collect(),
+        origins: generation.origin_counters(),
+        listeners: node.counters.listeners(),
     }
     .render();
     let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -39,6 +39,12 @@ pub struct ApiKey {
     pub slot: u64,
 }
 
+impl crate::telemetry::access_log::KeyId for ApiKey {
+    fn key_id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl ApiKey {
     fn from_stored(stored: &StoredKey, slot: u64) -> Self {
         Self {

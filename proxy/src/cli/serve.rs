@@ -76,10 +76,12 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
             tls = listen.tls.is_some(),
             "listening"
         );
+        let counters = node.counters.listener(&listener.local_addr()?.to_string());
         servers.spawn(crate::listener::serve(
             listener,
             index,
             node.clone(),
+            counters,
             shutdown_rx.clone(),
         ));
     }

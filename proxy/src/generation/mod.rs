@@ -19,6 +19,7 @@ use crate::config::{Api, Config, Limits, StageSource, UsagePlan};
 use crate::gateway_responses::GatewayResponses;
 use crate::plugins::PluginSet;
 use crate::router::Router;
+use crate::telemetry::metrics::OriginCounters;
 use crate::throttle::{Limiter, Scope};
 use crate::upstream::OriginPools;
 
@@ -182,6 +183,11 @@ fn unrouted_stages(config: &Config) -> HashMap<Box<str>, UnroutedStage> {
 }
 
 impl Generation {
+    /// Each origin's connection counters, by origin.
+    pub fn origin_counters(&self) -> Vec<(String, Arc<OriginCounters>)> {
+        self.pools.counters()
+    }
+
     /// Builds a generation from a validated config and its loaded `plugins`, reusing
     /// `previous`'s origin pools where the origin and upstream settings are unchanged.
     pub fn build(
@@ -339,7 +345,7 @@ fn exporter(
     let pool = Arc::new(crate::upstream::OriginPool::new(&origin, &config.upstream)?);
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|e| BuildError::Tracing(format!("no runtime to export on: {e}")))?;
-    let client = crate::telemetry::traces::OtlpClient::new(pool, runtime);
+    let client = crate::upstream::OtlpClient::new(pool, runtime);
     crate::telemetry::traces::Exporter::start(settings, client)
         .map(Some)
         .map_err(BuildError::Tracing)

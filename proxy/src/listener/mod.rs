@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::body::{ClientBody, ResponseBody};
 use crate::telemetry::chain;
+use crate::telemetry::metrics::ConnectionCounters;
 
 /// The connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -113,6 +114,7 @@ pub async fn serve<H: Handler>(
     listener: TcpListener,
     index: usize,
     handler: Arc<H>,
+    counters: Arc<ConnectionCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -125,8 +127,11 @@ pub async fn serve<H: Handler>(
             Ok((stream, remote)) => {
                 let watcher = graceful.watcher();
                 let handler = handler.clone();
+                let open = counters.accepted();
+                let counters = counters.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, remote, index, handler, watcher).await;
+                    serve_connection(stream, remote, index, handler, &counters, watcher).await;
+                    drop(open);
                 });
             }
             Err(e) => {
@@ -145,6 +150,7 @@ async fn serve_connection<H: Handler>(
     remote: std::net::SocketAddr,
     index: usize,
     handler: Arc<H>,
+    counters: &ConnectionCounters,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let _ = stream.set_nodelay(true);
@@ -174,10 +180,12 @@ async fn serve_connection<H: Handler>(
             let stream = match handshake {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
+                    counters.tls_failed(false);
                     tracing::debug!(%remote, error = %e, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    counters.tls_failed(true);
                     tracing::debug!(%remote, "TLS handshake timed out");
                     return;
                 }

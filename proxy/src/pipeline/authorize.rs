@@ -98,7 +98,10 @@ async fn plugin(
         return Err(GatewayError::Unauthorized);
     };
     let decision = match authorizer.cached(&identity) {
-        Some(decision) => decision,
+        Some(decision) => {
+            route.labels.metrics.authorizer_cache_hit();
+            decision
+        }
         None => {
             let request = plugin_request(ctx, parts, &authorizer.plugin.spec.headers, None);
             let decision = authorizer
@@ -151,7 +154,10 @@ async fn lambda(
         &route_path,
     );
     let grant = match calls.cached(&identity) {
-        Some(grant) => grant,
+        Some(grant) => {
+            route.labels.metrics.authorizer_cache_hit();
+            grant
+        }
         None => {
             let event = match authorizer.settings.input {
                 AuthorizerInput::Token => {

@@ -55,6 +55,7 @@ pub use error::{GatewayError, PluginPhase, ResponseScope, X_EDGEWAY_ERROR_TYPE};
 
 use crate::body::{ClientBody, ResponseBody};
 use crate::generation::Generation;
+use crate::telemetry::metrics::AuthorizerResult;
 use crate::telemetry::{AccessRecord, RecordExtras};
 use crate::upstream::headers::X_REQUEST_ID;
 
@@ -114,9 +115,13 @@ pub async fn run(
             if gateway.log_extras {
                 extras.error_message = Some(error.client_message().into());
             }
-            ctx.route
-                .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics)
-                .error(error.kind().response_type);
+            let metrics = ctx
+                .route
+                .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics);
+            metrics.error(error.kind().response_type);
+            if let GatewayError::Throttled(refusal) = &error {
+                metrics.throttled(refusal.scope);
+            }
             if error.is_server_side() {
                 let route = ctx.route.map(|r| &*r.labels.route);
                 tracing::warn!(
@@ -151,8 +156,8 @@ pub async fn run(
             .clone()
     });
     if gateway.log_extras {
-        extras.principal = ctx.principal.take();
-        extras.api_key = ctx.api_key.take();
+        extras.principal = ctx.principal.take().map(|p| p as _);
+        extras.api_key = ctx.api_key.take().map(|k| k as _);
         extras.base_path = ctx
             .domain
             .as_ref()
@@ -221,6 +226,13 @@ async fn phases<'g>(
     }
     spans::phase(ctx, span, "authorizer", authorized.is_err());
     exec_log::authorizer(ctx, &authorized);
+    if route.access.auth.is_some() {
+        route.labels.metrics.authorizer(match &authorized {
+            Ok(_) => AuthorizerResult::Allow,
+            Err(e) if matches!(e.kind().status.as_u16(), 401 | 403) => AuthorizerResult::Deny,
+            Err(_) => AuthorizerResult::Error,
+        });
+    }
     if let Flow::Respond(response) = authorized? {
         return Ok(response);
     }

@@ -82,3 +82,16 @@ pub use mapper::edgeway::plugin::mapping::{MappingInput, RenderError, Rendered};
 pub use host::edgeway::plugin::types::{
     Allow, Decision, Principal, Request, RequestFlow, Response,
 };
+
+impl crate::telemetry::access_log::Caller for Principal {
+    fn principal_id(&self) -> &str {
+        &self.id
+    }
+
+    fn context_value(&self, key: &str) -> Option<&str> {
+        self.context
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}

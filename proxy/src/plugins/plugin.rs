@@ -225,6 +225,11 @@ impl PluginVersion {
         }
     }
 
+    /// Instances kept warm for the next call.
+    pub fn idle_instances(&self) -> usize {
+        lock(&self.idle).len()
+    }
+
     fn give_back(&self, instance: Instance, isolation: Isolation) {
         if isolation == Isolation::Reuse {
             let mut idle = lock(&self.idle);

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::telemetry::metrics::{CALL_BOUNDS, LatencyHistogram};
+
 /// Buckets: four per power of two of nanoseconds, which keeps percentiles within 25%.
 const BUCKETS: usize = 64 * 4;
 
@@ -16,6 +18,8 @@ pub struct CallStats {
     out_of_memory: AtomicU64,
     instantiations: AtomicU64,
     nanos: Box<[AtomicU64]>,
+    /// The same call times in `GET /metrics`'s buckets.
+    pub call_time: LatencyHistogram,
 }
 
 impl Default for CallStats {
@@ -27,6 +31,7 @@ impl Default for CallStats {
             out_of_memory: AtomicU64::new(0),
             instantiations: AtomicU64::new(0),
             nanos: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            call_time: LatencyHistogram::new(&CALL_BOUNDS),
         }
     }
 }
@@ -85,6 +90,7 @@ impl CallStats {
         };
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.nanos[bucket(nanos)].fetch_add(1, Ordering::Relaxed);
+        self.call_time.observe(elapsed);
     }
 
     /// Records that a new instance was made.

@@ -20,7 +20,6 @@ use http::uri::PathAndQuery;
 
 use super::log_format::LogFormat;
 use crate::gateway_responses::ErrorKind;
-use crate::plugins::bindings::Principal;
 
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
@@ -189,6 +188,20 @@ pub struct Totals {
     pub latency: Duration,
 }
 
+/// Who an authorizer said the caller is, as `$context.authorizer.*` reads it. The authorizers'
+/// principal implements it, so a record holds the request's own `Arc` (the log sits below the
+/// authorizers and names none of their types).
+pub trait Caller: Send + Sync + std::fmt::Debug {
+    fn principal_id(&self) -> &str;
+    /// A value of the authorizer's context.
+    fn context_value(&self, key: &str) -> Option<&str>;
+}
+
+/// The API key a request presented, as `$context.identity.apiKeyId` reads it.
+pub trait KeyId: Send + Sync + std::fmt::Debug {
+    fn key_id(&self) -> &str;
+}
+
 /// What a request keeps for access-log formats that use more than Edgeway's line does.
 #[derive(Debug, Default)]
 pub struct RecordExtras {
@@ -196,8 +209,8 @@ pub struct RecordExtras {
     pub user_agent: Option<http::HeaderValue>,
     /// The custom domain's base path the request matched.
     pub base_path: Option<Box<str>>,
-    pub principal: Option<Arc<Principal>>,
-    pub api_key: Option<Arc<crate::auth::keys::ApiKey>>,
+    pub principal: Option<Arc<dyn Caller>>,
+    pub api_key: Option<Arc<dyn KeyId>>,
     /// The error's client-facing message.
     pub error_message: Option<Box<str>>,
 }

@@ -485,16 +485,16 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
         Var::ApiKeyId => extras
             .api_key
             .as_ref()
-            .map_or(Value::Missing, |k| text(&k.id)),
+            .map_or(Value::Missing, |k| text(k.key_id())),
         Var::PrincipalId => extras
             .principal
             .as_ref()
-            .map_or(Value::Missing, |p| text(&p.id)),
+            .map_or(Value::Missing, |p| text(p.principal_id())),
         Var::Authorizer(name) => extras
             .principal
             .as_ref()
-            .and_then(|p| p.context.iter().find(|(k, _)| **k == **name))
-            .map_or(Value::Missing, |(_, v)| text(v)),
+            .and_then(|p| p.context_value(name))
+            .map_or(Value::Missing, text),
         Var::AuthorizerLatency => millis(record.authorizer_latency),
         Var::ErrorMessage => extras.error_message.as_deref().map_or(Value::Missing, text),
         Var::ErrorMessageString => extras
@@ -624,6 +624,32 @@ fn with_clf_time<R>(time: SystemTime, f: impl FnOnce(&[u8]) -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::access_log::{Caller, KeyId};
+
+    #[derive(Debug)]
+    struct TestCaller;
+
+    impl Caller for TestCaller {
+        fn principal_id(&self) -> &str {
+            "user-7"
+        }
+
+        fn context_value(&self, key: &str) -> Option<&str> {
+            [("tier", "gold"), ("sub", "user-7")]
+                .into_iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        }
+    }
+
+    #[derive(Debug)]
+    struct TestKey;
+
+    impl KeyId for TestKey {
+        fn key_id(&self) -> &str {
+            "k1"
+        }
+    }
 
     #[test]
     fn presets_compile_with_the_escaping_their_shape_calls_for() {
@@ -847,22 +873,8 @@ mod tests {
                     "curl/8.0 (x, \"y\") \\o/ <&>",
                 )),
                 base_path: Some("v1".into()),
-                principal: Some(std::sync::Arc::new(crate::plugins::bindings::Principal {
-                    id: "user-7".into(),
-                    context: vec![
-                        ("tier".into(), "gold".into()),
-                        ("sub".into(), "user-7".into()),
-                    ],
-                })),
-                api_key: Some(std::sync::Arc::new(crate::auth::keys::ApiKey {
-                    id: "k1".into(),
-                    name: "partner".into(),
-                    description: String::new(),
-                    plan: None,
-                    enabled: true,
-                    created: 0,
-                    slot: 1,
-                })),
+                principal: Some(std::sync::Arc::new(TestCaller)),
+                api_key: Some(std::sync::Arc::new(TestKey)),
                 error_message: None,
             },
             ..record(Some(labels))

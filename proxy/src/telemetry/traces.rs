@@ -19,7 +19,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
@@ -67,7 +66,10 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts the batch processor's thread; `client` sends its requests.
-    pub fn start(settings: &ExportSettings, client: OtlpClient) -> Result<Arc<Self>, String> {
+    pub fn start(
+        settings: &ExportSettings,
+        client: impl opentelemetry_http::HttpClient + 'static,
+    ) -> Result<Arc<Self>, String> {
         use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -401,46 +403,6 @@ fn parse_traceparent(value: &HeaderValue) -> Option<(TraceId, SpanId, TraceFlags
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
     Some((trace_id, parent_id, TraceFlags::new(flags & 1)))
-}
-
-/// The exporter's HTTP client: Edgeway's origin pool for the collector, driven on the node's
-/// runtime (the batch processor's thread has none of its own).
-#[derive(Debug, Clone)]
-pub struct OtlpClient {
-    pool: Arc<crate::upstream::OriginPool>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl OtlpClient {
-    pub fn new(pool: Arc<crate::upstream::OriginPool>, runtime: tokio::runtime::Handle) -> Self {
-        Self { pool, runtime }
-    }
-}
-
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for OtlpClient {
-    async fn send_bytes(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
-        use http_body_util::BodyExt as _;
-        let pool = self.pool.clone();
-        let (mut parts, body) = request.into_parts();
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse()?;
-        parts.version = http::Version::HTTP_11;
-        let request = http::Request::from_parts(parts, crate::body::RequestBody::full(body));
-        let task = self.runtime.spawn(async move {
-            let response = pool.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            Ok::<_, crate::body::BoxError>(http::Response::from_parts(parts, body))
-        });
-        Ok(task.await??)
-    }
 }
 
 #[cfg(test)]

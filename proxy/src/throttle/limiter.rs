@@ -45,6 +45,15 @@ pub enum Scope {
 }
 
 impl Scope {
+    pub const ALL: [Self; 6] = [
+        Self::Account,
+        Self::Stage,
+        Self::Route,
+        Self::Key,
+        Self::KeyRoute,
+        Self::Quota,
+    ];
+
     /// The policy name in `RateLimit` and `RateLimit-Policy`.
     pub fn name(self) -> &'static str {
         match self {
@@ -223,7 +232,7 @@ impl Pending {
 /// The caller of a request that needs an API key.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {
-    /// [`crate::auth::keys::ApiKey::slot`].
+    /// The API key's `slot` (`auth::keys::ApiKey`).
     pub slot: u64,
     pub key_id: &'a str,
     /// When the key was made, seconds since the epoch (for the quota's first-window offset).

@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod headers;
+mod otlp;
 mod pool;
 mod settings;
 mod uri;
@@ -19,6 +20,9 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::telemetry::metrics::OriginCounters;
+
+pub use otlp::OtlpClient;
 pub use pool::{OriginError, OriginPool, OriginProblem};
 pub use settings::Upstream;
 pub use uri::{SubstituteError, UriTemplate, UriTemplateError, substitute};
@@ -50,6 +54,17 @@ impl OriginPools {
         };
         self.by_origin.insert(origin.to_owned(), pool.clone());
         Ok(pool)
+    }
+
+    /// Each pool's counters, by origin.
+    pub fn counters(&self) -> Vec<(String, Arc<OriginCounters>)> {
+        let mut all: Vec<_> = self
+            .by_origin
+            .iter()
+            .map(|(origin, pool)| (origin.clone(), pool.counters.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }
 

@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 use super::Upstream;
 use crate::body::{BoxError, IdleConnections, PooledBody, RequestBody};
 use crate::sync::lock;
+use crate::telemetry::metrics::{OriginCounters, OriginFailure};
 
 /// Idle HTTP/1 connections kept per origin.
 const MAX_IDLE: usize = 256;
@@ -65,6 +66,8 @@ pub struct OriginPool {
     idle: Mutex<Vec<IdleConnection>>,
     h2: Mutex<Option<http2::SendRequest<RequestBody>>>,
     pub(super) fingerprint: String,
+    /// Connections and failures, for `GET /metrics`.
+    pub counters: Arc<OriginCounters>,
 }
 
 #[derive(Debug)]
@@ -127,6 +130,7 @@ impl OriginPool {
             idle: Mutex::new(Vec::new()),
             h2: Mutex::new(None),
             fingerprint: upstream.fingerprint.clone(),
+            counters: Arc::default(),
         })
     }
 
@@ -139,7 +143,10 @@ impl OriginPool {
         request.headers_mut().insert(HOST, self.host_header.clone());
         loop {
             let connection = match self.checkout().await {
-                Some(connection) => connection,
+                Some(connection) => {
+                    self.counters.reused();
+                    connection
+                }
                 // Boxed: a new connection's future (TCP, TLS, HTTP handshakes) is most of the
                 // size of this one, and every request's future would carry it unboxed.
                 None => Box::pin(self.connect()).await?,
@@ -150,7 +157,10 @@ impl OriginPool {
                     parts.scheme = Some(self.scheme.clone());
                     parts.authority = Some(self.authority.clone());
                     *request.uri_mut() = Uri::from_parts(parts)?;
-                    let response = sender.send_request(request).await?;
+                    let response = sender
+                        .send_request(request)
+                        .await
+                        .inspect_err(|_| self.counters.failed(OriginFailure::Exchange))?;
                     return Ok(response.map(PooledBody::unpooled));
                 }
                 Connection::Http1 { mut sender, reused } => {
@@ -164,7 +174,10 @@ impl OriginPool {
                         Err(mut error) => match error.take_message() {
                             // Never written: the pooled connection had closed. Try a new one.
                             Some(unsent) if reused => request = unsent,
-                            _ => return Err(error.into_error().into()),
+                            _ => {
+                                self.counters.failed(OriginFailure::Exchange);
+                                return Err(error.into_error().into());
+                            }
                         },
                     }
                 }
@@ -212,7 +225,16 @@ impl OriginPool {
         }
     }
 
+    /// Opens a connection, counting what failed.
     async fn connect(&self) -> Result<Connection, BoxError> {
+        self.open().await.map_err(|(failure, error)| {
+            self.counters.failed(failure);
+            error
+        })
+    }
+
+    async fn open(&self) -> Result<Connection, (OriginFailure, BoxError)> {
+        use OriginFailure::{Connect, ConnectTimeout, Exchange, Tls};
         let address = format!("{}:{}", self.host, self.port);
         let stream = tokio::time::timeout(
             self.connect_timeout,
@@ -220,15 +242,19 @@ impl OriginPool {
         )
         .await
         .map_err(|_| {
-            format!(
-                "connect {address}: timed out after {} ms",
-                self.connect_timeout.as_millis()
+            let timeout = self.connect_timeout.as_millis();
+            (
+                ConnectTimeout,
+                format!("connect {address}: timed out after {timeout} ms").into(),
             )
         })?
-        .map_err(|e| format!("connect {address}: {e}"))?;
+        .map_err(|e| (Connect, format!("connect {address}: {e}").into()))?;
         let _ = stream.set_nodelay(true);
         let Some((tls, name)) = &self.tls else {
-            return self.handshake_http1(TokioIo::new(stream)).await;
+            return self
+                .handshake_http1(TokioIo::new(stream))
+                .await
+                .map_err(|e| (Exchange, e));
         };
         let connector = TlsConnector::from(tls.clone());
         let stream = tokio::time::timeout(
@@ -236,18 +262,28 @@ impl OriginPool {
             connector.connect(name.clone(), stream),
         )
         .await
-        .map_err(|_| format!("TLS handshake with {address}: timed out"))?
-        .map_err(|e| format!("TLS handshake with {address}: {e}"))?;
+        .map_err(|_| {
+            let error = format!("TLS handshake with {address}: timed out");
+            (ConnectTimeout, error.into())
+        })?
+        .map_err(|e| (Tls, format!("TLS handshake with {address}: {e}").into()))?;
         if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
             let (sender, connection) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(TokioIo::new(stream))
-                .await?;
-            tokio::spawn(connection);
+                .await
+                .map_err(|e| (Exchange, e.into()))?;
+            let open = self.counters.opened();
+            tokio::spawn(async move {
+                let _open = open;
+                connection.await
+            });
             *lock(&self.h2) = Some(sender.clone());
             return Ok(Connection::Http2(sender));
         }
-        self.handshake_http1(TokioIo::new(stream)).await
+        self.handshake_http1(TokioIo::new(stream))
+            .await
+            .map_err(|e| (Exchange, e))
     }
 
     async fn handshake_http1<T>(&self, io: TokioIo<T>) -> Result<Connection, BoxError>
@@ -255,7 +291,11 @@ impl OriginPool {
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (sender, connection) = http1::Builder::new().handshake(io).await?;
-        tokio::spawn(connection);
+        let open = self.counters.opened();
+        tokio::spawn(async move {
+            let _open = open;
+            connection.await
+        });
         Ok(Connection::Http1 {
             sender,
             reused: false,
