@@ -90,6 +90,7 @@ fn bench(c: &mut Criterion) {
         node: node.clone(),
         generation: 7,
         access_log_dropped: 0,
+        spans_dropped: None,
         caches: caches.clone(),
         origins: origins.clone(),
         listeners: vec![("0.0.0.0:8080".into(), node.listener("0.0.0.0:8080"))],

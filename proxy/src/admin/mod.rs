@@ -293,6 +293,7 @@ fn metrics(
         node: node.counters.clone(),
         generation: generation.generation,
         access_log_dropped: node.log.dropped_total(),
+        spans_dropped: generation.exporter.as_ref().map(|e| e.dropped()),
         caches: generation
             .caches
             .all()

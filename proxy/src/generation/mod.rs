@@ -345,10 +345,10 @@ fn exporter(
     let pool = Arc::new(crate::upstream::OriginPool::new(&origin, &config.upstream)?);
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|e| BuildError::Tracing(format!("no runtime to export on: {e}")))?;
-    let client = crate::upstream::OtlpClient::new(pool, runtime);
-    crate::telemetry::traces::Exporter::start(settings, client)
-        .map(Some)
-        .map_err(BuildError::Tracing)
+    let client = Arc::new(crate::upstream::OtlpClient::new(pool, &endpoint));
+    Ok(Some(crate::telemetry::traces::Exporter::start(
+        settings, client, runtime,
+    )))
 }
 
 /// An API's routes in one of its stages, built.

@@ -187,8 +187,8 @@ impl Node {
     pub async fn stop(&self) -> anyhow::Result<()> {
         self.log.flush();
         if let Some(exporter) = self.generation.load().exporter.clone() {
-            // Sends the spans still queued; blocks up to the export timeout.
-            let _ = tokio::task::spawn_blocking(move || exporter.shutdown()).await;
+            // Sends the spans still queued, waiting up to the export timeout.
+            exporter.shutdown().await;
         }
         if let Err(e) = self.limiter.flush().await {
             tracing::error!(error = %e, "usage counted since the last flush is lost");

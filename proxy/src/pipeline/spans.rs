@@ -7,12 +7,11 @@ use std::time::SystemTime;
 
 use http::request::Parts;
 use http::{HeaderMap, Response};
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
 
 use super::{GatewayError, InBody, RequestContext, integration};
 use crate::body::ResponseBody;
 use crate::generation::Generation;
+use crate::telemetry::otlp::Kind;
 use crate::telemetry::traces::{PhaseSpan, RequestTrace};
 
 /// Continues the client's trace or starts one, when the route's stage has `tracing`.
@@ -46,10 +45,10 @@ pub(super) fn phase(
             RequestTrace::new_span_id(),
             PhaseSpan {
                 name,
-                kind: SpanKind::Internal,
+                kind: Kind::Internal,
                 start,
                 end: SystemTime::now(),
-                attributes: Vec::new(),
+                status: None,
                 error,
             },
         );
@@ -71,21 +70,14 @@ pub(super) async fn integration(
     let started = trace.sampled().then(SystemTime::now);
     let answered = integration::call(gateway, ctx, parts, body).await;
     if let (Some(trace), Some(start)) = (&ctx.trace, started) {
-        let mut attributes = Vec::with_capacity(1);
-        if let Some(status) = ctx.integration_status {
-            attributes.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            ));
-        }
         trace.phase(
             id,
             PhaseSpan {
                 name: "integration",
-                kind: SpanKind::Client,
+                kind: Kind::Client,
                 start,
                 end: SystemTime::now(),
-                attributes,
+                status: ctx.integration_status,
                 error: answered.is_err() || ctx.integration_status.is_some_and(|s| s >= 500),
             },
         );

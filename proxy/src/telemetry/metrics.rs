@@ -445,6 +445,9 @@ pub struct Scrape {
     pub node: Arc<NodeCounters>,
     pub generation: u64,
     pub access_log_dropped: u64,
+    /// Spans dropped by the trace exporter (queue full or export failed); `None` without
+    /// `tracing`.
+    pub spans_dropped: Option<u64>,
     pub caches: Vec<CacheCounts>,
     /// By origin (`scheme://authority`), in order.
     pub origins: Vec<(String, Arc<OriginCounters>)>,
@@ -899,6 +902,15 @@ impl prometheus_client::collector::Collector for Scrape {
             )?;
             family.encode_counter::<NoLabelSet, u64, u64>(&self.access_log_dropped, None)?;
         }
+        if let Some(dropped) = self.spans_dropped {
+            let mut family = encoder.encode_descriptor(
+                "edgeway_trace_spans_dropped",
+                "Spans not exported: the export queue was full (tracing.queue_size) or the collector did not take them",
+                None,
+                MetricType::Counter,
+            )?;
+            family.encode_counter::<NoLabelSet, u64, u64>(&dropped, None)?;
+        }
         Ok(())
     }
 }
@@ -981,6 +993,7 @@ mod tests {
             node: Arc::new(NodeCounters::default()),
             generation: 3,
             access_log_dropped: 0,
+            spans_dropped: Some(4),
             caches: vec![CacheCounts {
                 api: "shop".into(),
                 stage: "prod".into(),
@@ -1006,6 +1019,7 @@ mod tests {
             r#"edgeway_plugin_failures_total{plugin="gate",kind="timeout"} 1"#,
             r#"edgeway_plugin_failures_total{plugin="gate",kind="trap"} 2"#,
             r#"edgeway_config_generation 3"#,
+            r#"edgeway_trace_spans_dropped_total 4"#,
             r#"edgeway_throttled_total{api="shop",stage="prod",level="stage"} 2"#,
             r#"edgeway_throttled_total{api="shop",stage="prod",level="quota"} 1"#,
             r#"edgeway_authorizer_decisions_total{api="shop",stage="prod",result="allow"} 1"#,

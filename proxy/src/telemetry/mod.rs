@@ -7,6 +7,7 @@ pub mod access_log;
 pub mod execution;
 pub mod log_format;
 pub mod metrics;
+pub mod otlp;
 pub mod traces;
 
 pub use access_log::{

@@ -5,29 +5,39 @@
 //! sampler does), one is started when there is none (sampled when the trace id falls under the
 //! ratio), and the origin receives a `traceparent` whose parent is the integration's span. A
 //! sampled request produces a server span for the request and a span for each phase that costs
-//! time (authorizer, cache lookup, transforms, integration), built here with the times the
-//! pipeline measured and handed to OpenTelemetry's batch span processor: a bounded queue that
-//! drops spans when it is full rather than holding memory, and a thread that sends batches to
-//! the collector (`tracing.endpoint`, OTLP/HTTP protobuf) through the origin pool Edgeway uses
-//! for its own upstreams.
+//! time (authorizer, cache lookup, transforms, integration), encoded as OTLP protobuf when it
+//! ends (`otlp.rs`) from the times the pipeline measured, into a bounded buffer: past
+//! `queue_size` spans waiting, new ones are dropped and counted rather than held. A full batch
+//! (`batch_size`), or whatever waits every `export_interval_ms`, is sent to the collector
+//! (`tracing.endpoint`, OTLP/HTTP protobuf) by a task on the node's runtime, through the origin
+//! pool Edgeway uses for its own upstreams; at most `MAX_IN_FLIGHT` exports at a time.
 //!
 //! A stage without `tracing` does nothing here: a client's `traceparent` reaches the origin as
 //! any header does.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SpanData, SpanEvents,
-    SpanLinks, SpanProcessor,
-};
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+
+use super::otlp::{self, Envelope, Kind, SpanHead};
+
+/// Sends one export request to the collector; Edgeway's origin pool in the node
+/// (`upstream::OtlpClient`), a recorder in tests.
+pub trait Collector: Send + Sync + std::fmt::Debug + 'static {
+    /// POSTs `body` (an `ExportTraceServiceRequest`) and says whether the collector took it.
+    fn send(
+        &self,
+        body: Bytes,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;
+}
+
+/// Exports running at once; a batch that is full while they run waits in the queue.
+const MAX_IN_FLIGHT: usize = 2;
 
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
@@ -59,71 +69,175 @@ pub struct StageTracing {
 /// Spans on their way to the collector.
 #[derive(Debug)]
 pub struct Exporter {
-    processor: Mutex<Option<BatchSpanProcessor>>,
-    scope: InstrumentationScope,
+    queue: Mutex<Queue>,
+    collector: Arc<dyn Collector>,
+    envelope: Envelope,
+    runtime: tokio::runtime::Handle,
+    in_flight: AtomicUsize,
+    dropped: AtomicU64,
+    /// Whether the last export failed (a failure is logged when it starts, not per batch).
+    failing: AtomicBool,
     pub settings: ExportSettings,
 }
 
+/// Encoded spans waiting for export.
+#[derive(Debug, Default)]
+struct Queue {
+    /// `ScopeSpans.spans` fields, back to back.
+    spans: Vec<u8>,
+    count: usize,
+}
+
+thread_local! {
+    /// Where a span is encoded before it is queued with its length.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Exporter {
-    /// Starts the batch processor's thread; `client` sends its requests.
+    /// An exporter sending through `collector`, with a task on `runtime` that sends what
+    /// waits every `export_interval`.
     pub fn start(
         settings: &ExportSettings,
-        client: impl opentelemetry_http::HttpClient + 'static,
-    ) -> Result<Arc<Self>, String> {
-        use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(client)
-            .with_endpoint(settings.endpoint.clone())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(settings.timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let config = BatchConfigBuilder::default()
-            .with_max_queue_size(settings.queue_size)
-            .with_max_export_batch_size(settings.batch_size.min(settings.queue_size))
-            .with_scheduled_delay(settings.export_interval)
-            .build();
-        let mut processor = BatchSpanProcessor::new(exporter, config);
-        processor.set_resource(
-            &opentelemetry_sdk::Resource::builder()
-                .with_service_name(settings.service_name.clone())
-                .build(),
-        );
-        Ok(Arc::new(Self {
-            processor: Mutex::new(Some(processor)),
-            scope: InstrumentationScope::builder("edgeway")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
+        collector: Arc<dyn Collector>,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
+        let exporter = Arc::new(Self {
+            queue: Mutex::default(),
+            collector,
+            envelope: Envelope::new(&settings.service_name),
+            runtime: runtime.clone(),
+            in_flight: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
             settings: settings.clone(),
-        }))
+        });
+        let weak = Arc::downgrade(&exporter);
+        let interval = settings.export_interval;
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(exporter) = Weak::upgrade(&weak) else {
+                    break;
+                };
+                exporter.export(false);
+            }
+        });
+        exporter
     }
 
-    fn submit(&self, span: SpanData) {
-        if let Some(processor) = &*crate::sync::lock(&self.processor) {
-            processor.on_end(span);
+    /// Spans dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues one span, encoded by `encode`, and sends a batch when one is full.
+    fn push(self: &Arc<Self>, encode: impl FnOnce(&mut Vec<u8>)) {
+        let full = SCRATCH.with_borrow_mut(|fields| {
+            fields.clear();
+            encode(fields);
+            let mut queue = crate::sync::lock(&self.queue);
+            if queue.count >= self.settings.queue_size {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+            otlp::push_span(&mut queue.spans, fields);
+            queue.count += 1;
+            queue.count >= self.settings.batch_size
+        });
+        if full {
+            self.export(true);
         }
     }
 
-    /// Exports what is queued and stops; blocks up to the export timeout.
-    pub fn shutdown(&self) {
-        if let Some(processor) = crate::sync::lock(&self.processor).take()
-            && let Err(e) = processor.shutdown_with_timeout(self.settings.timeout)
+    /// Sends what waits (only a full batch when `full_only`), unless `MAX_IN_FLIGHT` exports
+    /// are running: it then waits for the next.
+    fn export(self: &Arc<Self>, full_only: bool) {
+        if self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_IN_FLIGHT).then_some(n + 1)
+            })
+            .is_err()
         {
-            tracing::warn!(error = %e, "spans not exported at shutdown");
+            return;
+        }
+        let batch = {
+            let mut queue = crate::sync::lock(&self.queue);
+            if queue.count == 0 || (full_only && queue.count < self.settings.batch_size) {
+                None
+            } else {
+                // The next batch is likely as large: no growing it span by span.
+                let capacity = queue.spans.capacity();
+                Some(std::mem::replace(
+                    &mut *queue,
+                    Queue {
+                        spans: Vec::with_capacity(capacity),
+                        count: 0,
+                    },
+                ))
+            }
+        };
+        let Some(batch) = batch else {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        let exporter = self.clone();
+        self.runtime.spawn(async move {
+            exporter.send(batch).await;
+            exporter.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // What filled up meanwhile.
+            exporter.export(true);
+        });
+    }
+
+    async fn send(&self, batch: Queue) {
+        let body = Bytes::from(self.envelope.request(&batch.spans));
+        let sent = tokio::time::timeout(self.settings.timeout, self.collector.send(body)).await;
+        let error = match sent {
+            Ok(Ok(())) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!(endpoint = self.settings.endpoint, "span export resumed");
+                }
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer within {} ms", self.settings.timeout.as_millis()),
+        };
+        self.dropped
+            .fetch_add(batch.count as u64, Ordering::Relaxed);
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                endpoint = self.settings.endpoint,
+                spans = batch.count,
+                error,
+                "span export failed; spans are dropped until it works again"
+            );
+        }
+    }
+
+    /// Sends everything queued and waits for it (up to the export timeout).
+    pub async fn shutdown(&self) {
+        let batch = std::mem::take(&mut *crate::sync::lock(&self.queue));
+        if batch.count > 0 {
+            self.send(batch).await;
         }
     }
 }
 
 impl Drop for Exporter {
-    /// A replaced exporter (a reload changed `tracing`) flushes on a thread of its own: the
-    /// last reference may be dropped on a request's thread.
+    /// A replaced exporter (a reload changed `tracing`) sends what it still holds.
     fn drop(&mut self) {
-        if let Some(processor) = crate::sync::lock(&self.processor).take() {
+        let batch = std::mem::take(&mut *crate::sync::lock(&self.queue));
+        if batch.count > 0 {
+            let collector = self.collector.clone();
+            let body = Bytes::from(self.envelope.request(&batch.spans));
             let timeout = self.settings.timeout;
-            let _ = std::thread::Builder::new()
-                .name("edgeway-trace-flush".into())
-                .spawn(move || processor.shutdown_with_timeout(timeout));
+            self.runtime.spawn(async move {
+                let _ = tokio::time::timeout(timeout, collector.send(body)).await;
+            });
         }
     }
 }
@@ -170,20 +284,25 @@ pub struct RequestTrace {
 }
 
 /// A phase's span, built from the times the pipeline measured.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct PhaseSpan {
     pub name: &'static str,
-    pub kind: SpanKind,
+    pub kind: Kind,
     pub start: SystemTime,
     pub end: SystemTime,
-    pub attributes: Vec<KeyValue>,
+    /// `http.response.status_code`, for the integration's span.
+    pub status: Option<u16>,
     pub error: bool,
+}
+
+fn new_trace_id() -> TraceId {
+    // Never all zeros (invalid): the low bits are the sampling draw, the high ones random.
+    TraceId::from(rand::random::<u128>() | 1)
 }
 
 impl RequestTrace {
     /// Continues the client's trace, or starts one.
     pub fn begin(route: &Arc<RouteTracing>, headers: &HeaderMap, start: SystemTime) -> Self {
-        let ids = RandomIdGenerator::default();
         let parent = headers.get(&TRACEPARENT).and_then(parse_traceparent);
         let (trace_id, remote_parent, sampled, state) = match parent {
             Some((trace_id, parent_id, flags)) => (
@@ -193,7 +312,7 @@ impl RequestTrace {
                 headers.get(&TRACESTATE).cloned(),
             ),
             None => {
-                let trace_id = ids.new_trace_id();
+                let trace_id = new_trace_id();
                 let low =
                     u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().unwrap_or_default());
                 (trace_id, None, low <= route.threshold, None)
@@ -202,7 +321,7 @@ impl RequestTrace {
         Self {
             route: route.clone(),
             trace_id,
-            span_id: ids.new_span_id(),
+            span_id: Self::new_span_id(),
             remote_parent,
             sampled,
             state,
@@ -217,7 +336,7 @@ impl RequestTrace {
     /// A new span id for a phase that must name itself before it ends (the integration, whose
     /// request carries it).
     pub fn new_span_id() -> SpanId {
-        RandomIdGenerator::default().new_span_id()
+        SpanId::from(rand::random::<u64>() | 1)
     }
 
     /// `traceparent` (and the client's `tracestate`) for the origin, with `span` as the parent.
@@ -257,76 +376,22 @@ impl RequestTrace {
         if !self.sampled {
             return;
         }
-        self.submit(id, self.span_id, false, span);
-    }
-
-    /// Ends the request's own span (when sampled).
-    pub fn end(
-        &self,
-        name: Cow<'static, str>,
-        end: SystemTime,
-        attributes: Vec<KeyValue>,
-        error: bool,
-    ) {
-        if !self.sampled {
-            return;
-        }
-        let (parent, remote) = match self.remote_parent {
-            Some(parent) => (parent, true),
-            None => (SpanId::INVALID, false),
+        let head = SpanHead {
+            trace_id: self.trace_id.to_bytes(),
+            span_id: id.to_bytes(),
+            parent: Some((self.span_id.to_bytes(), false)),
+            kind: span.kind,
+            name: span.name,
+            start: span.start,
+            end: span.end,
+            error: span.error,
         };
-        self.submit_named(
-            name,
-            self.span_id,
-            parent,
-            remote,
-            PhaseSpan {
-                name: "",
-                kind: SpanKind::Server,
-                start: self.start,
-                end,
-                attributes,
-                error,
-            },
-        );
-    }
-
-    fn submit(&self, id: SpanId, parent: SpanId, remote: bool, span: PhaseSpan) {
-        self.submit_named(Cow::Borrowed(span.name), id, parent, remote, span);
-    }
-
-    fn submit_named(
-        &self,
-        name: Cow<'static, str>,
-        id: SpanId,
-        parent: SpanId,
-        remote: bool,
-        span: PhaseSpan,
-    ) {
-        self.route.exporter.submit(SpanData {
-            span_context: SpanContext::new(
-                self.trace_id,
-                id,
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: parent,
-            parent_span_is_remote: remote,
-            span_kind: span.kind,
-            name,
-            start_time: span.start,
-            end_time: span.end,
-            attributes: span.attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: if span.error {
-                Status::error("")
-            } else {
-                Status::Unset
-            },
-            instrumentation_scope: self.route.exporter.scope.clone(),
+        self.route.exporter.push(|out| {
+            otlp::span(out, &head, |out| {
+                if let Some(status) = span.status {
+                    otlp::int_attribute(out, "http.response.status_code", status.into());
+                }
+            });
         });
     }
 }
@@ -336,40 +401,44 @@ pub fn end_request(record: &super::AccessRecord) {
     let Some(trace) = record.trace.as_deref().filter(|t| t.sampled) else {
         return;
     };
-    let mut attributes = Vec::with_capacity(9);
-    attributes.push(KeyValue::new(
-        "http.request.method",
-        record.method.as_str().to_owned(),
-    ));
-    if let Some(path) = &record.path {
-        attributes.push(KeyValue::new("url.path", path.path().to_owned()));
-    }
-    attributes.push(KeyValue::new(
-        "http.response.status_code",
-        i64::from(record.status),
-    ));
-    attributes.push(KeyValue::new(
-        "client.address",
-        String::from_utf8_lossy(record.source_ip.as_bytes()).into_owned(),
-    ));
-    attributes.push(KeyValue::new(
-        "edgeway.request_id",
-        String::from_utf8_lossy(record.request_id.as_bytes()).into_owned(),
-    ));
-    let name: Cow<'static, str> = match record.route.as_deref() {
-        Some(labels) => {
-            let path = labels
-                .route
-                .split_once(' ')
-                .map_or(&*labels.route, |(_, p)| p);
-            attributes.push(KeyValue::new("http.route", path.to_owned()));
-            attributes.push(KeyValue::new("edgeway.api", labels.api.to_string()));
-            attributes.push(KeyValue::new("edgeway.stage", labels.stage.to_string()));
-            labels.route.to_string().into()
-        }
-        None => record.method.as_str().to_owned().into(),
+    let labels = record.route.as_deref();
+    let head = SpanHead {
+        trace_id: trace.trace_id.to_bytes(),
+        span_id: trace.span_id.to_bytes(),
+        parent: trace.remote_parent.map(|p| (p.to_bytes(), true)),
+        kind: Kind::Server,
+        name: labels.map_or(record.method.as_str(), |l| &*l.route),
+        start: trace.start,
+        end: SystemTime::now(),
+        error: record.status >= 500,
     };
-    trace.end(name, SystemTime::now(), attributes, record.status >= 500);
+    trace.route.exporter.push(|out| {
+        otlp::span(out, &head, |out| {
+            let text = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+                otlp::string_attribute(out, 9, key, value);
+            };
+            text(
+                out,
+                "http.request.method",
+                record.method.as_str().as_bytes(),
+            );
+            if let Some(path) = &record.path {
+                text(out, "url.path", path.path().as_bytes());
+            }
+            otlp::int_attribute(out, "http.response.status_code", record.status.into());
+            text(out, "client.address", record.source_ip.as_bytes());
+            text(out, "edgeway.request_id", record.request_id.as_bytes());
+            if let Some(labels) = labels {
+                let route = labels
+                    .route
+                    .split_once(' ')
+                    .map_or(&*labels.route, |(_, p)| p);
+                text(out, "http.route", route.as_bytes());
+                text(out, "edgeway.api", labels.api.as_bytes());
+                text(out, "edgeway.stage", labels.stage.as_bytes());
+            }
+        });
+    });
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`; a later version's header is read
@@ -408,6 +477,91 @@ fn parse_traceparent(value: &HeaderValue) -> Option<(TraceId, SpanId, TraceFlags
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A collector that records what it is sent and answers only when told to.
+    #[derive(Debug, Default)]
+    struct Held {
+        bodies: Mutex<Vec<Bytes>>,
+        release: tokio::sync::Notify,
+    }
+
+    impl Collector for Arc<Held> {
+        fn send(
+            &self,
+            body: Bytes,
+        ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {
+            let held = self.clone();
+            Box::pin(async move {
+                held.bodies.lock().unwrap().push(body);
+                held.release.notified().await;
+                Ok(())
+            })
+        }
+    }
+
+    fn span(exporter: &Arc<Exporter>) {
+        exporter.push(|out| {
+            let head = SpanHead {
+                trace_id: [1; 16],
+                span_id: [2; 8],
+                parent: None,
+                kind: Kind::Server,
+                name: "GET /x",
+                start: SystemTime::UNIX_EPOCH,
+                end: SystemTime::UNIX_EPOCH,
+                error: false,
+            };
+            otlp::span(out, &head, |_| {});
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded_and_batches_wait_for_slow_exports() {
+        let held = Arc::new(Held::default());
+        let settings = ExportSettings {
+            endpoint: "http://127.0.0.1:9/v1/traces".into(),
+            service_name: "test".into(),
+            queue_size: 4,
+            batch_size: 2,
+            export_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+        };
+        let exporter = Exporter::start(
+            &settings,
+            Arc::new(held.clone()),
+            tokio::runtime::Handle::current(),
+        );
+        // Two full batches go out at once (MAX_IN_FLIGHT), and their collector holds them.
+        for _ in 0..4 {
+            span(&exporter);
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(held.bodies.lock().unwrap().len(), 2);
+        // The next four wait in the queue; past them, spans are dropped and counted.
+        for _ in 0..7 {
+            span(&exporter);
+        }
+        assert_eq!(exporter.dropped(), 3);
+        // Once the collector answers, what waits follows, in one request.
+        held.release.notify_waiters();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let bodies = held.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 3);
+        assert!(
+            bodies[2].len() > bodies[1].len() * 3 / 2,
+            "four spans, not two"
+        );
+        held.release.notify_waiters();
+        tokio::task::yield_now().await;
+        // An export that times out drops its spans too.
+        span(&exporter);
+        span(&exporter);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(exporter.dropped(), 5);
+        assert_eq!(held.bodies.lock().unwrap().len(), 4);
+    }
 
     #[test]
     fn traceparent_is_read_strictly() {

@@ -1,48 +1,69 @@
-//! The HTTP client OpenTelemetry's OTLP exporter sends spans with: the collector is an origin
-//! like any other, reached through an `OriginPool`.
+//! Where the trace exporter sends its batches: the collector is an origin like any other,
+//! reached through an `OriginPool`.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, Request, Uri};
 
 use super::OriginPool;
+use crate::body::RequestBody;
+use crate::telemetry::chain;
+use crate::telemetry::traces::Collector;
 
-/// The exporter's HTTP client: Edgeway's origin pool for the collector, driven on the node's
-/// runtime (the batch processor's thread has none of its own).
-#[derive(Debug, Clone)]
+/// An OTLP/HTTP collector (`POST` of protobuf to its traces URL).
+#[derive(Debug)]
 pub struct OtlpClient {
     pool: Arc<OriginPool>,
-    runtime: tokio::runtime::Handle,
+    /// The endpoint's path and query, the request's origin form.
+    path: Uri,
 }
 
 impl OtlpClient {
-    pub fn new(pool: Arc<OriginPool>, runtime: tokio::runtime::Handle) -> Self {
-        Self { pool, runtime }
+    pub fn new(pool: Arc<OriginPool>, endpoint: &Uri) -> Self {
+        let path = endpoint
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+        Self { pool, path }
     }
 }
 
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for OtlpClient {
-    async fn send_bytes(
+impl Collector for OtlpClient {
+    fn send(
         &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
-        use http_body_util::BodyExt as _;
+        body: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>> {
         let pool = self.pool.clone();
-        let (mut parts, body) = request.into_parts();
-        parts.uri = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .parse()?;
-        parts.version = http::Version::HTTP_11;
-        let request = http::Request::from_parts(parts, crate::body::RequestBody::full(body));
-        let task = self.runtime.spawn(async move {
-            let response = pool.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let body = body.collect().await?.to_bytes();
-            Ok::<_, crate::body::BoxError>(http::Response::from_parts(parts, body))
-        });
-        Ok(task.await??)
+        let mut request = Request::new(RequestBody::full(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.path.clone();
+        request.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        Box::pin(async move {
+            use http_body_util::BodyExt as _;
+            let response = pool.send(request).await.map_err(|e| chain(e.as_ref()))?;
+            let status = response.status();
+            // Read to the end, so the connection goes back to the pool.
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| chain(&e))?;
+            if status.is_success() {
+                Ok(())
+            } else {
+                let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+                Err(format!(
+                    "{status}: {}",
+                    text.chars().take(200).collect::<String>()
+                ))
+            }
+        })
     }
 }
