@@ -536,8 +536,18 @@ fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
     ]);
 }
 
+/// Whether `b` is printable ASCII other than `"` and `\`: what no format escapes.
+fn plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
 /// nginx's escaping: `"`, `\`, control bytes and bytes past ASCII become `\xHH`.
 fn push_text(out: &mut Vec<u8>, text: &[u8]) {
+    // Most values (ids, addresses, paths, user agents) need none: one copy.
+    if text.iter().all(|&b| plain(b)) {
+        out.extend_from_slice(text);
+        return;
+    }
     for &b in text {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
             push_hex_escape(out, b);
@@ -567,6 +577,13 @@ fn push_csv(out: &mut Vec<u8>, text: &[u8]) {
 }
 
 fn push_xml(out: &mut Vec<u8>, text: &[u8]) {
+    if text
+        .iter()
+        .all(|&b| plain(b) && !matches!(b, b'&' | b'<' | b'>' | b'\''))
+    {
+        out.extend_from_slice(text);
+        return;
+    }
     for &b in text {
         match b {
             b'&' => out.extend_from_slice(b"&amp;"),
@@ -585,6 +602,10 @@ fn push_xml(out: &mut Vec<u8>, text: &[u8]) {
 /// The inside of a JSON string: `"`, `\` and control characters escaped; bytes that are not
 /// UTF-8 (a header can hold them) replaced, so the line stays JSON.
 fn push_json_inner(out: &mut Vec<u8>, text: &[u8]) {
+    if text.iter().all(|&b| plain(b)) {
+        out.extend_from_slice(text);
+        return;
+    }
     let text = String::from_utf8_lossy(text);
     for c in text.chars() {
         match c {
