@@ -8,7 +8,7 @@
 //! time (authorizer, cache lookup, transforms, integration), encoded as OTLP protobuf when it
 //! ends (`otlp.rs`) from the times the pipeline measured, into a bounded buffer: past
 //! `queue_size` spans waiting, new ones are dropped and counted rather than held. A full batch
-//! (`batch_size`), or whatever waits every `export_interval_ms`, is sent to the collector
+//! (`batch_size`), or the oldest batch every `export_interval_ms`, is sent to the collector
 //! (`tracing.endpoint`, OTLP/HTTP protobuf) by a task on the node's runtime, through the origin
 //! pool Edgeway uses for its own upstreams; at most `MAX_IN_FLIGHT` exports at a time.
 //!
@@ -73,16 +73,28 @@ pub struct Exporter {
     collector: Arc<dyn Collector>,
     envelope: Envelope,
     runtime: tokio::runtime::Handle,
+    /// `batch_size`, at most `queue_size`.
+    batch_size: usize,
     in_flight: AtomicUsize,
+    /// Signalled when an export ends (for `shutdown`).
+    exported: tokio::sync::Notify,
     dropped: AtomicU64,
     /// Whether the last export failed (a failure is logged when it starts, not per batch).
     failing: AtomicBool,
     pub settings: ExportSettings,
 }
 
-/// Encoded spans waiting for export.
+/// Encoded spans waiting for export, in batches of at most `batch_size`.
 #[derive(Debug, Default)]
 struct Queue {
+    batches: std::collections::VecDeque<Batch>,
+    /// Spans in all batches.
+    count: usize,
+}
+
+/// One export request's spans.
+#[derive(Debug, Default)]
+struct Batch {
     /// `ScopeSpans.spans` fields, back to back.
     spans: Vec<u8>,
     count: usize,
@@ -91,6 +103,16 @@ struct Queue {
 thread_local! {
     /// Where a span is encoded before it is queued with its length.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Holds an export's `in_flight` slot; gives it back however the export ends.
+struct Slot(Arc<Exporter>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.exported.notify_waiters();
+    }
 }
 
 impl Exporter {
@@ -106,7 +128,9 @@ impl Exporter {
             collector,
             envelope: Envelope::new(&settings.service_name),
             runtime: runtime.clone(),
+            batch_size: settings.batch_size.clamp(1, settings.queue_size.max(1)),
             in_flight: AtomicUsize::new(0),
+            exported: tokio::sync::Notify::new(),
             dropped: AtomicU64::new(0),
             failing: AtomicBool::new(false),
             settings: settings.clone(),
@@ -143,17 +167,31 @@ impl Exporter {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
-            otlp::push_span(&mut queue.spans, fields);
+            let batch = match queue.batches.back_mut() {
+                Some(batch) if batch.count < self.batch_size => batch,
+                last => {
+                    // The next batch is likely as large as the last: no growing it span by span.
+                    let capacity = last.map_or(0, |b| b.spans.len());
+                    queue.batches.push_back(Batch {
+                        spans: Vec::with_capacity(capacity),
+                        count: 0,
+                    });
+                    queue.batches.back_mut().unwrap_or_else(|| unreachable!())
+                }
+            };
+            otlp::push_span(&mut batch.spans, fields);
+            batch.count += 1;
+            let full = batch.count == self.batch_size;
             queue.count += 1;
-            queue.count >= self.settings.batch_size
+            full
         });
         if full {
             self.export(true);
         }
     }
 
-    /// Sends what waits (only a full batch when `full_only`), unless `MAX_IN_FLIGHT` exports
-    /// are running: it then waits for the next.
+    /// Sends the oldest batch (only when it is full, with `full_only`), unless `MAX_IN_FLIGHT`
+    /// exports are running: it then waits for the next.
     fn export(self: &Arc<Self>, full_only: bool) {
         if self
             .in_flight
@@ -164,36 +202,34 @@ impl Exporter {
         {
             return;
         }
-        let batch = {
-            let mut queue = crate::sync::lock(&self.queue);
-            if queue.count == 0 || (full_only && queue.count < self.settings.batch_size) {
-                None
-            } else {
-                // The next batch is likely as large: no growing it span by span.
-                let capacity = queue.spans.capacity();
-                Some(std::mem::replace(
-                    &mut *queue,
-                    Queue {
-                        spans: Vec::with_capacity(capacity),
-                        count: 0,
-                    },
-                ))
-            }
-        };
-        let Some(batch) = batch else {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let slot = Slot(self.clone());
+        let Some(batch) = self.take(full_only) else {
             return;
         };
-        let exporter = self.clone();
         self.runtime.spawn(async move {
-            exporter.send(batch).await;
-            exporter.in_flight.fetch_sub(1, Ordering::AcqRel);
+            slot.0.send(batch).await;
+            let exporter = slot.0.clone();
+            drop(slot);
             // What filled up meanwhile.
             exporter.export(true);
         });
     }
 
-    async fn send(&self, batch: Queue) {
+    fn take(&self, full_only: bool) -> Option<Batch> {
+        let mut queue = crate::sync::lock(&self.queue);
+        let ready = queue
+            .batches
+            .front()
+            .is_some_and(|b| b.count > 0 && (!full_only || b.count >= self.batch_size));
+        if !ready {
+            return None;
+        }
+        let batch = queue.batches.pop_front()?;
+        queue.count -= batch.count;
+        Some(batch)
+    }
+
+    async fn send(&self, batch: Batch) {
         let body = Bytes::from(self.envelope.request(&batch.spans));
         let sent = tokio::time::timeout(self.settings.timeout, self.collector.send(body)).await;
         let error = match sent {
@@ -218,11 +254,27 @@ impl Exporter {
         }
     }
 
-    /// Sends everything queued and waits for it (up to the export timeout).
+    /// Waits for the exports running, then sends everything queued, within the export
+    /// timeout; what is left then is counted as dropped.
     pub async fn shutdown(&self) {
-        let batch = std::mem::take(&mut *crate::sync::lock(&self.queue));
-        if batch.count > 0 {
-            self.send(batch).await;
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        let drained = tokio::time::timeout_at(deadline, async {
+            loop {
+                let ended = self.exported.notified();
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                ended.await;
+            }
+            while let Some(batch) = self.take(false) {
+                self.send(batch).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let left = std::mem::take(&mut *crate::sync::lock(&self.queue));
+            self.dropped.fetch_add(left.count as u64, Ordering::Relaxed);
+            tracing::warn!(spans = left.count, "spans not exported at shutdown");
         }
     }
 }
@@ -230,8 +282,8 @@ impl Exporter {
 impl Drop for Exporter {
     /// A replaced exporter (a reload changed `tracing`) sends what it still holds.
     fn drop(&mut self) {
-        let batch = std::mem::take(&mut *crate::sync::lock(&self.queue));
-        if batch.count > 0 {
+        let queue = std::mem::take(&mut *crate::sync::lock(&self.queue));
+        for batch in queue.batches.into_iter().filter(|b| b.count > 0) {
             let collector = self.collector.clone();
             let body = Bytes::from(self.envelope.request(&batch.spans));
             let timeout = self.settings.timeout;
@@ -542,16 +594,16 @@ mod tests {
             span(&exporter);
         }
         assert_eq!(exporter.dropped(), 3);
-        // Once the collector answers, what waits follows, in one request.
+        // Once the collector answers, the waiting batches follow, each its own request.
         held.release.notify_waiters();
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
         let bodies = held.bodies.lock().unwrap().clone();
-        assert_eq!(bodies.len(), 3);
+        assert_eq!(bodies.len(), 4);
         assert!(
-            bodies[2].len() > bodies[1].len() * 3 / 2,
-            "four spans, not two"
+            bodies.iter().all(|b| b.len() == bodies[0].len()),
+            "two spans each"
         );
         held.release.notify_waiters();
         tokio::task::yield_now().await;
@@ -560,7 +612,50 @@ mod tests {
         span(&exporter);
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert_eq!(exporter.dropped(), 5);
-        assert_eq!(held.bodies.lock().unwrap().len(), 4);
+        assert_eq!(held.bodies.lock().unwrap().len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_waits_for_running_exports_then_sends_the_rest() {
+        let held = Arc::new(Held::default());
+        let settings = ExportSettings {
+            endpoint: "http://127.0.0.1:9/v1/traces".into(),
+            service_name: "test".into(),
+            // A batch larger than the queue is the queue.
+            queue_size: 3,
+            batch_size: 512,
+            export_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+        };
+        let exporter = Exporter::start(
+            &settings,
+            Arc::new(held.clone()),
+            tokio::runtime::Handle::current(),
+        );
+        for _ in 0..4 {
+            span(&exporter);
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(
+            held.bodies.lock().unwrap().len(),
+            1,
+            "three spans fill a batch"
+        );
+        let stopping = tokio::spawn({
+            let exporter = exporter.clone();
+            async move { exporter.shutdown().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!stopping.is_finished(), "an export is still running");
+        // The running export answers; the fourth span follows; then shutdown is done.
+        held.release.notify_waiters();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(held.bodies.lock().unwrap().len(), 2);
+        held.release.notify_waiters();
+        stopping.await.unwrap();
+        assert_eq!(exporter.dropped(), 0);
     }
 
     #[test]

@@ -81,7 +81,11 @@ enum Connection {
         sender: http1::SendRequest<RequestBody>,
         reused: bool,
     },
-    Http2(http2::SendRequest<RequestBody>),
+    Http2 {
+        sender: http2::SendRequest<RequestBody>,
+        /// Whether the connection was open before this request.
+        reused: bool,
+    },
 }
 
 impl OriginPool {
@@ -143,16 +147,16 @@ impl OriginPool {
         request.headers_mut().insert(HOST, self.host_header.clone());
         loop {
             let connection = match self.checkout().await {
-                Some(connection) => {
-                    self.counters.reused();
-                    connection
-                }
+                Some(connection) => connection,
                 // Boxed: a new connection's future (TCP, TLS, HTTP handshakes) is most of the
                 // size of this one, and every request's future would carry it unboxed.
                 None => Box::pin(self.connect()).await?,
             };
             match connection {
-                Connection::Http2(mut sender) => {
+                Connection::Http2 { mut sender, reused } => {
+                    if reused {
+                        self.counters.reused();
+                    }
                     let mut parts = request.uri().clone().into_parts();
                     parts.scheme = Some(self.scheme.clone());
                     parts.authority = Some(self.authority.clone());
@@ -164,7 +168,12 @@ impl OriginPool {
                     return Ok(response.map(PooledBody::unpooled));
                 }
                 Connection::Http1 { mut sender, reused } => {
-                    match sender.try_send_request(request).await {
+                    let sent = sender.try_send_request(request).await;
+                    // Counted once written: an unsent request is retried on a new connection.
+                    if reused && !matches!(&sent, Err(e) if e.message().is_some()) {
+                        self.counters.reused();
+                    }
+                    match sent {
                         Ok(response) => {
                             let pool = self.clone();
                             return Ok(
@@ -190,7 +199,10 @@ impl OriginPool {
             let mut h2 = lock(&self.h2);
             match h2.as_ref() {
                 Some(sender) if !sender.is_closed() => {
-                    return Some(Connection::Http2(sender.clone()));
+                    return Some(Connection::Http2 {
+                        sender: sender.clone(),
+                        reused: true,
+                    });
                 }
                 Some(_) => *h2 = None,
                 None => {}
@@ -279,7 +291,10 @@ impl OriginPool {
                 connection.await
             });
             *lock(&self.h2) = Some(sender.clone());
-            return Ok(Connection::Http2(sender));
+            return Ok(Connection::Http2 {
+                sender,
+                reused: false,
+            });
         }
         self.handshake_http1(TokioIo::new(stream))
             .await
