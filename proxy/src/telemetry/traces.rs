@@ -229,8 +229,13 @@ impl Exporter {
         Some(batch)
     }
 
+    /// The export request of `batch`.
+    fn body(&self, batch: &Batch) -> Bytes {
+        Bytes::from(self.envelope.request(&batch.spans))
+    }
+
     async fn send(&self, batch: Batch) {
-        let body = Bytes::from(self.envelope.request(&batch.spans));
+        let body = self.body(&batch);
         let sent = tokio::time::timeout(self.settings.timeout, self.collector.send(body)).await;
         let error = match sent {
             Ok(Ok(())) => {
@@ -285,7 +290,7 @@ impl Drop for Exporter {
         let queue = std::mem::take(&mut *crate::sync::lock(&self.queue));
         for batch in queue.batches.into_iter().filter(|b| b.count > 0) {
             let collector = self.collector.clone();
-            let body = Bytes::from(self.envelope.request(&batch.spans));
+            let body = self.body(&batch);
             let timeout = self.settings.timeout;
             self.runtime.spawn(async move {
                 let _ = tokio::time::timeout(timeout, collector.send(body)).await;
@@ -567,14 +572,14 @@ mod tests {
         });
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_queue_is_bounded_and_batches_wait_for_slow_exports() {
+    /// An exporter to a collector that holds each export until released (timeout 60 s).
+    fn held_exporter(queue_size: usize, batch_size: usize) -> (Arc<Held>, Arc<Exporter>) {
         let held = Arc::new(Held::default());
         let settings = ExportSettings {
             endpoint: "http://127.0.0.1:9/v1/traces".into(),
             service_name: "test".into(),
-            queue_size: 4,
-            batch_size: 2,
+            queue_size,
+            batch_size,
             export_interval: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
         };
@@ -583,6 +588,12 @@ mod tests {
             Arc::new(held.clone()),
             tokio::runtime::Handle::current(),
         );
+        (held, exporter)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_is_bounded_and_batches_wait_for_slow_exports() {
+        let (held, exporter) = held_exporter(4, 2);
         // Two full batches go out at once (MAX_IN_FLIGHT), and their collector holds them.
         for _ in 0..4 {
             span(&exporter);
@@ -617,21 +628,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_waits_for_running_exports_then_sends_the_rest() {
-        let held = Arc::new(Held::default());
-        let settings = ExportSettings {
-            endpoint: "http://127.0.0.1:9/v1/traces".into(),
-            service_name: "test".into(),
-            // A batch larger than the queue is the queue.
-            queue_size: 3,
-            batch_size: 512,
-            export_interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(60),
-        };
-        let exporter = Exporter::start(
-            &settings,
-            Arc::new(held.clone()),
-            tokio::runtime::Handle::current(),
-        );
+        // A batch larger than the queue is the queue.
+        let (held, exporter) = held_exporter(3, 512);
         for _ in 0..4 {
             span(&exporter);
         }
