@@ -33,3 +33,4 @@ pub mod telemetry;
 pub mod throttle;
 pub mod upstream;
 pub mod validation;
+pub mod websocket;
