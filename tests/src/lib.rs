@@ -23,6 +23,7 @@ mod moto;
 mod origin;
 mod plugins;
 mod tls;
+mod ws;
 
 pub use cache::*;
 pub use client::*;
@@ -31,5 +32,6 @@ pub use moto::*;
 pub use origin::*;
 pub use plugins::*;
 pub use tls::*;
+pub use ws::*;
 
 pub use serde_json::json;

@@ -22,6 +22,7 @@
 
 mod access_keys;
 mod cache;
+mod connections;
 mod crud;
 mod deployments;
 mod domains;
@@ -201,6 +202,10 @@ async fn handle(
     {
         let method = request.method().clone();
         return usage::change_plans(node, &method, rest, request.into_body()).await;
+    }
+    if let Some(id) = path.strip_prefix("/admin/connections/") {
+        let (method, id) = (request.method().clone(), id.to_owned());
+        return connections::handle(node, &method, &id, request.into_body()).await;
     }
     if let Some(rest) = path.strip_prefix("/admin/cache/")
         && request.method() == Method::DELETE

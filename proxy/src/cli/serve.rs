@@ -119,8 +119,12 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
     reloads.abort();
     reopens.abort();
     let _ = shutdown_tx.send(true);
+    // WebSocket connections are closed with 1001 Going Away; each runs its `$disconnect`.
+    node.connections
+        .close_all(crate::websocket::close_code::GOING_AWAY);
     let drained = tokio::time::timeout(drain_timeout, async {
         while servers.join_next().await.is_some() {}
+        node.connections.wait_empty().await;
     })
     .await;
     if drained.is_err() {

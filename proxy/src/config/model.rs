@@ -182,6 +182,8 @@ pub struct Api {
     pub policy: Option<Arc<IpPolicy>>,
     /// Overrides of the gateway's own responses (`gateway_responses`); empty when none.
     pub gateway_responses: Arc<crate::gateway_responses::GatewayResponses>,
+    /// Set for a WebSocket API (`protocol: websocket`).
+    pub websocket: Option<Arc<crate::websocket::WebSocketSettings>>,
 }
 
 /// A stage of an API; its name is the first path segment of every request to it.
@@ -300,6 +302,9 @@ pub struct Route {
     pub api_key_required: bool,
     /// One bucket per stage for every request to the route.
     pub throttle: Option<Throttle>,
+    /// Set on a WebSocket API's routes (`key` is then the route key, `$connect` the stage
+    /// root's `GET`): whether the integration's answer goes back to the client.
+    pub websocket: Option<crate::websocket::RouteResponse>,
 }
 
 /// Where a route's requests go.
@@ -323,6 +328,8 @@ pub enum Integration {
     MappedMock(crate::mapping::MockMapping),
     /// An AWS service called directly, signed with SigV4.
     Aws(crate::mapping::AwsIntegration),
+    /// A WebSocket API's `@connections/{connectionId}` (POST, GET or DELETE by the method).
+    Connections,
 }
 
 impl Integration {
@@ -335,7 +342,8 @@ impl Integration {
             Self::HttpProxy { .. }
             | Self::Mock(_)
             | Self::Function { .. }
-            | Self::Lambda { .. } => None,
+            | Self::Lambda { .. }
+            | Self::Connections => None,
         }
     }
 }
@@ -346,4 +354,6 @@ pub struct Mock {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Answer with the request's body instead of `body` (`echo: true`).
+    pub echo: bool,
 }

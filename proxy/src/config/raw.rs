@@ -350,6 +350,41 @@ pub struct RawApi {
     /// Overrides of the gateway's own answers, by API Gateway's response type.
     #[serde(default)]
     pub gateway_responses: BTreeMap<String, Spanned<RawGatewayResponse>>,
+    /// `http` (the default) or `websocket`.
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
+    /// A WebSocket API's route selection expression, e.g. `$request.body.action`.
+    #[serde(default)]
+    pub route_selection: Option<Spanned<String>>,
+    /// A WebSocket API's limits and `@connections` settings.
+    #[serde(default)]
+    pub websocket: Option<Spanned<RawWebSocket>>,
+}
+
+/// `websocket:` on a WebSocket API.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebSocket {
+    #[serde(default)]
+    pub max_message_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_frame_bytes: Option<Spanned<u64>>,
+    /// Whether clients may send binary frames.
+    #[serde(default)]
+    pub binary: bool,
+    #[serde(default)]
+    pub idle_timeout_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_duration_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub ping_interval_s: Option<Spanned<u64>>,
+    /// Messages queued for one client before `@connections` answers 429.
+    #[serde(default)]
+    pub send_queue: Option<Spanned<u64>>,
+    /// The authorizer (of this API's `authorizers`) that `@connections` requests on the
+    /// listener must pass; absent, `@connections` is served on the admin API only.
+    #[serde(default)]
+    pub connections_auth: Option<Spanned<String>>,
 }
 
 /// `openapi: FILE` or `openapi: { file: FILE, functions: {...}, strict: true }`.
@@ -569,6 +604,10 @@ pub struct RawRoute {
     /// Per stage: one bucket for all of the route's callers.
     #[serde(default)]
     pub throttle: Option<Spanned<RawThrottle>>,
+    /// WebSocket routes: `two-way` sends the integration's answer back to the client,
+    /// `one-way` (the default) drops it.
+    #[serde(default)]
+    pub response: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -657,6 +696,9 @@ pub struct RawMock {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: String,
+    /// Answer with the request's own body (`body` is then not allowed).
+    #[serde(default)]
+    pub echo: bool,
     /// API Gateway's MOCK: the request template picks the status (`{"statusCode": 404}`).
     #[serde(default)]
     pub request_templates: IndexMap<String, Spanned<String>>,

@@ -79,6 +79,8 @@ pub struct NodeState {
     pub limiter: Arc<Limiter>,
     /// The access-log outputs (stdout and the files stages log to).
     pub log: Arc<crate::telemetry::AccessLog>,
+    /// The open WebSocket connections, for `@connections`.
+    pub connections: Arc<dyn crate::websocket::Connections>,
 }
 
 /// One config generation, ready to serve.
@@ -137,7 +139,38 @@ pub struct Generation {
     pub domains: crate::domains::DomainTable,
     /// The APIs as the config defines them, for `GET /admin/apis/{api}/openapi`.
     pub definitions: crate::config::Definitions,
+    /// WebSocket APIs' message routes, by api and stage.
+    pub websockets: WebSocketStages,
+    /// The open WebSocket connections (node state, like `keys`).
+    pub connections: Arc<dyn crate::websocket::Connections>,
     pools: OriginPools,
+}
+
+/// WebSocket APIs' message routes, by api and stage.
+pub type WebSocketStages = HashMap<(Box<str>, Box<str>), Arc<WebSocketStage>>;
+
+/// A WebSocket API's routes in one stage, other than `$connect` (which the router holds):
+/// messages are routed by the key their route selection gives.
+#[derive(Debug)]
+pub struct WebSocketStage {
+    pub settings: Arc<crate::websocket::WebSocketSettings>,
+    /// By route key: the custom keys, `$default` and `$disconnect`.
+    pub routes: HashMap<Box<str>, RouteTarget>,
+}
+
+impl WebSocketStage {
+    /// The route for a message whose selection gave `key`: that key's, else `$default`.
+    pub fn select(&self, key: &str) -> Option<&RouteTarget> {
+        let custom = (!key.starts_with('$'))
+            .then(|| self.routes.get(key))
+            .flatten();
+        custom.or_else(|| self.routes.get(crate::websocket::DEFAULT))
+    }
+
+    /// `$disconnect`, if the API has one.
+    pub fn disconnect(&self) -> Option<&RouteTarget> {
+        self.routes.get(crate::websocket::DISCONNECT)
+    }
 }
 
 /// The API whose gateway responses answer a request to a stage that matches no route.
@@ -203,6 +236,7 @@ impl Generation {
             access_keys,
             limiter,
             log,
+            connections,
         } = node.clone();
         limiter.forget_unused_buckets();
         let plans: Vec<UsagePlan> = config
@@ -242,6 +276,7 @@ impl Generation {
             splits.insert((api, stage), split);
         }
         let mut refused = deployed.refused.clone();
+        let mut websockets = HashMap::new();
         for api in config.apis.iter().chain(&deployed.apis) {
             let from_config = api.stages.iter().any(|s| s.source == StageSource::Config);
             let parts = match ApiParts::build(api, &mut build) {
@@ -253,19 +288,22 @@ impl Generation {
                 Err(e) => return Err(e),
             };
             for (stage_index, stage) in api.stages.iter().enumerate() {
-                let (router, canary) = match &stage.source {
+                let (router, canary, websockets) = match &stage.source {
                     StageSource::Config if !deployed.config_serves(&api.name, &stage.name) => {
                         continue;
                     }
-                    StageSource::Canary { .. } => (&mut canary_router, None),
+                    StageSource::Canary { .. } => (&mut canary_router, None, None),
                     _ => (
                         &mut router,
                         splits.get(&(api.name.as_str(), stage.name.as_str())),
+                        Some(&mut websockets),
                     ),
                 };
                 // A deployment that cannot be built is refused for its stage alone.
                 match build_routes(&parts, stage_index, canary, &mut build) {
-                    Ok(targets) => insert_routes(router, api, stage_index, targets)?,
+                    Ok(targets) => {
+                        insert_routes(router, websockets, api, stage_index, targets)?;
+                    }
                     Err(e) if !from_config => refused.push(refusal(api, e)),
                     Err(e) => return Err(e),
                 }
@@ -308,6 +346,8 @@ impl Generation {
             docs: docs_sites(config, &definitions),
             domains: crate::domains::DomainTable::new(&config.domains),
             definitions,
+            websockets,
+            connections,
             pools,
             metrics: Arc::new(metrics),
             metrics_enabled: config.metrics,
@@ -380,15 +420,23 @@ fn build_routes(
         .collect()
 }
 
-/// Adds an API's built routes in one of its stages to `router`.
+/// Adds an API's built routes in one of its stages to `router`, and a WebSocket API's
+/// message routes to `websockets` (a canary's are not served: its connections open on the
+/// stage's `$connect`).
 fn insert_routes(
     router: &mut Router<RouteTarget>,
+    websockets: Option<&mut WebSocketStages>,
     api: &Api,
     stage_index: usize,
     targets: Vec<RouteTarget>,
 ) -> Result<(), BuildError> {
     let stage = &api.stages[stage_index];
+    let mut messages = HashMap::new();
     for (route, target) in api.routes.iter().zip(targets) {
+        if route.websocket.is_some() && route.key != crate::websocket::CONNECT {
+            messages.insert(route.key.as_str().into(), target);
+            continue;
+        }
         router
             .insert(&stage.name, route.method, &route.pattern, target)
             .map_err(|_| BuildError::DuplicateRoute {
@@ -396,6 +444,15 @@ fn insert_routes(
                 route: route.key.clone(),
                 stage: stage.name.clone(),
             })?;
+    }
+    if let (Some(settings), Some(websockets)) = (&api.websocket, websockets) {
+        websockets.insert(
+            (api.name.as_str().into(), stage.name.as_str().into()),
+            Arc::new(WebSocketStage {
+                settings: settings.clone(),
+                routes: messages,
+            }),
+        );
     }
     Ok(())
 }

@@ -67,6 +67,9 @@ pub struct RouteScope {
     pub responses: Option<Arc<GatewayResponses>>,
     /// Set on the base side of a stage with a canary: which requests go to the canary.
     pub canary: Option<Arc<super::CanarySplit>>,
+    /// Set on a WebSocket API's `$connect`: the request must be a WebSocket upgrade, which
+    /// the route's answer accepts (2xx) or refuses.
+    pub websocket: Option<Arc<crate::websocket::WebSocketSettings>>,
 }
 
 /// Who may call a route.
@@ -96,6 +99,8 @@ pub struct RouteIntegration {
     pub target: Target,
     /// The integration timeout for this route.
     pub timeout: Duration,
+    /// On a WebSocket route: whether the answer goes back to the client.
+    pub response: crate::websocket::RouteResponse,
 }
 
 /// What an API key must be for a route in one stage.
@@ -147,7 +152,7 @@ impl RouteTarget {
         let Self {
             // Used on every path, phases or not (but execution logs write from the phases).
             labels,
-            scope: _,
+            scope,
             throttle: _,
             isolation: _,
             has_phases: _,
@@ -160,6 +165,7 @@ impl RouteTarget {
             cors,
         } = self;
         labels.execution.needs_phases()
+            || scope.websocket.is_some()
             || access.needs_phase()
             || validation.is_some()
             || cache.is_some()
@@ -192,14 +198,19 @@ impl RouteIntegration {
     /// A function needs the request's context built for its plugin; an origin or a mock do
     /// not.
     fn needs_phase(&self) -> bool {
-        let Self { target, timeout: _ } = self;
+        let Self {
+            target,
+            timeout: _,
+            response: _,
+        } = self;
         match target {
             Target::Function(_)
             | Target::Lambda { .. }
             | Target::Http(_)
             | Target::Aws(_)
             | Target::MappedMock(_) => true,
-            Target::Mock(_) | Target::Proxy { .. } => false,
+            Target::Mock(mock) => mock.echo,
+            Target::Proxy { .. } | Target::Connections => false,
         }
     }
 }
@@ -225,6 +236,8 @@ pub enum Target {
     MappedMock(MappedMockTarget),
     /// An AWS service, for this stage.
     Aws(AwsServiceTarget),
+    /// `@connections/{connectionId}`: the node's connection registry.
+    Connections,
 }
 
 /// An `aws` integration in one stage.
@@ -480,6 +493,10 @@ impl RouteScope {
             stage_variables: site.parts.stage_variables[site.stage_index].clone(),
             responses: (!api.gateway_responses.is_empty()).then(|| api.gateway_responses.clone()),
             canary: None,
+            websocket: api
+                .websocket
+                .clone()
+                .filter(|_| site.route.key == crate::websocket::CONNECT),
         }
     }
 }
@@ -690,9 +707,11 @@ impl RouteIntegration {
                 mapping: mock.mapping.clone(),
                 mapper: build.mapper(&mock.mapping)?,
             }),
+            Integration::Connections => Target::Connections,
         };
         Ok(Self {
             target,
+            response: site.route.websocket.unwrap_or_default(),
             timeout: site
                 .route
                 .timeout

@@ -169,7 +169,7 @@ async fn serve_connection<H: Handler>(
         None => {
             let connection = serving
                 .http
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
             watcher.watch(connection).await
         }
@@ -192,7 +192,7 @@ async fn serve_connection<H: Handler>(
             };
             let connection = serving
                 .http
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
             watcher.watch(connection).await
         }

@@ -52,6 +52,8 @@ pub struct Node {
     pub access_keys: Arc<AccessKeys>,
     /// Throttle buckets, quota counts and usage.
     pub limiter: Arc<Limiter>,
+    /// The open WebSocket connections.
+    pub connections: Arc<crate::websocket::LocalConnections>,
     /// API keys, access keys, usage, deployments and stage pointers.
     pub store: Arc<dyn StateStore>,
     /// The config file, which `deploy` reads as it is now.
@@ -99,6 +101,7 @@ impl Node {
             .context("cannot read the stages' deployments and the stored usage plans")?;
         deploy::log_refusals(&deployed.refused);
         let log = AccessLog::stdout();
+        let connections = Arc::new(crate::websocket::LocalConnections::default());
         let generation = Generation::build(
             &config,
             &deployed,
@@ -108,6 +111,7 @@ impl Node {
                 access_keys: access_keys.clone(),
                 limiter: limiter.clone(),
                 log: log.clone(),
+                connections: connections.clone(),
             },
             1,
             None,
@@ -124,6 +128,7 @@ impl Node {
             keys,
             access_keys,
             limiter,
+            connections,
             store,
             config_path,
             config: std::sync::Mutex::new(config),
@@ -174,6 +179,7 @@ impl Node {
                 access_keys: self.access_keys.clone(),
                 limiter: self.limiter.clone(),
                 log: self.log.clone(),
+                connections: self.connections.clone(),
             },
             number,
             Some(&current),
@@ -215,8 +221,22 @@ impl Handler for Node {
         // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
             let generation = self.generation.load_full();
-            Ok(crate::pipeline::run(generation, conn, request).await)
+            let mut response = crate::pipeline::run(generation, conn, request).await;
+            if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                crate::pipeline::websocket::serve(&mut response, &self);
+            }
+            Ok(response)
         }
+    }
+}
+
+impl crate::pipeline::websocket::Host for Node {
+    fn current(&self) -> Arc<Generation> {
+        self.generation.load_full()
+    }
+
+    fn registry(&self) -> &crate::websocket::LocalConnections {
+        &self.connections
     }
 }
 

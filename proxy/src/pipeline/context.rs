@@ -105,6 +105,32 @@ impl InBody {
 }
 
 impl RequestContext<'_> {
+    /// A request arriving now on `conn`, with a new request id, before any phase.
+    pub fn new(conn: ConnInfo) -> Self {
+        Self {
+            request_id: super::accept::new_request_id(),
+            conn,
+            start: Instant::now(),
+            received_at: SystemTime::now(),
+            route: None,
+            params: Vec::new(),
+            request_body: None,
+            integration_latency: None,
+            integration_status: None,
+            authorizer_latency: None,
+            trace: None,
+            principal: None,
+            usage_key: None,
+            api_key: None,
+            plan: None,
+            rate_limit: None,
+            param_overrides: None,
+            forwarded_client: None,
+            cors: None,
+            domain: None,
+        }
+    }
+
     /// Parameter values as text, given the request path they were taken from, with any
     /// values a request transform set instead.
     pub fn param_values<'p>(&'p self, path: &'p str) -> Vec<&'p str> {

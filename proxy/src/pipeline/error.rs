@@ -32,6 +32,9 @@ pub enum GatewayError {
     /// The request's head is ambiguous or breaks HTTP's rules (what, for the log).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// A request to a WebSocket API's stage that is not a WebSocket upgrade (what is missing).
+    #[error("not a WebSocket upgrade: {0}")]
+    UpgradeRequired(&'static str),
     /// The client's body could not be read: bad chunked framing, or cut off.
     #[error("reading the request body: {}", chain(.0.as_ref()))]
     ClientBody(BoxError),
@@ -261,6 +264,13 @@ pub mod kinds {
         INTERNAL_SERVER_ERROR,
         "Internal server error"
     );
+    /// A WebSocket API's stage asked for without `Upgrade: websocket` (RFC 6455 §4.2.2).
+    pub const UPGRADE_REQUIRED: ErrorKind = kind!(
+        "UPGRADE_REQUIRED",
+        Default4xx,
+        UPGRADE_REQUIRED,
+        "Upgrade Required"
+    );
     pub const INTERNAL_ERROR: ErrorKind = kind!(
         "INTERNAL_ERROR",
         Default5xx,
@@ -286,6 +296,7 @@ impl GatewayError {
         use kinds::*;
         match self {
             Self::BadRequest(_) | Self::ClientBody(_) => &BAD_REQUEST,
+            Self::UpgradeRequired(_) => &UPGRADE_REQUIRED,
             Self::DotSegment => &BAD_REQUEST_PATH,
             Self::NotFound => &RESOURCE_NOT_FOUND,
             Self::UnmappedPath(_) => &BASE_PATH_NOT_MAPPED,
@@ -408,6 +419,13 @@ impl GatewayError {
                 headers.insert(
                     HeaderName::from_static("x-amzn-errortype"),
                     HeaderValue::from_static(e.error_type()),
+                );
+            }
+            Self::UpgradeRequired(_) => {
+                headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+                headers.insert(
+                    http::header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
                 );
             }
             _ => {}

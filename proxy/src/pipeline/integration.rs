@@ -30,7 +30,15 @@ pub async fn call(
         ));
     };
     match &route.integration.target {
+        Target::Mock(mock) if mock.echo => {
+            let mut body = body;
+            let echoed = body.buffer(gateway.limits.max_body_bytes).await?;
+            let mut response = mock_response(mock);
+            *response.body_mut() = ResponseBody::full(echoed);
+            Ok(response)
+        }
         Target::Mock(mock) => Ok(mock_response(mock)),
+        Target::Connections => super::websocket::manage(gateway, ctx, parts, body).await,
         Target::Function(plugin) => {
             let mut body = body;
             let given = if plugin.spec.body {

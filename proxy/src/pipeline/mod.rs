@@ -41,9 +41,10 @@ mod spans;
 mod throttle;
 mod transform;
 mod validate;
+pub mod websocket;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+
 
 use http::request::Parts;
 use http::{Request, Response};
@@ -71,28 +72,7 @@ pub async fn run(
 ) -> Response<ResponseBody> {
     let gateway = &*generation;
     let (parts, body) = request.into_parts();
-    let mut ctx = RequestContext {
-        request_id: accept::new_request_id(),
-        conn,
-        start: Instant::now(),
-        received_at: SystemTime::now(),
-        route: None,
-        params: Vec::new(),
-        request_body: None,
-        integration_latency: None,
-        integration_status: None,
-        authorizer_latency: None,
-        trace: None,
-        principal: None,
-        usage_key: None,
-        api_key: None,
-        plan: None,
-        rate_limit: None,
-        param_overrides: None,
-        forwarded_client: None,
-        cors: None,
-        domain: None,
-    };
+    let mut ctx = RequestContext::new(conn);
     let method = parts.method.clone();
     let path = parts.uri.path_and_query().cloned();
     let version = parts.version;
@@ -209,9 +189,21 @@ async fn phases<'g>(
     if let Flow::Respond(response) = route::resolve(gateway, ctx, &parts)? {
         return Ok(response);
     }
+    if let Some(settings) = ctx.route.and_then(|r| r.scope.websocket.as_ref()) {
+        return websocket::connect(gateway, ctx, parts, body, settings).await;
+    }
+    routed(gateway, ctx, parts, InBody::Streaming(body)).await
+}
+
+/// The phases after routing.
+async fn routed<'g>(
+    gateway: &'g Generation,
+    ctx: &mut RequestContext<'g>,
+    mut parts: Parts,
+    mut body: InBody,
+) -> Result<Response<ResponseBody>, GatewayError> {
     spans::begin(ctx, &parts.headers);
     cors::remember(ctx, &parts);
-    let mut body = InBody::Streaming(body);
     let Some(route) = ctx.route.filter(|r| r.has_phases()) else {
         throttle::check_shared(ctx)?;
         return spans::integration(gateway, ctx, parts, body).await;

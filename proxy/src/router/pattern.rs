@@ -133,6 +133,13 @@ pub struct RoutePattern {
 }
 
 impl RoutePattern {
+    /// `/`: the stage itself.
+    pub fn root() -> Self {
+        Self {
+            segments: Vec::new(),
+        }
+    }
+
     /// Parses a path as written after the method. Errors say what is wrong with it.
     pub fn parse(path: &str) -> Result<Self, RoutePatternError> {
         use RoutePatternError as E;

@@ -251,8 +251,9 @@ fn push_millis(out: &mut Vec<u8>, d: Duration) {
     ]);
 }
 
-/// `2026-11-21T08:27:01.` for the current second, formatted once per second per thread.
-fn push_time(out: &mut Vec<u8>, time: SystemTime) {
+/// `time` as RFC 3339 with milliseconds (`2026-11-21T08:27:01.042Z`); the part up to the
+/// second is formatted once per second per thread.
+pub fn push_time(out: &mut Vec<u8>, time: SystemTime) {
     thread_local! {
         static PREFIX: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }

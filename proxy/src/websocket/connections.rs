@@ -176,12 +176,19 @@ pub struct LocalConnections {
     open: std::sync::Mutex<HashMap<Box<str>, Arc<Connection>>>,
     /// Woken whenever a connection leaves.
     left: Notify,
+    /// Set by `close_all`, for the node's drain: connections opened since close at once.
+    closing_all: std::sync::Mutex<Option<u16>>,
 }
 
 impl LocalConnections {
     pub fn register(&self, connection: Arc<Connection>) {
-        lock(&self.open)
-            .insert(connection.id.clone(), connection);
+        // Held while inserting, so `close_all` either finds the connection or is seen here.
+        let closing = lock(&self.closing_all);
+        if let Some(code) = *closing {
+            connection.close(code);
+        }
+        lock(&self.open).insert(connection.id.clone(), connection);
+        drop(closing);
     }
 
     pub fn unregister(&self, id: &str) {
@@ -203,6 +210,7 @@ impl LocalConnections {
 
     /// Closes every connection with `code` (1001 when the node drains).
     pub fn close_all(&self, code: u16) {
+        *lock(&self.closing_all) = Some(code);
         let open: Vec<_> = lock(&self.open).values().cloned().collect();
         for connection in open {
             connection.close(code);
@@ -243,6 +251,60 @@ impl Connections for LocalConnections {
             Ok(())
         })
     }
+}
+
+/// An `@connections` operation's outcome as API Gateway answers it: 200 (with the
+/// connection's description for `GET`), 204 for `DELETE`, else the error's status with
+/// `{"message": ...}` and the exception name AWS SDKs read from `x-amzn-ErrorType`.
+pub fn answer(outcome: Result<Option<ConnectionSummary>, ConnectionError>, delete: bool) -> http::Response<Bytes> {
+    use http::StatusCode;
+    let (status, error_type, body) = match outcome {
+        Ok(Some(summary)) => (StatusCode::OK, None, summary_json(&summary)),
+        Ok(None) if delete => (StatusCode::NO_CONTENT, None, Bytes::new()),
+        Ok(None) => (StatusCode::OK, None, Bytes::new()),
+        Err(e) => {
+            let (status, name) = match e {
+                ConnectionError::Gone => (StatusCode::GONE, "GoneException"),
+                ConnectionError::TooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeException")
+                }
+                ConnectionError::QueueFull => {
+                    (StatusCode::TOO_MANY_REQUESTS, "LimitExceededException")
+                }
+            };
+            let body = serde_json::json!({ "message": e.to_string() }).to_string();
+            (status, Some(name), Bytes::from(body))
+        }
+    };
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    if !response.body().is_empty() {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+    }
+    if let Some(name) = error_type {
+        response.headers_mut().insert(
+            http::HeaderName::from_static("x-amzn-errortype"),
+            http::HeaderValue::from_static(name),
+        );
+    }
+    response
+}
+
+fn summary_json(summary: &ConnectionSummary) -> Bytes {
+    let time = |t: SystemTime| {
+        let mut out = Vec::new();
+        crate::telemetry::access_log::push_time(&mut out, t);
+        String::from_utf8(out).unwrap_or_default()
+    };
+    let body = serde_json::json!({
+        "connectedAt": time(summary.connected_at),
+        "identity": { "sourceIp": summary.source_ip, "userAgent": summary.user_agent },
+        "lastActiveAt": time(summary.last_active_at),
+    });
+    Bytes::from(body.to_string())
 }
 
 #[cfg(test)]

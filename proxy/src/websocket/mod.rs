@@ -11,7 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 pub use connections::{
-    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, close_code,
+    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, answer,
+    close_code,
 };
 pub use selection::{SelectionError, SelectionExpression};
 

@@ -118,8 +118,10 @@ pub(super) fn validate_apis(
             })
             .collect();
 
+        let websocket = super::websocket::settings(errors, &path, raw_api);
         let authorizers =
             super::auth::validate_authorizers(errors, &path, &raw_api.authorizers, plugins);
+        let mut route_keys: HashMap<String, String> = HashMap::new();
         let models = validate_models(errors, &path, &raw_api.models, base_dir);
         let mut routes = Vec::new();
         for (r, raw_route) in raw_api.routes.iter().enumerate() {
@@ -134,8 +136,23 @@ pub(super) fn validate_apis(
                 origin,
                 models: &models,
                 base_dir,
+                websocket: websocket.is_some(),
             };
             if let Some(route) = validate_route(errors, &path, raw_route, &context) {
+                if route.websocket.is_some() {
+                    if let Some(first) = route_keys.insert(route.key.clone(), path.clone()) {
+                        errors.add(
+                            format!("{path}.route"),
+                            Some(&raw_route.route),
+                            format!("duplicate route key \"{}\": {first} already has it", route.key),
+                        );
+                    }
+                    // Only `$connect` is routed by path; messages are routed by their key.
+                    if route.method != crate::router::RouteMethod::Get {
+                        routes.push(route);
+                        continue;
+                    }
+                }
                 for stage in &stages {
                     let key = (
                         stage.name.clone(),
@@ -200,7 +217,20 @@ pub(super) fn validate_apis(
                 &format!("{path}.gateway_responses"),
                 &raw_api.gateway_responses,
             )),
-            routes,
+            routes: if websocket.is_some() {
+                let added = super::websocket::added_routes(errors, &path, raw_api, &routes);
+                // Messages count against the plan of the key the connection opened with.
+                let key_required = routes
+                    .iter()
+                    .any(|r| r.key == crate::websocket::CONNECT && r.api_key_required);
+                for route in routes.iter_mut().filter(|r| r.websocket.is_some()) {
+                    route.api_key_required |= key_required;
+                }
+                routes.into_iter().chain(added).collect()
+            } else {
+                routes
+            },
+            websocket,
         });
     }
     apis
@@ -290,6 +320,8 @@ struct RouteContext<'a> {
     origin: Option<&'a str>,
     models: &'a Models,
     base_dir: &'a std::path::Path,
+    /// The route belongs to a WebSocket API: `route` is a route key.
+    websocket: bool,
 }
 
 impl RouteContext<'_> {
@@ -357,12 +389,28 @@ fn validate_route(
     uses: &RouteContext<'_>,
 ) -> Option<Route> {
     let (stages, origin) = (uses.stages, uses.origin);
-    let (method, pattern) = match parse_route_key(&raw.route.value) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            errors.add(format!("{path}.route"), Some(&raw.route), e.to_string());
-            return None;
-        }
+    let (method, pattern, key, websocket) = if uses.websocket {
+        let (method, pattern, key) = super::websocket::route_key(errors, path, raw)?;
+        let response = super::websocket::route_checks(errors, path, raw, &key)?;
+        (method, pattern, key, Some(response))
+    } else {
+        super::websocket::refuse_response_on_http(errors, path, raw);
+        let (method, pattern) = match parse_route_key(&raw.route.value) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                errors.add(format!("{path}.route"), Some(&raw.route), e.to_string());
+                return None;
+            }
+        };
+        let key = format!(
+            "{method} {}",
+            raw.route
+                .value
+                .trim()
+                .split_once(' ')
+                .map_or("", |(_, p)| p.trim())
+        );
+        (method, pattern, key, None)
     };
     let timeout = timeout_ms(errors, path, raw.timeout_ms.as_ref());
     let raw_integration = &raw.integration.value;
@@ -551,14 +599,7 @@ fn validate_route(
     };
     Some(Route {
         method,
-        key: format!(
-            "{method} {}",
-            raw.route
-                .value
-                .trim()
-                .split_once(' ')
-                .map_or("", |(_, p)| p.trim())
-        ),
+        key,
         pattern,
         integration,
         timeout,
@@ -571,6 +612,7 @@ fn validate_route(
         validation,
         api_key_required: raw.api_key_required,
         throttle,
+        websocket,
     })
 }
 
@@ -697,10 +739,19 @@ fn validate_mock(
             }
         }
     }
+    if raw.echo && !raw.body.is_empty() {
+        errors.add(
+            format!("{path}.echo"),
+            Some(at),
+            "`echo` answers with the request's body; remove `body`",
+        );
+        ok = false;
+    }
     ok.then(|| Mock {
         status,
         headers,
         body: Bytes::from(raw.body.clone()),
+        echo: raw.echo,
     })
 }
 

@@ -20,6 +20,7 @@ mod mapping;
 mod models;
 mod plans;
 mod plugins;
+mod websocket;
 
 use super::ConfigError;
 use super::model::*;

@@ -1,0 +1,104 @@
+//! A WebSocket client for the tests: tokio-tungstenite over a plain TCP connection to the
+//! gateway, with the headers and subprotocols a test asks for.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// The handshake's outcome: a connection and the 101's headers, or the refusal's status and
+/// body.
+#[derive(Debug)]
+pub enum Handshake {
+    Open(Box<Ws>, http::HeaderMap),
+    Refused(u16, String),
+}
+
+impl Handshake {
+    #[track_caller]
+    pub fn open(self) -> Ws {
+        match self {
+            Handshake::Open(ws, _) => *ws,
+            Handshake::Refused(status, body) => panic!("refused with {status}: {body}"),
+        }
+    }
+
+    #[track_caller]
+    pub fn refused(self) -> (u16, String) {
+        match self {
+            Handshake::Open(..) => panic!("the connection opened"),
+            Handshake::Refused(status, body) => (status, body),
+        }
+    }
+}
+
+/// Opens `ws://addr{path}` with `headers`.
+pub async fn ws_connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Handshake {
+    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let stream = TcpStream::connect(addr).await.unwrap();
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, response)) => Handshake::Open(Box::new(ws), response.headers().clone()),
+        Err(tungstenite::Error::Http(response)) => {
+            let status = response.status().as_u16();
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Handshake::Refused(status, body)
+        }
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+/// Sends a text message.
+pub async fn ws_send(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+}
+
+/// The next text or binary message within `within`, as text; `None` when none came.
+pub async fn ws_next(ws: &mut Ws, within: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
+        match frame.ok()? {
+            Message::Text(t) => return Some(t.to_string()),
+            Message::Binary(b) => return Some(String::from_utf8_lossy(&b).into_owned()),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+/// The next message, which must come within 5 s.
+pub async fn ws_recv(ws: &mut Ws) -> String {
+    ws_next(ws, Duration::from_secs(5))
+        .await
+        .expect("a message within 5 s")
+}
+
+/// Reads until the server's close frame; its code (`None`: the stream ended without one).
+pub async fn ws_close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await.ok()?? {
+            Ok(Message::Close(Some(CloseFrame { code, .. }))) => return Some(code.into()),
+            Ok(Message::Close(None)) => return None,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}

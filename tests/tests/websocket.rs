@@ -1,0 +1,421 @@
+//! WebSocket APIs with the real binary and a real client: `$connect` with its integration,
+//! API keys and subprotocols, route selection for each row of API Gateway's table, two-way
+//! and one-way routes, `$default`, `@connections` on the admin API, `$disconnect` whichever
+//! side ends the connection, limits (1009, 1003, idle timeout) and a reload under 100 open
+//! connections.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::time::Duration;
+
+use edgeway_tests::*;
+use serde_json::Value;
+
+const MESSAGE: &str = r#"{"service":"chat","action":"join","data":{"room":"room1234"}}"#;
+const QUIET: Duration = Duration::from_millis(300);
+
+/// An origin for `$connect`, messages and `$disconnect`: `/connect?deny` refuses with 403,
+/// `/connect` chooses the subprotocol `chat.v2` when offered; `/messages` answers
+/// `got:<body>`.
+async fn origin() -> Origin {
+    Origin::start(|r| {
+        let path = r.path_and_query();
+        if path.starts_with("/connect?deny") {
+            return reply(403, &[("content-type", "application/json")], r#"{"message":"no"}"#);
+        }
+        if path.starts_with("/connect") {
+            let offered = r.header("sec-websocket-protocol").unwrap_or_default();
+            let chosen = if offered.contains("chat.v2") { "chat.v2" } else { "" };
+            let headers: Vec<(&str, &str)> = if chosen.is_empty() {
+                vec![]
+            } else {
+                vec![("sec-websocket-protocol", chosen)]
+            };
+            return reply(200, &headers, "");
+        }
+        if path.starts_with("/messages") {
+            let body = format!("got:{}", String::from_utf8_lossy(&r.body));
+            return reply(200, &[], body);
+        }
+        reply(200, &[], "")
+    })
+    .await
+}
+
+fn chat_config(origin: &Origin, state: &std::path::Path, extra_ws: &str) -> String {
+    format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+admin: {{ addr: 127.0.0.1:0, token_env: ADMIN_TOKEN }}
+origin: {origin}
+state: {{ path: {state} }}
+apis:
+  - name: chat
+    protocol: websocket
+    route_selection: "$request.body.action"
+    websocket: {{ {extra_ws} }}
+    stages: {{ prod: {{}} }}
+    routes:
+      - route: $connect
+        integration: {{ http_proxy: "${{origin}}/connect" }}
+      - route: $disconnect
+        integration: {{ http_proxy: "${{origin}}/disconnect" }}
+      - route: sendmessage
+        response: two-way
+        integration: {{ http_proxy: "${{origin}}/messages" }}
+      - route: oneway
+        integration: {{ http_proxy: "${{origin}}/messages" }}
+      - route: $default
+        response: two-way
+        integration: {{ mock: {{ echo: true }} }}
+"#,
+        origin = origin.url(),
+        state = state.display(),
+    )
+}
+
+async fn start(yaml: &str) -> Gateway {
+    Gateway::builder().env("ADMIN_TOKEN", ADMIN_TOKEN).start(yaml).await
+}
+
+/// The connection id the origin saw on `$connect` (the last one).
+fn connection_id(origin: &Origin) -> String {
+    let connect = origin.requests_to("/connect");
+    connect.last().unwrap().header("x-edgeway-connection-id").unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn connect_routes_messages_and_answers_two_way_routes() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, "")).await;
+    let addr = gw.addr("listen[0]");
+
+    // $connect: the integration is called during the upgrade and picks the subprotocol.
+    let Handshake::Open(ws, headers) =
+        ws_connect(addr, "/prod", &[("sec-websocket-protocol", "chat.v1, chat.v2")]).await
+    else {
+        panic!("refused");
+    };
+    let mut ws = *ws;
+    assert_eq!(headers["sec-websocket-protocol"], "chat.v2");
+    let connect = origin.requests_to("/connect");
+    assert_eq!(connect.len(), 1);
+    assert_eq!(connect[0].method, "GET");
+    assert_eq!(connect[0].header("x-edgeway-route-key"), Some("$connect"));
+    assert_eq!(connect[0].header("x-edgeway-event-type"), Some("CONNECT"));
+    let id = connection_id(&origin);
+    assert_eq!(id.len(), 16, "{id}");
+
+    // A two-way route: the message is POSTed to the origin, its answer comes back.
+    ws_send(&mut ws, r#"{"action":"sendmessage","data":"hi"}"#).await;
+    assert_eq!(ws_recv(&mut ws).await, r#"got:{"action":"sendmessage","data":"hi"}"#);
+    let posted = origin.requests_to("/messages");
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].method, "POST");
+    assert_eq!(posted[0].header("x-edgeway-connection-id"), Some(id.as_str()));
+    assert_eq!(posted[0].header("x-edgeway-route-key"), Some("sendmessage"));
+    assert_eq!(posted[0].header("x-edgeway-event-type"), Some("MESSAGE"));
+    assert_eq!(posted[0].header("content-type"), Some("application/json"));
+    assert_eq!(posted[0].header("x-edgeway-message-id").map(str::len), Some(16));
+
+    // A one-way route calls the origin and sends nothing back.
+    ws_send(&mut ws, r#"{"action":"oneway","n":1}"#).await;
+    assert_eq!(ws_next(&mut ws, QUIET).await, None);
+    assert_eq!(origin.count_to("/messages"), 2);
+
+    // Non-JSON and unknown keys go to $default (here an echo).
+    ws_send(&mut ws, "hello, not json").await;
+    assert_eq!(ws_recv(&mut ws).await, "hello, not json");
+    ws_send(&mut ws, r#"{"action":"nosuch"}"#).await;
+    assert_eq!(ws_recv(&mut ws).await, r#"{"action":"nosuch"}"#);
+
+    // The client closes: $disconnect reaches the origin with the connection id.
+    ws.close(None).await.unwrap();
+    let disconnect = eventually(Duration::from_secs(5), || async {
+        origin.requests_to("/disconnect").pop()
+    })
+    .await
+    .expect("$disconnect within 5 s");
+    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
+    assert_eq!(disconnect.header("x-edgeway-event-type"), Some("DISCONNECT"));
+}
+
+#[tokio::test]
+async fn connect_is_refused_with_the_integrations_status_or_the_gateways() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, "")).await;
+    let addr = gw.addr("listen[0]");
+
+    // The $connect integration's non-2xx answer refuses the upgrade with that status.
+    let (status, body) = ws_connect(addr, "/prod?deny=1", &[]).await.refused();
+    assert_eq!((status, body.as_str()), (403, r#"{"message":"no"}"#));
+    // No subprotocol offered, none chosen.
+    let Handshake::Open(_, headers) = ws_connect(addr, "/prod", &[]).await else {
+        panic!("refused");
+    };
+    assert!(headers.get("sec-websocket-protocol").is_none());
+
+    // A plain GET of the stage: 426 with the upgrade it needs.
+    let r = client().get(gw.url("/prod")).send().await.unwrap();
+    assert_eq!(r.status(), 426);
+    assert_eq!(r.headers()["upgrade"], "websocket");
+    assert_eq!(r.text().await.unwrap(), r#"{"message":"Upgrade Required"}"#);
+    assert_eq!(origin.count_to("/connect"), 2, "a refused upgrade never reaches the origin");
+}
+
+#[tokio::test]
+async fn api_keys_are_checked_on_connect_and_messages_count_against_the_plan() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let yaml = chat_config(&origin, &state, "")
+        .replace(
+            "      - route: $connect\n",
+            "      - route: $connect\n        api_key_required: true\n",
+        )
+        + "usage_plans:\n  - { name: basic, apis: [chat/prod], throttle: { rate: 1, burst: 2 } }\n";
+    let gw = start(&yaml).await;
+    let addr = gw.addr("listen[0]");
+    let (status, key) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/keys",
+            Some(json!({ "name": "alice", "plan": "basic" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let value = key["value"].as_str().unwrap();
+
+    let (status, body) = ws_connect(addr, "/prod", &[]).await.refused();
+    assert_eq!((status, body.as_str()), (403, r#"{"message":"Forbidden"}"#));
+    let (status, _) = ws_connect(addr, "/prod", &[("x-api-key", "wrong")]).await.refused();
+    assert_eq!(status, 403);
+    assert_eq!(origin.count_to("/connect"), 0);
+
+    // The key's bucket held 2 tokens; $connect took one. One message passes, the next is
+    // refused with API Gateway's error message.
+    let mut ws = ws_connect(addr, "/prod", &[("x-api-key", value)]).await.open();
+    ws_send(&mut ws, "first").await;
+    assert_eq!(ws_recv(&mut ws).await, "first");
+    ws_send(&mut ws, "second").await;
+    let refusal: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
+    assert_eq!(refusal["message"], "Too Many Requests");
+    assert_eq!(refusal["connectionId"], connection_id(&origin).as_str());
+    assert!(refusal["requestId"].as_str().is_some_and(|r| !r.is_empty()));
+}
+
+/// One API per row of API Gateway's evaluation table (each on its own stage), all sent the
+/// reference's message.
+#[tokio::test]
+async fn route_selection_follows_api_gateways_table() {
+    let rows = [
+        ("a", r#"$request.body.action"#, "join"),
+        ("b", r#"${request.body.action}"#, "join"),
+        ("c", r#"${request.body.service}/${request.body.action}"#, "chat/join"),
+        ("d", r#"${request.body.action}-${request.body.invalidPath}"#, "join-"),
+        ("e", r#"action"#, "action"),
+    ];
+    let mut yaml = String::from("listen:\n  - addr: 127.0.0.1:0\napis:\n");
+    for (name, expression, key) in rows {
+        yaml += &format!(
+            r#"  - name: {name}
+    protocol: websocket
+    route_selection: '{expression}'
+    stages: {{ {name}: {{}} }}
+    routes:
+      - {{ route: "{key}", response: two-way, integration: {{ mock: {{ body: "{name} chose {key}" }} }} }}
+      - {{ route: "chat", response: two-way, integration: {{ mock: {{ body: "{name} chose chat" }} }} }}
+"#
+        );
+    }
+    // `\$default`: every message goes to $default, whatever else matches.
+    yaml += r#"  - name: f
+    protocol: websocket
+    route_selection: '\$default'
+    stages: { f: {} }
+    routes:
+      - { route: join, response: two-way, integration: { mock: { body: "f chose join" } } }
+      - { route: $default, response: two-way, integration: { mock: { body: "f chose $default" } } }
+"#;
+    let gw = Gateway::start(&yaml).await;
+    let addr = gw.addr("listen[0]");
+    for (name, _, key) in rows {
+        let mut ws = ws_connect(addr, &format!("/{name}"), &[]).await.open();
+        ws_send(&mut ws, MESSAGE).await;
+        assert_eq!(ws_recv(&mut ws).await, format!("{name} chose {key}"), "row {name}");
+    }
+    let mut ws = ws_connect(addr, "/f", &[]).await.open();
+    ws_send(&mut ws, MESSAGE).await;
+    assert_eq!(ws_recv(&mut ws).await, "f chose $default");
+
+    // No route for the key and no $default: API Gateway's error frame.
+    let mut ws = ws_connect(addr, "/a", &[]).await.open();
+    ws_send(&mut ws, r#"{"action":"leave"}"#).await;
+    let refusal: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
+    assert_eq!(refusal["message"], "Forbidden");
+    assert_eq!(refusal["connectionId"].as_str().map(str::len), Some(16));
+    // Non-JSON, no $default: the same.
+    ws_send(&mut ws, "plain text").await;
+    let refusal: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
+    assert_eq!(refusal["message"], "Forbidden");
+}
+
+#[tokio::test]
+async fn connections_api_posts_describes_and_deletes_connections() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, "send_queue: 2")).await;
+    let addr = gw.addr("listen[0]");
+    let mut ws = ws_connect(addr, "/prod", &[("user-agent", "ws-test/1.0")]).await.open();
+    let id = connection_id(&origin);
+    let url = |id: &str| gw.admin_url(&format!("/admin/connections/{id}"));
+    let admin = |method: reqwest::Method, id: &str, body: &str| {
+        client()
+            .request(method, url(id))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(body.to_owned())
+            .send()
+    };
+
+    // POST: the message reaches the client.
+    let r = admin(reqwest::Method::POST, &id, "pushed").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ws_recv(&mut ws).await, "pushed");
+
+    // GET: when it connected, from where, and with what.
+    let r = admin(reqwest::Method::GET, &id, "").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let described: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(described["identity"]["userAgent"], "ws-test/1.0");
+    let connected = described["connectedAt"].as_str().unwrap();
+    assert!(connected.ends_with('Z') && connected.len() == 24, "{connected}");
+    assert!(described["lastActiveAt"].as_str().unwrap() >= connected);
+
+    // 413 over the frame limit (32 KiB); 429 once the socket's buffers and then the send
+    // queue are full: the client is not reading.
+    let r = admin(reqwest::Method::POST, &id, &"x".repeat(32 * 1024 + 1)).await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["x-amzn-errortype"], "PayloadTooLargeException");
+    let mut statuses = Vec::new();
+    let frame = "y".repeat(32 * 1024);
+    for _ in 0..4000 {
+        let r = admin(reqwest::Method::POST, &id, &frame).await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert_eq!(r.headers()["x-amzn-errortype"], "LimitExceededException");
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "after {} POSTs", statuses.len());
+
+    // DELETE: 204, the client gets a normal close, $disconnect runs, then 410 for everything.
+    let r = admin(reqwest::Method::DELETE, &id, "").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1000));
+    let disconnect = eventually(Duration::from_secs(5), || async {
+        origin.requests_to("/disconnect").pop()
+    })
+    .await
+    .expect("$disconnect after DELETE");
+    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
+    for method in [reqwest::Method::POST, reqwest::Method::GET, reqwest::Method::DELETE] {
+        let r = admin(method.clone(), &id, "late").await.unwrap();
+        assert_eq!(r.status(), 410, "{method}");
+        assert_eq!(r.headers()["x-amzn-errortype"], "GoneException");
+    }
+    // An id that never existed, and the admin token required.
+    let r = admin(reqwest::Method::GET, "AAAAAAAAAAAAAAAA", "").await.unwrap();
+    assert_eq!(r.status(), 410);
+    let r = client().get(url(&id)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn limits_close_with_api_gateways_codes() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(
+        &origin,
+        &state,
+        "max_message_bytes: 1000, max_frame_bytes: 100, idle_timeout_s: 1",
+    ))
+    .await;
+    let addr = gw.addr("listen[0]");
+
+    // A frame over the frame limit: 1009.
+    let mut ws = ws_connect(addr, "/prod", &[]).await.open();
+    ws_send(&mut ws, &"a".repeat(101)).await;
+    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1009));
+
+    // A binary frame to an API that does not allow binary: 1003.
+    let mut ws = ws_connect(addr, "/prod", &[]).await.open();
+    futures_util::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::Binary(vec![1u8, 2, 3].into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1003));
+
+    // Idle for longer than idle_timeout_s: 1001.
+    let mut ws = ws_connect(addr, "/prod", &[]).await.open();
+    ws_send(&mut ws, "still here").await;
+    assert_eq!(ws_recv(&mut ws).await, "still here");
+    let closed = std::time::Instant::now();
+    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1001));
+    assert!(closed.elapsed() >= Duration::from_millis(500), "{:?}", closed.elapsed());
+    // Each ended connection ran $disconnect.
+    let ran = eventually(Duration::from_secs(5), || async {
+        (origin.count_to("/disconnect") == 3).then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "{} $disconnects", origin.count_to("/disconnect"));
+}
+
+#[tokio::test]
+async fn draining_closes_connections_with_going_away_and_runs_disconnect() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let mut gw = start(&chat_config(&origin, &state, "")).await;
+    let addr = gw.addr("listen[0]");
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(ws_connect(addr, "/prod", &[]).await.open());
+    }
+    gw.signal("TERM");
+    for ws in &mut clients {
+        assert_eq!(ws_close_code(ws, Duration::from_secs(5)).await, Some(1001));
+    }
+    assert!(gw.wait_exit(Duration::from_secs(10)).await.is_some());
+    assert_eq!(origin.count_to("/disconnect"), 3);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_100_connections_open_and_new_messages_use_new_routes() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let yaml = chat_config(&origin, &state, "");
+    let gw = start(&yaml).await;
+    let addr = gw.addr("listen[0]");
+    let mut clients = Vec::new();
+    for _ in 0..100 {
+        clients.push(ws_connect(addr, "/prod", &[]).await.open());
+    }
+    let generation = gw.generation();
+    gw.replace_config(&yaml.replace(
+        "integration: { mock: { echo: true } }",
+        "integration: { mock: { body: reloaded } }",
+    ));
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        (gw.generation() > generation).then_some(())
+    })
+    .await;
+    assert!(reloaded.is_some(), "no reload: {}", gw.stderr_text());
+    for (i, ws) in clients.iter_mut().enumerate() {
+        ws_send(ws, "which routes?").await;
+        assert_eq!(ws_recv(ws).await, "reloaded", "connection {i}");
+    }
+    assert_eq!(origin.count_to("/disconnect"), 0, "no connection was closed");
+}
