@@ -10,7 +10,8 @@ use crate::client;
 /// The admin token plugin tests give the gateway (`ADMIN_TOKEN`).
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-fn workspace() -> PathBuf {
+/// The repository root.
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")

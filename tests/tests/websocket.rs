@@ -419,3 +419,37 @@ async fn a_reload_keeps_100_connections_open_and_new_messages_use_new_routes() {
     }
     assert_eq!(origin.count_to("/disconnect"), 0, "no connection was closed");
 }
+
+/// Python's `websockets` client (from PyPI) against the same API: the handshake, a
+/// subprotocol, a two-way route, `$default`, and a normal close that runs `$disconnect`.
+#[tokio::test]
+async fn the_python_websockets_client_works_the_same() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, "")).await;
+    let url = format!("ws://{}/prod", gw.addr("listen[0]"));
+    let script = workspace().join("tests/tools/ws_client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(tool("python"))
+            .arg(script)
+            .args([&url, "chat.v2", r#"{"action":"sendmessage","data":"py"}"#, "plain"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["subprotocol"], "chat.v2");
+    assert_eq!(
+        result["replies"],
+        json!([r#"got:{"action":"sendmessage","data":"py"}"#, "plain"])
+    );
+    let id = connection_id(&origin);
+    let disconnect = eventually(Duration::from_secs(5), || async {
+        origin.requests_to("/disconnect").pop()
+    })
+    .await
+    .expect("$disconnect after the client closed");
+    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
+}
