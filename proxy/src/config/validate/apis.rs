@@ -136,7 +136,8 @@ pub(super) fn validate_apis(
                 origin,
                 models: &models,
                 base_dir,
-                websocket: websocket.is_some(),
+                // As written: routes of an API with a bad `websocket` are still route keys.
+                websocket: super::websocket::is_websocket(raw_api),
             };
             if let Some(route) = validate_route(errors, &path, raw_route, &context) {
                 if route.websocket.is_some() {

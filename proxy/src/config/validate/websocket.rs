@@ -16,6 +16,13 @@ use crate::config::raw::{RawApi, RawRoute};
 use crate::router::{RouteMethod, RoutePattern};
 use crate::websocket::{self, RouteResponse, SelectionExpression, WebSocketSettings};
 
+/// Whether the API says `protocol: websocket`.
+pub(super) fn is_websocket(raw: &RawApi) -> bool {
+    raw.protocol
+        .as_ref()
+        .is_some_and(|p| p.value.trim() == "websocket")
+}
+
 /// The API's protocol: `Some(settings)` for a WebSocket API, `None` for HTTP; errors reported.
 pub(super) fn settings(
     errors: &mut Errors,
