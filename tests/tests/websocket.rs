@@ -139,6 +139,36 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
     .expect("$disconnect within 5 s");
     assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
     assert_eq!(disconnect.header("x-edgeway-event-type"), Some("DISCONNECT"));
+
+    // One access-log line per connect, message and disconnect, with the connection's id.
+    let lines = gw.wait_access_log(6, Duration::from_secs(5)).await;
+    let events: Vec<(&str, &str, u64)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["connection_id"], id.as_str(), "{l}");
+            (
+                l["event_type"].as_str().unwrap(),
+                l["route"].as_str().unwrap(),
+                l["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("CONNECT", "$connect", 101),
+            ("MESSAGE", "sendmessage", 200),
+            ("MESSAGE", "oneway", 200),
+            ("MESSAGE", "$default", 200),
+            ("MESSAGE", "$default", 200),
+            ("DISCONNECT", "$disconnect", 200),
+        ][..],
+        "{lines:#?}"
+    );
+    let message_ids: std::collections::HashSet<&str> =
+        lines.iter().filter_map(|l| l["message_id"].as_str()).collect();
+    assert_eq!(message_ids.len(), 4, "a message id per message");
+    assert!(lines[0].get("message_id").is_none());
 }
 
 #[tokio::test]

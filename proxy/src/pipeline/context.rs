@@ -68,6 +68,8 @@ pub struct RequestContext<'g> {
     pub cors: Option<cors::CorsRequest>,
     /// Set before routing for a request on a custom domain: its mapping (see `address`).
     pub domain: Option<super::domain::DomainRoute<'g>>,
+    /// Set for a WebSocket API's connect, message and disconnect, for the access log.
+    pub websocket: Option<Box<crate::telemetry::WebSocketEvent>>,
 }
 
 /// The request body: streaming from the client, or held whole once a plugin needed it.
@@ -128,6 +130,7 @@ impl RequestContext<'_> {
             forwarded_client: None,
             cors: None,
             domain: None,
+            websocket: None,
         }
     }
 

@@ -129,6 +129,23 @@ pub async fn run(
     if let Some(limits) = ctx.rate_limit.take() {
         throttle::add_headers(response.headers_mut(), limits);
     }
+    let request_body = ctx.request_body.take();
+    let status = response.status().as_u16();
+    let record = access_record(gateway, ctx, (method, path, version), status, failure, extras);
+    response.body_mut().log_on_end(record, request_body);
+    response
+}
+
+/// The access-log record (and the metrics' count) a request leaves: what its context
+/// gathered, its request line, the status it was answered with and the error it ended in.
+fn access_record(
+    gateway: &Generation,
+    mut ctx: RequestContext<'_>,
+    (method, path, version): (http::Method, Option<http::uri::PathAndQuery>, http::Version),
+    status: u16,
+    failure: Option<&'static crate::gateway_responses::ErrorKind>,
+    mut extras: RecordExtras,
+) -> AccessRecord {
     let source_ip = ctx.source_ip_text().clone();
     let metrics = gateway.metrics_enabled.then(|| {
         ctx.route
@@ -144,7 +161,7 @@ pub async fn run(
             .and_then(|d| d.mapping)
             .map(|m| m.base_path.as_str().into());
     }
-    let record = AccessRecord {
+    AccessRecord {
         time: ctx.received_at,
         start: ctx.start,
         request_id: ctx.request_id,
@@ -156,7 +173,7 @@ pub async fn run(
         method,
         path,
         version,
-        status: response.status().as_u16(),
+        status,
         integration_latency: ctx.integration_latency,
         integration_status: ctx.integration_status,
         authorizer_latency: ctx.authorizer_latency,
@@ -165,11 +182,8 @@ pub async fn run(
         trace: ctx.trace.take(),
         extras,
         metrics,
-    };
-    response
-        .body_mut()
-        .log_on_end(record, ctx.request_body.take());
-    response
+        websocket: ctx.websocket.take(),
+    }
 }
 
 async fn phases<'g>(

@@ -33,6 +33,7 @@ use crate::body::{ClientBody, ResponseBody};
 use crate::generation::{Generation, RouteTarget};
 use crate::listener::ConnInfo;
 use crate::plugins::bindings::Principal;
+use crate::telemetry::{RecordExtras, WebSocketEvent};
 use crate::websocket::{
     Connection, LocalConnections, RouteResponse, WebSocketSettings, close_code,
 };
@@ -114,6 +115,11 @@ pub(super) async fn connect<'g>(
         .and_then(|v| v.to_str().ok())
         .map(Into::into);
     event_headers(&mut parts.headers, &id, crate::websocket::CONNECT, "CONNECT", None);
+    ctx.websocket = Some(Box::new(WebSocketEvent {
+        event_type: "CONNECT",
+        connection_id: id.clone(),
+        message_id: None,
+    }));
     let answer = super::routed(gateway, ctx, parts, InBody::Streaming(body)).await?;
     if !answer.status().is_success() {
         return Ok(answer);
@@ -405,11 +411,14 @@ impl<H: Host> Frames<'_, H> {
             selection.evaluate(body.as_ref())
         };
         drop(body);
-        let mut ctx = RequestContext::new(self.conn.clone());
-        let Some(route) = stage.select(&key) else {
-            return Some(error_frame(&self.connection.id, &ctx.request_id, "Forbidden"));
-        };
         let message_id = crate::websocket::new_message_id();
+        let mut ctx = self.context("MESSAGE", Some(message_id.clone()));
+        let request_id = ctx.request_id.clone();
+        let Some(route) = stage.select(&key) else {
+            let error = GatewayError::AccessDenied("no route for the message".into());
+            log_failure(&gateway, ctx, &error);
+            return Some(error_frame(&self.connection.id, &request_id, "Forbidden"));
+        };
         let content_type = match (binary, json) {
             (true, _) => "application/octet-stream",
             (false, true) => "application/json",
@@ -428,38 +437,45 @@ impl<H: Host> Frames<'_, H> {
                 true,
             )
             .await;
-        match outcome {
-            Ok(response) if route.integration.response == RouteResponse::TwoWay => {
-                let limit = self.settings.max_message_bytes;
-                match http_body_util::Limited::new(response.into_body(), limit)
-                    .collect()
-                    .await
-                {
-                    Ok(body) => Some(text_or_binary(body.to_bytes(), binary)),
-                    Err(_) => Some(error_frame(
-                        &self.connection.id,
-                        &ctx.request_id,
-                        "Internal server error",
-                    )),
-                }
-            }
-            Ok(_) => None,
+        let response = match outcome {
+            Ok(response) => response,
             Err(error) => {
                 if error.is_server_side() {
                     tracing::warn!(
-                        request_id = ctx.request_id.to_str().unwrap_or_default(),
+                        request_id = request_id.to_str().unwrap_or_default(),
                         route = &*route.labels.route,
                         error = %error,
                         "WebSocket message failed"
                     );
                 }
-                Some(error_frame(
-                    &self.connection.id,
-                    &ctx.request_id,
-                    &error.client_message(),
-                ))
+                let message = error.client_message();
+                log_failure(&gateway, ctx, &error);
+                return Some(error_frame(&self.connection.id, &request_id, &message));
             }
+        };
+        let answer = read_logged(&gateway, ctx, response, self.settings.max_message_bytes).await;
+        if route.integration.response == RouteResponse::OneWay {
+            return None;
         }
+        Some(match answer {
+            Some(reply) => text_or_binary(reply, binary),
+            None => error_frame(&self.connection.id, &request_id, "Internal server error"),
+        })
+    }
+
+    /// A context for one event of this connection, with its access-log fields.
+    fn context<'g>(
+        &self,
+        event_type: &'static str,
+        message_id: Option<Box<str>>,
+    ) -> RequestContext<'g> {
+        let mut ctx = RequestContext::new(self.conn.clone());
+        ctx.websocket = Some(Box::new(WebSocketEvent {
+            event_type,
+            connection_id: self.connection.id.clone(),
+            message_id,
+        }));
+        ctx
     }
 
     /// Calls `route`'s integration for one event of this connection, as its caller, after the
@@ -515,7 +531,7 @@ impl<H: Host> Frames<'_, H> {
         else {
             return;
         };
-        let mut ctx = RequestContext::new(self.conn.clone());
+        let mut ctx = self.context("DISCONNECT", None);
         let outcome = self
             .call(
                 &gateway,
@@ -530,18 +546,64 @@ impl<H: Host> Frames<'_, H> {
             )
             .await;
         match outcome {
+            // Read to the end, so an origin's connection goes back to its pool.
             Ok(response) => {
-                // Read to the end, so an origin's connection goes back to its pool.
-                let _ = response.into_body().collect().await;
+                read_logged(&gateway, ctx, response, self.settings.max_message_bytes).await;
             }
-            Err(error) => tracing::warn!(
-                connection_id = &*self.connection.id,
-                error = %error,
-                "$disconnect failed"
-            ),
+            Err(error) => {
+                tracing::warn!(
+                    connection_id = &*self.connection.id,
+                    error = %error,
+                    "$disconnect failed"
+                );
+                log_failure(&gateway, ctx, &error);
+            }
         }
     }
 }
+
+/// Logs and counts an event that failed with `error`.
+fn log_failure(gateway: &Generation, ctx: RequestContext<'_>, error: &GatewayError) {
+    let kind = error.kind();
+    let metrics = ctx
+        .route
+        .map_or(gateway.metrics.unrouted(), |r| &r.labels.metrics);
+    metrics.error(kind.response_type);
+    if let GatewayError::Throttled(refusal) = error {
+        metrics.throttled(refusal.scope);
+    }
+    let record = super::access_record(
+        gateway,
+        ctx,
+        EVENT_LINE,
+        kind.status.as_u16(),
+        Some(kind),
+        RecordExtras::default(),
+    );
+    ResponseBody::empty().log_on_end(record, None);
+}
+
+/// Reads an integration's answer whole (up to `limit` bytes), logging and counting the event
+/// when it ends; `None` when it could not be read or was larger.
+async fn read_logged(
+    gateway: &Generation,
+    ctx: RequestContext<'_>,
+    mut response: Response<ResponseBody>,
+    limit: usize,
+) -> Option<Bytes> {
+    let status = response.status().as_u16();
+    let record = super::access_record(gateway, ctx, EVENT_LINE, status, None, RecordExtras::default());
+    response.body_mut().log_on_end(record, None);
+    http_body_util::Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .ok()
+        .map(http_body_util::Collected::to_bytes)
+}
+
+/// The request line a WebSocket event's access-log record carries.
+const EVENT_LINE: (http::Method, Option<http::uri::PathAndQuery>, http::Version) =
+    (http::Method::POST, None, http::Version::HTTP_11);
 
 /// The close code for a frame the client sent wrong.
 fn refusal(error: &tungstenite::Error) -> Option<(u16, &'static str)> {

@@ -175,6 +175,19 @@ pub struct AccessRecord {
     /// Where the request is counted: its route's, or the generation's for unrouted requests;
     /// `None` with metrics off.
     pub metrics: Option<Arc<super::metrics::RequestMetrics>>,
+    /// Set for a WebSocket API's connect, message and disconnect.
+    pub websocket: Option<Box<WebSocketEvent>>,
+}
+
+/// What a WebSocket event adds to its access-log line (`$context.eventType`,
+/// `$context.connectionId`, `$context.messageId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketEvent {
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'static str,
+    pub connection_id: Box<str>,
+    /// MESSAGE only.
+    pub message_id: Option<Box<str>>,
 }
 
 /// What is known once the response body has ended.
@@ -553,6 +566,17 @@ fn edgeway_line(line: &mut Vec<u8>, record: &AccessRecord, totals: &Totals) {
     }
     line.extend_from_slice(b",\"source_ip\":");
     push_plain_str(line, record.source_ip.as_bytes());
+    // Edgeway's own ids and event names: nothing to escape.
+    if let Some(event) = &record.websocket {
+        line.extend_from_slice(b",\"event_type\":");
+        push_plain_str(line, event.event_type.as_bytes());
+        line.extend_from_slice(b",\"connection_id\":");
+        push_plain_str(line, event.connection_id.as_bytes());
+        if let Some(message_id) = &event.message_id {
+            line.extend_from_slice(b",\"message_id\":");
+            push_plain_str(line, message_id.as_bytes());
+        }
+    }
     line.push(b'}');
 }
 

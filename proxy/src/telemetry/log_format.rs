@@ -103,6 +103,10 @@ enum Var {
     IntegrationLatency,
     IntegrationStatus,
     ResponseLatency,
+    /// WebSocket APIs: `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    EventType,
+    ConnectionId,
+    MessageId,
     /// A variable only AWS can fill: always `-`.
     Unset,
 }
@@ -146,6 +150,9 @@ const VARIABLES: &[(&str, Var, bool)] = &[
         false,
     ),
     ("responseLatency", Var::ResponseLatency, false),
+    ("eventType", Var::EventType, false),
+    ("connectionId", Var::ConnectionId, false),
+    ("messageId", Var::MessageId, false),
 ];
 
 /// API Gateway's variables that Edgeway has no value for. `identity.apiKey` is one on purpose:
@@ -452,6 +459,19 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
             text(r.route.split_once(' ').map_or(&*r.route, |(_, path)| path))
         }),
         Var::RouteKey => route.map_or(Value::Missing, |r| text(&r.route)),
+        Var::EventType => record
+            .websocket
+            .as_ref()
+            .map_or(Value::Missing, |e| text(e.event_type)),
+        Var::ConnectionId => record
+            .websocket
+            .as_ref()
+            .map_or(Value::Missing, |e| text(&e.connection_id)),
+        Var::MessageId => record
+            .websocket
+            .as_ref()
+            .and_then(|e| e.message_id.as_deref())
+            .map_or(Value::Missing, text),
         Var::Protocol => text(match record.version {
             http::Version::HTTP_09 => "HTTP/0.9",
             http::Version::HTTP_10 => "HTTP/1.0",
@@ -763,6 +783,39 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), "q\\\"\\\\\\u0001\u{fffd}");
     }
 
+    #[test]
+    fn websocket_events_fill_their_variables() {
+        let format = LogFormat::compile(
+            r#"{"event":"$context.eventType","connection":"$context.connectionId","message":"$context.messageId"}"#,
+        )
+        .unwrap();
+        let mut record = record(None);
+        record.websocket = Some(Box::new(super::super::WebSocketEvent {
+            event_type: "MESSAGE",
+            connection_id: "Zm9vYmFyYmF6cXV4".into(),
+            message_id: Some("bWVzc2FnZS1vbmUx".into()),
+        }));
+        let totals = super::super::Totals {
+            bytes_in: 0,
+            bytes_out: 0,
+            latency: Duration::ZERO,
+        };
+        let mut line = Vec::new();
+        format.write(&mut line, &record, &totals);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"event":"MESSAGE","connection":"Zm9vYmFyYmF6cXV4","message":"bWVzc2FnZS1vbmUx"}"#
+        );
+        // An HTTP request has none of them.
+        record.websocket = None;
+        let mut line = Vec::new();
+        format.write(&mut line, &record, &totals);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"event":"-","connection":"-","message":"-"}"#
+        );
+    }
+
     /// Golden lines: each preset, and formats with every variable (text and JSON), for a
     /// request that went through an authorizer and an integration and one that matched no
     /// route. `EDGEWAY_BLESS=1` rewrites the files.
@@ -871,6 +924,7 @@ mod tests {
             trace: None,
             extras: super::super::RecordExtras::default(),
             metrics: None,
+            websocket: None,
         }
     }
 

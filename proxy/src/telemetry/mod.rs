@@ -12,7 +12,7 @@ pub mod traces;
 
 pub use access_log::{
     AccessLog, AccessLogSettings, AccessRecord, Destination, RecordExtras, RouteLabels, StageLog,
-    Totals,
+    Totals, WebSocketEvent,
 };
 pub use log_format::LogFormat;
 
