@@ -483,3 +483,67 @@ async fn the_python_websockets_client_works_the_same() {
     .expect("$disconnect after the client closed");
     assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
 }
+
+/// `@connections` on the listener, as a backend calls it: boto3's `apigatewaymanagementapi`
+/// client (which sends `%40connections`), signed with an access key from the store and
+/// checked by the API's `connections_auth` authorizer; an unsigned call is refused.
+#[tokio::test]
+async fn boto3_manages_connections_through_the_listener_with_sigv4() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let yaml = chat_config(&origin, &state, "connections_auth: iam").replace(
+        "    stages: { prod: {} }\n",
+        "    stages: { prod: {} }\n    authorizers:\n      iam: { sigv4: { regions: [eu-west-1] } }\n",
+    );
+    let gw = start(&yaml).await;
+    let (status, created) = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/access-keys",
+            Some(json!({ "name": "chat-backend" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let mut ws = ws_connect(gw.addr("listen[0]"), "/prod", &[]).await.open();
+    let id = connection_id(&origin);
+
+    // Unsigned: refused before the registry is asked.
+    let r = client()
+        .post(gw.url(&format!("/prod/@connections/{id}")))
+        .body("unsigned")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(ws_next(&mut ws, QUIET).await, None);
+
+    let args = [
+        gw.url("/prod"),
+        "eu-west-1".to_owned(),
+        created["id"].as_str().unwrap().to_owned(),
+        created["secret_access_key"].as_str().unwrap().to_owned(),
+        id.clone(),
+    ];
+    let script = workspace().join("tests/tools/connections_client.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(tool("python"))
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(calls["post"], json!({ "status": 200 }), "{calls}");
+    assert_eq!(calls["get"], json!({ "status": 200, "sourceIp": "127.0.0.1" }), "{calls}");
+    assert_eq!(calls["delete"], json!({ "status": 204 }), "{calls}");
+    assert_eq!(
+        calls["post_after"],
+        json!({ "status": 410, "error": "GoneException" }),
+        "{calls}"
+    );
+    assert_eq!(ws_recv(&mut ws).await, "from boto3");
+    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1000));
+}
