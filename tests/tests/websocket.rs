@@ -547,3 +547,61 @@ async fn boto3_manages_connections_through_the_listener_with_sigv4() {
     assert_eq!(ws_recv(&mut ws).await, "from boto3");
     assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1000));
 }
+
+/// A Lambda-style function (plugins/lambda-echo, which answers with the event it was given)
+/// on `$connect` and `$default`: it gets API Gateway's WebSocket event, and its status decides
+/// the upgrade.
+#[tokio::test]
+async fn functions_get_the_websocket_lambda_event() {
+    let plugins = plugins_yaml(&[("fn", "lambda_echo", "role: lambda, timeout_ms: 3000")]);
+    let yaml = format!(
+        r#"
+listen:
+  - addr: 127.0.0.1:0
+{plugins}
+apis:
+  - name: chat
+    protocol: websocket
+    route_selection: "$request.body.action"
+    stages: {{ prod: {{}} }}
+    routes:
+      - route: $connect
+        integration: {{ function: {{ plugin: fn, payload: aws-proxy-1.0 }} }}
+      - route: $default
+        response: two-way
+        integration: {{ function: {{ plugin: fn, payload: aws-proxy-1.0 }} }}
+"#
+    );
+    let gw = Gateway::start(&yaml).await;
+    let addr = gw.addr("listen[0]");
+
+    // The function's status decides: 403 refuses the upgrade.
+    let (status, _) = ws_connect(addr, "/prod?status=403", &[]).await.refused();
+    assert_eq!(status, 403);
+
+    let mut ws = ws_connect(addr, "/prod?room=7", &[("user-agent", "ws-test/2")]).await.open();
+    ws_send(&mut ws, r#"{"action":"nosuch","n":1}"#).await;
+    let answer: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
+    let event = &answer["event"];
+    let context = &event["requestContext"];
+    assert_eq!(context["routeKey"], "$default", "{event:#}");
+    assert_eq!(context["eventType"], "MESSAGE");
+    assert_eq!(context["messageDirection"], "IN");
+    assert_eq!(context["stage"], "prod");
+    assert_eq!(context["apiId"], "chat");
+    assert_eq!(context["domainName"], "127.0.0.1");
+    assert_eq!(context["identity"]["sourceIp"], "127.0.0.1");
+    assert_eq!(context["connectionId"].as_str().map(str::len), Some(16));
+    assert_eq!(context["messageId"].as_str().map(str::len), Some(16));
+    assert!(context["connectedAt"].as_u64().unwrap() <= context["requestTimeEpoch"].as_u64().unwrap());
+    assert_eq!(event["body"], r#"{"action":"nosuch","n":1}"#);
+    assert_eq!(event["isBase64Encoded"], false);
+    assert!(event.get("headers").is_none(), "a message carries no headers");
+
+    // Each message is its own event, on the same connection.
+    ws_send(&mut ws, "second").await;
+    let second: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
+    assert_eq!(second["event"]["requestContext"]["connectionId"], context["connectionId"]);
+    assert_ne!(second["event"]["requestContext"]["messageId"], context["messageId"]);
+    assert_eq!(second["event"]["body"], "second");
+}

@@ -129,49 +129,121 @@ fn query_values(query: Option<&str>) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// `headers` (the last value of each name) and `multiValueHeaders` (all of them), both `null`
+/// when there are none.
+fn multi_value_headers(headers: &HeaderMap) -> (Value, Value) {
+    let headers = header_values(headers);
+    if headers.is_empty() {
+        return (Value::Null, Value::Null);
+    }
+    let last = |values: &[&str]| Value::from(values.last().copied().unwrap_or_default());
+    (
+        Value::Object(
+            headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), last(v)))
+                .collect(),
+        ),
+        Value::Object(
+            headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), json!(v)))
+                .collect(),
+        ),
+    )
+}
+
+/// `queryStringParameters` and `multiValueQueryStringParameters`, like the headers.
+fn multi_value_query(query: Option<&str>) -> (Value, Value) {
+    let query = query_values(query);
+    if query.is_empty() {
+        return (Value::Null, Value::Null);
+    }
+    (
+        Value::Object(
+            query
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::from(v.last().cloned().unwrap_or_default())))
+                .collect(),
+        ),
+        Value::Object(query.iter().map(|(n, v)| (n.clone(), json!(v))).collect()),
+    )
+}
+
+/// What a WebSocket API's event adds to the request it is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSocketContext<'a> {
+    /// `CONNECT`, `MESSAGE` or `DISCONNECT`.
+    pub event_type: &'a str,
+    pub connection_id: &'a str,
+    /// MESSAGE only.
+    pub message_id: Option<&'a str>,
+    /// When the connection opened, in milliseconds since the epoch.
+    pub connected_at_ms: u64,
+}
+
+/// The WebSocket API's Lambda proxy event: `requestContext` with the route key, event type,
+/// connection and message ids; the message as `body` (text, or base64 with
+/// `isBase64Encoded`); on `$connect` the upgrade request's headers and query parameters.
+pub fn event_websocket(request: &EventRequest<'_>, ws: &WebSocketContext<'_>) -> Value {
+    let host = request.host();
+    let mut context = Map::new();
+    context.insert("routeKey".into(), request.route_key.into());
+    context.insert("eventType".into(), ws.event_type.into());
+    context.insert("extendedRequestId".into(), request.request_id.into());
+    context.insert("requestTime".into(), clf_time(request.received_at).into());
+    context.insert("messageDirection".into(), "IN".into());
+    context.insert("stage".into(), request.stage.into());
+    context.insert("connectedAt".into(), ws.connected_at_ms.into());
+    context.insert("requestTimeEpoch".into(), request.epoch_millis().into());
+    context.insert(
+        "identity".into(),
+        json!({
+            "sourceIp": request.source_ip,
+            "userAgent": request.header(http::header::USER_AGENT),
+        }),
+    );
+    context.insert("requestId".into(), request.request_id.into());
+    context.insert("domainName".into(), host.into());
+    context.insert("connectionId".into(), ws.connection_id.into());
+    context.insert("apiId".into(), request.api.into());
+    if let Some(message_id) = ws.message_id {
+        context.insert("messageId".into(), message_id.into());
+    }
+    if let Some(authorizer) = request.authorizer {
+        let mut fields = Map::new();
+        fields.insert("principalId".into(), authorizer.principal_id.into());
+        for (k, v) in authorizer.context {
+            fields.insert(k.clone(), v.as_str().into());
+        }
+        context.insert("authorizer".into(), Value::Object(fields));
+    }
+    let mut event = Map::new();
+    if ws.event_type == "CONNECT" {
+        let (headers, multi_headers) = multi_value_headers(request.headers);
+        let (query, multi_query) = multi_value_query(request.query);
+        event.insert("headers".into(), headers);
+        event.insert("multiValueHeaders".into(), multi_headers);
+        event.insert("queryStringParameters".into(), query);
+        event.insert("multiValueQueryStringParameters".into(), multi_query);
+    }
+    event.insert("requestContext".into(), Value::Object(context));
+    if ws.event_type == "MESSAGE" {
+        let (body, is_base64) = request.body();
+        event.insert("body".into(), body);
+        event.insert("isBase64Encoded".into(), is_base64.into());
+    } else {
+        event.insert("isBase64Encoded".into(), false.into());
+    }
+    Value::Object(event)
+}
+
 /// Payload 1.0: the REST API event, with `"version": "1.0"` as HTTP APIs send it (REST
 /// handlers ignore it). `headers` and `queryStringParameters` hold the last value of each
 /// name; `multiValueHeaders` and `multiValueQueryStringParameters` hold them all.
 pub fn event_v1(request: &EventRequest<'_>) -> Value {
-    let headers = header_values(request.headers);
-    let query = query_values(request.query);
-    let single = |values: &[&str]| Value::from(values.last().copied().unwrap_or_default());
-    let (headers_last, headers_all) = if headers.is_empty() {
-        (Value::Null, Value::Null)
-    } else {
-        (
-            Value::Object(
-                headers
-                    .iter()
-                    .map(|(n, v)| ((*n).to_owned(), single(v)))
-                    .collect(),
-            ),
-            Value::Object(
-                headers
-                    .iter()
-                    .map(|(n, v)| ((*n).to_owned(), json!(v)))
-                    .collect(),
-            ),
-        )
-    };
-    let (query_last, query_all) = if query.is_empty() {
-        (Value::Null, Value::Null)
-    } else {
-        (
-            Value::Object(
-                query
-                    .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.clone(),
-                            Value::from(v.last().cloned().unwrap_or_default()),
-                        )
-                    })
-                    .collect(),
-            ),
-            Value::Object(query.iter().map(|(n, v)| (n.clone(), json!(v))).collect()),
-        )
-    };
+    let (headers_last, headers_all) = multi_value_headers(request.headers);
+    let (query_last, query_all) = multi_value_query(request.query);
     let mut identity = Map::new();
     for name in [
         "accessKey",
@@ -519,5 +591,50 @@ mod tests {
         }
         assert_eq!(v2["headers"], json!({}));
         assert_eq!(v2["isBase64Encoded"], false);
+    }
+
+    #[test]
+    fn websocket_events_carry_the_connection_and_connect_carries_the_upgrade() {
+        let mut headers = HeaderMap::new();
+        let request = EventRequest {
+            route_key: "$connect",
+            ..sample(&mut headers, b"")
+        };
+        let ws = WebSocketContext {
+            event_type: "CONNECT",
+            connection_id: "Zm9vYmFyYmF6cXV4",
+            message_id: None,
+            connected_at_ms: 1_583_349_317_000,
+        };
+        let event = event_websocket(&request, &ws);
+        let context = &event["requestContext"];
+        assert_eq!(context["routeKey"], "$connect");
+        assert_eq!(context["eventType"], "CONNECT");
+        assert_eq!(context["connectionId"], "Zm9vYmFyYmF6cXV4");
+        assert_eq!(context["connectedAt"], 1_583_349_317_000_u64);
+        assert_eq!(context["domainName"], "api.example.com");
+        assert_eq!(context["authorizer"]["principalId"], "alice");
+        assert!(context.get("messageId").is_none());
+        assert_eq!(event["headers"]["x-multi"], "two");
+        assert_eq!(event["multiValueHeaders"]["x-multi"], json!(["one", "two"]));
+        assert_eq!(event["queryStringParameters"]["b"], "x y");
+        assert!(event.get("body").is_none());
+
+        let request = EventRequest {
+            route_key: "sendmessage",
+            ..sample(&mut headers, b"\xff\x00")
+        };
+        let event = event_websocket(
+            &request,
+            &WebSocketContext {
+                event_type: "MESSAGE",
+                message_id: Some("bWVzc2FnZS1vbmUx"),
+                ..ws
+            },
+        );
+        assert_eq!(event["requestContext"]["messageId"], "bWVzc2FnZS1vbmUx");
+        assert_eq!(event["body"], "/wA=");
+        assert_eq!(event["isBase64Encoded"], true);
+        assert!(event.get("headers").is_none());
     }
 }

@@ -17,7 +17,9 @@ pub use authorizer::{
     ArnScope, AuthorizerInput, Grant, MalformedPolicy, Policy, Verdict, parse_grant, request_event,
     token_event,
 };
-pub use event::{EventAuthorizer, EventRequest, event_v1, event_v2};
+pub use event::{
+    EventAuthorizer, EventRequest, WebSocketContext, event_v1, event_v2, event_websocket,
+};
 pub use response::{LambdaResponse, MalformedResponse, parse_v1, parse_v2};
 
 /// Which of API Gateway's proxy events a function is given (`payload` of a `function`

@@ -9,7 +9,7 @@ use http::{Response, Version};
 use super::{GatewayError, InBody, PluginPhase, RequestContext};
 use crate::body::ResponseBody;
 use crate::generation::Generation;
-use crate::lambda::{EventAuthorizer, EventRequest, ProxyFormat};
+use crate::lambda::{EventAuthorizer, EventRequest, ProxyFormat, WebSocketContext};
 use crate::plugins::{Isolation, Plugin, PluginError};
 
 /// Calls `plugin` with the request as a `format` event.
@@ -23,9 +23,22 @@ pub async fn call(
     mut body: InBody,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let body = body.buffer(gateway.limits.max_body_bytes).await?;
-    let event = format
-        .event(&EventParts::of(ctx, parts).request(ctx, parts, &body))
-        .to_string();
+    let event_parts = EventParts::of(ctx, parts);
+    let request = event_parts.request(ctx, parts, &body);
+    // A WebSocket API's event has its own shape, whatever the payload version.
+    let event = match ctx.websocket.as_deref() {
+        Some(ws) => crate::lambda::event_websocket(
+            &request,
+            &WebSocketContext {
+                event_type: ws.event_type,
+                connection_id: &ws.connection_id,
+                message_id: ws.message_id.as_deref(),
+                connected_at_ms: ws.connected_at_ms,
+            },
+        ),
+        None => format.event(&request),
+    }
+    .to_string();
     let request_id = ctx.request_id.to_str().unwrap_or_default();
     let started = std::time::Instant::now();
     let outcome = plugin.invoke(isolation, &event, request_id).await;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
-    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    CONNECTION, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE, USER_AGENT,
 };
 use http::request::Parts;
@@ -35,7 +35,7 @@ use crate::listener::ConnInfo;
 use crate::plugins::bindings::Principal;
 use crate::telemetry::{RecordExtras, WebSocketEvent};
 use crate::websocket::{
-    Connection, LocalConnections, RouteResponse, WebSocketSettings, close_code,
+    Connection, LocalConnections, Opened, RouteResponse, WebSocketSettings, close_code,
 };
 
 /// The connection id, on every integration request of a WebSocket API.
@@ -109,16 +109,21 @@ pub(super) async fn connect<'g>(
         .filter(|p| !p.is_empty())
         .collect();
     let id = crate::websocket::new_connection_id();
-    let user_agent = parts
-        .headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(Into::into);
+    let text = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(Into::into)
+    };
+    let (user_agent, host): (Option<Box<str>>, Option<Box<str>>) = (text(USER_AGENT), text(HOST));
     event_headers(&mut parts.headers, &id, crate::websocket::CONNECT, "CONNECT", None);
+    let connected_at = std::time::SystemTime::now();
     ctx.websocket = Some(Box::new(WebSocketEvent {
         event_type: "CONNECT",
         connection_id: id.clone(),
         message_id: None,
+        connected_at_ms: crate::websocket::epoch_ms(connected_at),
     }));
     let answer = super::routed(gateway, ctx, parts, InBody::Streaming(body)).await?;
     if !answer.status().is_success() {
@@ -133,11 +138,15 @@ pub(super) async fn connect<'g>(
         return Err(GatewayError::Internal("$connect without a route".into()));
     };
     let (connection, queue) = Connection::new(
-        id,
-        (*route.labels.api).into(),
-        (*route.labels.stage).into(),
-        ctx.source_ip_text().to_str().unwrap_or_default().into(),
-        user_agent,
+        Opened {
+            id,
+            api: (*route.labels.api).into(),
+            stage: (*route.labels.stage).into(),
+            connected_at,
+            source_ip: ctx.source_ip_text().to_str().unwrap_or_default().into(),
+            user_agent,
+            host,
+        },
         settings.max_frame_bytes,
         settings.send_queue,
     );
@@ -474,6 +483,7 @@ impl<H: Host> Frames<'_, H> {
             event_type,
             connection_id: self.connection.id.clone(),
             message_id,
+            connected_at_ms: self.connection.connected_at_ms(),
         }));
         ctx
     }
@@ -517,6 +527,9 @@ impl<H: Host> Frames<'_, H> {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(content_type),
         );
+        if let Some(host) = self.connection.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+            headers.insert(HOST, host);
+        }
         let (parts, ()) = request.into_parts();
         super::spans::integration(gateway, ctx, parts, InBody::Buffered(data)).await
     }

@@ -188,6 +188,8 @@ pub struct WebSocketEvent {
     pub connection_id: Box<str>,
     /// MESSAGE only.
     pub message_id: Option<Box<str>>,
+    /// When the connection opened, in milliseconds since the epoch (`$context.connectedAt`).
+    pub connected_at_ms: u64,
 }
 
 /// What is known once the response body has ended.

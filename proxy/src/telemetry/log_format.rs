@@ -106,6 +106,7 @@ enum Var {
     /// WebSocket APIs: `CONNECT`, `MESSAGE` or `DISCONNECT`.
     EventType,
     ConnectionId,
+    ConnectedAt,
     MessageId,
     /// A variable only AWS can fill: always `-`.
     Unset,
@@ -152,6 +153,7 @@ const VARIABLES: &[(&str, Var, bool)] = &[
     ("responseLatency", Var::ResponseLatency, false),
     ("eventType", Var::EventType, false),
     ("connectionId", Var::ConnectionId, false),
+    ("connectedAt", Var::ConnectedAt, false),
     ("messageId", Var::MessageId, false),
 ];
 
@@ -467,6 +469,10 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
             .websocket
             .as_ref()
             .map_or(Value::Missing, |e| text(&e.connection_id)),
+        Var::ConnectedAt => record
+            .websocket
+            .as_ref()
+            .map_or(Value::Missing, |e| Value::Int(e.connected_at_ms)),
         Var::MessageId => record
             .websocket
             .as_ref()
@@ -794,6 +800,7 @@ mod tests {
             event_type: "MESSAGE",
             connection_id: "Zm9vYmFyYmF6cXV4".into(),
             message_id: Some("bWVzc2FnZS1vbmUx".into()),
+            connected_at_ms: 1_796_000_000_000,
         }));
         let totals = super::super::Totals {
             bytes_in: 0,

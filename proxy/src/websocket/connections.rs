@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -64,6 +64,18 @@ pub trait Connections: Send + Sync + std::fmt::Debug {
     fn delete(&self, id: &str) -> BoxFuture<'_, Result<(), ConnectionError>>;
 }
 
+/// Who opened a connection, where and when.
+#[derive(Debug)]
+pub struct Opened {
+    pub id: Box<str>,
+    pub api: Box<str>,
+    pub stage: Box<str>,
+    pub connected_at: SystemTime,
+    pub source_ip: Box<str>,
+    pub user_agent: Option<Box<str>>,
+    pub host: Option<Box<str>>,
+}
+
 /// One open connection, shared by its session (which owns the socket) and the registry.
 #[derive(Debug)]
 pub struct Connection {
@@ -73,6 +85,8 @@ pub struct Connection {
     pub connected_at: SystemTime,
     pub source_ip: Box<str>,
     pub user_agent: Option<Box<str>>,
+    /// The `Host` the client connected to (`$context.domainName` of its events).
+    pub host: Option<Box<str>>,
     /// Milliseconds since `connected_at` of the last frame either way.
     last_active_ms: AtomicU64,
     /// The largest message `@connections` may send (the API's frame limit).
@@ -86,22 +100,28 @@ pub struct Connection {
 impl Connection {
     /// A connection and the receiving end of its send queue of `queue` messages.
     pub fn new(
-        id: Box<str>,
-        api: Box<str>,
-        stage: Box<str>,
-        source_ip: Box<str>,
-        user_agent: Option<Box<str>>,
+        opened: Opened,
         max_post_bytes: usize,
         queue: usize,
     ) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
+        let Opened {
+            id,
+            api,
+            stage,
+            connected_at,
+            source_ip,
+            user_agent,
+            host,
+        } = opened;
         let connection = Self {
             id,
             api,
             stage,
-            connected_at: SystemTime::now(),
+            connected_at,
             source_ip,
             user_agent,
+            host,
             last_active_ms: AtomicU64::new(0),
             max_post_bytes,
             queue: tx,
@@ -134,9 +154,7 @@ impl Connection {
 
     /// `connected_at` in milliseconds since the epoch (`$context.connectedAt`).
     pub fn connected_at_ms(&self) -> u64 {
-        self.connected_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        super::epoch_ms(self.connected_at)
     }
 
     /// Queues a message without waiting.
@@ -313,11 +331,15 @@ mod tests {
 
     fn connection(queue: usize) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
         Connection::new(
-            "abc".into(),
-            "chat".into(),
-            "prod".into(),
-            "127.0.0.1".into(),
-            None,
+            Opened {
+                id: "abc".into(),
+                api: "chat".into(),
+                stage: "prod".into(),
+                connected_at: SystemTime::now(),
+                source_ip: "127.0.0.1".into(),
+                user_agent: None,
+                host: None,
+            },
             4,
             queue,
         )

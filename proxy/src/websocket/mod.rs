@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 pub use connections::{
-    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, answer,
-    close_code,
+    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, Opened,
+    answer, close_code,
 };
 pub use selection::{SelectionError, SelectionExpression};
 
@@ -86,6 +86,12 @@ pub fn new_connection_id() -> Box<str> {
 /// A new message id (`$context.messageId`).
 pub fn new_message_id() -> Box<str> {
     random_id()
+}
+
+/// `time` in milliseconds since the epoch.
+pub fn epoch_ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn random_id() -> Box<str> {
