@@ -69,17 +69,40 @@ pub async fn ws_send(ws: &mut Ws, text: &str) {
     ws.send(Message::text(text)).await.unwrap();
 }
 
-/// The next text or binary message within `within`, as text; `None` when none came.
-pub async fn ws_next(ws: &mut Ws, within: Duration) -> Option<String> {
+/// What came from the server next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A text message, or a binary one as lossy text.
+    Message(String),
+    /// A close frame, with its code if it had one.
+    Closed(Option<u16>),
+    /// Nothing within the time given, or the stream ended without a close frame.
+    Nothing,
+}
+
+/// The next message or close frame within `within` (pings and pongs skipped).
+pub async fn ws_receive(ws: &mut Ws, within: Duration) -> Received {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let frame = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
-        match frame.ok()? {
-            Message::Text(t) => return Some(t.to_string()),
-            Message::Binary(b) => return Some(String::from_utf8_lossy(&b).into_owned()),
-            Message::Close(_) => return None,
+        let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await else {
+            return Received::Nothing;
+        };
+        match frame {
+            Message::Text(t) => return Received::Message(t.to_string()),
+            Message::Binary(b) => return Received::Message(String::from_utf8_lossy(&b).into_owned()),
+            Message::Close(frame) => {
+                return Received::Closed(frame.map(|CloseFrame { code, .. }| code.into()));
+            }
             _ => continue,
         }
+    }
+}
+
+/// The next text or binary message within `within`, as text; `None` when none came.
+pub async fn ws_next(ws: &mut Ws, within: Duration) -> Option<String> {
+    match ws_receive(ws, within).await {
+        Received::Message(text) => Some(text),
+        _ => None,
     }
 }
 
@@ -94,11 +117,10 @@ pub async fn ws_recv(ws: &mut Ws) -> String {
 pub async fn ws_close_code(ws: &mut Ws, within: Duration) -> Option<u16> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        match tokio::time::timeout_at(deadline, ws.next()).await.ok()?? {
-            Ok(Message::Close(Some(CloseFrame { code, .. }))) => return Some(code.into()),
-            Ok(Message::Close(None)) => return None,
-            Ok(_) => continue,
-            Err(_) => return None,
+        match ws_receive(ws, deadline - tokio::time::Instant::now()).await {
+            Received::Message(_) => continue,
+            Received::Closed(code) => return code,
+            Received::Nothing => return None,
         }
     }
 }

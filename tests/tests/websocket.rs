@@ -605,3 +605,44 @@ apis:
     assert_ne!(second["event"]["requestContext"]["messageId"], context["messageId"]);
     assert_eq!(second["event"]["body"], "second");
 }
+
+/// Edgeway pings; a peer that never answers is dropped after two intervals, and a connection
+/// is closed at `max_duration_s` however busy it is. Both run `$disconnect`.
+#[tokio::test]
+async fn dead_peers_and_old_connections_are_closed() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, "ping_interval_s: 1, max_duration_s: 3")).await;
+    let addr = gw.addr("listen[0]");
+
+    // A client that never reads never answers a ping: gone within about two intervals.
+    let silent = ws_connect(addr, "/prod", &[]).await.open();
+    let gone = eventually(Duration::from_secs(6), || async {
+        (origin.count_to("/disconnect") == 1).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the silent peer was not dropped");
+    drop(silent);
+
+    // A busy connection (it reads, so it answers pings) still ends at max_duration_s: 1001.
+    let mut ws = ws_connect(addr, "/prod", &[]).await.open();
+    let opened = std::time::Instant::now();
+    let code = loop {
+        ws_send(&mut ws, "busy").await;
+        match ws_receive(&mut ws, Duration::from_secs(5)).await {
+            Received::Message(reply) => assert_eq!(reply, "busy"),
+            Received::Closed(code) => break code,
+            Received::Nothing => panic!("neither a reply nor a close"),
+        }
+        assert!(opened.elapsed() < Duration::from_secs(10), "still open after 10 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let lasted = opened.elapsed();
+    assert!(lasted >= Duration::from_millis(2500), "closed after {lasted:?}");
+    assert_eq!(code, Some(1001));
+    let ran = eventually(Duration::from_secs(5), || async {
+        (origin.count_to("/disconnect") == 2).then_some(())
+    })
+    .await;
+    assert!(ran.is_some());
+}
