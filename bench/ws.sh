@@ -62,7 +62,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 start() {
     local name=$1 cpu=$2
     shift 2
-    taskset -c "$cpu" "$@" >"$RUNDIR/$name.out" 2>"$RUNDIR/$name.err" </dev/null &
+    # Emptied here, not by the background shell: a caller reading them at once must never see
+    # the last round's.
+    : >"$RUNDIR/$name.out"
+    : >"$RUNDIR/$name.err"
+    taskset -c "$cpu" "$@" >>"$RUNDIR/$name.out" 2>>"$RUNDIR/$name.err" </dev/null &
     PID=$!
     PIDS+=("$PID")
 }
