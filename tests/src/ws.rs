@@ -89,7 +89,9 @@ pub async fn ws_receive(ws: &mut Ws, within: Duration) -> Received {
         };
         match frame {
             Message::Text(t) => return Received::Message(t.to_string()),
-            Message::Binary(b) => return Received::Message(String::from_utf8_lossy(&b).into_owned()),
+            Message::Binary(b) => {
+                return Received::Message(String::from_utf8_lossy(&b).into_owned());
+            }
             Message::Close(frame) => {
                 return Received::Closed(frame.map(|CloseFrame { code, .. }| code.into()));
             }

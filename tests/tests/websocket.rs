@@ -20,11 +20,19 @@ async fn origin() -> Origin {
     Origin::start(|r| {
         let path = r.path_and_query();
         if path.starts_with("/connect?deny") {
-            return reply(403, &[("content-type", "application/json")], r#"{"message":"no"}"#);
+            return reply(
+                403,
+                &[("content-type", "application/json")],
+                r#"{"message":"no"}"#,
+            );
         }
         if path.starts_with("/connect") {
             let offered = r.header("sec-websocket-protocol").unwrap_or_default();
-            let chosen = if offered.contains("chat.v2") { "chat.v2" } else { "" };
+            let chosen = if offered.contains("chat.v2") {
+                "chat.v2"
+            } else {
+                ""
+            };
             let headers: Vec<(&str, &str)> = if chosen.is_empty() {
                 vec![]
             } else {
@@ -75,13 +83,21 @@ apis:
 }
 
 async fn start(yaml: &str) -> Gateway {
-    Gateway::builder().env("ADMIN_TOKEN", ADMIN_TOKEN).start(yaml).await
+    Gateway::builder()
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .start(yaml)
+        .await
 }
 
 /// The connection id the origin saw on `$connect` (the last one).
 fn connection_id(origin: &Origin) -> String {
     let connect = origin.requests_to("/connect");
-    connect.last().unwrap().header("x-edgeway-connection-id").unwrap().to_owned()
+    connect
+        .last()
+        .unwrap()
+        .header("x-edgeway-connection-id")
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -92,8 +108,12 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
     let addr = gw.addr("listen[0]");
 
     // $connect: the integration is called during the upgrade and picks the subprotocol.
-    let Handshake::Open(ws, headers) =
-        ws_connect(addr, "/prod", &[("sec-websocket-protocol", "chat.v1, chat.v2")]).await
+    let Handshake::Open(ws, headers) = ws_connect(
+        addr,
+        "/prod",
+        &[("sec-websocket-protocol", "chat.v1, chat.v2")],
+    )
+    .await
     else {
         panic!("refused");
     };
@@ -109,15 +129,24 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
 
     // A two-way route: the message is POSTed to the origin, its answer comes back.
     ws_send(&mut ws, r#"{"action":"sendmessage","data":"hi"}"#).await;
-    assert_eq!(ws_recv(&mut ws).await, r#"got:{"action":"sendmessage","data":"hi"}"#);
+    assert_eq!(
+        ws_recv(&mut ws).await,
+        r#"got:{"action":"sendmessage","data":"hi"}"#
+    );
     let posted = origin.requests_to("/messages");
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].method, "POST");
-    assert_eq!(posted[0].header("x-edgeway-connection-id"), Some(id.as_str()));
+    assert_eq!(
+        posted[0].header("x-edgeway-connection-id"),
+        Some(id.as_str())
+    );
     assert_eq!(posted[0].header("x-edgeway-route-key"), Some("sendmessage"));
     assert_eq!(posted[0].header("x-edgeway-event-type"), Some("MESSAGE"));
     assert_eq!(posted[0].header("content-type"), Some("application/json"));
-    assert_eq!(posted[0].header("x-edgeway-message-id").map(str::len), Some(16));
+    assert_eq!(
+        posted[0].header("x-edgeway-message-id").map(str::len),
+        Some(16)
+    );
 
     // A one-way route calls the origin and sends nothing back.
     ws_send(&mut ws, r#"{"action":"oneway","n":1}"#).await;
@@ -137,8 +166,14 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
     })
     .await
     .expect("$disconnect within 5 s");
-    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
-    assert_eq!(disconnect.header("x-edgeway-event-type"), Some("DISCONNECT"));
+    assert_eq!(
+        disconnect.header("x-edgeway-connection-id"),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        disconnect.header("x-edgeway-event-type"),
+        Some("DISCONNECT")
+    );
 
     // One access-log line per connect, message and disconnect, with the connection's id.
     let lines = gw.wait_access_log(6, Duration::from_secs(5)).await;
@@ -165,8 +200,10 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
         ][..],
         "{lines:#?}"
     );
-    let message_ids: std::collections::HashSet<&str> =
-        lines.iter().filter_map(|l| l["message_id"].as_str()).collect();
+    let message_ids: std::collections::HashSet<&str> = lines
+        .iter()
+        .filter_map(|l| l["message_id"].as_str())
+        .collect();
     assert_eq!(message_ids.len(), 4, "a message id per message");
     assert!(lines[0].get("message_id").is_none());
 }
@@ -192,19 +229,21 @@ async fn connect_is_refused_with_the_integrations_status_or_the_gateways() {
     assert_eq!(r.status(), 426);
     assert_eq!(r.headers()["upgrade"], "websocket");
     assert_eq!(r.text().await.unwrap(), r#"{"message":"Upgrade Required"}"#);
-    assert_eq!(origin.count_to("/connect"), 2, "a refused upgrade never reaches the origin");
+    assert_eq!(
+        origin.count_to("/connect"),
+        2,
+        "a refused upgrade never reaches the origin"
+    );
 }
 
 #[tokio::test]
 async fn api_keys_are_checked_on_connect_and_messages_count_against_the_plan() {
     let origin = origin().await;
     let state = unique_temp_dir("ws-state");
-    let yaml = chat_config(&origin, &state, "")
-        .replace(
-            "      - route: $connect\n",
-            "      - route: $connect\n        api_key_required: true\n",
-        )
-        + "usage_plans:\n  - { name: basic, apis: [chat/prod], throttle: { rate: 1, burst: 2 } }\n";
+    let yaml = chat_config(&origin, &state, "").replace(
+        "      - route: $connect\n",
+        "      - route: $connect\n        api_key_required: true\n",
+    ) + "usage_plans:\n  - { name: basic, apis: [chat/prod], throttle: { rate: 1, burst: 2 } }\n";
     let gw = start(&yaml).await;
     let addr = gw.addr("listen[0]");
     let (status, key) = gw
@@ -219,13 +258,17 @@ async fn api_keys_are_checked_on_connect_and_messages_count_against_the_plan() {
 
     let (status, body) = ws_connect(addr, "/prod", &[]).await.refused();
     assert_eq!((status, body.as_str()), (403, r#"{"message":"Forbidden"}"#));
-    let (status, _) = ws_connect(addr, "/prod", &[("x-api-key", "wrong")]).await.refused();
+    let (status, _) = ws_connect(addr, "/prod", &[("x-api-key", "wrong")])
+        .await
+        .refused();
     assert_eq!(status, 403);
     assert_eq!(origin.count_to("/connect"), 0);
 
     // The key's bucket held 2 tokens; $connect took one. One message passes, the next is
     // refused with API Gateway's error message.
-    let mut ws = ws_connect(addr, "/prod", &[("x-api-key", value)]).await.open();
+    let mut ws = ws_connect(addr, "/prod", &[("x-api-key", value)])
+        .await
+        .open();
     ws_send(&mut ws, "first").await;
     assert_eq!(ws_recv(&mut ws).await, "first");
     ws_send(&mut ws, "second").await;
@@ -242,8 +285,16 @@ async fn route_selection_follows_api_gateways_table() {
     let rows = [
         ("a", r#"$request.body.action"#, "join"),
         ("b", r#"${request.body.action}"#, "join"),
-        ("c", r#"${request.body.service}/${request.body.action}"#, "chat/join"),
-        ("d", r#"${request.body.action}-${request.body.invalidPath}"#, "join-"),
+        (
+            "c",
+            r#"${request.body.service}/${request.body.action}"#,
+            "chat/join",
+        ),
+        (
+            "d",
+            r#"${request.body.action}-${request.body.invalidPath}"#,
+            "join-",
+        ),
         ("e", r#"action"#, "action"),
     ];
     let mut yaml = String::from("listen:\n  - addr: 127.0.0.1:0\napis:\n");
@@ -273,7 +324,11 @@ async fn route_selection_follows_api_gateways_table() {
     for (name, _, key) in rows {
         let mut ws = ws_connect(addr, &format!("/{name}"), &[]).await.open();
         ws_send(&mut ws, MESSAGE).await;
-        assert_eq!(ws_recv(&mut ws).await, format!("{name} chose {key}"), "row {name}");
+        assert_eq!(
+            ws_recv(&mut ws).await,
+            format!("{name} chose {key}"),
+            "row {name}"
+        );
     }
     let mut ws = ws_connect(addr, "/f", &[]).await.open();
     ws_send(&mut ws, MESSAGE).await;
@@ -297,7 +352,9 @@ async fn connections_api_posts_describes_and_deletes_connections() {
     let state = unique_temp_dir("ws-state");
     let gw = start(&chat_config(&origin, &state, "send_queue: 2")).await;
     let addr = gw.addr("listen[0]");
-    let mut ws = ws_connect(addr, "/prod", &[("user-agent", "ws-test/1.0")]).await.open();
+    let mut ws = ws_connect(addr, "/prod", &[("user-agent", "ws-test/1.0")])
+        .await
+        .open();
     let id = connection_id(&origin);
     let url = |id: &str| gw.admin_url(&format!("/admin/connections/{id}"));
     let admin = |method: reqwest::Method, id: &str, body: &str| {
@@ -320,12 +377,17 @@ async fn connections_api_posts_describes_and_deletes_connections() {
     assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
     assert_eq!(described["identity"]["userAgent"], "ws-test/1.0");
     let connected = described["connectedAt"].as_str().unwrap();
-    assert!(connected.ends_with('Z') && connected.len() == 24, "{connected}");
+    assert!(
+        connected.ends_with('Z') && connected.len() == 24,
+        "{connected}"
+    );
     assert!(described["lastActiveAt"].as_str().unwrap() >= connected);
 
     // 413 over the frame limit (32 KiB); 429 once the socket's buffers and then the send
     // queue are full: the client is not reading.
-    let r = admin(reqwest::Method::POST, &id, &"x".repeat(32 * 1024 + 1)).await.unwrap();
+    let r = admin(reqwest::Method::POST, &id, &"x".repeat(32 * 1024 + 1))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(r.headers()["x-amzn-errortype"], "PayloadTooLargeException");
     let mut statuses = Vec::new();
@@ -338,25 +400,42 @@ async fn connections_api_posts_describes_and_deletes_connections() {
             break;
         }
     }
-    assert_eq!(statuses.last(), Some(&429), "after {} POSTs", statuses.len());
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "after {} POSTs",
+        statuses.len()
+    );
 
     // DELETE: 204, the client gets a normal close, $disconnect runs, then 410 for everything.
     let r = admin(reqwest::Method::DELETE, &id, "").await.unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1000));
+    assert_eq!(
+        ws_close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1000)
+    );
     let disconnect = eventually(Duration::from_secs(5), || async {
         origin.requests_to("/disconnect").pop()
     })
     .await
     .expect("$disconnect after DELETE");
-    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
-    for method in [reqwest::Method::POST, reqwest::Method::GET, reqwest::Method::DELETE] {
+    assert_eq!(
+        disconnect.header("x-edgeway-connection-id"),
+        Some(id.as_str())
+    );
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
         let r = admin(method.clone(), &id, "late").await.unwrap();
         assert_eq!(r.status(), 410, "{method}");
         assert_eq!(r.headers()["x-amzn-errortype"], "GoneException");
     }
     // An id that never existed, and the admin token required.
-    let r = admin(reqwest::Method::GET, "AAAAAAAAAAAAAAAA", "").await.unwrap();
+    let r = admin(reqwest::Method::GET, "AAAAAAAAAAAAAAAA", "")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 410);
     let r = client().get(url(&id)).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -377,7 +456,10 @@ async fn limits_close_with_api_gateways_codes() {
     // A frame over the frame limit: 1009.
     let mut ws = ws_connect(addr, "/prod", &[]).await.open();
     ws_send(&mut ws, &"a".repeat(101)).await;
-    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1009));
+    assert_eq!(
+        ws_close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1009)
+    );
 
     // A binary frame to an API that does not allow binary: 1003.
     let mut ws = ws_connect(addr, "/prod", &[]).await.open();
@@ -387,21 +469,35 @@ async fn limits_close_with_api_gateways_codes() {
     )
     .await
     .unwrap();
-    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1003));
+    assert_eq!(
+        ws_close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1003)
+    );
 
     // Idle for longer than idle_timeout_s: 1001.
     let mut ws = ws_connect(addr, "/prod", &[]).await.open();
     ws_send(&mut ws, "still here").await;
     assert_eq!(ws_recv(&mut ws).await, "still here");
     let closed = std::time::Instant::now();
-    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1001));
-    assert!(closed.elapsed() >= Duration::from_millis(500), "{:?}", closed.elapsed());
+    assert_eq!(
+        ws_close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1001)
+    );
+    assert!(
+        closed.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        closed.elapsed()
+    );
     // Each ended connection ran $disconnect.
     let ran = eventually(Duration::from_secs(5), || async {
         (origin.count_to("/disconnect") == 3).then_some(())
     })
     .await;
-    assert!(ran.is_some(), "{} $disconnects", origin.count_to("/disconnect"));
+    assert!(
+        ran.is_some(),
+        "{} $disconnects",
+        origin.count_to("/disconnect")
+    );
 }
 
 #[tokio::test]
@@ -447,7 +543,11 @@ async fn a_reload_keeps_100_connections_open_and_new_messages_use_new_routes() {
         ws_send(ws, "which routes?").await;
         assert_eq!(ws_recv(ws).await, "reloaded", "connection {i}");
     }
-    assert_eq!(origin.count_to("/disconnect"), 0, "no connection was closed");
+    assert_eq!(
+        origin.count_to("/disconnect"),
+        0,
+        "no connection was closed"
+    );
 }
 
 /// Python's `websockets` client (from PyPI) against the same API: the handshake, a
@@ -462,13 +562,22 @@ async fn the_python_websockets_client_works_the_same() {
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(tool("python"))
             .arg(script)
-            .args([&url, "chat.v2", r#"{"action":"sendmessage","data":"py"}"#, "plain"])
+            .args([
+                &url,
+                "chat.v2",
+                r#"{"action":"sendmessage","data":"py"}"#,
+                "plain",
+            ])
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["subprotocol"], "chat.v2");
     assert_eq!(
@@ -481,7 +590,10 @@ async fn the_python_websockets_client_works_the_same() {
     })
     .await
     .expect("$disconnect after the client closed");
-    assert_eq!(disconnect.header("x-edgeway-connection-id"), Some(id.as_str()));
+    assert_eq!(
+        disconnect.header("x-edgeway-connection-id"),
+        Some(id.as_str())
+    );
 }
 
 /// `@connections` on the listener, as a backend calls it: boto3's `apigatewaymanagementapi`
@@ -534,10 +646,18 @@ async fn boto3_manages_connections_through_the_listener_with_sigv4() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let calls: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(calls["post"], json!({ "status": 200 }), "{calls}");
-    assert_eq!(calls["get"], json!({ "status": 200, "sourceIp": "127.0.0.1" }), "{calls}");
+    assert_eq!(
+        calls["get"],
+        json!({ "status": 200, "sourceIp": "127.0.0.1" }),
+        "{calls}"
+    );
     assert_eq!(calls["delete"], json!({ "status": 204 }), "{calls}");
     assert_eq!(
         calls["post_after"],
@@ -545,7 +665,10 @@ async fn boto3_manages_connections_through_the_listener_with_sigv4() {
         "{calls}"
     );
     assert_eq!(ws_recv(&mut ws).await, "from boto3");
-    assert_eq!(ws_close_code(&mut ws, Duration::from_secs(5)).await, Some(1000));
+    assert_eq!(
+        ws_close_code(&mut ws, Duration::from_secs(5)).await,
+        Some(1000)
+    );
 }
 
 /// A Lambda-style function (plugins/lambda-echo, which answers with the event it was given)
@@ -579,7 +702,9 @@ apis:
     let (status, _) = ws_connect(addr, "/prod?status=403", &[]).await.refused();
     assert_eq!(status, 403);
 
-    let mut ws = ws_connect(addr, "/prod?room=7", &[("user-agent", "ws-test/2")]).await.open();
+    let mut ws = ws_connect(addr, "/prod?room=7", &[("user-agent", "ws-test/2")])
+        .await
+        .open();
     ws_send(&mut ws, r#"{"action":"nosuch","n":1}"#).await;
     let answer: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
     let event = &answer["event"];
@@ -593,16 +718,27 @@ apis:
     assert_eq!(context["identity"]["sourceIp"], "127.0.0.1");
     assert_eq!(context["connectionId"].as_str().map(str::len), Some(16));
     assert_eq!(context["messageId"].as_str().map(str::len), Some(16));
-    assert!(context["connectedAt"].as_u64().unwrap() <= context["requestTimeEpoch"].as_u64().unwrap());
+    assert!(
+        context["connectedAt"].as_u64().unwrap() <= context["requestTimeEpoch"].as_u64().unwrap()
+    );
     assert_eq!(event["body"], r#"{"action":"nosuch","n":1}"#);
     assert_eq!(event["isBase64Encoded"], false);
-    assert!(event.get("headers").is_none(), "a message carries no headers");
+    assert!(
+        event.get("headers").is_none(),
+        "a message carries no headers"
+    );
 
     // Each message is its own event, on the same connection.
     ws_send(&mut ws, "second").await;
     let second: Value = serde_json::from_str(&ws_recv(&mut ws).await).unwrap();
-    assert_eq!(second["event"]["requestContext"]["connectionId"], context["connectionId"]);
-    assert_ne!(second["event"]["requestContext"]["messageId"], context["messageId"]);
+    assert_eq!(
+        second["event"]["requestContext"]["connectionId"],
+        context["connectionId"]
+    );
+    assert_ne!(
+        second["event"]["requestContext"]["messageId"],
+        context["messageId"]
+    );
     assert_eq!(second["event"]["body"], "second");
 }
 
@@ -612,7 +748,12 @@ apis:
 async fn dead_peers_and_old_connections_are_closed() {
     let origin = origin().await;
     let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(&origin, &state, "ping_interval_s: 1, max_duration_s: 3")).await;
+    let gw = start(&chat_config(
+        &origin,
+        &state,
+        "ping_interval_s: 1, max_duration_s: 3",
+    ))
+    .await;
     let addr = gw.addr("listen[0]");
 
     // A client that never reads never answers a ping: gone within about two intervals.
@@ -634,15 +775,52 @@ async fn dead_peers_and_old_connections_are_closed() {
             Received::Closed(code) => break code,
             Received::Nothing => panic!("neither a reply nor a close"),
         }
-        assert!(opened.elapsed() < Duration::from_secs(10), "still open after 10 s");
+        assert!(
+            opened.elapsed() < Duration::from_secs(10),
+            "still open after 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let lasted = opened.elapsed();
-    assert!(lasted >= Duration::from_millis(2500), "closed after {lasted:?}");
+    assert!(
+        lasted >= Duration::from_millis(2500),
+        "closed after {lasted:?}"
+    );
     assert_eq!(code, Some(1001));
     let ran = eventually(Duration::from_secs(5), || async {
         (origin.count_to("/disconnect") == 2).then_some(())
     })
     .await;
     assert!(ran.is_some());
+}
+
+/// An `http` integration (mapping templates) on a WebSocket route: the template reads the
+/// message and the WebSocket `$context` (connection id, route key, event type, message id).
+#[tokio::test]
+async fn mapping_templates_read_the_websocket_context() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let yaml = chat_config(&origin, &state, "").replace(
+        "      - route: oneway\n",
+        r#"      - route: relay
+        response: two-way
+        integration:
+          http:
+            uri: "${origin}/messages"
+            request_templates:
+              application/json: '{"connection":"$context.connectionId","route":"$context.routeKey","event":"$context.eventType","message":"$context.messageId","said":$input.json(''$.data'')}'
+      - route: oneway
+"#,
+    );
+    let gw = start(&yaml).await;
+    let mut ws = ws_connect(gw.addr("listen[0]"), "/prod", &[]).await.open();
+    let id = connection_id(&origin);
+    ws_send(&mut ws, r#"{"action":"relay","data":{"text":"hi"}}"#).await;
+    let reply = ws_recv(&mut ws).await;
+    let sent: Value = serde_json::from_str(reply.strip_prefix("got:").unwrap()).unwrap();
+    assert_eq!(sent["connection"], id.as_str(), "{sent}");
+    assert_eq!(sent["route"], "relay");
+    assert_eq!(sent["event"], "MESSAGE");
+    assert_eq!(sent["message"].as_str().map(str::len), Some(16));
+    assert_eq!(sent["said"], json!({ "text": "hi" }));
 }

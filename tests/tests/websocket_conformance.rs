@@ -51,14 +51,22 @@ async fn the_autobahn_fuzzing_client_finds_every_case_ok() {
             .args(["-m", "fuzzingclient", "-s", "spec.json"])
             .current_dir(&dir_for_run)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(std::fs::File::create(dir_for_run.join("wstest.log")).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir_for_run.join("wstest.err")).unwrap()))
+            .stdout(Stdio::from(
+                std::fs::File::create(dir_for_run.join("wstest.log")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir_for_run.join("wstest.err")).unwrap(),
+            ))
             .status()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(status.success(), "wstest failed: {}", std::fs::read_to_string(dir.join("wstest.err")).unwrap_or_default());
+    assert!(
+        status.success(),
+        "wstest failed: {}",
+        std::fs::read_to_string(dir.join("wstest.err")).unwrap_or_default()
+    );
     let index: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reports/index.json")).unwrap())
             .unwrap();
@@ -77,5 +85,9 @@ async fn the_autobahn_fuzzing_client_finds_every_case_ok() {
     }
     eprintln!("autobahn: {} cases, {verdicts:?}", cases.len());
     assert!(cases.len() > 290, "only {} cases ran", cases.len());
-    assert!(failed.is_empty(), "cases that failed:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "cases that failed:\n{}",
+        failed.join("\n")
+    );
 }

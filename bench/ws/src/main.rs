@@ -33,7 +33,9 @@ fn main() {
             action,
         )),
         ["idle", url, count] => runtime.block_on(idle(url, parse(count))),
-        _ => fail("usage: edgeway-bench-ws echo ADDR | load URL CONNECTIONS SECONDS BYTES ACTION | idle URL COUNT"),
+        _ => fail(
+            "usage: edgeway-bench-ws echo ADDR | load URL CONNECTIONS SECONDS BYTES ACTION | idle URL COUNT",
+        ),
     }
 }
 
@@ -93,7 +95,11 @@ async fn load(url: &str, connections: usize, duration: Duration, bytes: usize, a
     );
     let mut clients = Vec::new();
     for _ in 0..connections {
-        clients.push(open(url).await.unwrap_or_else(|e| fail(&format!("connect {url}: {e}"))));
+        clients.push(
+            open(url)
+                .await
+                .unwrap_or_else(|e| fail(&format!("connect {url}: {e}"))),
+        );
     }
     let start = Instant::now();
     let end = start + duration;
@@ -112,7 +118,9 @@ async fn load(url: &str, connections: usize, duration: Duration, bytes: usize, a
                     }
                     match ws.next().await {
                         Some(Ok(Message::Text(_) | Message::Binary(_))) => {
-                            latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                            latencies.push(
+                                u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX),
+                            );
                         }
                         _ => {
                             errors += 1;
@@ -154,9 +162,17 @@ async fn idle(url: &str, count: usize) {
     let start = Instant::now();
     let mut clients = Vec::with_capacity(count);
     for _ in 0..count {
-        clients.push(open(url).await.unwrap_or_else(|e| fail(&format!("connect {url}: {e}"))));
+        clients.push(
+            open(url)
+                .await
+                .unwrap_or_else(|e| fail(&format!("connect {url}: {e}"))),
+        );
     }
-    println!("opened={} seconds={:.2}", clients.len(), start.elapsed().as_secs_f64());
+    println!(
+        "opened={} seconds={:.2}",
+        clients.len(),
+        start.elapsed().as_secs_f64()
+    );
     // Held open, reading nothing, until the process is killed.
     std::future::pending::<()>().await;
     drop(clients);

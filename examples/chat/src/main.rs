@@ -95,7 +95,10 @@ fn run_origin(listener: std::net::TcpListener) -> anyhow::Result<()> {
     })
 }
 
-async fn handle(room: Arc<Room>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    room: Arc<Room>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let id = request
         .headers()
         .get("x-edgeway-connection-id")
@@ -108,9 +111,18 @@ async fn handle(room: Arc<Room>, request: Request<Incoming>) -> Result<Response<
         .query()
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("name=")))
         .map(str::to_owned);
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let message: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let lock = || room.members.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lock = || {
+        room.members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     match path.as_str() {
         "/connect" => {
             lock().insert(id, name_in_query.unwrap_or_default());

@@ -13,7 +13,12 @@ use crate::websocket::{Connections as _, answer};
 /// The largest message the admin API reads; a connection's own frame limit applies below it.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
-pub async fn handle(node: &Node, method: &Method, id: &str, body: Incoming) -> Response<Full<Bytes>> {
+pub async fn handle(
+    node: &Node,
+    method: &Method,
+    id: &str,
+    body: Incoming,
+) -> Response<Full<Bytes>> {
     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
     let connections = &*node.connections;
     let answer = match *method {

@@ -163,7 +163,12 @@ fn multi_value_query(query: Option<&str>) -> (Value, Value) {
         Value::Object(
             query
                 .iter()
-                .map(|(n, v)| (n.clone(), Value::from(v.last().cloned().unwrap_or_default())))
+                .map(|(n, v)| {
+                    (
+                        n.clone(),
+                        Value::from(v.last().cloned().unwrap_or_default()),
+                    )
+                })
                 .collect(),
         ),
         Value::Object(query.iter().map(|(n, v)| (n.clone(), json!(v))).collect()),

@@ -208,6 +208,16 @@ fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
     field(&mut out, "resourceId", "");
     field(&mut out, "resourcePath", resource_path);
     field(&mut out, "stage", route.map_or("", |r| &*r.labels.stage));
+    // A WebSocket API's event: its connection, event type, route key and message.
+    if let Some(ws) = &ctx.websocket {
+        field(&mut out, "connectionId", &ws.connection_id);
+        let _ = write!(out, "\"connectedAt\":{},", ws.connected_at_ms);
+        field(&mut out, "eventType", ws.event_type);
+        if let Some(message_id) = &ws.message_id {
+            field(&mut out, "messageId", message_id);
+        }
+        field(&mut out, "routeKey", route.map_or("", |r| &*r.labels.route));
+    }
     out.pop();
     out.push('}');
     out

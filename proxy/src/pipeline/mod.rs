@@ -45,7 +45,6 @@ pub mod websocket;
 
 use std::sync::Arc;
 
-
 use http::request::Parts;
 use http::{Request, Response};
 
@@ -131,7 +130,14 @@ pub async fn run(
     }
     let request_body = ctx.request_body.take();
     let status = response.status().as_u16();
-    let record = access_record(gateway, ctx, (method, path, version), status, failure, extras);
+    let record = access_record(
+        gateway,
+        ctx,
+        (method, path, version),
+        status,
+        failure,
+        extras,
+    );
     response.body_mut().log_on_end(record, request_body);
     response
 }

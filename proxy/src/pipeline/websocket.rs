@@ -117,7 +117,13 @@ pub(super) async fn connect<'g>(
             .map(Into::into)
     };
     let (user_agent, host): (Option<Box<str>>, Option<Box<str>>) = (text(USER_AGENT), text(HOST));
-    event_headers(&mut parts.headers, &id, crate::websocket::CONNECT, "CONNECT", None);
+    event_headers(
+        &mut parts.headers,
+        &id,
+        crate::websocket::CONNECT,
+        "CONNECT",
+        None,
+    );
     let connected_at = std::time::SystemTime::now();
     ctx.websocket = Some(Box::new(WebSocketEvent {
         event_type: "CONNECT",
@@ -192,7 +198,12 @@ fn handshake(parts: &Parts) -> Result<HeaderValue, GatewayError> {
     if !has_token(CONNECTION, "upgrade") {
         return Err(GatewayError::BadRequest("Connection: Upgrade is missing"));
     }
-    if parts.headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+    if parts
+        .headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         return Err(GatewayError::UpgradeRequired(
             "Sec-WebSocket-Version must be 13",
         ));
@@ -253,10 +264,20 @@ async fn run<H: Host>(session: Session, host: Arc<H>) {
         conn,
         settings,
     } = session;
+    let session = Frames {
+        host: &*host,
+        connection: &connection,
+        caller: &caller,
+        conn: &conn,
+        settings: &settings,
+    };
     let upgraded = match upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
+            // The client went away after the 101: its `$connect` ran, so `$disconnect` does.
             tracing::debug!(error = %e, "WebSocket upgrade failed");
+            connection.close(close_code::GOING_AWAY);
+            session.disconnect().await;
             return;
         }
     };
@@ -270,13 +291,6 @@ async fn run<H: Host>(session: Session, host: Arc<H>) {
     let mut ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     host.registry().register(connection.clone());
-    let session = Frames {
-        host: &*host,
-        connection: &connection,
-        caller: &caller,
-        conn: &conn,
-        settings: &settings,
-    };
     let ending = session.serve(&mut ws, &mut queue).await;
     // From here `@connections` finds the connection gone.
     connection.close(ending.map_or(close_code::NORMAL, |(code, _)| code));
@@ -322,12 +336,19 @@ impl<H: Host> Frames<'_, H> {
         let lifetime = tokio::time::sleep(settings.max_duration);
         tokio::pin!(idle, lifetime);
         let start = tokio::time::Instant::now();
-        let mut ping = tokio::time::interval_at(start + settings.ping_interval, settings.ping_interval);
+        let mut ping =
+            tokio::time::interval_at(start + settings.ping_interval, settings.ping_interval);
+        // After a long message, one late tick, not a burst of them.
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Set when a ping goes out; any frame from the peer clears it.
         let mut awaiting_pong = false;
         // A client that does not take a message within this long is gone.
         let send_timeout = settings.ping_interval.max(Duration::from_secs(10));
         loop {
+            // In this order: a frame already read (a pong, say) is seen before a tick or a
+            // timeout that it answers.
             let outgoing = tokio::select! {
+                biased;
                 code = self.connection.closed() => {
                     let reason = if code == close_code::GOING_AWAY { "going away" } else { "" };
                     return Some((code, reason));
@@ -338,16 +359,14 @@ impl<H: Host> Frames<'_, H> {
                         Some(Ok(frame)) => frame,
                         Some(Err(e)) => return refusal(&e),
                     };
+                    awaiting_pong = false;
                     let (data, binary) = match frame {
                         Message::Text(text) => (Bytes::from(text), false),
                         Message::Binary(data) if settings.binary => (data, true),
                         Message::Binary(_) => {
                             return Some((close_code::UNSUPPORTED_DATA, "binary frames are not accepted"));
                         }
-                        Message::Pong(_) => {
-                            awaiting_pong = false;
-                            continue;
-                        }
+                        Message::Pong(_) => continue,
                         // Answered by tungstenite; a client's ping keeps the connection alive.
                         Message::Ping(_) => {
                             self.touch(idle.as_mut(), settings);
@@ -383,11 +402,7 @@ impl<H: Host> Frames<'_, H> {
         }
     }
 
-    fn touch(
-        &self,
-        idle: std::pin::Pin<&mut tokio::time::Sleep>,
-        settings: &WebSocketSettings,
-    ) {
+    fn touch(&self, idle: std::pin::Pin<&mut tokio::time::Sleep>, settings: &WebSocketSettings) {
         self.connection.touch();
         idle.reset(tokio::time::Instant::now() + settings.idle_timeout);
     }
@@ -527,7 +542,12 @@ impl<H: Host> Frames<'_, H> {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(content_type),
         );
-        if let Some(host) = self.connection.host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+        if let Some(host) = self
+            .connection
+            .host
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok())
+        {
             headers.insert(HOST, host);
         }
         let (parts, ()) = request.into_parts();
@@ -605,7 +625,14 @@ async fn read_logged(
     limit: usize,
 ) -> Option<Bytes> {
     let status = response.status().as_u16();
-    let record = super::access_record(gateway, ctx, EVENT_LINE, status, None, RecordExtras::default());
+    let record = super::access_record(
+        gateway,
+        ctx,
+        EVENT_LINE,
+        status,
+        None,
+        RecordExtras::default(),
+    );
     response.body_mut().log_on_end(record, None);
     http_body_util::Limited::new(response.into_body(), limit)
         .collect()
@@ -661,7 +688,11 @@ pub(super) async fn manage(
     let id = ctx
         .param_values(parts.uri.path())
         .first()
-        .map(|id| percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned())
+        .map(|id| {
+            percent_encoding::percent_decode_str(id)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     let connections = &gateway.connections;
     let answer = match parts.method {

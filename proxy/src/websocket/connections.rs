@@ -274,7 +274,10 @@ impl Connections for LocalConnections {
 /// An `@connections` operation's outcome as API Gateway answers it: 200 (with the
 /// connection's description for `GET`), 204 for `DELETE`, else the error's status with
 /// `{"message": ...}` and the exception name AWS SDKs read from `x-amzn-ErrorType`.
-pub fn answer(outcome: Result<Option<ConnectionSummary>, ConnectionError>, delete: bool) -> http::Response<Bytes> {
+pub fn answer(
+    outcome: Result<Option<ConnectionSummary>, ConnectionError>,
+    delete: bool,
+) -> http::Response<Bytes> {
     use http::StatusCode;
     let (status, error_type, body) = match outcome {
         Ok(Some(summary)) => (StatusCode::OK, None, summary_json(&summary)),
@@ -348,7 +351,10 @@ mod tests {
     #[tokio::test]
     async fn post_get_delete_answer_as_the_connections_api_does() {
         let registry = LocalConnections::default();
-        assert_eq!(registry.post("abc", "x".into()).await, Err(ConnectionError::Gone));
+        assert_eq!(
+            registry.post("abc", "x".into()).await,
+            Err(ConnectionError::Gone)
+        );
         let (c, mut rx) = connection(1);
         registry.register(c.clone());
         assert_eq!(registry.post("abc", "hi".into()).await, Ok(()));
@@ -366,7 +372,10 @@ mod tests {
         assert_eq!(c.closed().await, close_code::NORMAL);
         // Closing but not yet gone: a second DELETE and a POST find it gone.
         assert_eq!(registry.delete("abc").await, Err(ConnectionError::Gone));
-        assert_eq!(registry.post("abc", "x".into()).await, Err(ConnectionError::Gone));
+        assert_eq!(
+            registry.post("abc", "x".into()).await,
+            Err(ConnectionError::Gone)
+        );
         registry.unregister("abc");
         assert!(registry.is_empty());
         registry.wait_empty().await;

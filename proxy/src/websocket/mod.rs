@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 pub use connections::{
-    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, Opened,
-    answer, close_code,
+    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, Opened, answer,
+    close_code,
 };
 pub use selection::{SelectionError, SelectionExpression};
 
@@ -108,7 +108,10 @@ mod tests {
         let a = super::new_connection_id();
         let b = super::new_connection_id();
         assert_eq!(a.len(), 16);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert_ne!(a, b);
     }
 }

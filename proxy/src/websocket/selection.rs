@@ -189,7 +189,10 @@ mod tests {
             "chat/join"
         );
         assert_eq!(
-            eval("${request.body.action}-${request.body.invalidPath}", MESSAGE),
+            eval(
+                "${request.body.action}-${request.body.invalidPath}",
+                MESSAGE
+            ),
             "join-"
         );
         assert_eq!(eval("action", MESSAGE), "action");
@@ -231,7 +234,15 @@ mod tests {
             SelectionExpression::parse("$request.body..x"),
             Err(SelectionError::BadPath(_))
         ));
-        assert!(SelectionExpression::parse("$request.body.action").unwrap().reads_body());
-        assert!(!SelectionExpression::parse("\\$default").unwrap().reads_body());
+        assert!(
+            SelectionExpression::parse("$request.body.action")
+                .unwrap()
+                .reads_body()
+        );
+        assert!(
+            !SelectionExpression::parse("\\$default")
+                .unwrap()
+                .reads_body()
+        );
     }
 }

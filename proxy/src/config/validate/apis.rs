@@ -145,7 +145,10 @@ pub(super) fn validate_apis(
                         errors.add(
                             format!("{path}.route"),
                             Some(&raw_route.route),
-                            format!("duplicate route key \"{}\": {first} already has it", route.key),
+                            format!(
+                                "duplicate route key \"{}\": {first} already has it",
+                                route.key
+                            ),
                         );
                     }
                     // Only `$connect` is routed by path; messages are routed by their key.

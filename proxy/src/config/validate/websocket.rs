@@ -67,7 +67,11 @@ pub(super) fn settings(
     let expression = match SelectionExpression::parse(selection.value.trim()) {
         Ok(e) => e,
         Err(e) => {
-            errors.add(format!("{path}.route_selection"), Some(selection), e.to_string());
+            errors.add(
+                format!("{path}.route_selection"),
+                Some(selection),
+                e.to_string(),
+            );
             return None;
         }
     };
@@ -126,7 +130,11 @@ pub(super) fn route_key(
     raw: &RawRoute,
 ) -> Option<(RouteMethod, RoutePattern, String)> {
     let key = raw.route.value.trim();
-    let predefined = [websocket::CONNECT, websocket::DISCONNECT, websocket::DEFAULT];
+    let predefined = [
+        websocket::CONNECT,
+        websocket::DISCONNECT,
+        websocket::DEFAULT,
+    ];
     if key.is_empty() || (key.starts_with('$') && !predefined.contains(&key)) {
         errors.add(
             format!("{path}.route"),
@@ -273,7 +281,12 @@ pub(super) fn added_routes(
     added
 }
 
-fn route(method: RouteMethod, pattern: RoutePattern, key: String, integration: Integration) -> Route {
+fn route(
+    method: RouteMethod,
+    pattern: RoutePattern,
+    key: String,
+    integration: Integration,
+) -> Route {
     Route {
         method,
         pattern,
