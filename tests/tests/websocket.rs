@@ -82,11 +82,32 @@ apis:
     )
 }
 
+/// The chat API (`chat_config` with `extra_ws` in its `websocket`) in front of [`origin`].
+async fn chat(extra_ws: &str) -> (Origin, Gateway) {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let gw = start(&chat_config(&origin, &state, extra_ws)).await;
+    (origin, gw)
+}
+
 async fn start(yaml: &str) -> Gateway {
     Gateway::builder()
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .start(yaml)
         .await
+}
+
+/// Waits up to 5 s for the origin to have seen `n` `$disconnect`s.
+async fn assert_disconnects(origin: &Origin, n: usize) {
+    let seen = eventually(Duration::from_secs(5), || async {
+        (origin.count_to("/disconnect") == n).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "{} $disconnects, not {n}",
+        origin.count_to("/disconnect")
+    );
 }
 
 /// The connection id the origin saw on `$connect` (the last one).
@@ -102,9 +123,7 @@ fn connection_id(origin: &Origin) -> String {
 
 #[tokio::test]
 async fn connect_routes_messages_and_answers_two_way_routes() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(&origin, &state, "")).await;
+    let (origin, gw) = chat("").await;
     let addr = gw.addr("listen[0]");
 
     // $connect: the integration is called during the upgrade and picks the subprotocol.
@@ -210,9 +229,7 @@ async fn connect_routes_messages_and_answers_two_way_routes() {
 
 #[tokio::test]
 async fn connect_is_refused_with_the_integrations_status_or_the_gateways() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(&origin, &state, "")).await;
+    let (origin, gw) = chat("").await;
     let addr = gw.addr("listen[0]");
 
     // The $connect integration's non-2xx answer refuses the upgrade with that status.
@@ -348,9 +365,7 @@ async fn route_selection_follows_api_gateways_table() {
 
 #[tokio::test]
 async fn connections_api_posts_describes_and_deletes_connections() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(&origin, &state, "send_queue: 2")).await;
+    let (origin, gw) = chat("send_queue: 2").await;
     let addr = gw.addr("listen[0]");
     let mut ws = ws_connect(addr, "/prod", &[("user-agent", "ws-test/1.0")])
         .await
@@ -489,22 +504,12 @@ async fn limits_close_with_api_gateways_codes() {
         closed.elapsed()
     );
     // Each ended connection ran $disconnect.
-    let ran = eventually(Duration::from_secs(5), || async {
-        (origin.count_to("/disconnect") == 3).then_some(())
-    })
-    .await;
-    assert!(
-        ran.is_some(),
-        "{} $disconnects",
-        origin.count_to("/disconnect")
-    );
+    assert_disconnects(&origin, 3).await;
 }
 
 #[tokio::test]
 async fn draining_closes_connections_with_going_away_and_runs_disconnect() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let mut gw = start(&chat_config(&origin, &state, "")).await;
+    let (origin, mut gw) = chat("").await;
     let addr = gw.addr("listen[0]");
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -554,9 +559,7 @@ async fn a_reload_keeps_100_connections_open_and_new_messages_use_new_routes() {
 /// subprotocol, a two-way route, `$default`, and a normal close that runs `$disconnect`.
 #[tokio::test]
 async fn the_python_websockets_client_works_the_same() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(&origin, &state, "")).await;
+    let (origin, gw) = chat("").await;
     let url = format!("ws://{}/prod", gw.addr("listen[0]"));
     let script = workspace().join("tests/tools/ws_client.py");
     let out = tokio::task::spawn_blocking(move || {
@@ -758,11 +761,7 @@ async fn dead_peers_and_old_connections_are_closed() {
 
     // A client that never reads never answers a ping: gone within about two intervals.
     let silent = ws_connect(addr, "/prod", &[]).await.open();
-    let gone = eventually(Duration::from_secs(6), || async {
-        (origin.count_to("/disconnect") == 1).then_some(())
-    })
-    .await;
-    assert!(gone.is_some(), "the silent peer was not dropped");
+    assert_disconnects(&origin, 1).await;
     drop(silent);
 
     // A busy connection (it reads, so it answers pings) still ends at max_duration_s: 1001.
@@ -787,11 +786,7 @@ async fn dead_peers_and_old_connections_are_closed() {
         "closed after {lasted:?}"
     );
     assert_eq!(code, Some(1001));
-    let ran = eventually(Duration::from_secs(5), || async {
-        (origin.count_to("/disconnect") == 2).then_some(())
-    })
-    .await;
-    assert!(ran.is_some());
+    assert_disconnects(&origin, 2).await;
 }
 
 /// An `http` integration (mapping templates) on a WebSocket route: the template reads the
@@ -823,4 +818,35 @@ async fn mapping_templates_read_the_websocket_context() {
     assert_eq!(sent["event"], "MESSAGE");
     assert_eq!(sent["message"].as_str().map(str::len), Some(16));
     assert_eq!(sent["said"], json!({ "text": "hi" }));
+}
+
+/// WebSocket over HTTP/2 (RFC 8441): an extended CONNECT on an h2c connection runs `$connect`
+/// like an upgrade (the integration, the subprotocol it picks), and the stream carries the
+/// messages; the same integration's refusal refuses it.
+#[tokio::test]
+async fn websockets_open_over_http2_with_extended_connect() {
+    let (origin, gw) = chat("").await;
+    let addr = gw.addr("listen[0]");
+
+    let (mut ws, headers) = ws_connect_h2(addr, "/prod", &[("sec-websocket-protocol", "chat.v2")])
+        .await
+        .unwrap();
+    assert_eq!(headers["sec-websocket-protocol"], "chat.v2");
+    let connect = origin.requests_to("/connect");
+    assert_eq!(connect.len(), 1);
+    assert_eq!(connect[0].method, "GET");
+    ws_send(&mut ws, r#"{"action":"sendmessage","data":"over h2"}"#).await;
+    assert_eq!(
+        ws_recv(&mut ws).await,
+        r#"got:{"action":"sendmessage","data":"over h2"}"#
+    );
+    ws_send(&mut ws, "echo me").await;
+    assert_eq!(ws_recv(&mut ws).await, "echo me");
+    ws.close(None).await.unwrap();
+    assert_disconnects(&origin, 1).await;
+
+    assert_eq!(
+        ws_connect_h2(addr, "/prod?deny=1", &[]).await.err(),
+        Some(403)
+    );
 }

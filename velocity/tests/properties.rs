@@ -72,8 +72,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::Bool),
-        any::<i64>().prop_map(|i| serde_json::Value::from(i)),
-        (-1.0e12..1.0e12f64).prop_map(|x| serde_json::Value::from(x)),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (-1.0e12..1.0e12f64).prop_map(serde_json::Value::from),
         "[a-z\"\\\\/é\n]{0,8}".prop_map(serde_json::Value::String),
     ];
     leaf.prop_recursive(4, 40, 6, |inner| {

@@ -98,6 +98,8 @@ impl Serving {
             .keep_alive(true);
         http.http2()
             .timer(TokioTimer::new())
+            // RFC 8441: WebSocket connections over HTTP/2 (extended CONNECT).
+            .enable_connect_protocol()
             .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
         Self {
             http,

@@ -222,9 +222,8 @@ impl Handler for Node {
         async move {
             let generation = self.generation.load_full();
             let mut response = crate::pipeline::run(generation, conn, request).await;
-            if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                crate::pipeline::websocket::serve(&mut response, &self);
-            }
+            // A WebSocket `$connect` accepted (101, or 200 over HTTP/2) carries its session.
+            crate::pipeline::websocket::serve(&mut response, &self);
             Ok(response)
         }
     }

@@ -198,6 +198,7 @@ async fn phases<'g>(
     mut parts: Parts,
     body: ClientBody,
 ) -> Result<Response<ResponseBody>, GatewayError> {
+    let extended_connect = websocket::extended_connect(&mut parts);
     policy::resolve_source(gateway, ctx, &parts);
     if let Flow::Respond(response) = accept::check(gateway, ctx, &mut parts)? {
         return Ok(response);
@@ -211,6 +212,11 @@ async fn phases<'g>(
     }
     if let Some(settings) = ctx.route.and_then(|r| r.scope.websocket.as_ref()) {
         return websocket::connect(gateway, ctx, parts, body, settings).await;
+    }
+    if extended_connect {
+        return Err(GatewayError::BadRequest(
+            "an extended CONNECT (RFC 8441) opens a WebSocket API's connection",
+        ));
     }
     routed(gateway, ctx, parts, InBody::Streaming(body)).await
 }

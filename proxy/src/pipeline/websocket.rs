@@ -81,8 +81,9 @@ struct Caller {
     api_key: Option<Arc<ApiKey>>,
 }
 
-/// `$connect`: checks the handshake, runs the route's phases and integration with the
-/// connection id in `x-edgeway-connection-id`, and upgrades when the integration answered 2xx
+/// `$connect`: checks the handshake (an HTTP/1.1 upgrade, or an HTTP/2 extended CONNECT), runs
+/// the route's phases and integration with the connection id in `x-edgeway-connection-id`,
+/// and upgrades when the integration answered 2xx (101, or 200 over HTTP/2)
 /// (choosing the subprotocol it named in `Sec-WebSocket-Protocol`, if the client offered it);
 /// any other answer goes back as it is, refusing the upgrade.
 pub(super) async fn connect<'g>(
@@ -97,7 +98,7 @@ pub(super) async fn connect<'g>(
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or(GatewayError::UpgradeRequired(
-            "WebSocket connections open over HTTP/1.1",
+            "WebSocket connections open with an HTTP/1.1 upgrade or an HTTP/2 extended CONNECT",
         ))?;
     let offered: Vec<String> = parts
         .headers
@@ -167,12 +168,17 @@ pub(super) async fn connect<'g>(
         conn: ctx.conn.clone(),
         settings: settings.clone(),
     };
+    // Over HTTP/2 the stream is the connection once a 200 answers the CONNECT.
     let mut response = Response::new(ResponseBody::empty());
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    if accept.is_some() {
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    }
     let headers = response.headers_mut();
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some(accept) = accept {
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
     if let Some(protocol) = chosen {
         headers.insert(SEC_WEBSOCKET_PROTOCOL, protocol);
     }
@@ -182,8 +188,39 @@ pub(super) async fn connect<'g>(
     Ok(response)
 }
 
-/// The handshake's checks (RFC 6455 §4.2.1); the `Sec-WebSocket-Accept` value.
-fn handshake(parts: &Parts) -> Result<HeaderValue, GatewayError> {
+/// Whether the request is an HTTP/2 extended CONNECT for a WebSocket (RFC 8441): if so, it is
+/// routed as the `GET` an HTTP/1.1 upgrade is (its `:protocol` stays in the extensions).
+pub(super) fn extended_connect(parts: &mut Parts) -> bool {
+    let websocket = parts.method == http::Method::CONNECT
+        && parts
+            .extensions
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
+    if websocket {
+        parts.method = http::Method::GET;
+    }
+    websocket
+}
+
+/// The handshake's checks: RFC 6455 §4.2.1 for an HTTP/1.1 upgrade, with the
+/// `Sec-WebSocket-Accept` value it answers with; RFC 8441 §5 for an HTTP/2 extended CONNECT
+/// (`None`: it is answered with a bare 200).
+fn handshake(parts: &Parts) -> Result<Option<HeaderValue>, GatewayError> {
+    if parts.extensions.get::<hyper::ext::Protocol>().is_some() {
+        if parts
+            .headers
+            .get(SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
+            return Err(GatewayError::BadRequest("Sec-WebSocket-Version must be 13"));
+        }
+        return Ok(None);
+    }
+    upgrade_handshake(parts).map(Some)
+}
+
+fn upgrade_handshake(parts: &Parts) -> Result<HeaderValue, GatewayError> {
     let has_token = |name: HeaderName, token: &str| {
         parts.headers.get_all(name).iter().any(|v| {
             v.to_str()
