@@ -850,3 +850,51 @@ async fn websockets_open_over_http2_with_extended_connect() {
         Some(403)
     );
 }
+
+/// A plugin authorizer on `$connect`: no token 401, a wrong one 403 (neither reaching the
+/// integration), a good one 101 with the principal reaching the `$connect` integration in the
+/// authorizer's `principal_header`; messages then flow.
+#[tokio::test]
+async fn authorizers_decide_the_upgrade() {
+    let origin = origin().await;
+    let state = unique_temp_dir("ws-state");
+    let plugins = plugins_yaml(&[(
+        "auth",
+        "token_authorizer",
+        "role: authorizer, config: { tokens: { chat-token: { principal: carol } } }",
+    )]);
+    let yaml = format!("{plugins}{}", chat_config(&origin, &state, ""))
+        .replace(
+            "    stages: { prod: {} }\n",
+            "    stages: { prod: {} }\n    authorizers:\n      tok: { plugin: auth, identity_source: [header.authorization], principal_header: x-chat-user }\n",
+        )
+        .replace(
+            "      - route: $connect\n",
+            "      - route: $connect\n        auth: tok\n",
+        );
+    let gw = start(&yaml).await;
+    let addr = gw.addr("listen[0]");
+
+    let (status, _) = ws_connect(addr, "/prod", &[]).await.refused();
+    assert_eq!(status, 401);
+    let (status, _) = ws_connect(addr, "/prod", &[("authorization", "Bearer nope")])
+        .await
+        .refused();
+    assert_eq!(status, 403);
+    assert_eq!(
+        origin.count_to("/connect"),
+        0,
+        "refused before the integration"
+    );
+
+    let mut ws = ws_connect(addr, "/prod", &[("authorization", "Bearer chat-token")])
+        .await
+        .open();
+    let connect = origin.requests_to("/connect");
+    assert_eq!(connect[0].header("x-chat-user"), Some("carol"));
+    ws_send(&mut ws, r#"{"action":"sendmessage","data":"as carol"}"#).await;
+    assert_eq!(
+        ws_recv(&mut ws).await,
+        r#"got:{"action":"sendmessage","data":"as carol"}"#
+    );
+}
