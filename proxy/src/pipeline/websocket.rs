@@ -83,9 +83,9 @@ struct Caller {
 
 /// `$connect`: checks the handshake (an HTTP/1.1 upgrade, or an HTTP/2 extended CONNECT), runs
 /// the route's phases and integration with the connection id in `x-edgeway-connection-id`,
-/// and upgrades when the integration answered 2xx (101, or 200 over HTTP/2)
-/// (choosing the subprotocol it named in `Sec-WebSocket-Protocol`, if the client offered it);
-/// any other answer goes back as it is, refusing the upgrade.
+/// and accepts the connection when the integration answers 2xx: 101 (200 over HTTP/2), with
+/// the subprotocol the integration named in `Sec-WebSocket-Protocol` if the client offered
+/// it. Any other answer goes back as it is, refusing the connection.
 pub(super) async fn connect<'g>(
     gateway: &'g Generation,
     ctx: &mut RequestContext<'g>,
