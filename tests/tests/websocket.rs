@@ -14,7 +14,8 @@ const MESSAGE: &str = r#"{"service":"chat","action":"join","data":{"room":"room1
 const QUIET: Duration = Duration::from_millis(300);
 
 /// An origin for `$connect`, messages and `$disconnect`: `/connect?deny` refuses with 403,
-/// `/connect` chooses the subprotocol `chat.v2` when offered; `/messages` answers
+/// `/connect` chooses the subprotocol `chat.v2` when offered (and says `welcome`, which the
+/// client never sees); `/messages` answers
 /// `got:<body>`.
 async fn origin() -> Origin {
     Origin::start(|r| {
@@ -38,7 +39,7 @@ async fn origin() -> Origin {
             } else {
                 vec![("sec-websocket-protocol", chosen)]
             };
-            return reply(200, &headers, "");
+            return reply(200, &headers, "welcome");
         }
         if path.starts_with("/messages") {
             let body = format!("got:{}", String::from_utf8_lossy(&r.body));
@@ -534,6 +535,8 @@ async fn a_reload_keeps_100_connections_open_and_new_messages_use_new_routes() {
     for _ in 0..100 {
         clients.push(ws_connect(addr, "/prod", &[]).await.open());
     }
+    // One after another, the 100 `$connect`s reuse one origin connection.
+    assert_eq!(origin.connection_count(), 1);
     let generation = gw.generation();
     gw.replace_config(&yaml.replace(
         "integration: { mock: { echo: true } }",

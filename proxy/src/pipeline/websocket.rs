@@ -141,6 +141,13 @@ pub(super) async fn connect<'g>(
         .get(SEC_WEBSOCKET_PROTOCOL)
         .filter(|p| p.to_str().is_ok_and(|p| offered.iter().any(|o| o == p)))
         .cloned();
+    // The answer's body is not sent (a 101 has none); read it, so an origin's connection goes
+    // back to its pool.
+    tokio::spawn(async move {
+        let _ = http_body_util::Limited::new(answer.into_body(), CONNECT_BODY_LIMIT)
+            .collect()
+            .await;
+    });
     let Some(route) = ctx.route else {
         return Err(GatewayError::Internal("$connect without a route".into()));
     };
@@ -288,6 +295,10 @@ pub fn serve<H: Host>(response: &mut Response<ResponseBody>, host: &Arc<H>) {
     };
     tokio::spawn(run(session, host.clone()));
 }
+
+/// The most of a `$connect` answer's body read (and dropped) before its origin connection is
+/// given up rather than reused.
+const CONNECT_BODY_LIMIT: usize = 64 << 10;
 
 /// How long a peer has to answer a close frame before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
