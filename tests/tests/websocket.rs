@@ -459,14 +459,8 @@ async fn connections_api_posts_describes_and_deletes_connections() {
 
 #[tokio::test]
 async fn limits_close_with_api_gateways_codes() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(
-        &origin,
-        &state,
-        "max_message_bytes: 1000, max_frame_bytes: 100, idle_timeout_s: 1",
-    ))
-    .await;
+    let (origin, gw) =
+        chat("max_message_bytes: 1000, max_frame_bytes: 100, idle_timeout_s: 1").await;
     let addr = gw.addr("listen[0]");
 
     // A frame over the frame limit: 1009.
@@ -752,14 +746,7 @@ apis:
 /// is closed at `max_duration_s` however busy it is. Both run `$disconnect`.
 #[tokio::test]
 async fn dead_peers_and_old_connections_are_closed() {
-    let origin = origin().await;
-    let state = unique_temp_dir("ws-state");
-    let gw = start(&chat_config(
-        &origin,
-        &state,
-        "ping_interval_s: 1, max_duration_s: 3",
-    ))
-    .await;
+    let (origin, gw) = chat("ping_interval_s: 1, max_duration_s: 3").await;
     let addr = gw.addr("listen[0]");
 
     // A client that never reads never answers a ping: gone within about two intervals.

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 
 use super::json;
 use crate::node::Node;
-use crate::websocket::{Connections as _, answer};
+use crate::websocket::operate;
 
 /// The largest message the admin API reads; a connection's own frame limit applies below it.
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -20,28 +20,23 @@ pub async fn handle(
     body: Incoming,
 ) -> Response<Full<Bytes>> {
     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
-    let connections = &*node.connections;
-    let answer = match *method {
-        Method::POST => {
-            let data = match Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
-                Ok(data) => data.to_bytes(),
-                Err(_) => {
-                    return json(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        r#"{"message":"the message is larger than the admin API reads (1 MiB)"}"#,
-                    );
-                }
-            };
-            answer(connections.post(&id, data).await.map(|()| None), false)
-        }
-        Method::GET => answer(connections.get(&id).await.map(Some), false),
-        Method::DELETE => answer(connections.delete(&id).await.map(|()| None), true),
-        _ => {
-            return json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                r#"{"message":"Method Not Allowed"}"#,
-            );
-        }
+    let data = match *method {
+        Method::POST => match Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
+            Ok(data) => data.to_bytes(),
+            Err(_) => {
+                return json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    r#"{"message":"the message is larger than the admin API reads (1 MiB)"}"#,
+                );
+            }
+        },
+        _ => Bytes::new(),
+    };
+    let Some(answer) = operate(&*node.connections, method, &id, data).await else {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            r#"{"message":"Method Not Allowed"}"#,
+        );
     };
     answer.map(Full::new)
 }

@@ -146,8 +146,23 @@ pub struct Generation {
     pools: OriginPools,
 }
 
-/// WebSocket APIs' message routes, by api and stage.
-pub type WebSocketStages = HashMap<(Box<str>, Box<str>), Arc<WebSocketStage>>;
+/// WebSocket APIs' message routes, by api and stage (looked up by `&str`, so a message
+/// allocates no key).
+#[derive(Debug, Default)]
+pub struct WebSocketStages(HashMap<Box<str>, HashMap<Box<str>, Arc<WebSocketStage>>>);
+
+impl WebSocketStages {
+    pub fn get(&self, api: &str, stage: &str) -> Option<&Arc<WebSocketStage>> {
+        self.0.get(api)?.get(stage)
+    }
+
+    fn insert(&mut self, api: &str, stage: &str, routes: Arc<WebSocketStage>) {
+        self.0
+            .entry(api.into())
+            .or_default()
+            .insert(stage.into(), routes);
+    }
+}
 
 /// A WebSocket API's routes in one stage, other than `$connect` (which the router holds):
 /// messages are routed by the key their route selection gives.
@@ -276,7 +291,7 @@ impl Generation {
             splits.insert((api, stage), split);
         }
         let mut refused = deployed.refused.clone();
-        let mut websockets = HashMap::new();
+        let mut websockets = WebSocketStages::default();
         for api in config.apis.iter().chain(&deployed.apis) {
             let from_config = api.stages.iter().any(|s| s.source == StageSource::Config);
             let parts = match ApiParts::build(api, &mut build) {
@@ -447,7 +462,8 @@ fn insert_routes(
     }
     if let (Some(settings), Some(websockets)) = (&api.websocket, websockets) {
         websockets.insert(
-            (api.name.as_str().into(), stage.name.as_str().into()),
+            &api.name,
+            &stage.name,
             Arc::new(WebSocketStage {
                 settings: settings.clone(),
                 routes: messages,

@@ -21,6 +21,18 @@ pub struct EventAuthorizer<'a> {
     pub context: &'a [(String, String)],
 }
 
+impl EventAuthorizer<'_> {
+    /// `requestContext.authorizer` of a REST or WebSocket event: `principalId` and the context.
+    fn fields(&self) -> Value {
+        let mut fields = Map::new();
+        fields.insert("principalId".into(), self.principal_id.into());
+        for (k, v) in self.context {
+            fields.insert(k.clone(), v.as_str().into());
+        }
+        Value::Object(fields)
+    }
+}
+
 /// What an event is built from: one request, as routed.
 #[derive(Debug, Clone, Copy)]
 pub struct EventRequest<'a> {
@@ -216,12 +228,7 @@ pub fn event_websocket(request: &EventRequest<'_>, ws: &WebSocketContext<'_>) ->
         context.insert("messageId".into(), message_id.into());
     }
     if let Some(authorizer) = request.authorizer {
-        let mut fields = Map::new();
-        fields.insert("principalId".into(), authorizer.principal_id.into());
-        for (k, v) in authorizer.context {
-            fields.insert(k.clone(), v.as_str().into());
-        }
-        context.insert("authorizer".into(), Value::Object(fields));
+        context.insert("authorizer".into(), authorizer.fields());
     }
     let mut event = Map::new();
     if ws.event_type == "CONNECT" {
@@ -274,12 +281,7 @@ pub fn event_v1(request: &EventRequest<'_>) -> Value {
     let mut context = Map::new();
     context.insert("apiId".into(), request.api.into());
     if let Some(authorizer) = request.authorizer {
-        let mut fields = Map::new();
-        fields.insert("principalId".into(), authorizer.principal_id.into());
-        for (k, v) in authorizer.context {
-            fields.insert(k.clone(), v.as_str().into());
-        }
-        context.insert("authorizer".into(), Value::Object(fields));
+        context.insert("authorizer".into(), authorizer.fields());
     }
     context.insert("domainName".into(), host.into());
     context.insert(

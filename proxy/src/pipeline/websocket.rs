@@ -357,7 +357,7 @@ async fn run<H: Host>(session: Session, host: Arc<H>) {
     }
     drop(ws);
     session.disconnect().await;
-    host.registry().unregister(&connection.id);
+    host.registry().unregister(&connection.opened.id);
 }
 
 /// One connection's session, between the upgrade and `$disconnect`.
@@ -461,7 +461,7 @@ impl<H: Host> Frames<'_, H> {
         let gateway = self.host.current();
         let Some(stage) = gateway
             .websockets
-            .get(&(self.connection.api.clone(), self.connection.stage.clone()))
+            .get(&self.connection.opened.api, &self.connection.opened.stage)
         else {
             // The API or stage was removed by a reload.
             self.connection.close(close_code::GOING_AWAY);
@@ -489,7 +489,11 @@ impl<H: Host> Frames<'_, H> {
         let Some(route) = stage.select(&key) else {
             let error = GatewayError::AccessDenied("no route for the message".into());
             log_failure(&gateway, ctx, &error);
-            return Some(error_frame(&self.connection.id, &request_id, "Forbidden"));
+            return Some(error_frame(
+                &self.connection.opened.id,
+                &request_id,
+                "Forbidden",
+            ));
         };
         let content_type = match (binary, json) {
             (true, _) => "application/octet-stream",
@@ -522,7 +526,11 @@ impl<H: Host> Frames<'_, H> {
                 }
                 let message = error.client_message();
                 log_failure(&gateway, ctx, &error);
-                return Some(error_frame(&self.connection.id, &request_id, &message));
+                return Some(error_frame(
+                    &self.connection.opened.id,
+                    &request_id,
+                    &message,
+                ));
             }
         };
         let answer = read_logged(&gateway, ctx, response, self.settings.max_message_bytes).await;
@@ -531,7 +539,11 @@ impl<H: Host> Frames<'_, H> {
         }
         Some(match answer {
             Some(reply) => text_or_binary(reply, binary),
-            None => error_frame(&self.connection.id, &request_id, "Internal server error"),
+            None => error_frame(
+                &self.connection.opened.id,
+                &request_id,
+                "Internal server error",
+            ),
         })
     }
 
@@ -544,7 +556,7 @@ impl<H: Host> Frames<'_, H> {
         let mut ctx = RequestContext::new(self.conn.clone());
         ctx.websocket = Some(Box::new(WebSocketEvent {
             event_type,
-            connection_id: self.connection.id.clone(),
+            connection_id: self.connection.opened.id.clone(),
             message_id,
             connected_at_ms: self.connection.connected_at_ms(),
         }));
@@ -585,13 +597,20 @@ impl<H: Host> Frames<'_, H> {
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = http::Uri::from_static("/");
         let headers = request.headers_mut();
-        event_headers(headers, &self.connection.id, route_key, event, message_id);
+        event_headers(
+            headers,
+            &self.connection.opened.id,
+            route_key,
+            event,
+            message_id,
+        );
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static(content_type),
         );
         if let Some(host) = self
             .connection
+            .opened
             .host
             .as_deref()
             .and_then(|h| HeaderValue::from_str(h).ok())
@@ -607,7 +626,7 @@ impl<H: Host> Frames<'_, H> {
         let gateway = self.host.current();
         let Some(route) = gateway
             .websockets
-            .get(&(self.connection.api.clone(), self.connection.stage.clone()))
+            .get(&self.connection.opened.api, &self.connection.opened.stage)
             .and_then(|stage| stage.disconnect())
         else {
             return;
@@ -633,7 +652,7 @@ impl<H: Host> Frames<'_, H> {
             }
             Err(error) => {
                 tracing::warn!(
-                    connection_id = &*self.connection.id,
+                    connection_id = &*self.connection.opened.id,
                     error = %error,
                     "$disconnect failed"
                 );
@@ -742,15 +761,15 @@ pub(super) async fn manage(
                 .into_owned()
         })
         .unwrap_or_default();
-    let connections = &gateway.connections;
-    let answer = match parts.method {
-        http::Method::POST => {
-            let data = body.buffer(gateway.limits.max_body_bytes).await?;
-            crate::websocket::answer(connections.post(&id, data).await.map(|()| None), false)
-        }
-        http::Method::GET => crate::websocket::answer(connections.get(&id).await.map(Some), false),
-        _ => crate::websocket::answer(connections.delete(&id).await.map(|()| None), true),
+    let data = match parts.method {
+        http::Method::POST => body.buffer(gateway.limits.max_body_bytes).await?,
+        _ => Bytes::new(),
     };
+    let answer = crate::websocket::operate(&*gateway.connections, &parts.method, &id, data)
+        .await
+        .ok_or(GatewayError::Internal(
+            "@connections reached with a method it does not serve".into(),
+        ))?;
     ctx.integration_status = Some(answer.status().as_u16());
     Ok(answer.map(ResponseBody::full))
 }

@@ -73,20 +73,15 @@ pub struct Opened {
     pub connected_at: SystemTime,
     pub source_ip: Box<str>,
     pub user_agent: Option<Box<str>>,
+    /// The `Host` the client connected to (`$context.domainName` of its events).
     pub host: Option<Box<str>>,
 }
 
 /// One open connection, shared by its session (which owns the socket) and the registry.
 #[derive(Debug)]
 pub struct Connection {
-    pub id: Box<str>,
-    pub api: Box<str>,
-    pub stage: Box<str>,
-    pub connected_at: SystemTime,
-    pub source_ip: Box<str>,
-    pub user_agent: Option<Box<str>>,
-    /// The `Host` the client connected to (`$context.domainName` of its events).
-    pub host: Option<Box<str>>,
+    /// Who opened it, where and when.
+    pub opened: Opened,
     /// Milliseconds since `connected_at` of the last frame either way.
     last_active_ms: AtomicU64,
     /// The largest message `@connections` may send (the API's frame limit).
@@ -105,23 +100,8 @@ impl Connection {
         queue: usize,
     ) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        let Opened {
-            id,
-            api,
-            stage,
-            connected_at,
-            source_ip,
-            user_agent,
-            host,
-        } = opened;
         let connection = Self {
-            id,
-            api,
-            stage,
-            connected_at,
-            source_ip,
-            user_agent,
-            host,
+            opened,
             last_active_ms: AtomicU64::new(0),
             max_post_bytes,
             queue: tx,
@@ -135,7 +115,7 @@ impl Connection {
     /// Notes traffic now (for `lastActiveAt`).
     pub fn touch(&self) {
         let ms = SystemTime::now()
-            .duration_since(self.connected_at)
+            .duration_since(self.opened.connected_at)
             .unwrap_or_default()
             .as_millis();
         self.last_active_ms
@@ -144,17 +124,17 @@ impl Connection {
 
     pub fn summary(&self) -> ConnectionSummary {
         ConnectionSummary {
-            connected_at: self.connected_at,
-            last_active_at: self.connected_at
+            connected_at: self.opened.connected_at,
+            last_active_at: self.opened.connected_at
                 + Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed)),
-            source_ip: self.source_ip.to_string(),
-            user_agent: self.user_agent.as_deref().map(str::to_owned),
+            source_ip: self.opened.source_ip.to_string(),
+            user_agent: self.opened.user_agent.as_deref().map(str::to_owned),
         }
     }
 
     /// `connected_at` in milliseconds since the epoch (`$context.connectedAt`).
     pub fn connected_at_ms(&self) -> u64 {
-        super::epoch_ms(self.connected_at)
+        super::epoch_ms(self.opened.connected_at)
     }
 
     /// Queues a message without waiting.
@@ -205,7 +185,7 @@ impl LocalConnections {
         if let Some(code) = *closing {
             connection.close(code);
         }
-        lock(&self.open).insert(connection.id.clone(), connection);
+        lock(&self.open).insert(connection.opened.id.clone(), connection);
         drop(closing);
     }
 
@@ -271,10 +251,26 @@ impl Connections for LocalConnections {
     }
 }
 
+/// Carries out the `@connections` operation `method` names on connection `id` (`data`: a
+/// POST's body) and answers it as API Gateway does; `None` for another method.
+pub async fn operate(
+    connections: &dyn Connections,
+    method: &http::Method,
+    id: &str,
+    data: Bytes,
+) -> Option<http::Response<Bytes>> {
+    Some(match *method {
+        http::Method::POST => answer(connections.post(id, data).await.map(|()| None), false),
+        http::Method::GET => answer(connections.get(id).await.map(Some), false),
+        http::Method::DELETE => answer(connections.delete(id).await.map(|()| None), true),
+        _ => return None,
+    })
+}
+
 /// An `@connections` operation's outcome as API Gateway answers it: 200 (with the
 /// connection's description for `GET`), 204 for `DELETE`, else the error's status with
 /// `{"message": ...}` and the exception name AWS SDKs read from `x-amzn-ErrorType`.
-pub fn answer(
+fn answer(
     outcome: Result<Option<ConnectionSummary>, ConnectionError>,
     delete: bool,
 ) -> http::Response<Bytes> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine as _;
 
 pub use connections::{
-    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, Opened, answer,
-    close_code,
+    Connection, ConnectionError, ConnectionSummary, Connections, LocalConnections, Opened,
+    close_code, operate,
 };
 pub use selection::{SelectionError, SelectionExpression};
 
