@@ -9,6 +9,7 @@
 //! - [`TestCa`] issues certificates with rcgen.
 //! - [`Moto`] runs the moto AWS emulator, signature checks on, for `aws` integrations.
 //! - [`plugin_file`] finds the components `scripts/build-plugins.sh` built.
+//! - [`h3_requests`] speaks HTTP/3 through aioquic (`tests/tools/h3_client.py`).
 //! - [`raw_request`] speaks raw bytes over TCP for what a well-behaved client can't send.
 //! - [`Got`], [`admin_cache`] and [`assert_error_with_list`] read cache headers, the admin
 //!   cache API and validation errors.
@@ -19,6 +20,7 @@
 mod cache;
 mod client;
 mod gateway;
+mod h3;
 mod moto;
 mod origin;
 mod plugins;
@@ -28,6 +30,7 @@ mod ws;
 pub use cache::*;
 pub use client::*;
 pub use gateway::*;
+pub use h3::*;
 pub use moto::*;
 pub use origin::*;
 pub use plugins::*;

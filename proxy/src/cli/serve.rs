@@ -51,7 +51,11 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
         options.config_path.clone(),
         config.sources.clone(),
         node.clone(),
-        config.listen.iter().map(|l| l.addr).collect(),
+        config
+            .listen
+            .iter()
+            .map(|l| (l.addr, l.http3.is_some()))
+            .collect(),
     );
     let triggers = ReloadTriggers::new(&reloader, options.watch)?;
     // SIGUSR1 reopens the access-log files (logrotate renames them, then signals).
@@ -76,12 +80,40 @@ async fn run(options: ServeOptions, config: Config) -> anyhow::Result<()> {
             tls = listen.tls.is_some(),
             "listening"
         );
-        let counters = node.counters.listener(&listener.local_addr()?.to_string());
+        let bound = listener.local_addr()?;
+        let counters = node.counters.listener(&bound.to_string());
+        // HTTP/3 binds UDP on the port TCP got (the same one when the config names it).
+        let alt_svc = match &listen.quic {
+            Some(quic) => {
+                let endpoint =
+                    crate::listener::quic::bind(bound, quic.clone()).with_context(|| {
+                        format!("listen[{index}]: cannot bind {bound} (UDP) for HTTP/3")
+                    })?;
+                tracing::info!(
+                    name = format!("listen[{index}]"),
+                    addr = %bound,
+                    protocol = "h3",
+                    "listening"
+                );
+                let alt_svc = std::sync::Arc::new(crate::listener::quic::AltSvc::new(bound.port()));
+                servers.spawn(crate::listener::quic::serve(
+                    endpoint,
+                    index,
+                    node.clone(),
+                    node.counters.listener(&format!("{bound}/quic")),
+                    alt_svc.clone(),
+                    shutdown_rx.clone(),
+                ));
+                Some(alt_svc)
+            }
+            None => None,
+        };
         servers.spawn(crate::listener::serve(
             listener,
             index,
             node.clone(),
             counters,
+            alt_svc,
             shutdown_rx.clone(),
         ));
     }

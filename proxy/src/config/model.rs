@@ -140,6 +140,10 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Present for a TLS listener: certificates chosen by SNI, ALPN h2 and http/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Present when the listener serves HTTP/3 on its port (UDP) as well (`http3`).
+    pub http3: Option<crate::listener::quic::Http3>,
+    /// The QUIC side's server config (the same certificates, ALPN h3), with `http3`.
+    pub quic: Option<Arc<quinn::ServerConfig>>,
 }
 
 /// The admin listener.

@@ -268,6 +268,26 @@ pub struct RawListener {
     pub addr: Spanned<String>,
     #[serde(default)]
     pub tls: Option<RawTls>,
+    /// HTTP/3 on the same port (UDP); TLS listeners only.
+    #[serde(default)]
+    pub http3: Option<Spanned<bool>>,
+    /// QUIC's transport settings for `http3`.
+    #[serde(default)]
+    pub quic: Option<Spanned<RawQuic>>,
+}
+
+/// `listen[].quic`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuic {
+    #[serde(default)]
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_concurrent_streams: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub stream_window_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub connection_window_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

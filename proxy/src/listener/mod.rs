@@ -10,6 +10,7 @@
 //! (HTTP/2 gets GOAWAY, HTTP/1 closes after the response).
 
 mod linger;
+pub mod quic;
 pub mod tls;
 
 pub use linger::{DEFAULT_LINGER_MAX_BYTES, DEFAULT_LINGER_TIMEOUT, Linger, LingeringStream};
@@ -41,6 +42,8 @@ pub struct ConnInfo {
     pub client_ip: HeaderValue,
     /// `"http"` or `"https"`.
     pub proto: &'static str,
+    /// The listener's `Alt-Svc` for HTTP/3, sent on its responses while its UDP side is up.
+    pub alt_svc: Option<Arc<quic::AltSvc>>,
 }
 
 impl ConnInfo {
@@ -52,6 +55,7 @@ impl ConnInfo {
             client_ip: HeaderValue::from_str(&ip)
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             proto,
+            alt_svc: None,
         }
     }
 }
@@ -76,8 +80,12 @@ pub struct Serving {
     pub http: auto::Builder<TokioExecutor>,
     /// Per `listen` entry: its TLS settings, if it is a TLS listener.
     pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per `listen` entry: its QUIC settings, if it serves HTTP/3.
+    pub quic: Vec<Option<Arc<quinn::ServerConfig>>>,
     /// The longest a TLS handshake may take (`limits.header_read_timeout_ms`, like the head).
     pub handshake_timeout: Duration,
+    /// The largest request head (`limits.max_header_bytes`).
+    pub max_header_bytes: usize,
     pub linger: Linger,
 }
 
@@ -86,6 +94,7 @@ impl Serving {
     /// lingering.
     pub fn new(
         tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+        quic: Vec<Option<Arc<quinn::ServerConfig>>>,
         header_read_timeout: Duration,
         max_header_bytes: usize,
         linger: Linger,
@@ -104,7 +113,9 @@ impl Serving {
         Self {
             http,
             tls,
+            quic,
             handshake_timeout: header_read_timeout,
+            max_header_bytes,
             linger,
         }
     }
@@ -117,6 +128,7 @@ pub async fn serve<H: Handler>(
     index: usize,
     handler: Arc<H>,
     counters: Arc<ConnectionCounters>,
+    alt_svc: Option<Arc<quic::AltSvc>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -131,8 +143,15 @@ pub async fn serve<H: Handler>(
                 let handler = handler.clone();
                 let open = counters.accepted();
                 let counters = counters.clone();
+                let alt_svc = alt_svc.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, remote, index, handler, &counters, watcher).await;
+                    let tcp = Tcp {
+                        stream,
+                        remote,
+                        index,
+                        alt_svc,
+                    };
+                    serve_connection(tcp, handler, &counters, watcher).await;
                     drop(open);
                 });
             }
@@ -147,10 +166,21 @@ pub async fn serve<H: Handler>(
     graceful.shutdown().await;
 }
 
-async fn serve_connection<H: Handler>(
+/// An accepted TCP connection of the `index`th `listen` entry.
+struct Tcp {
     stream: TcpStream,
-    remote: std::net::SocketAddr,
+    remote: SocketAddr,
     index: usize,
+    alt_svc: Option<Arc<quic::AltSvc>>,
+}
+
+async fn serve_connection<H: Handler>(
+    Tcp {
+        stream,
+        remote,
+        index,
+        alt_svc,
+    }: Tcp,
     handler: Arc<H>,
     counters: &ConnectionCounters,
     watcher: hyper_util::server::graceful::Watcher,
@@ -159,7 +189,8 @@ async fn serve_connection<H: Handler>(
     let serving = handler.serving();
     let stream = LingeringStream::new(stream, serving.linger);
     let tls = serving.tls.get(index).cloned().flatten();
-    let conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
+    let mut conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
+    conn.alt_svc = alt_svc;
     // The service's future is the handler's own, unwrapped: the pipeline's future is kilobytes
     // large, and each layer around it costs a copy of it per request.
     let service = service_fn(move |request: Request<hyper::body::Incoming>| {

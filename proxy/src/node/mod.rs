@@ -221,7 +221,13 @@ impl Handler for Node {
         // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
             let generation = self.generation.load_full();
+            let alt_svc = conn.alt_svc.clone();
             let mut response = crate::pipeline::run(generation, conn, request).await;
+            if let Some(value) = alt_svc.as_ref().and_then(|a| a.current()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::ALT_SVC, value.clone());
+            }
             // A WebSocket `$connect` accepted (101, or 200 over HTTP/2) carries its session.
             crate::pipeline::websocket::serve(&mut response, &self);
             Ok(response)
@@ -265,6 +271,7 @@ async fn open_store(config: &StateConfig) -> anyhow::Result<Arc<dyn StateStore>>
 fn serving(config: &Config) -> Serving {
     Serving::new(
         config.listen.iter().map(|l| l.tls.clone()).collect(),
+        config.listen.iter().map(|l| l.quic.clone()).collect(),
         config.limits.header_read_timeout,
         config.limits.max_header_bytes,
         config.limits.linger,

@@ -32,8 +32,9 @@ pub struct Reloader {
     /// What the last reload attempt read (the config's text and its sources'): a watch event
     /// that changes nothing is ignored.
     last_inputs: Option<Vec<u8>>,
-    /// The `listen` addresses bound at startup; they stay until the next restart.
-    bound: Vec<SocketAddr>,
+    /// The `listen` addresses bound at startup, each with whether it serves HTTP/3 (UDP);
+    /// they stay until the next restart.
+    bound: Vec<(SocketAddr, bool)>,
 }
 
 impl Reloader {
@@ -43,7 +44,7 @@ impl Reloader {
         path: PathBuf,
         sources: Vec<PathBuf>,
         node: Arc<Node>,
-        bound: Vec<SocketAddr>,
+        bound: Vec<(SocketAddr, bool)>,
     ) -> Self {
         let mut reloader = Self {
             path,
@@ -118,11 +119,11 @@ impl Reloader {
         if !config
             .listen
             .iter()
-            .map(|l| l.addr)
+            .map(|l| (l.addr, l.http3.is_some()))
             .eq(self.bound.iter().copied())
         {
             tracing::warn!(
-                "`listen` differs from the addresses bound at startup; they take effect at the next restart"
+                "`listen` differs from the addresses (or `http3`) bound at startup; they take effect at the next restart"
             );
         }
         for warning in &config.warnings {

@@ -115,6 +115,89 @@ fn load_cert(
     }
 }
 
+/// `listen[].http3` and `listen[].quic`: HTTP/3's settings, for a TLS listener that asks.
+fn http3(
+    errors: &mut Errors,
+    path: &str,
+    raw: &crate::config::raw::RawListener,
+) -> Option<crate::listener::quic::Http3> {
+    let on = raw.http3.as_ref().is_some_and(|h| h.value);
+    if let Some(quic) = &raw.quic
+        && !on
+    {
+        errors.add(
+            format!("{path}.quic"),
+            Some(quic),
+            "QUIC settings apply only to a listener with `http3: true`",
+        );
+    }
+    if !on {
+        return None;
+    }
+    if raw.tls.is_none() {
+        errors.add(
+            format!("{path}.http3"),
+            raw.http3.as_ref(),
+            "HTTP/3 runs over QUIC, which is always encrypted: give this listener `tls`",
+        );
+        return None;
+    }
+    let default = crate::listener::quic::Http3::default();
+    let Some(quic) = &raw.quic else {
+        return Some(default);
+    };
+    let path = format!("{path}.quic");
+    let quic = &quic.value;
+    let bounded = |errors: &mut Errors, key: &str, raw: Option<&Spanned<u64>>, default: u32| {
+        let value = positive(errors, &format!("{path}.{key}"), raw, default.into());
+        u32::try_from(value).unwrap_or_else(|_| {
+            errors.add(
+                format!("{path}.{key}"),
+                raw,
+                format!("must be at most {}", u32::MAX),
+            );
+            default
+        })
+    };
+    let settings = crate::listener::quic::Http3 {
+        idle_timeout: millis(
+            errors,
+            &format!("{path}.idle_timeout_ms"),
+            quic.idle_timeout_ms.as_ref(),
+            default.idle_timeout,
+        ),
+        max_concurrent_streams: bounded(
+            errors,
+            "max_concurrent_streams",
+            quic.max_concurrent_streams.as_ref(),
+            default.max_concurrent_streams,
+        ),
+        stream_window: bounded(
+            errors,
+            "stream_window_bytes",
+            quic.stream_window_bytes.as_ref(),
+            default.stream_window,
+        ),
+        connection_window: bounded(
+            errors,
+            "connection_window_bytes",
+            quic.connection_window_bytes.as_ref(),
+            default.connection_window,
+        ),
+    };
+    if settings.stream_window > settings.connection_window {
+        errors.add(
+            format!("{path}.stream_window_bytes"),
+            quic.stream_window_bytes.as_ref(),
+            format!(
+                "a stream's window ({}) cannot be larger than the connection's ({})",
+                settings.stream_window, settings.connection_window
+            ),
+        );
+    }
+    Some(settings)
+}
+
 /// Validates a usage plan created through the admin API against `config`'s APIs, as the same
 /// plan under `usage_plans` in the file would be.
 pub(super) fn validate_stored_plan(
@@ -203,8 +286,15 @@ pub(super) fn validate(
                 .collect();
             (loaded.len() == t.certs.value.len()).then_some(loaded)
         });
+        let http3 = http3(&mut errors, &path, l);
         if let Some(addr) = addr {
-            listen.push((Listener { addr, tls: None }, tls, i));
+            let listener = Listener {
+                addr,
+                tls: None,
+                http3,
+                quic: None,
+            };
+            listen.push((listener, tls, i));
         }
     }
     let mut seen_addrs = HashMap::new();
@@ -363,7 +453,19 @@ pub(super) fn validate(
             if let Some(mut certs) = certs {
                 certs.extend(domain_certs.iter().cloned());
                 match tls::server_config(&certs) {
-                    Ok(config) => listener.tls = Some(config),
+                    Ok(config) => {
+                        if let Some(settings) = &listener.http3 {
+                            match crate::listener::quic::server_config(&config, settings) {
+                                Ok(quic) => listener.quic = Some(quic),
+                                Err(e) => errors.add(
+                                    format!("listen[{i}].http3"),
+                                    raw.listen.value.get(i).and_then(|l| l.http3.as_ref()),
+                                    format!("cannot serve HTTP/3 with these certificates: {e}"),
+                                ),
+                            }
+                        }
+                        listener.tls = Some(config);
+                    }
                     Err(e) => {
                         let at = raw.listen.value.get(i).and_then(|l| l.tls.as_ref());
                         errors.add(
