@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
             context: &context,
         }),
         api_key: None,
+        client_cert: None,
     };
     let mut group = c.benchmark_group("lambda");
     group.bench_function("event_v1", |b| {

@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
         caches: caches.clone(),
         origins: origins.clone(),
         listeners: vec![("0.0.0.0:8080".into(), node.listener("0.0.0.0:8080"))],
+        certificates: Vec::new(),
     };
     let text = scrape().render();
     assert!(text.contains(r#"api="api-199",stage="prod",route="GET /resource-9/{id}""#));

@@ -205,6 +205,9 @@ mod tests {
         assert_eq!(parsed.pem, cert.pem().replace("\r\n", "\n"));
         assert_eq!(Field::parse("validity.notAfter"), Some(Field::NotAfter));
         assert_eq!(parsed.get(Field::Serial), "0a:1b:ff");
-        assert_eq!(parsed.to_json()["validity"]["notBefore"], "May  8 00:00:00 2019 GMT");
+        assert_eq!(
+            parsed.to_json()["validity"]["notBefore"],
+            "May  8 00:00:00 2019 GMT"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod cli;
+pub mod client_cert;
 pub mod config;
 pub mod cors;
 pub mod domains;

@@ -109,6 +109,7 @@ pub fn unique_temp_dir(prefix: &str) -> PathBuf {
 #[derive(Debug, Default)]
 pub struct GatewayBuilder {
     files: Vec<(String, Vec<u8>)>,
+    symlinks: Vec<(String, String)>,
     env: Vec<(String, String)>,
     no_watch: bool,
     listeners: Option<Vec<String>>,
@@ -120,6 +121,13 @@ impl GatewayBuilder {
     /// Configs refer to the dir as `$DIR`.
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
         self.files.push((name.to_string(), contents.into()));
+        self
+    }
+
+    /// Make a symlink `name` pointing at `target` in the gateway's temp dir before start (a
+    /// Kubernetes secret's `..data` layout).
+    pub fn symlink(mut self, name: &str, target: &str) -> Self {
+        self.symlinks.push((name.to_string(), target.to_string()));
         self
     }
 
@@ -207,6 +215,9 @@ impl Gateway {
                 std::fs::create_dir_all(parent).expect("create folder for extra file");
             }
             std::fs::write(&path, contents).expect("write extra file");
+        }
+        for (name, target) in &opts.symlinks {
+            std::os::unix::fs::symlink(target, dir.join(name)).expect("make symlink");
         }
         let config_path = dir.join("edgeway.yaml");
         let yaml = config_yaml.replace("$DIR", dir.to_str().expect("utf-8 temp dir"));

@@ -61,12 +61,46 @@ impl TestCa {
         }
     }
 
+    /// Issue a client certificate (mutual TLS) for `cn` with `serial` (bytes); `expired` makes
+    /// one whose validity ended in 2020.
+    pub fn issue_client(&self, cn: &str, serial: &[u8], expired: bool) -> Leaf {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Edgeway Tests");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.serial_number = Some(serial.to_vec().into());
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().expect("client key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign client cert");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+
     pub fn reqwest_cert(&self) -> reqwest::Certificate {
         reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).expect("ca pem")
     }
 }
 
 impl Leaf {
+    /// The certificate and key as a reqwest client identity.
+    pub fn reqwest_identity(&self) -> reqwest::Identity {
+        reqwest::Identity::from_pem(format!("{}{}", self.key_pem, self.cert_pem).as_bytes())
+            .expect("identity pem")
+    }
+
     /// A rustls server config serving this certificate with ALPN h2 and http/1.1.
     pub fn server_config(&self) -> rustls::ServerConfig {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};

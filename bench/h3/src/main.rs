@@ -3,10 +3,16 @@
 //! with the same client on the same machine.
 //!
 //!   edgeway-bench-h3 h3|h2 ADDR SERVER_NAME PATH CONNECTIONS STREAMS SECONDS
+//!   edgeway-bench-h3 handshakes ADDR SERVER_NAME full|resumed CONCURRENCY SECONDS
 //!
 //! CONNECTIONS connections, each with STREAMS requests in flight (each sends a GET, reads the
 //! whole answer, sends the next), for SECONDS. Prints one line:
 //! `requests=N per_s=X p50_us=P p99_us=Q errors=E`. Non-2xx answers count as errors.
+//!
+//! `handshakes`: CONCURRENCY loops, each opening a TCP connection, completing a TLS handshake
+//! (TLS 1.3; `resumed` offers the ticket of the loop's previous connection, `full` never
+//! resumes) and closing it. Prints `handshakes=N per_s=X p50_us=P p99_us=Q resumed=R
+//! errors=E`, where R counts the handshakes the server actually resumed.
 //! The server's certificate is not checked: this runs on loopback against a throwaway one.
 #![allow(clippy::expect_used)] // a benchmark tool: a bad argument or TLS setup ends it
 
@@ -169,9 +175,94 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// One loop of `handshakes`: (latencies, resumed, errors).
+async fn handshake_loop(
+    addr: SocketAddr,
+    name: rustls::pki_types::ServerName<'static>,
+    resume: bool,
+    until: Instant,
+) -> (Vec<u32>, u64, u64) {
+    let mut config = tls(b"h2");
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let (mut latencies, mut resumed, mut errors) = (Vec::new(), 0, 0);
+    while Instant::now() < until {
+        let started = Instant::now();
+        let done = async {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut stream = connector.connect(name.clone(), tcp).await?;
+            let kind = stream.get_ref().1.handshake_kind();
+            tokio::io::AsyncWriteExt::shutdown(&mut stream).await?;
+            // Read to the server's close: TLS 1.3 tickets arrive after the handshake.
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest),
+            )
+            .await;
+            Ok::<_, Error>(kind == Some(rustls::HandshakeKind::Resumed))
+        }
+        .await;
+        match done {
+            Ok(was_resumed) => {
+                let us = started.elapsed().as_micros();
+                latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                resumed += u64::from(was_resumed);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (latencies, resumed, errors)
+}
+
+async fn handshakes(args: &[String]) -> Result<(), Error> {
+    let [addr, server_name, kind, concurrency, seconds] = args else {
+        return Err(
+            "usage: edgeway-bench-h3 handshakes ADDR SERVER_NAME full|resumed CONCURRENCY SECONDS"
+                .into(),
+        );
+    };
+    let addr: SocketAddr = addr.parse()?;
+    let name = rustls::pki_types::ServerName::try_from(server_name.clone())?;
+    let resume = match kind.as_str() {
+        "full" => false,
+        "resumed" => true,
+        other => return Err(format!("unknown handshake kind {other}: full or resumed").into()),
+    };
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(seconds.parse()?);
+    let mut loops = JoinSet::new();
+    for _ in 0..concurrency.parse::<usize>()? {
+        loops.spawn(handshake_loop(addr, name.clone(), resume, until));
+    }
+    let (mut latencies, mut resumed, mut errors) = (Vec::new(), 0, 0);
+    while let Some(done) = loops.join_next().await {
+        let (l, r, e) = done?;
+        latencies.extend(l);
+        resumed += r;
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let n = latencies.len();
+    println!(
+        "handshakes={n} per_s={:.0} p50_us={} p99_us={} resumed={resumed} errors={errors}",
+        n as f64 / elapsed,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "handshakes") {
+        return handshakes(&args[1..]).await;
+    }
     let [
         protocol,
         addr,

@@ -22,6 +22,7 @@
 
 mod access_keys;
 mod cache;
+mod certificates;
 mod connections;
 mod crud;
 mod deployments;
@@ -229,6 +230,7 @@ async fn handle(
         "/admin/usage" => usage::get(node, request.uri().query()).await,
         "/admin/plans" => usage::plans(node),
         "/admin/domains" => domains::list(node),
+        "/admin/certificates" => certificates::list(node),
         "/admin/openapi" => admin_document(request.uri().query()),
         _ if path.starts_with("/admin/apis/") && path.ends_with("/openapi") => {
             openapi_document(node, path, request.uri().query())
@@ -318,6 +320,13 @@ fn metrics(
             .collect(),
         origins: generation.origin_counters(),
         listeners: node.counters.listeners(),
+        certificates: node
+            .serving
+            .load()
+            .certificates()
+            .iter()
+            .map(|c| (c.cert_path.display().to_string(), c.current().not_after))
+            .collect(),
     }
     .render();
     let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -63,12 +63,14 @@ pub enum IdentitySource {
     Query(String),
     Path(String),
     StageVariable(String),
+    /// A field of the client's certificate (mutual TLS): `context.identity.clientCert.NAME`.
+    ClientCert(crate::client_cert::Field),
 }
 
 /// An `identity_source` entry that names no source.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME or stage.NAME"
+    "invalid identity source \"{text}\"; expected header.NAME, query.NAME, path.NAME, stage.NAME or context.identity.clientCert.FIELD"
 )]
 pub struct IdentitySourceError {
     pub text: String,
@@ -87,6 +89,15 @@ impl FromStr for IdentitySource {
             .or_else(|| trimmed.strip_prefix("$request."))
             .unwrap_or(trimmed);
         let invalid = || IdentitySourceError { text: text.into() };
+        if let Some(field) = trimmed
+            .strip_prefix('$')
+            .unwrap_or(trimmed)
+            .strip_prefix("context.identity.clientCert.")
+        {
+            return crate::client_cert::Field::parse(field)
+                .map(Self::ClientCert)
+                .ok_or_else(invalid);
+        }
         let (kind, name) = rest.split_once('.').ok_or_else(invalid)?;
         if name.is_empty() {
             return Err(invalid());
@@ -129,6 +140,10 @@ impl IdentitySource {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| Cow::Borrowed(v.as_str())),
+            Self::ClientCert(field) => parts
+                .extensions
+                .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
+                .map(|c| Cow::Borrowed(c.get(*field))),
         }
     }
 
@@ -139,6 +154,51 @@ impl IdentitySource {
             Self::Query(name) => format!("query.{name}"),
             Self::Path(name) => format!("path.{name}"),
             Self::StageVariable(name) => format!("stage.{name}"),
+            Self::ClientCert(field) => format!("context.identity.clientCert.{}", field.name()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdentitySource;
+    use crate::client_cert::{ClientCert, Field};
+
+    #[test]
+    fn client_certificate_fields_are_identity_sources() {
+        for (text, field) in [
+            ("context.identity.clientCert.subjectDN", Field::SubjectDn),
+            ("$context.identity.clientCert.serialNumber", Field::Serial),
+            (
+                "context.identity.clientCert.validity.notAfter",
+                Field::NotAfter,
+            ),
+        ] {
+            let source: IdentitySource = text.parse().unwrap();
+            assert_eq!(source, IdentitySource::ClientCert(field));
+            assert_eq!(source.label(), text.trim_start_matches('$'));
+        }
+        assert!(
+            "context.identity.clientCert.nope"
+                .parse::<IdentitySource>()
+                .is_err()
+        );
+
+        let source: IdentitySource = "context.identity.clientCert.subjectDN".parse().unwrap();
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        assert_eq!(
+            source.read(&parts, &[], &[]),
+            None,
+            "no certificate, no identity"
+        );
+        parts.extensions.insert(std::sync::Arc::new(ClientCert {
+            pem: String::new(),
+            subject_dn: "CN=alice".into(),
+            issuer_dn: String::new(),
+            serial: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+        }));
+        assert_eq!(source.read(&parts, &[], &[]).as_deref(), Some("CN=alice"));
     }
 }

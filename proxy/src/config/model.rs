@@ -140,6 +140,12 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Present for a TLS listener: certificates chosen by SNI, ALPN h2 and http/1.1.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificates it serves (its own, then the domains'), each reloaded when its files
+    /// change, and the truststore for client certificates (`tls.client_auth`).
+    pub certs: Vec<Arc<crate::listener::tls::CertSlot>>,
+    pub truststore: Option<Arc<crate::listener::tls::Truststore>>,
+    /// The request header a client certificate is forwarded in (`client_auth.forward_header`).
+    pub client_cert_header: Option<http::HeaderName>,
     /// Present when the listener serves HTTP/3 on its port (UDP) as well (`http3`).
     pub http3: Option<crate::listener::quic::Http3>,
     /// The QUIC side's server config (the same certificates, ALPN h3), with `http3`.

@@ -294,6 +294,23 @@ pub struct RawQuic {
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub certs: Spanned<Vec<RawCert>>,
+    /// Mutual TLS: client certificates checked against a truststore.
+    #[serde(default)]
+    pub client_auth: Option<Spanned<RawClientAuth>>,
+}
+
+/// `listen[].tls.client_auth`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// PEM file of the CA certificates client certificates must chain to.
+    pub ca: Spanned<String>,
+    /// `require` (the default) or `optional`.
+    #[serde(default)]
+    pub mode: Option<Spanned<String>>,
+    /// A request header the client certificate is forwarded in (URL-encoded PEM).
+    #[serde(default)]
+    pub forward_header: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -481,6 +481,7 @@ mod tests {
             api: "pets",
             authorizer: None,
             api_key: None,
+            client_cert: None,
         };
         let event = request_event(&request, ARN);
         assert_eq!(event["type"], "REQUEST");

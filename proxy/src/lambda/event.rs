@@ -63,6 +63,8 @@ pub struct EventRequest<'a> {
     pub authorizer: Option<EventAuthorizer<'a>>,
     /// The API key the request was let in with: (value, id).
     pub api_key: Option<(&'a str, &'a str)>,
+    /// The client's certificate (mutual TLS).
+    pub client_cert: Option<&'a crate::client_cert::ClientCert>,
 }
 
 impl EventRequest<'_> {
@@ -277,6 +279,9 @@ pub fn event_v1(request: &EventRequest<'_>) -> Value {
         identity.insert("apiKey".into(), value.into());
         identity.insert("apiKeyId".into(), id.into());
     }
+    if let Some(cert) = request.client_cert {
+        identity.insert("clientCert".into(), cert.to_json());
+    }
     let host = request.host();
     let mut context = Map::new();
     context.insert("apiId".into(), request.api.into());
@@ -364,6 +369,12 @@ pub fn event_v2(request: &EventRequest<'_>) -> Value {
             "userAgent": request.header(http::header::USER_AGENT),
         }),
     );
+    if let Some(cert) = request.client_cert {
+        context.insert(
+            "authentication".into(),
+            json!({ "clientCert": cert.to_json() }),
+        );
+    }
     context.insert("requestId".into(), request.request_id.into());
     context.insert("routeKey".into(), route_key.into());
     context.insert("stage".into(), request.stage.into());
@@ -459,6 +470,7 @@ mod tests {
                 context,
             }),
             api_key: Some(("k-value", "k-id")),
+            client_cert: None,
         }
     }
 
@@ -551,6 +563,40 @@ mod tests {
     }
 
     #[test]
+    fn a_client_certificate_is_in_both_events() {
+        let mut headers = HeaderMap::new();
+        let cert = crate::client_cert::ClientCert {
+            pem: "PEM".into(),
+            subject_dn: "CN=alice".into(),
+            issuer_dn: "CN=ca".into(),
+            serial: "0a:01".into(),
+            not_before: "May  8 00:00:00 2019 GMT".into(),
+            not_after: "Dec 25 00:00:00 2031 GMT".into(),
+        };
+        let mut request = sample(&mut headers, b"");
+        assert!(
+            event_v1(&request)["requestContext"]["identity"]
+                .get("clientCert")
+                .is_none()
+        );
+        request.client_cert = Some(&cert);
+        let v1 = event_v1(&request);
+        assert_eq!(
+            v1["requestContext"]["identity"]["clientCert"]["subjectDN"],
+            "CN=alice"
+        );
+        assert_eq!(
+            v1["requestContext"]["identity"]["clientCert"]["validity"]["notAfter"],
+            "Dec 25 00:00:00 2031 GMT"
+        );
+        let v2 = event_v2(&request);
+        assert_eq!(
+            v2["requestContext"]["authentication"]["clientCert"]["serialNumber"],
+            "0a:01"
+        );
+    }
+
+    #[test]
     fn absent_parts_are_null_in_1_0_and_missing_in_2_0() {
         let headers = HeaderMap::new();
         let request = EventRequest {
@@ -572,6 +618,7 @@ mod tests {
             api: "a",
             authorizer: None,
             api_key: None,
+            client_cert: None,
         };
         let v1 = event_v1(&request);
         for key in [

@@ -30,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::body::{ClientBody, ResponseBody};
+use crate::client_cert::ClientCert;
 use crate::telemetry::chain;
 use crate::telemetry::metrics::ConnectionCounters;
 
@@ -44,6 +45,20 @@ pub struct ConnInfo {
     pub proto: &'static str,
     /// The listener's `Alt-Svc` for HTTP/3, sent on its responses while its UDP side is up.
     pub alt_svc: Option<Arc<quic::AltSvc>>,
+    /// The client's certificate (mutual TLS), verified at the handshake.
+    pub client_cert: Option<Arc<ClientCert>>,
+    /// The client-certificate headers of the config, removed from each request, and the one
+    /// this connection's certificate is forwarded in; none when no listener names one.
+    forward_cert: Option<Arc<ForwardCert>>,
+}
+
+/// The headers client certificates are forwarded in: removed from every request on every
+/// listener (a client cannot set them), then set from the connection's certificate on a
+/// listener that names one.
+#[derive(Debug)]
+struct ForwardCert {
+    remove: Vec<http::HeaderName>,
+    insert: Option<(http::HeaderName, HeaderValue)>,
 }
 
 impl ConnInfo {
@@ -56,6 +71,64 @@ impl ConnInfo {
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             proto,
             alt_svc: None,
+            client_cert: None,
+            forward_cert: None,
+        }
+    }
+
+    /// Adds the client certificate a TLS handshake verified (from its chain's leaf), forwarded
+    /// as `settings` says.
+    pub fn with_client_cert(
+        mut self,
+        chain: Option<&[rustls_pki_types::CertificateDer<'_>]>,
+        settings: &ListenerTls,
+    ) -> Self {
+        self.client_cert = chain.and_then(|c| c.first()).and_then(ClientCert::from_der);
+        self.forward_cert = self.forwarding(settings);
+        self
+    }
+
+    /// Removes the config's client-certificate headers from this connection's requests (a
+    /// listener without mutual TLS).
+    pub fn with_cert_headers_removed(mut self, settings: &ListenerTls) -> Self {
+        self.forward_cert = self.forwarding(settings);
+        self
+    }
+
+    fn forwarding(&self, settings: &ListenerTls) -> Option<Arc<ForwardCert>> {
+        if settings.cert_headers.is_empty() {
+            return None;
+        }
+        let insert = settings
+            .client_cert_header
+            .as_ref()
+            .zip(self.client_cert.as_ref())
+            .and_then(|(name, cert)| {
+                let encoded: String =
+                    form_urlencoded::byte_serialize(cert.pem.as_bytes()).collect();
+                Some((name.clone(), HeaderValue::try_from(encoded).ok()?))
+            });
+        Some(Arc::new(ForwardCert {
+            remove: settings.cert_headers.to_vec(),
+            insert,
+        }))
+    }
+
+    /// What the connection adds to each of its requests: the client certificate in the
+    /// extensions (for authorizers, `$context` and Lambda events) and in the forwarded header,
+    /// which a client cannot set itself.
+    fn stamp<B>(&self, request: &mut Request<B>) {
+        if let Some(forward) = &self.forward_cert {
+            let headers = request.headers_mut();
+            for name in &forward.remove {
+                headers.remove(name);
+            }
+            if let Some((name, value)) = &forward.insert {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        if let Some(cert) = &self.client_cert {
+            request.extensions_mut().insert(cert.clone());
         }
     }
 }
@@ -73,15 +146,43 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Response<ResponseBody>, std::convert::Infallible>> + Send + 'static;
 }
 
+/// A `listen` entry's encryption, as the current config says.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerTls {
+    /// Present for a TLS listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Present when it serves HTTP/3.
+    pub quic: Option<Arc<quinn::ServerConfig>>,
+    /// The certificates it serves and the truststore it checks clients against, for the
+    /// node's rotation check and `/admin/certificates`.
+    pub certs: Vec<Arc<tls::CertSlot>>,
+    pub truststore: Option<Arc<tls::Truststore>>,
+    /// The header client certificates are forwarded in.
+    pub client_cert_header: Option<http::HeaderName>,
+    /// Every listener's `client_cert_header`: no client may send these itself.
+    pub cert_headers: Arc<[http::HeaderName]>,
+}
+
+impl Serving {
+    /// Every certificate the listeners serve, each once (a domain's is every TLS listener's).
+    pub fn certificates(&self) -> Vec<Arc<tls::CertSlot>> {
+        let mut all: Vec<Arc<tls::CertSlot>> = Vec::new();
+        for cert in self.listeners.iter().flat_map(|l| &l.certs) {
+            if !all.iter().any(|c| Arc::ptr_eq(c, cert)) {
+                all.push(cert.clone());
+            }
+        }
+        all
+    }
+}
+
 /// How listeners serve new connections, as the current config says.
 #[derive(Debug)]
 pub struct Serving {
     /// HTTP/1 and HTTP/2 server settings.
     pub http: auto::Builder<TokioExecutor>,
-    /// Per `listen` entry: its TLS settings, if it is a TLS listener.
-    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
-    /// Per `listen` entry: its QUIC settings, if it serves HTTP/3.
-    pub quic: Vec<Option<Arc<quinn::ServerConfig>>>,
+    /// Per `listen` entry: its TLS, QUIC and mutual TLS settings.
+    pub listeners: Vec<ListenerTls>,
     /// The longest a TLS handshake may take (`limits.header_read_timeout_ms`, like the head).
     pub handshake_timeout: Duration,
     /// The largest request head (`limits.max_header_bytes`).
@@ -93,8 +194,7 @@ impl Serving {
     /// Settings for listeners with these TLS configs (one per `listen` entry), header limits and
     /// lingering.
     pub fn new(
-        tls: Vec<Option<Arc<rustls::ServerConfig>>>,
-        quic: Vec<Option<Arc<quinn::ServerConfig>>>,
+        listeners: Vec<ListenerTls>,
         header_read_timeout: Duration,
         max_header_bytes: usize,
         linger: Linger,
@@ -112,8 +212,7 @@ impl Serving {
             .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
         Self {
             http,
-            tls,
-            quic,
+            listeners,
             handshake_timeout: header_read_timeout,
             max_header_bytes,
             linger,
@@ -188,18 +287,19 @@ async fn serve_connection<H: Handler>(
     let _ = stream.set_nodelay(true);
     let serving = handler.serving();
     let stream = LingeringStream::new(stream, serving.linger);
-    let tls = serving.tls.get(index).cloned().flatten();
-    let mut conn = ConnInfo::new(remote, if tls.is_some() { "https" } else { "http" });
+    let settings = serving.listeners.get(index).cloned().unwrap_or_default();
+    let mut conn = ConnInfo::new(
+        remote,
+        if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+    );
     conn.alt_svc = alt_svc;
-    // The service's future is the handler's own, unwrapped: the pipeline's future is kilobytes
-    // large, and each layer around it costs a copy of it per request.
-    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-        handler
-            .clone()
-            .handle(conn.clone(), request.map(ClientBody::from))
-    });
-    let result = match tls {
+    let result = match settings.tls.clone() {
         None => {
+            let service = service(handler, conn.with_cert_headers_removed(&settings));
             let connection = serving
                 .http
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -223,6 +323,8 @@ async fn serve_connection<H: Handler>(
                     return;
                 }
             };
+            let conn = conn.with_client_cert(stream.get_ref().1.peer_certificates(), &settings);
+            let service = service(handler, conn);
             let connection = serving
                 .http
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -233,6 +335,28 @@ async fn serve_connection<H: Handler>(
     if let Err(e) = result {
         tracing::debug!(%remote, error = %chain(e.as_ref()), "connection ended with an error");
     }
+}
+
+/// The hyper service of a connection: each request stamped with what the connection adds,
+/// then the handler's own future, unwrapped (the pipeline's future is kilobytes large, and
+/// each layer around it costs a copy of it per request).
+fn service<H: Handler>(
+    handler: Arc<H>,
+    conn: ConnInfo,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<ResponseBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response<ResponseBody>, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone {
+    let service = move |request: Request<hyper::body::Incoming>| {
+        let mut request = request.map(ClientBody::from);
+        conn.stamp(&mut request);
+        handler.clone().handle(conn.clone(), request)
+    };
+    service_fn(service)
 }
 
 #[cfg(test)]

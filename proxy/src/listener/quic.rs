@@ -157,7 +157,8 @@ pub async fn serve<H: Handler>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     alt_svc.set_up(true);
-    let mut last = handler.serving().quic.get(index).cloned().flatten();
+    let quic = |serving: &super::Serving| serving.listeners.get(index).and_then(|l| l.quic.clone());
+    let mut last = quic(&handler.serving());
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let incoming = tokio::select! {
@@ -166,9 +167,11 @@ pub async fn serve<H: Handler>(
             _ = shutdown.wait_for(|&stop| stop) => break,
         };
         let Some(incoming) = incoming else { break };
-        if let Some(current) = handler.serving().quic.get(index).cloned().flatten() {
+        let serving = handler.serving();
+        if let Some(current) = quic(&serving) {
             last = Some(current);
         }
+        let settings = serving.listeners.get(index).cloned().unwrap_or_default();
         let Some(config) = last.clone() else {
             incoming.refuse();
             continue;
@@ -178,7 +181,12 @@ pub async fn serve<H: Handler>(
         let counters = counters.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            serve_connection(incoming, config, handler, &counters, shutdown).await;
+            let accept = Accept {
+                incoming,
+                config,
+                settings,
+            };
+            serve_connection(accept, handler, &counters, shutdown).await;
             drop(open);
         });
     }
@@ -188,9 +196,20 @@ pub async fn serve<H: Handler>(
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
 }
 
-async fn serve_connection<H: Handler>(
+/// A connection attempt and what to accept it with.
+struct Accept {
     incoming: quinn::Incoming,
     config: Arc<quinn::ServerConfig>,
+    /// The listener's settings (for its client-certificate header).
+    settings: super::ListenerTls,
+}
+
+async fn serve_connection<H: Handler>(
+    Accept {
+        incoming,
+        config,
+        settings,
+    }: Accept,
     handler: Arc<H>,
     counters: &ConnectionCounters,
     mut shutdown: watch::Receiver<bool>,
@@ -217,7 +236,12 @@ async fn serve_connection<H: Handler>(
             return;
         }
     };
-    let conn = ConnInfo::new(remote, "https");
+    let chain = connection.peer_identity().and_then(|id| {
+        id.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+            .ok()
+    });
+    let conn = ConnInfo::new(remote, "https")
+        .with_client_cert(chain.as_deref().map(Vec::as_slice), &settings);
     let mut h3 = match h3::server::builder()
         .max_field_section_size(serving.max_header_bytes as u64)
         .build::<_, Bytes>(h3_quinn::Connection::new(connection))
@@ -290,7 +314,9 @@ async fn serve_request<H: Handler>(
         stream: recv,
         state: ReadState::Data,
     });
-    let Ok(response) = handler.handle(conn, Request::from_parts(parts, body)).await;
+    let mut request = Request::from_parts(parts, body);
+    conn.stamp(&mut request);
+    let Ok(response) = handler.handle(conn, request).await;
     if let Err(e) = send_response(&mut send, response).await {
         tracing::debug!(%remote, error = %chain(e.as_ref()), "HTTP/3 response not sent");
     }

@@ -135,6 +135,7 @@ impl Node {
             rebuilding: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(deploy::follow_stages(Arc::downgrade(&node)));
+        tokio::spawn(rotate_certificates(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -269,13 +270,105 @@ async fn open_store(config: &StateConfig) -> anyhow::Result<Arc<dyn StateStore>>
 
 /// The listener settings a config asks for.
 fn serving(config: &Config) -> Serving {
+    let cert_headers: std::sync::Arc<[http::HeaderName]> = config
+        .listen
+        .iter()
+        .filter_map(|l| l.client_cert_header.clone())
+        .collect();
     Serving::new(
-        config.listen.iter().map(|l| l.tls.clone()).collect(),
-        config.listen.iter().map(|l| l.quic.clone()).collect(),
+        config
+            .listen
+            .iter()
+            .map(|l| crate::listener::ListenerTls {
+                tls: l.tls.clone(),
+                quic: l.quic.clone(),
+                certs: l.certs.clone(),
+                truststore: l.truststore.clone(),
+                client_cert_header: l.client_cert_header.clone(),
+                cert_headers: cert_headers.clone(),
+            })
+            .collect(),
         config.limits.header_read_timeout,
         config.limits.max_header_bytes,
         config.limits.linger,
     )
+}
+
+/// How often certificate and truststore files are checked for a replacement.
+const CERTIFICATE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Checks the served certificates' and truststores' files every second and loads those that
+/// changed (see `listener::tls`). A stat of each file per second: cheaper than a watch that
+/// must follow symlink flips (Kubernetes secrets), bind mounts and renames into place.
+async fn rotate_certificates(node: std::sync::Weak<Node>) {
+    use crate::listener::tls::Refresh;
+    let mut tick = tokio::time::interval(CERTIFICATE_CHECK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let serving = node.serving.load_full();
+        let (certs, truststores): (Vec<_>, Vec<_>) = (
+            serving.certificates(),
+            serving
+                .listeners
+                .iter()
+                .filter_map(|l| l.truststore.clone())
+                .collect(),
+        );
+        // File reads and parsing: off the request threads.
+        let results = tokio::task::spawn_blocking(move || {
+            let certs: Vec<_> = certs.into_iter().map(|c| (c.refresh(), c)).collect();
+            let stores: Vec<_> = truststores.into_iter().map(|t| (t.refresh(), t)).collect();
+            (certs, stores)
+        })
+        .await;
+        let Ok((certs, stores)) = results else {
+            continue;
+        };
+        for (refresh, slot) in certs {
+            match refresh {
+                Refresh::Unchanged => {}
+                Refresh::Reloaded => {
+                    node.counters.cert_reload(true);
+                    let cert = slot.current();
+                    tracing::info!(
+                        cert = %slot.cert_path.display(),
+                        names = %cert.names.join(","),
+                        serial = %cert.serial,
+                        not_after = %humantime::format_rfc3339_seconds(cert.not_after),
+                        "certificate reloaded"
+                    );
+                }
+                Refresh::Refused(why) => {
+                    node.counters.cert_reload(false);
+                    tracing::error!(
+                        cert = %slot.cert_path.display(),
+                        key = %slot.key_path.display(),
+                        error = %why,
+                        "certificate refused; the one before serves on"
+                    );
+                }
+            }
+        }
+        for (refresh, store) in stores {
+            match refresh {
+                Refresh::Unchanged => {}
+                Refresh::Reloaded => {
+                    node.counters.cert_reload(true);
+                    tracing::info!(ca = %store.path.display(), "truststore reloaded");
+                }
+                Refresh::Refused(why) => {
+                    node.counters.cert_reload(false);
+                    tracing::error!(
+                        ca = %store.path.display(),
+                        error = %why,
+                        "truststore refused; the one before serves on"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Adds counted usage to the state store every second.

@@ -131,6 +131,10 @@ impl EventParts {
                     .unwrap_or_default();
                 (value, key.id.as_str())
             }),
+            client_cert: parts
+                .extensions
+                .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
+                .map(|c| &**c),
         }
     }
 }

@@ -186,6 +186,12 @@ fn context(ctx: &RequestContext<'_>, parts: &Parts) -> String {
         ctx.api_key.as_ref().map_or("", |k| k.id.as_str()),
     );
     field(&mut out, "caller", "");
+    if let Some(cert) = parts
+        .extensions
+        .get::<std::sync::Arc<crate::client_cert::ClientCert>>()
+    {
+        let _ = write!(out, "\"clientCert\":{},", cert.to_json());
+    }
     field(
         &mut out,
         "sourceIp",

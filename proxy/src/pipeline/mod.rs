@@ -83,6 +83,10 @@ pub async fn run(
             .cloned()
             .or_else(|| parts.uri.authority().and_then(|a| a.as_str().parse().ok()));
         extras.user_agent = parts.headers.get(http::header::USER_AGENT).cloned();
+        extras.client_cert = parts
+            .extensions
+            .get::<Arc<crate::client_cert::ClientCert>>()
+            .cloned();
     }
     let mut failure = None;
 

@@ -228,6 +228,8 @@ pub struct RecordExtras {
     pub api_key: Option<Arc<dyn KeyId>>,
     /// The error's client-facing message.
     pub error_message: Option<Box<str>>,
+    /// The client's certificate (mutual TLS).
+    pub client_cert: Option<Arc<crate::client_cert::ClientCert>>,
 }
 
 /// Appends text the gateway knows needs no JSON escaping (its own request ids, method tokens,

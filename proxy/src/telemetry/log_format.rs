@@ -21,6 +21,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::access_log::{AccessRecord, Totals};
+use crate::client_cert::Field;
 
 /// The API Gateway console's presets, verbatim.
 pub const PRESETS: [(&str, &str); 4] = [
@@ -108,6 +109,8 @@ enum Var {
     ConnectionId,
     ConnectedAt,
     MessageId,
+    /// A field of the client's certificate (mutual TLS).
+    ClientCert(crate::client_cert::Field),
     /// A variable only AWS can fill: always `-`.
     Unset,
 }
@@ -155,11 +158,40 @@ const VARIABLES: &[(&str, Var, bool)] = &[
     ("connectionId", Var::ConnectionId, false),
     ("connectedAt", Var::ConnectedAt, false),
     ("messageId", Var::MessageId, false),
+    (
+        "identity.clientCert.clientCertPem",
+        Var::ClientCert(Field::Pem),
+        true,
+    ),
+    (
+        "identity.clientCert.subjectDN",
+        Var::ClientCert(Field::SubjectDn),
+        true,
+    ),
+    (
+        "identity.clientCert.issuerDN",
+        Var::ClientCert(Field::IssuerDn),
+        true,
+    ),
+    (
+        "identity.clientCert.serialNumber",
+        Var::ClientCert(Field::Serial),
+        true,
+    ),
+    (
+        "identity.clientCert.validity.notBefore",
+        Var::ClientCert(Field::NotBefore),
+        true,
+    ),
+    (
+        "identity.clientCert.validity.notAfter",
+        Var::ClientCert(Field::NotAfter),
+        true,
+    ),
 ];
 
 /// API Gateway's variables that Edgeway has no value for. `identity.apiKey` is one on purpose:
-/// a log is no place for a secret (`identity.apiKeyId` names the key); `identity.clientCert.*`
-/// waits for mutual TLS.
+/// a log is no place for a secret (`identity.apiKeyId` names the key).
 const UNSET: &[&str] = &[
     "accountId",
     "awsEndpointRequestId",
@@ -179,12 +211,6 @@ const UNSET: &[&str] = &[
     "identity.accountId",
     "identity.apiKey",
     "identity.caller",
-    "identity.clientCert.clientCertPem",
-    "identity.clientCert.issuerDN",
-    "identity.clientCert.serialNumber",
-    "identity.clientCert.subjectDN",
-    "identity.clientCert.validity.notAfter",
-    "identity.clientCert.validity.notBefore",
     "identity.cognitoAuthenticationProvider",
     "identity.cognitoAuthenticationType",
     "identity.cognitoIdentityId",
@@ -478,6 +504,10 @@ fn value<'a>(var: &'a Var, record: &'a AccessRecord, totals: &Totals) -> Value<'
             .as_ref()
             .and_then(|e| e.message_id.as_deref())
             .map_or(Value::Missing, text),
+        Var::ClientCert(field) => extras
+            .client_cert
+            .as_ref()
+            .map_or(Value::Missing, |c| text(c.get(*field))),
         Var::Protocol => text(match record.version {
             http::Version::HTTP_09 => "HTTP/0.9",
             http::Version::HTTP_10 => "HTTP/1.0",
@@ -958,6 +988,14 @@ mod tests {
                 principal: Some(std::sync::Arc::new(TestCaller)),
                 api_key: Some(std::sync::Arc::new(TestKey)),
                 error_message: None,
+                client_cert: Some(std::sync::Arc::new(crate::client_cert::ClientCert {
+                    pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+                    subject_dn: "O=Example\\, Inc,CN=client one".into(),
+                    issuer_dn: "CN=Example CA".into(),
+                    serial: "0a:1b:ff".into(),
+                    not_before: "May  8 00:00:00 2019 GMT".into(),
+                    not_after: "Dec 25 00:00:00 2031 GMT".into(),
+                })),
             },
             ..record(Some(labels))
         }

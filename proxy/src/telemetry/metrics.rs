@@ -406,6 +406,8 @@ impl ConnectionCounters {
 pub struct NodeCounters {
     reloads_ok: AtomicU64,
     reloads_refused: AtomicU64,
+    certs_reloaded: AtomicU64,
+    certs_refused: AtomicU64,
     /// Each listener's connections, by its address, in the order they were bound.
     listeners: std::sync::Mutex<Vec<(String, Arc<ConnectionCounters>)>>,
 }
@@ -435,6 +437,16 @@ impl NodeCounters {
     pub fn reload_refused(&self) {
         self.reloads_refused.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// A certificate (or truststore) whose files changed was loaded (`true`) or refused.
+    pub fn cert_reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.certs_reloaded
+        } else {
+            &self.certs_refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What one scrape encodes: the generation's label sets and the node's counts, read then.
@@ -453,6 +465,8 @@ pub struct Scrape {
     pub origins: Vec<(String, Arc<OriginCounters>)>,
     /// By listen address, in config order.
     pub listeners: Vec<(String, Arc<ConnectionCounters>)>,
+    /// Each served certificate's file and when it expires.
+    pub certificates: Vec<(String, std::time::SystemTime)>,
 }
 
 fn labels(key: &MetricKey) -> Vec<(&'static str, &str)> {
@@ -886,6 +900,42 @@ impl prometheus_client::collector::Collector for Scrape {
         }
         {
             let mut family = encoder.encode_descriptor(
+                "edgeway_certificate_reloads",
+                "Certificate and truststore files that changed, by result: ok (served from then on) or refused (the old one serves on)",
+                None,
+                MetricType::Counter,
+            )?;
+            counter(
+                &mut family,
+                &[("result", "ok")],
+                self.node.certs_reloaded.load(Ordering::Relaxed),
+            )?;
+            counter(
+                &mut family,
+                &[("result", "refused")],
+                self.node.certs_refused.load(Ordering::Relaxed),
+            )?;
+        }
+        if !self.certificates.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "edgeway_certificate_expiry_days",
+                "Days until each served certificate expires (negative once it has)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let now = std::time::SystemTime::now();
+            for (cert, not_after) in &self.certificates {
+                let days = match not_after.duration_since(now) {
+                    Ok(left) => left.as_secs_f64() / 86_400.0,
+                    Err(past) => -past.duration().as_secs_f64() / 86_400.0,
+                };
+                family
+                    .encode_family(&[("cert", cert.as_str())])?
+                    .encode_gauge(&days)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
                 "edgeway_config_generation",
                 "The generation serving: 1 for the config the node started with, +1 for each change",
                 None,
@@ -1005,8 +1055,16 @@ mod tests {
             }],
             origins: vec![("http://127.0.0.1:9".into(), origin.clone())],
             listeners: vec![("127.0.0.1:8080".into(), listener.clone())],
+            certificates: vec![(
+                "certs/api.pem".into(),
+                std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 86_400 + 60),
+            )],
         }
         .render();
+        assert!(
+            text.contains(r#"edgeway_certificate_expiry_days{cert="certs/api.pem"} 10.0"#),
+            "{text}"
+        );
         for line in [
             r#"edgeway_requests_total{api="shop",stage="prod",status_class="2xx"} 1"#,
             r#"edgeway_requests_total{api="shop",stage="prod",status_class="4xx"} 1"#,

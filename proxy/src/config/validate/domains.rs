@@ -8,7 +8,8 @@ use super::access::validate_policy;
 use crate::config::model::Api;
 use crate::config::raw::{RawBasePathMapping, RawDomain};
 use crate::domains::{BasePathMapping, Domain, DomainTls};
-use crate::listener::tls::LoadedCert;
+use crate::listener::tls::CertSlot;
+use std::sync::Arc;
 
 /// The domains, and the certificates of those that have their own (for every TLS listener).
 pub(super) fn validate_domains(
@@ -16,7 +17,7 @@ pub(super) fn validate_domains(
     raw: &[RawDomain],
     apis: &[Api],
     base_dir: &Path,
-) -> (Vec<Domain>, Vec<LoadedCert>) {
+) -> (Vec<Domain>, Vec<Arc<CertSlot>>) {
     let mut domains = Vec::new();
     let mut certs = Vec::new();
     let mut names = HashMap::new();
@@ -42,14 +43,15 @@ pub(super) fn validate_domains(
         };
         let tls = d.tls.as_ref().and_then(|c| {
             let loaded = super::load_cert(errors, &format!("{path}.tls"), c, base_dir)?;
-            if !loaded.names.iter().any(|n| covers(n, &name)) {
+            let names = loaded.current().names.clone();
+            if !names.iter().any(|n| covers(n, &name)) {
                 errors.add(
                     format!("{path}.tls.cert"),
                     Some(&c.cert),
                     format!(
                         "certificate {} does not cover {name} (it names {})",
                         c.cert.value,
-                        loaded.names.join(", ")
+                        names.join(", ")
                     ),
                 );
                 return None;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -25,7 +26,7 @@ mod websocket;
 use super::ConfigError;
 use super::model::*;
 use super::raw::*;
-use crate::listener::tls::{self, LoadedCert};
+use crate::listener::tls::{self, CertSlot};
 use crate::upstream::client_tls;
 
 #[derive(Default)]
@@ -97,12 +98,13 @@ fn load_cert(
     path: &str,
     raw: &RawCert,
     base_dir: &Path,
-) -> Option<LoadedCert> {
-    match tls::load_cert(
-        &base_dir.join(&raw.cert.value),
-        &base_dir.join(&raw.key.value),
-    ) {
-        Ok(cert) => Some(cert),
+) -> Option<Arc<CertSlot>> {
+    let (cert_path, key_path) = (
+        base_dir.join(&raw.cert.value),
+        base_dir.join(&raw.key.value),
+    );
+    match tls::load_cert(&cert_path, &key_path) {
+        Ok(cert) => Some(CertSlot::new(cert_path, key_path, cert)),
         Err(e) => {
             let (field, at) = if e.key_at_fault() {
                 ("key", &raw.key)
@@ -113,6 +115,53 @@ fn load_cert(
             None
         }
     }
+}
+
+/// `listen[].tls.client_auth`: the truststore, loaded, and the header to forward the
+/// certificate in.
+fn client_auth(
+    errors: &mut Errors,
+    path: &str,
+    raw: &Spanned<crate::config::raw::RawClientAuth>,
+    base_dir: &Path,
+) -> (Option<Arc<tls::Truststore>>, Option<http::HeaderName>) {
+    let raw = &raw.value;
+    let mode = match raw.mode.as_ref().map(|m| m.value.as_str()) {
+        None | Some("require") => Some(tls::ClientAuthMode::Require),
+        Some("optional") => Some(tls::ClientAuthMode::Optional),
+        Some(other) => {
+            errors.add(
+                format!("{path}.mode"),
+                raw.mode.as_ref(),
+                format!("unknown mode {other:?}; expected require or optional"),
+            );
+            None
+        }
+    };
+    let header = raw.forward_header.as_ref().and_then(|h| {
+        match http::HeaderName::from_bytes(h.value.trim().as_bytes()) {
+            Ok(name) => Some(name),
+            Err(_) => {
+                errors.add(
+                    format!("{path}.forward_header"),
+                    Some(h),
+                    format!("{:?} is not a header name", h.value),
+                );
+                None
+            }
+        }
+    });
+    let truststore =
+        mode.and_then(
+            |mode| match tls::Truststore::load(base_dir.join(&raw.ca.value), mode) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.add(format!("{path}.ca"), Some(&raw.ca), e.to_string());
+                    None
+                }
+            },
+        );
+    (truststore, header)
 }
 
 /// `listen[].http3` and `listen[].quic`: HTTP/3's settings, for a TLS listener that asks.
@@ -277,7 +326,7 @@ pub(super) fn validate(
                 );
                 return None;
             }
-            let loaded: Vec<LoadedCert> = t
+            let loaded: Vec<Arc<CertSlot>> = t
                 .certs
                 .value
                 .iter()
@@ -287,12 +336,21 @@ pub(super) fn validate(
             (loaded.len() == t.certs.value.len()).then_some(loaded)
         });
         let http3 = http3(&mut errors, &path, l);
+        let (truststore, client_cert_header) = l
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_auth.as_ref())
+            .map(|c| client_auth(&mut errors, &format!("{path}.tls.client_auth"), c, base_dir))
+            .unwrap_or_default();
         if let Some(addr) = addr {
             let listener = Listener {
                 addr,
                 tls: None,
                 http3,
                 quic: None,
+                certs: Vec::new(),
+                truststore,
+                client_cert_header,
             };
             listen.push((listener, tls, i));
         }
@@ -452,7 +510,8 @@ pub(super) fn validate(
         .map(|(mut listener, certs, i)| {
             if let Some(mut certs) = certs {
                 certs.extend(domain_certs.iter().cloned());
-                match tls::server_config(&certs) {
+                listener.certs = certs.clone();
+                match tls::server_config(&certs, listener.truststore.clone()) {
                     Ok(config) => {
                         if let Some(settings) = &listener.http3 {
                             match crate::listener::quic::server_config(&config, settings) {
