@@ -148,12 +148,16 @@ for ((round = 1; round <= REPEAT; round++)); do
 done
 
 echo
-echo "HTTP/3 and HTTP/2 over TLS: $CONNECTIONS connections × $STREAMS requests in flight, GET /bench/hello proxied to the bench origin, ${DURATION} s per row, median of $REPEAT round(s) by CPU µs/request."
+echo "HTTP/3 and HTTP/2 over TLS: $CONNECTIONS connections × $STREAMS requests in flight, GET /bench/hello proxied to the bench origin, ${DURATION} s per row, median of $REPEAT round(s) by CPU (p99: the median of the rounds' p99s, min–max) µs/request."
 echo
 echo "| row | requests/s | p50 µs | p99 µs | proxy CPU µs/request |"
 echo "|---|---:|---:|---:|---:|"
 for row in $ROWS; do
     median=$(echo "${RESULT[$row]}" | tr ';' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }')
     read -r cpu per_s p50 p99 <<<"$median"
+    # p99: the median of the rounds' own p99s, with their range (one round's p99 is often one
+    # stall of the machine's, landing on whichever row was running).
+    p99s=$(echo "${RESULT[$row]}" | tr ';' '\n' | sed '/^$/d' | awk '{ print $4 }' | sort -n)
+    p99=$(echo "$p99s" | awk '{ a[NR] = $0 } END { m = a[int((NR + 1) / 2)]; printf "%s (%s–%s)", m, a[1], a[NR] }')
     echo "| $row | $per_s | $p50 | $p99 | $cpu |"
 done

@@ -168,13 +168,17 @@ for ((round = 1; round <= REPEAT; round++)); do
 done
 
 echo
-echo "TLS 1.3 handshakes: $CONCURRENCY loops of connect, handshake, close; ${DURATION} s per row, median of $REPEAT round(s) by CPU µs/handshake."
+echo "TLS 1.3 handshakes: $CONCURRENCY loops of connect, handshake, close; ${DURATION} s per row, median of $REPEAT round(s) by CPU (p99: the median of the rounds' p99s, min–max) µs/handshake."
 echo
 echo "| proxy | key | handshake | handshakes/s | p50 µs | p99 µs | resumed % | proxy CPU µs/handshake |"
 echo "|---|---|---|---:|---:|---:|---:|---:|"
 for row in "${ROWS[@]}"; do
     median=$(echo "${RESULT[$row]}" | tr ';' '\n' | sed '/^$/d' | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }')
     read -r cpu per_s p50 p99 pct <<<"$median"
+    # p99: the median of the rounds' own p99s, with their range (one round's p99 is often one
+    # stall of the machine's, landing on whichever row was running).
+    p99s=$(echo "${RESULT[$row]}" | tr ';' '\n' | sed '/^$/d' | awk '{ print $4 }' | sort -n)
+    p99=$(echo "$p99s" | awk '{ a[NR] = $0 } END { m = a[int((NR + 1) / 2)]; printf "%s (%s–%s)", m, a[1], a[NR] }')
     read -r proxy key kind <<<"$row"
     echo "| $proxy | $key | $kind | $per_s | $p50 | $p99 | $pct | $cpu |"
 done
