@@ -94,6 +94,13 @@ fn bench(c: &mut Criterion) {
         caches: caches.clone(),
         origins: origins.clone(),
         listeners: vec![("0.0.0.0:8080".into(), node.listener("0.0.0.0:8080"))],
+        refused: [
+            ("node_limit", 0),
+            ("ip_limit", 2),
+            ("in_flight", 3),
+            ("memory", 0),
+        ],
+        in_flight: 1,
         certificates: Vec::new(),
     };
     let text = scrape().render();

@@ -320,6 +320,8 @@ fn metrics(
             .collect(),
         origins: generation.origin_counters(),
         listeners: node.counters.listeners(),
+        refused: node.admission.refused(),
+        in_flight: node.admission.in_flight() as u64,
         certificates: node
             .serving
             .load()

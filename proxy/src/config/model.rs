@@ -173,6 +173,13 @@ pub struct Limits {
     /// How a connection closed under a client still sending is read out first
     /// (`linger_timeout_ms`, `linger_max_bytes`).
     pub linger: crate::listener::Linger,
+    /// Connections and requests the node lets in (`max_connections`,
+    /// `max_connections_per_ip`, `max_in_flight`, `max_memory_mib`).
+    pub admission: crate::listener::admission::AdmissionLimits,
+    /// HTTP/2 requests in flight per connection (`max_streams_per_connection`).
+    pub max_streams_per_connection: u32,
+    /// HTTP/1 header fields per request (`max_headers`).
+    pub max_headers: usize,
 }
 
 /// One API: its stages and routes.

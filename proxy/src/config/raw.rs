@@ -357,6 +357,21 @@ pub struct RawLimits {
     pub linger_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub linger_max_bytes: Option<Spanned<u64>>,
+    /// Admission (see `listener::admission`): 0 turns a bound off.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_connections_per_ip: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_in_flight: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_memory_mib: Option<Spanned<u64>>,
+    /// HTTP/2: requests in flight on one connection.
+    #[serde(default)]
+    pub max_streams_per_connection: Option<Spanned<u64>>,
+    /// HTTP/1: header fields in one request.
+    #[serde(default)]
+    pub max_headers: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

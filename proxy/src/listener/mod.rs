@@ -9,6 +9,7 @@
 //! On shutdown a listener stops accepting and lets its connections finish their requests
 //! (HTTP/2 gets GOAWAY, HTTP/1 closes after the response).
 
+pub mod admission;
 mod linger;
 pub mod quic;
 pub mod tls;
@@ -138,6 +139,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The listener settings of the current config.
     fn serving(&self) -> Arc<Serving>;
 
+    /// The node's admission state (connections and requests let in).
+    fn admission(&self) -> &Arc<admission::Admission>;
+
     /// Answers one request (never with an error: failures are gateway responses).
     fn handle(
         self: Arc<Self>,
@@ -188,37 +192,65 @@ pub struct Serving {
     /// The largest request head (`limits.max_header_bytes`).
     pub max_header_bytes: usize,
     pub linger: Linger,
+    /// The connections and requests the node lets in.
+    pub admission: admission::AdmissionLimits,
 }
 
 impl Serving {
     /// Settings for listeners with these TLS configs (one per `listen` entry), header limits and
     /// lingering.
-    pub fn new(
-        listeners: Vec<ListenerTls>,
-        header_read_timeout: Duration,
-        max_header_bytes: usize,
-        linger: Linger,
-    ) -> Self {
+    pub fn new(listeners: Vec<ListenerTls>, limits: &ServingLimits) -> Self {
+        let ServingLimits {
+            header_read_timeout,
+            max_header_bytes,
+            max_headers,
+            max_streams,
+            linger,
+            admission,
+        } = *limits;
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout)
             .max_buf_size(max_header_bytes)
+            .max_headers(max_headers)
             .keep_alive(true);
         http.http2()
             .timer(TokioTimer::new())
             // RFC 8441: WebSocket connections over HTTP/2 (extended CONNECT).
             .enable_connect_protocol()
-            .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(max_streams)
+            // Rapid reset (CVE-2023-44487): a client that opens and cancels streams faster
+            // than they are served gets GOAWAY; so does one whose streams keep erroring.
+            .max_pending_accept_reset_streams(MAX_PENDING_RESET_STREAMS)
+            .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESET_STREAMS);
         Self {
             http,
             listeners,
             handshake_timeout: header_read_timeout,
             max_header_bytes,
             linger,
+            admission,
         }
     }
 }
+
+/// What [`Serving::new`] takes from the config's `limits`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServingLimits {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_streams: u32,
+    pub linger: Linger,
+    pub admission: admission::AdmissionLimits,
+}
+
+/// HTTP/2 streams a client may reset before the server has accepted them (hyper's default).
+const MAX_PENDING_RESET_STREAMS: usize = 20;
+/// HTTP/2 streams the server may reset for a client's errors before it sends GOAWAY.
+const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 
 /// Accepts connections on `listener` (the `index`th `listen` entry) until `shutdown` turns
 /// true, then waits for its connections to finish.
@@ -238,6 +270,12 @@ pub async fn serve<H: Handler>(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let limits = handler.serving().admission;
+                let Ok(permit) = handler.admission().connection(remote.ip(), &limits) else {
+                    // Over a connection bound: closed before TLS or HTTP (counted).
+                    drop(stream);
+                    continue;
+                };
                 let watcher = graceful.watcher();
                 let handler = handler.clone();
                 let open = counters.accepted();
@@ -252,6 +290,7 @@ pub async fn serve<H: Handler>(
                     };
                     serve_connection(tcp, handler, &counters, watcher).await;
                     drop(open);
+                    drop(permit);
                 });
             }
             Err(e) => {

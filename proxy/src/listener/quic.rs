@@ -168,6 +168,13 @@ pub async fn serve<H: Handler>(
         };
         let Some(incoming) = incoming else { break };
         let serving = handler.serving();
+        let Ok(permit) = handler
+            .admission()
+            .connection(incoming.remote_address().ip(), &serving.admission)
+        else {
+            incoming.refuse();
+            continue;
+        };
         if let Some(current) = quic(&serving) {
             last = Some(current);
         }
@@ -188,6 +195,7 @@ pub async fn serve<H: Handler>(
             };
             serve_connection(accept, handler, &counters, shutdown).await;
             drop(open);
+            drop(permit);
         });
     }
     alt_svc.set_up(false);

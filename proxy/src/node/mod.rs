@@ -39,6 +39,8 @@ pub struct Node {
     pub generation: ArcSwap<Generation>,
     /// How the listeners serve new connections (TLS, HTTP settings), from the same config.
     pub serving: ArcSwap<Serving>,
+    /// Connections and requests let in (`limits.max_connections`, `max_in_flight`, ...).
+    pub admission: Arc<crate::listener::admission::Admission>,
     pub log: Arc<AccessLog>,
     /// Reloads and their results, for `GET /metrics`.
     pub counters: Arc<crate::telemetry::metrics::NodeCounters>,
@@ -121,6 +123,7 @@ impl Node {
         let node = Arc::new(Self {
             generation: ArcSwap::from_pointee(generation),
             serving: ArcSwap::from_pointee(serving(&config)),
+            admission: Arc::default(),
             log,
             counters: Arc::default(),
             draining: AtomicBool::new(false),
@@ -136,6 +139,7 @@ impl Node {
         });
         tokio::spawn(deploy::follow_stages(Arc::downgrade(&node)));
         tokio::spawn(rotate_certificates(Arc::downgrade(&node)));
+        tokio::spawn(sample_memory(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -209,6 +213,10 @@ impl Handler for Node {
         self.serving.load_full()
     }
 
+    fn admission(&self) -> &Arc<crate::listener::admission::Admission> {
+        &self.admission
+    }
+
     fn handle(
         self: Arc<Self>,
         conn: crate::listener::ConnInfo,
@@ -221,6 +229,11 @@ impl Handler for Node {
         // moved once per request, into hyper's slot for the service future, so its size is a
         // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
+            let limits = self.serving.load().admission;
+            let _permit = match self.admission.request(&limits) {
+                Ok(permit) => permit,
+                Err(_) => return Ok(overloaded()),
+            };
             let generation = self.generation.load_full();
             let alt_svc = conn.alt_svc.clone();
             let mut response = crate::pipeline::run(generation, conn, request).await;
@@ -234,6 +247,28 @@ impl Handler for Node {
             Ok(response)
         }
     }
+}
+
+/// The overload guard's answer: 503, try again in a second.
+fn overloaded() -> http::Response<crate::body::ResponseBody> {
+    let mut response = http::Response::new(crate::body::ResponseBody::full(
+        &br#"{"message":"Service Unavailable"}"#[..],
+    ));
+    *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    headers.insert(
+        "x-edgeway-error-type",
+        http::HeaderValue::from_static("OVERLOADED"),
+    );
+    response
 }
 
 impl crate::pipeline::websocket::Host for Node {
@@ -275,6 +310,14 @@ fn serving(config: &Config) -> Serving {
         .iter()
         .filter_map(|l| l.client_cert_header.clone())
         .collect();
+    let limits = crate::listener::ServingLimits {
+        header_read_timeout: config.limits.header_read_timeout,
+        max_header_bytes: config.limits.max_header_bytes,
+        max_headers: config.limits.max_headers,
+        max_streams: config.limits.max_streams_per_connection,
+        linger: config.limits.linger,
+        admission: config.limits.admission,
+    };
     Serving::new(
         config
             .listen
@@ -288,10 +331,20 @@ fn serving(config: &Config) -> Serving {
                 cert_headers: cert_headers.clone(),
             })
             .collect(),
-        config.limits.header_read_timeout,
-        config.limits.max_header_bytes,
-        config.limits.linger,
+        &limits,
     )
+}
+
+/// Refreshes the overload guard's memory flag while `limits.max_memory_mib` is set.
+async fn sample_memory(node: std::sync::Weak<Node>) {
+    let mut tick = tokio::time::interval(crate::listener::admission::MEMORY_SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let max = node.serving.load().admission.max_memory_bytes;
+        node.admission.sample_memory(max);
+    }
 }
 
 /// How often certificate and truststore files are checked for a replacement.

@@ -467,6 +467,10 @@ pub struct Scrape {
     pub listeners: Vec<(String, Arc<ConnectionCounters>)>,
     /// Each served certificate's file and when it expires.
     pub certificates: Vec<(String, std::time::SystemTime)>,
+    /// Admission: refusals by reason (`node_limit` and `ip_limit` connections, `in_flight` and
+    /// `memory` requests), and the requests being answered now.
+    pub refused: [(&'static str, u64); 4],
+    pub in_flight: u64,
 }
 
 fn labels(key: &MetricKey) -> Vec<(&'static str, &str)> {
@@ -900,6 +904,37 @@ impl prometheus_client::collector::Collector for Scrape {
         }
         {
             let mut family = encoder.encode_descriptor(
+                "edgeway_refused_connections",
+                "Connections closed as soon as they were accepted, by the bound they were over: node_limit (limits.max_connections) or ip_limit (limits.max_connections_per_ip)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in &self.refused[..2] {
+                counter(&mut family, &[("reason", reason)], *n)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "edgeway_shed_requests",
+                "Requests answered 503 by the overload guard, by the bound passed: in_flight (limits.max_in_flight) or memory (limits.max_memory_mib)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in &self.refused[2..] {
+                counter(&mut family, &[("reason", reason)], *n)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "edgeway_requests_in_flight",
+                "Requests being answered now (until their responses start)",
+                None,
+                MetricType::Gauge,
+            )?;
+            family.encode_gauge(&(self.in_flight as i64))?;
+        }
+        {
+            let mut family = encoder.encode_descriptor(
                 "edgeway_certificate_reloads",
                 "Certificate and truststore files that changed, by result: ok (served from then on) or refused (the old one serves on)",
                 None,
@@ -1055,6 +1090,13 @@ mod tests {
             }],
             origins: vec![("http://127.0.0.1:9".into(), origin.clone())],
             listeners: vec![("127.0.0.1:8080".into(), listener.clone())],
+            refused: [
+                ("node_limit", 0),
+                ("ip_limit", 2),
+                ("in_flight", 3),
+                ("memory", 0),
+            ],
+            in_flight: 1,
             certificates: vec![(
                 "certs/api.pem".into(),
                 std::time::SystemTime::now() + std::time::Duration::from_secs(10 * 86_400 + 60),
@@ -1065,6 +1107,13 @@ mod tests {
             text.contains(r#"edgeway_certificate_expiry_days{cert="certs/api.pem"} 10.0"#),
             "{text}"
         );
+        for line in [
+            r#"edgeway_refused_connections_total{reason="ip_limit"} 2"#,
+            r#"edgeway_shed_requests_total{reason="in_flight"} 3"#,
+            "edgeway_requests_in_flight 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         for line in [
             r#"edgeway_requests_total{api="shop",stage="prod",status_class="2xx"} 1"#,
             r#"edgeway_requests_total{api="shop",stage="prod",status_class="4xx"} 1"#,

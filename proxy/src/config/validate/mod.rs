@@ -117,6 +117,11 @@ fn load_cert(
     }
 }
 
+/// HTTP/2 requests in flight per connection (`limits.max_streams_per_connection`) by default.
+const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// HTTP/1 header fields per request (`limits.max_headers`) by default, as hyper's.
+const DEFAULT_MAX_HEADERS: usize = 100;
+
 /// `listen[].tls.client_auth`: the truststore, loaded, and the header to forward the
 /// certificate in.
 fn client_auth(
@@ -433,7 +438,54 @@ pub(super) fn validate(
             format!("must be at least {MIN_MAX_HEADER_BYTES} (the smallest header buffer HTTP/1 parsing works with)"),
         );
     }
+    let count = |errors: &mut Errors, key: &str, default: usize| -> usize {
+        let raw = match key {
+            "max_connections" => raw.limits.max_connections.as_ref(),
+            "max_connections_per_ip" => raw.limits.max_connections_per_ip.as_ref(),
+            "max_in_flight" => raw.limits.max_in_flight.as_ref(),
+            _ => None,
+        };
+        raw.map_or(default, |v| {
+            usize::try_from(v.value).unwrap_or_else(|_| {
+                errors.add(format!("limits.{key}"), Some(v), "too large");
+                default
+            })
+        })
+    };
+    let admission = crate::listener::admission::AdmissionLimits {
+        max_connections: count(
+            &mut errors,
+            "max_connections",
+            crate::listener::admission::DEFAULT_MAX_CONNECTIONS,
+        ),
+        max_connections_per_ip: count(&mut errors, "max_connections_per_ip", 0),
+        max_in_flight: count(
+            &mut errors,
+            "max_in_flight",
+            crate::listener::admission::DEFAULT_MAX_IN_FLIGHT,
+        ),
+        max_memory_bytes: raw
+            .limits
+            .max_memory_mib
+            .as_ref()
+            .map_or(0, |m| m.value.saturating_mul(1024 * 1024)),
+    };
+    let max_streams = positive(
+        &mut errors,
+        "limits.max_streams_per_connection",
+        raw.limits.max_streams_per_connection.as_ref(),
+        DEFAULT_MAX_STREAMS_PER_CONNECTION.into(),
+    );
+    let max_headers = positive(
+        &mut errors,
+        "limits.max_headers",
+        raw.limits.max_headers.as_ref(),
+        DEFAULT_MAX_HEADERS as u64,
+    );
     let limits = Limits {
+        admission,
+        max_streams_per_connection: u32::try_from(max_streams).unwrap_or(u32::MAX),
+        max_headers: usize::try_from(max_headers).unwrap_or(usize::MAX),
         max_body_bytes: positive(
             &mut errors,
             "limits.max_body_bytes",
