@@ -3,7 +3,9 @@
 //! accepted, while the ones let in are served and a freed place is taken again; the overload
 //! guard answers 503 with `Retry-After` once `limits.max_in_flight` requests are being answered
 //! or the node's memory passes `limits.max_memory_mib`, and serves again when the load falls.
-//! Every refusal is counted in `/metrics`. Loopback addresses only (127.0.0.1-3).
+//! A request body that stalls for `limits.body_read_timeout_ms` (slow POST) is answered 408 and
+//! never reaches the origin whole, while a slow but steady one is served. Every refusal is
+//! counted in `/metrics`. Loopback addresses only (127.0.0.1-3).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::net::SocketAddr;
@@ -32,6 +34,8 @@ apis:
         integration: {{ mock: {{ status: 200, body: hello }} }}
       - route: GET /slow
         integration: {{ http_proxy: "${{origin}}/slow" }}
+      - route: ANY /p/{{proxy+}}
+        integration: {{ http_proxy: "${{origin}}/{{proxy+}}" }}
 "#
     )
 }
@@ -205,4 +209,58 @@ async fn the_overload_guard_sheds_with_503_and_recovers() {
         !text.contains(r#"edgeway_shed_requests_total{reason="memory"} 0"#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_is_cut_off_with_408() {
+    let origin = Origin::echo().await;
+    let gw = Gateway::builder()
+        .env("EDGEWAY_ADMIN_TOKEN", ADMIN_TOKEN)
+        .start(&config("body_read_timeout_ms: 300").replace("ORIGIN", &origin.url()))
+        .await;
+    let addr = gw.addr("listen[0]");
+
+    // 10 of 100 declared bytes, then nothing.
+    let started = Instant::now();
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /prod/p/stalled HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(origin.requests_to("/stalled").iter().all(|r| !r.complete));
+
+    // Slow but steady: a byte every 100 ms (under the timeout) for a second is served.
+    let mut steady = TcpStream::connect(addr).await.unwrap();
+    steady
+        .write_all(b"POST /prod/p/steady HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+        .await
+        .unwrap();
+    for b in b"0123456789" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        steady.write_all(&[*b]).await.unwrap();
+    }
+    let n = tokio::time::timeout(Duration::from_secs(5), steady.read(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let got = origin.requests_to("/steady");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "0123456789");
 }

@@ -45,12 +45,46 @@ pub enum ClientBody {
     Full(Bytes),
     /// Any other transport's stream.
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+    /// One of the others, failed with [`BodyReadTimeout`] once the client sends nothing for its
+    /// idle timeout (slow POST): see [`ClientBody::with_idle_timeout`].
+    Timed(Box<TimedBody>),
+}
+
+/// A request body that stopped arriving: the client sent nothing for the idle timeout
+/// (`limits.body_read_timeout_ms`).
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no body bytes for {} ms", .0.as_millis())]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+/// A client body with an idle timer (see [`ClientBody::Timed`]).
+#[derive(Debug)]
+pub struct TimedBody {
+    inner: ClientBody,
+    idle: std::time::Duration,
+    /// Made when the body first waits; reset when it waits again after progress.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    waiting: bool,
 }
 
 impl ClientBody {
     /// No body.
     pub fn empty() -> Self {
         Self::Full(Bytes::new())
+    }
+
+    /// This body, failing with [`BodyReadTimeout`] if the client sends nothing for `idle`
+    /// while it is being read. A body already whole (or none) is left as it is, so a request
+    /// without one costs nothing.
+    pub fn with_idle_timeout(self, idle: std::time::Duration) -> Self {
+        if matches!(self, Self::Full(_) | Self::Timed(_)) || self.is_end_stream() {
+            return self;
+        }
+        Self::Timed(Box::new(TimedBody {
+            inner: self,
+            idle,
+            sleep: None,
+            waiting: false,
+        }))
     }
 
     /// A stream from any transport.
@@ -85,6 +119,28 @@ impl Body for ClientBody {
             Self::Full(bytes) if bytes.is_empty() => Poll::Ready(None),
             Self::Full(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
             Self::Boxed(body) => Pin::new(body).poll_frame(cx),
+            Self::Timed(timed) => {
+                let timed = &mut **timed;
+                match Pin::new(&mut timed.inner).poll_frame(cx) {
+                    Poll::Ready(frame) => {
+                        timed.waiting = false;
+                        Poll::Ready(frame)
+                    }
+                    Poll::Pending => {
+                        let idle = timed.idle;
+                        let sleep = timed
+                            .sleep
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                        if !timed.waiting {
+                            sleep.as_mut().reset(tokio::time::Instant::now() + idle);
+                            timed.waiting = true;
+                        }
+                        ready!(sleep.as_mut().poll(cx));
+                        timed.inner = Self::empty();
+                        Poll::Ready(Some(Err(BodyReadTimeout(idle).into())))
+                    }
+                }
+            }
         }
     }
 
@@ -93,6 +149,7 @@ impl Body for ClientBody {
             Self::Http(incoming) => incoming.is_end_stream(),
             Self::Full(bytes) => bytes.is_empty(),
             Self::Boxed(body) => body.is_end_stream(),
+            Self::Timed(timed) => timed.inner.is_end_stream(),
         }
     }
 
@@ -101,6 +158,7 @@ impl Body for ClientBody {
             Self::Http(incoming) => incoming.size_hint(),
             Self::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Self::Boxed(body) => body.size_hint(),
+            Self::Timed(timed) => timed.inner.size_hint(),
         }
     }
 }
@@ -111,6 +169,7 @@ pub struct BodyStats {
     bytes: AtomicU64,
     over_limit: AtomicBool,
     client_failed: AtomicBool,
+    timed_out: AtomicBool,
 }
 
 impl BodyStats {
@@ -128,6 +187,11 @@ impl BodyStats {
     /// failed origin call is then the client's fault, not the origin's.
     pub fn client_failed(&self) -> bool {
         self.client_failed.load(Ordering::Relaxed)
+    }
+
+    /// True once the client stopped sending its body for the idle timeout.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Relaxed)
     }
 }
 
@@ -200,6 +264,9 @@ impl Body for RequestBody {
             Some(Err(e)) => {
                 if let Some(stats) = &this.stats {
                     stats.client_failed.store(true, Ordering::Relaxed);
+                    if e.is::<BodyReadTimeout>() {
+                        stats.timed_out.store(true, Ordering::Relaxed);
+                    }
                 }
                 return Poll::Ready(Some(Err(e)));
             }

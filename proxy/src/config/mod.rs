@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(
             e,
             vec![
-                "t.yaml:3: limits.max_body: unknown key `max_body`; did you mean `max_body_bytes`? (valid keys: max_body_bytes, max_header_bytes, integration_timeout_ms, header_read_timeout_ms, linger_timeout_ms, linger_max_bytes, max_connections, max_connections_per_ip, max_in_flight, max_memory_mib, max_streams_per_connection, max_headers)"
+                "t.yaml:3: limits.max_body: unknown key `max_body`; did you mean `max_body_bytes`? (valid keys: max_body_bytes, max_header_bytes, integration_timeout_ms, header_read_timeout_ms, linger_timeout_ms, linger_max_bytes, max_connections, max_connections_per_ip, max_in_flight, max_memory_mib, max_streams_per_connection, max_headers, body_read_timeout_ms)"
             ]
         );
     }

@@ -180,6 +180,8 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// HTTP/1 header fields per request (`max_headers`).
     pub max_headers: usize,
+    /// The longest a request body may stall (`body_read_timeout_ms`): then 408.
+    pub body_read_timeout: Duration,
 }
 
 /// One API: its stages and routes.

@@ -372,6 +372,9 @@ pub struct RawLimits {
     /// HTTP/1: header fields in one request.
     #[serde(default)]
     pub max_headers: Option<Spanned<u64>>,
+    /// The longest a client may send nothing of a request body it is sending (slow POST).
+    #[serde(default)]
+    pub body_read_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

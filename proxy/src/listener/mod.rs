@@ -194,6 +194,8 @@ pub struct Serving {
     pub linger: Linger,
     /// The connections and requests the node lets in.
     pub admission: admission::AdmissionLimits,
+    /// The longest a request body may stall (slow POST).
+    pub body_read_timeout: Duration,
 }
 
 impl Serving {
@@ -207,6 +209,7 @@ impl Serving {
             max_streams,
             linger,
             admission,
+            body_read_timeout,
         } = *limits;
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
@@ -232,6 +235,7 @@ impl Serving {
             max_header_bytes,
             linger,
             admission,
+            body_read_timeout,
         }
     }
 }
@@ -245,6 +249,7 @@ pub struct ServingLimits {
     pub max_streams: u32,
     pub linger: Linger,
     pub admission: admission::AdmissionLimits,
+    pub body_read_timeout: Duration,
 }
 
 /// HTTP/2 streams a client may reset before the server has accepted them (hyper's default).
@@ -338,7 +343,11 @@ async fn serve_connection<H: Handler>(
     conn.alt_svc = alt_svc;
     let result = match settings.tls.clone() {
         None => {
-            let service = service(handler, conn.with_cert_headers_removed(&settings));
+            let service = service(
+                handler,
+                conn.with_cert_headers_removed(&settings),
+                serving.body_read_timeout,
+            );
             let connection = serving
                 .http
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -363,7 +372,7 @@ async fn serve_connection<H: Handler>(
                 }
             };
             let conn = conn.with_client_cert(stream.get_ref().1.peer_certificates(), &settings);
-            let service = service(handler, conn);
+            let service = service(handler, conn, serving.body_read_timeout);
             let connection = serving
                 .http
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -382,6 +391,7 @@ async fn serve_connection<H: Handler>(
 fn service<H: Handler>(
     handler: Arc<H>,
     conn: ConnInfo,
+    body_read_timeout: Duration,
 ) -> impl hyper::service::Service<
     Request<hyper::body::Incoming>,
     Response = Response<ResponseBody>,
@@ -391,7 +401,8 @@ fn service<H: Handler>(
              + 'static,
 > + Clone {
     let service = move |request: Request<hyper::body::Incoming>| {
-        let mut request = request.map(ClientBody::from);
+        let mut request =
+            request.map(|body| ClientBody::from(body).with_idle_timeout(body_read_timeout));
         conn.stamp(&mut request);
         handler.clone().handle(conn.clone(), request)
     };

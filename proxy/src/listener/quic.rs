@@ -321,7 +321,8 @@ async fn serve_request<H: Handler>(
     let body = ClientBody::boxed(H3RequestBody {
         stream: recv,
         state: ReadState::Data,
-    });
+    })
+    .with_idle_timeout(handler.serving().body_read_timeout);
     let mut request = Request::from_parts(parts, body);
     conn.stamp(&mut request);
     let Ok(response) = handler.handle(conn, request).await;

@@ -317,6 +317,7 @@ fn serving(config: &Config) -> Serving {
         max_streams: config.limits.max_streams_per_connection,
         linger: config.limits.linger,
         admission: config.limits.admission,
+        body_read_timeout: config.limits.body_read_timeout,
     };
     Serving::new(
         config

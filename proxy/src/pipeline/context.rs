@@ -96,6 +96,8 @@ impl InBody {
             .map_err(|e| {
                 if e.is::<BodyTooLarge>() {
                     GatewayError::PayloadTooLarge { limit }
+                } else if e.is::<crate::body::BodyReadTimeout>() {
+                    GatewayError::BodyTimeout
                 } else {
                     GatewayError::ClientBody(e)
                 }

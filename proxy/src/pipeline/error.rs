@@ -38,6 +38,9 @@ pub enum GatewayError {
     /// The client's body could not be read: bad chunked framing, or cut off.
     #[error("reading the request body: {}", chain(.0.as_ref()))]
     ClientBody(BoxError),
+    /// The client stopped sending its body (`limits.body_read_timeout_ms`): 408.
+    #[error("the client stopped sending the request body")]
+    BodyTimeout,
     #[error("no route matches the path")]
     NotFound,
     /// A request on a custom domain whose path no base path mapping covers.
@@ -265,6 +268,12 @@ pub mod kinds {
         "Internal server error"
     );
     /// A WebSocket API's stage asked for without `Upgrade: websocket` (RFC 6455 §4.2.2).
+    pub const REQUEST_TIMEOUT: ErrorKind = kind!(
+        "REQUEST_TIMEOUT",
+        Default4xx,
+        REQUEST_TIMEOUT,
+        "Request Timeout"
+    );
     pub const UPGRADE_REQUIRED: ErrorKind = kind!(
         "UPGRADE_REQUIRED",
         Default4xx,
@@ -296,6 +305,7 @@ impl GatewayError {
         use kinds::*;
         match self {
             Self::BadRequest(_) | Self::ClientBody(_) => &BAD_REQUEST,
+            Self::BodyTimeout => &REQUEST_TIMEOUT,
             Self::UpgradeRequired(_) => &UPGRADE_REQUIRED,
             Self::DotSegment => &BAD_REQUEST_PATH,
             Self::NotFound => &RESOURCE_NOT_FOUND,

@@ -141,6 +141,9 @@ async fn proxy(
                     limit: gateway.limits.max_body_bytes,
                 });
             }
+            if stats.as_ref().is_some_and(|s| s.timed_out()) {
+                return Err(GatewayError::BodyTimeout);
+            }
             if stats.is_some_and(|s| s.client_failed()) {
                 return Err(GatewayError::ClientBody(error));
             }

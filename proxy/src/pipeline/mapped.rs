@@ -613,6 +613,9 @@ async fn exchange(
             if stats.as_ref().is_some_and(|s| s.over_limit()) {
                 return Err(GatewayError::PayloadTooLarge { limit });
             }
+            if stats.as_ref().is_some_and(|s| s.timed_out()) {
+                return Err(GatewayError::BodyTimeout);
+            }
             if stats.is_some_and(|s| s.client_failed()) {
                 return Err(GatewayError::ClientBody(source));
             }

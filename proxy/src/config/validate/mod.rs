@@ -119,6 +119,8 @@ fn load_cert(
 
 /// HTTP/2 requests in flight per connection (`limits.max_streams_per_connection`) by default.
 const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// The longest a request body may stall (`limits.body_read_timeout_ms`) by default.
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/1 header fields per request (`limits.max_headers`) by default, as hyper's.
 const DEFAULT_MAX_HEADERS: usize = 100;
 
@@ -483,6 +485,12 @@ pub(super) fn validate(
         DEFAULT_MAX_HEADERS as u64,
     );
     let limits = Limits {
+        body_read_timeout: millis(
+            &mut errors,
+            "limits.body_read_timeout_ms",
+            raw.limits.body_read_timeout_ms.as_ref(),
+            DEFAULT_BODY_READ_TIMEOUT,
+        ),
         admission,
         max_streams_per_connection: u32::try_from(max_streams).unwrap_or(u32::MAX),
         max_headers: usize::try_from(max_headers).unwrap_or(usize::MAX),
