@@ -1,4 +1,5 @@
-//! Listeners: accept TCP connections, terminate TLS, and serve HTTP/1.1 and HTTP/2 on them.
+//! Listeners: accept TCP connections, terminate TLS, and serve HTTP/1.1 and HTTP/2 on them;
+//! HTTP/3 over QUIC is `quic.rs`, the connection and request bounds `admission.rs`.
 //!
 //! A plain listener speaks HTTP/1.1 and h2c (HTTP/2 with prior knowledge); a TLS listener
 //! chooses by ALPN. The listener owns the transports and the HTTP server settings

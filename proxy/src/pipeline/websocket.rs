@@ -293,6 +293,10 @@ pub fn serve<H: Host>(response: &mut Response<ResponseBody>, host: &Arc<H>) {
     let Some(session) = crate::sync::lock(&accepted.0).take() else {
         return;
     };
+    // Registered before the 101 goes out: a backend that learns the id from `$connect` may
+    // post to the connection as soon as the client has its answer. Messages posted before the
+    // upgrade completes wait in the connection's queue.
+    host.registry().register(session.connection.clone());
     tokio::spawn(run(session, host.clone()));
 }
 
@@ -326,6 +330,7 @@ async fn run<H: Host>(session: Session, host: Arc<H>) {
             tracing::debug!(error = %e, "WebSocket upgrade failed");
             connection.close(close_code::GOING_AWAY);
             session.disconnect().await;
+            host.registry().unregister(&connection.opened.id);
             return;
         }
     };
@@ -338,7 +343,6 @@ async fn run<H: Host>(session: Session, host: Arc<H>) {
         .write_buffer_size(0);
     let mut ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-    host.registry().register(connection.clone());
     let ending = session.serve(&mut ws, &mut queue).await;
     // From here `@connections` finds the connection gone.
     connection.close(ending.map_or(close_code::NORMAL, |(code, _)| code));
