@@ -43,51 +43,7 @@ command -v nginx >/dev/null || die "nginx is not installed (apt-get install ngin
 command -v openssl >/dev/null || die "openssl is not installed"
 command -v taskset >/dev/null || die "taskset is not installed (util-linux)"
 
-RUNDIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$RUNDIR"
-}
-trap cleanup EXIT
-
-start() {
-    local name=$1 cpu=$2
-    shift 2
-    : >"$RUNDIR/$name.out"
-    : >"$RUNDIR/$name.err"
-    taskset -c "$cpu" "$@" >>"$RUNDIR/$name.out" 2>>"$RUNDIR/$name.err" </dev/null &
-    PID=$!
-    PIDS+=("$PID")
-}
-
-stop() { pkill -TERM -P "$1" 2>/dev/null || true; kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-wait_for() {
-    local value="" i
-    for ((i = 0; i < 1200; i++)); do
-        value=$(sed -n "$2" "$1" 2>/dev/null | head -n 1)
-        [[ -n $value ]] && { echo "$value"; return 0; }
-        sleep 0.05
-    done
-    die "nothing matched '$2' in $1 within 60 s: $(tail -n 5 "$1")"
-}
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-cpu_ticks() {
-    local total=0 p stat rest
-    local -a f
-    for p in "$1" $(pgrep -P "$1" || true); do
-        { read -r stat <"/proc/$p/stat"; } 2>/dev/null || continue
-        rest=${stat##*) }
-        read -r -a f <<<"$rest"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
+source "$BENCH/lib.sh"
 
 # A throwaway ECDSA P-256 certificate for bench.test (the client does not check it).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \

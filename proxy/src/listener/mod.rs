@@ -332,7 +332,16 @@ async fn serve_connection<H: Handler>(
     let _ = stream.set_nodelay(true);
     let serving = handler.serving();
     let stream = LingeringStream::new(stream, serving.linger);
-    let settings = serving.listeners.get(index).cloned().unwrap_or_default();
+    // Borrowed for the connection's life (`serving` is held as long); a listener a reload
+    // dropped from `listen` serves with defaults until the restart.
+    let fallback;
+    let settings = match serving.listeners.get(index) {
+        Some(settings) => settings,
+        None => {
+            fallback = ListenerTls::default();
+            &fallback
+        }
+    };
     let mut conn = ConnInfo::new(
         remote,
         if settings.tls.is_some() {
@@ -346,7 +355,7 @@ async fn serve_connection<H: Handler>(
         None => {
             let service = service(
                 handler,
-                conn.with_cert_headers_removed(&settings),
+                conn.with_cert_headers_removed(settings),
                 serving.body_read_timeout,
             );
             let connection = serving
@@ -372,7 +381,7 @@ async fn serve_connection<H: Handler>(
                     return;
                 }
             };
-            let conn = conn.with_client_cert(stream.get_ref().1.peer_certificates(), &settings);
+            let conn = conn.with_client_cert(stream.get_ref().1.peer_certificates(), settings);
             let service = service(handler, conn, serving.body_read_timeout);
             let connection = serving
                 .http

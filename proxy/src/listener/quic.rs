@@ -280,11 +280,12 @@ async fn serve_connection<H: Handler>(
                 let handler = handler.clone();
                 let conn = conn.clone();
                 let timeout = serving.handshake_timeout;
+                let body_read_timeout = serving.body_read_timeout;
                 tokio::spawn(async move {
                     let resolved = tokio::time::timeout(timeout, resolver.resolve_request()).await;
                     match resolved {
                         Ok(Ok((request, stream))) => {
-                            serve_request(handler, conn, request, stream).await
+                            serve_request(handler, conn, request, stream, body_read_timeout).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(remote = %conn.remote, error = %e, "HTTP/3 request refused")
@@ -313,6 +314,7 @@ async fn serve_request<H: Handler>(
     conn: ConnInfo,
     request: Request<()>,
     stream: Stream<h3_quinn::BidiStream<Bytes>>,
+    body_read_timeout: Duration,
 ) {
     let remote = conn.remote;
     let (mut send, recv) = stream.split();
@@ -322,7 +324,7 @@ async fn serve_request<H: Handler>(
         stream: recv,
         state: ReadState::Data,
     })
-    .with_idle_timeout(handler.serving().body_read_timeout);
+    .with_idle_timeout(body_read_timeout);
     let mut request = Request::from_parts(parts, body);
     conn.stamp(&mut request);
     let Ok(response) = handler.handle(conn, request).await;

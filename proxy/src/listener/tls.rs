@@ -217,6 +217,55 @@ fn stamp(path: &Path) -> FileStamp {
     })
 }
 
+/// The files of a certificate or truststore as last read (loaded or refused), and why the
+/// last attempt to load them was refused: what [`CertSlot`] and [`Truststore`] share.
+#[derive(Debug)]
+struct Watch<const N: usize> {
+    seen: Mutex<([FileStamp; N], Option<String>)>,
+}
+
+impl<const N: usize> Watch<N> {
+    fn new(paths: [&Path; N]) -> Self {
+        Self {
+            seen: Mutex::new((paths.map(stamp), None)),
+        }
+    }
+
+    fn last_error(&self) -> Option<String> {
+        crate::sync::lock(&self.seen).1.clone()
+    }
+
+    /// If any of `paths` changed since it was last read, `load`s again and hands what loaded
+    /// to `store`; a failure is kept as the last error.
+    fn refresh<T, E: fmt::Display>(
+        &self,
+        paths: [&Path; N],
+        load: impl FnOnce() -> Result<T, E>,
+        store: impl FnOnce(T),
+    ) -> Refresh {
+        let now = paths.map(stamp);
+        {
+            let mut seen = crate::sync::lock(&self.seen);
+            if seen.0 == now {
+                return Refresh::Unchanged;
+            }
+            seen.0 = now;
+        }
+        let (refresh, error) = match load() {
+            Ok(loaded) => {
+                store(loaded);
+                (Refresh::Reloaded, None)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                (Refresh::Refused(why.clone()), Some(why))
+            }
+        };
+        crate::sync::lock(&self.seen).1 = error;
+        refresh
+    }
+}
+
 /// What a refresh found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refresh {
@@ -235,19 +284,19 @@ pub struct CertSlot {
     pub key_path: PathBuf,
     current: ArcSwap<LoadedCert>,
     /// The files as last read (loaded or refused), and why the last attempt was refused.
-    seen: Mutex<((FileStamp, FileStamp), Option<String>)>,
+    watch: Watch<2>,
     loaded_at: Mutex<SystemTime>,
 }
 
 impl CertSlot {
     /// A slot serving `loaded`, read from these files.
     pub fn new(cert_path: PathBuf, key_path: PathBuf, loaded: LoadedCert) -> Arc<CertSlot> {
-        let seen = (stamp(&cert_path), stamp(&key_path));
+        let watch = Watch::new([&cert_path, &key_path]);
         Arc::new(CertSlot {
             cert_path,
             key_path,
             current: ArcSwap::from_pointee(loaded),
-            seen: Mutex::new((seen, None)),
+            watch,
             loaded_at: Mutex::new(SystemTime::now()),
         })
     }
@@ -260,32 +309,19 @@ impl CertSlot {
     /// When the pair served now was loaded, and why the last newer pair was refused, if it was.
     pub fn status(&self) -> (SystemTime, Option<String>) {
         let loaded_at = *crate::sync::lock(&self.loaded_at);
-        (loaded_at, crate::sync::lock(&self.seen).1.clone())
+        (loaded_at, self.watch.last_error())
     }
 
     /// Loads the pair again if either file changed since it was last read.
     pub fn refresh(&self) -> Refresh {
-        let now = (stamp(&self.cert_path), stamp(&self.key_path));
-        {
-            let mut seen = crate::sync::lock(&self.seen);
-            if seen.0 == now {
-                return Refresh::Unchanged;
-            }
-            seen.0 = now;
-        }
-        match load_cert(&self.cert_path, &self.key_path) {
-            Ok(loaded) => {
+        self.watch.refresh(
+            [&self.cert_path, &self.key_path],
+            || load_cert(&self.cert_path, &self.key_path),
+            |loaded| {
                 self.current.store(Arc::new(loaded));
-                crate::sync::lock(&self.seen).1 = None;
                 *crate::sync::lock(&self.loaded_at) = SystemTime::now();
-                Refresh::Reloaded
-            }
-            Err(e) => {
-                let why = e.to_string();
-                crate::sync::lock(&self.seen).1 = Some(why.clone());
-                Refresh::Refused(why)
-            }
-        }
+            },
+        )
     }
 }
 
@@ -320,19 +356,19 @@ pub struct Truststore {
     pub path: PathBuf,
     pub mode: ClientAuthMode,
     verifier: ArcSwap<Arc<dyn ClientCertVerifier>>,
-    seen: Mutex<(FileStamp, Option<String>)>,
+    watch: Watch<1>,
 }
 
 impl Truststore {
     /// Loads the truststore at `path`.
     pub fn load(path: PathBuf, mode: ClientAuthMode) -> Result<Arc<Truststore>, TruststoreError> {
-        let seen = stamp(&path);
+        let watch = Watch::new([&path]);
         let verifier = Self::verifier(&path, mode)?;
         Ok(Arc::new(Truststore {
             path,
             mode,
             verifier: ArcSwap::from_pointee(verifier),
-            seen: Mutex::new((seen, None)),
+            watch,
         }))
     }
 
@@ -368,31 +404,16 @@ impl Truststore {
 
     /// Why the last change to the file was refused, if it was.
     pub fn last_error(&self) -> Option<String> {
-        crate::sync::lock(&self.seen).1.clone()
+        self.watch.last_error()
     }
 
     /// Loads the truststore again if its file changed since it was last read.
     pub fn refresh(&self) -> Refresh {
-        let now = stamp(&self.path);
-        {
-            let mut seen = crate::sync::lock(&self.seen);
-            if seen.0 == now {
-                return Refresh::Unchanged;
-            }
-            seen.0 = now;
-        }
-        match Self::verifier(&self.path, self.mode) {
-            Ok(verifier) => {
-                self.verifier.store(Arc::new(verifier));
-                crate::sync::lock(&self.seen).1 = None;
-                Refresh::Reloaded
-            }
-            Err(e) => {
-                let why = e.to_string();
-                crate::sync::lock(&self.seen).1 = Some(why.clone());
-                Refresh::Refused(why)
-            }
-        }
+        self.watch.refresh(
+            [&self.path],
+            || Self::verifier(&self.path, self.mode),
+            |verifier| self.verifier.store(Arc::new(verifier)),
+        )
     }
 }
 

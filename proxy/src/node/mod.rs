@@ -229,12 +229,12 @@ impl Handler for Node {
         // moved once per request, into hyper's slot for the service future, so its size is a
         // per-request cost (about 5 KB: see BENCHMARKS.md, "Structure").
         async move {
-            let limits = self.serving.load().admission;
-            let _permit = match self.admission.request(&limits) {
+            let generation = self.generation.load_full();
+            // The generation loaded for the pipeline carries the bounds: no second load.
+            let _permit = match self.admission.request(&generation.limits.admission) {
                 Ok(permit) => permit,
                 Err(_) => return Ok(overloaded()),
             };
-            let generation = self.generation.load_full();
             let alt_svc = conn.alt_svc.clone();
             let mut response = crate::pipeline::run(generation, conn, request).await;
             if let Some(value) = alt_svc.as_ref().and_then(|a| a.current()) {
