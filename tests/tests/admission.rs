@@ -111,11 +111,18 @@ async fn connections_over_the_node_and_address_bounds_are_closed() {
     let open = format!(r#"edgeway_connections_open{{listener="{addr}"}} 3"#);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !metrics(&gw).await.contains(&open) {
-        assert!(Instant::now() < deadline, "the node saw the connection close");
+        assert!(
+            Instant::now() < deadline,
+            "the node saw the connection close"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut again = connect_from("127.0.0.1", addr).await;
-    assert_eq!(get(&mut again).await, Some(200), "the freed place is taken again");
+    assert_eq!(
+        get(&mut again).await,
+        Some(200),
+        "the freed place is taken again"
+    );
 
     let text = metrics(&gw).await;
     assert!(
